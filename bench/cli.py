@@ -1,0 +1,141 @@
+"""``python -m bench {run,report,list,speed}``: each subcommand parses, calls one library function, prints.
+
+Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import config, data
+
+DEFAULT_RESULTS = Path("results")
+EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """'56x56x3' -> (56, 56, 3)."""
+    try:
+        height, width, channels = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input shape must be HxWxC, e.g. 56x56x3. Received: {text!r}") from None
+    return height, width, channels
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def cmd_run(args) -> int:
+    from bench import runner
+
+    overrides = {
+        "run.models": args.models, "run.datasets": args.datasets, "run.repeats": args.repeats,
+        "run.epochs": args.epochs, "run.batch_size": args.batch_size,
+    }
+    profile = config.load_profile(args.profile, overrides, args.set)
+    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
+    records = runner.run_benchmark(profile.specs(dispatch.threads), args.results, dispatch, args.retry_failed)
+    failed = sum(r.status != "ok" for r in records)
+    print(f"done: {len(records)} runs this time, {failed} not ok; records in {args.results / 'runs'}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from bench import report
+
+    report.write_report(args.results, args.out or args.results)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from bench import inventory
+
+    print(inventory.datasets_table())
+    print()
+    print(inventory.models_table(args.input, args.classes))
+    print()
+    print(f"profiles: {', '.join(config.profile_names())}")
+    return 0
+
+
+def cmd_speed(args) -> int:
+    from bench import speed
+
+    speed.main(args)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,speed}")
+
+    run = commands.add_parser("run", help="train every model of a profile N times per dataset; resumable",
+                              description="Train every model of a profile N times per dataset, in parallel; "
+                              "runs already recorded in RESULTS/runs are skipped, so the same command resumes.")
+    run.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
+                     "or a path to a .toml file (default: quick)")
+    run.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
+    run.add_argument("--datasets", type=_csv, help="comma-separated dataset names: " + ", ".join(data.NAMES))
+    run.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
+    run.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
+    run.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
+    run.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job)")
+    run.add_argument("--threads-per-job", type=int, help="TensorFlow threads of each run (default: 1)")
+    run.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                     help="joblib backend: loky processes here (default) or a Dask cluster")
+    run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results/)")
+    run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
+    run.set_defaults(handler=cmd_run)
+
+    report = commands.add_parser("report", help="Table 4, statistics and figures from the records",
+                                 description="Aggregate the records of RESULTS/runs into report.md, table4.csv, "
+                                 "runs.csv and figures, with the published Table 4 beside the measured one.")
+    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder to read (default: results/)")
+    report.add_argument("--out", type=Path, help="folder to write into (default: the results folder)")
+    report.set_defaults(handler=cmd_report)
+
+    listing = commands.add_parser("list", help="datasets, models and profiles",
+                                  description="Datasets (where each loads from, or why it cannot), registered "
+                                  "models (options, parameters and FLOPs at --input), and shipped profiles.")
+    listing.add_argument("--input", type=parse_shape, default=(56, 56, 3), help="input shape HxWxC for the counts (default: 56x56x3)")
+    listing.add_argument("--classes", type=int, default=10, help="classes for the counts (default: 10)")
+    listing.set_defaults(handler=cmd_list)
+
+    speed = commands.add_parser("speed", help="training and inference throughput per model",
+                                description="Steady-state images/s per model, FLOPs, achieved GFLOP/s against "
+                                "a measured matmul peak, build and first-step time; writes speed.csv.")
+    speed.add_argument("--models", type=_csv, default=["mlp", "cnn", "mobilenet", "fishnet55", "fishnet77"],
+                       help="comma-separated model names (default: the Table 4 models)")
+    speed.add_argument("--input", type=parse_shape, default=(56, 56, 3), help="input shape HxWxC (default: 56x56x3)")
+    speed.add_argument("--batch-sizes", type=lambda t: [int(x) for x in _csv(t)], default=[32],
+                       help="comma-separated batch sizes (default: 32)")
+    speed.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
+    speed.add_argument("--baseline", action="store_true", help="also time plain Keras model.fit on numpy arrays")
+    speed.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measurement (default: 20)")
+    speed.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="folder for speed.csv (default: results/)")
+    speed.set_defaults(handler=cmd_speed)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, data.DataUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished records are kept; run the same command again to run the missing ones",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED

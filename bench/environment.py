@@ -1,0 +1,64 @@
+"""What a record says about how it was made: versions, CPU, GPU, threads, host, commit."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from functools import cache
+from pathlib import Path
+
+JOBS_ENV = "BENCH_JOBS_AT_ONCE"  # set by the runner for each worker
+REPO = Path(__file__).resolve().parent.parent
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+@cache
+def cpu_info() -> dict:
+    """CPU model name, logical cores, and the SIMD flags that decide TensorFlow's kernels."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_count": os.cpu_count(), "cpu_flags": [f for f in CPU_FLAGS if f in flags]}
+
+
+@cache
+def git_commit() -> str | None:
+    """HEAD of the checkout the code runs from, with '+dirty' when it has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        status = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def describe(threads_per_job: int) -> dict:
+    """The environment of a worker; imports TensorFlow, so call it where TF is loaded anyway."""
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        **cpu_info(),
+        "gpu": [d.name for d in tf.config.list_physical_devices("GPU")] or None,
+        "threads_per_job": threads_per_job,
+        "jobs_at_once": int(os.environ.get(JOBS_ENV, "1")),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "git_commit": git_commit(),
+    }

@@ -1,0 +1,221 @@
+"""Plan, resume and dispatch: the RunSpecs of a profile, minus those already recorded, run in parallel.
+
+Each run is one task for joblib (loky processes by default, or a Dask cluster); the task
+starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
+TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
+process, which writes each record as it arrives. A worker that dies or times out still
+yields a record saying so. Nothing here knows about tables.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import data, store
+from bench.environment import JOBS_ENV
+from bench.store import RunRecord, RunSpec, now_iso
+
+LOG_TAIL_CHARS = 4000  # of a dead worker's log, kept in its record's error text
+BACKENDS = ("loky", "dask")
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """How runs are spread: jobs at once, TensorFlow threads each, and the joblib backend."""
+
+    jobs: int
+    threads: int
+    backend: str = "loky"
+    scheduler: str | None = None  # a Dask scheduler address; None starts a LocalCluster
+
+    def __post_init__(self):
+        for name in ("jobs", "threads"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={self.backend!r}")
+        if self.scheduler and self.backend != "dask":
+            raise ValueError(f"--scheduler needs --backend dask. Received: backend={self.backend!r}")
+
+
+def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None) -> Dispatch:
+    """Fill unset jobs and threads: one thread per job and as many jobs as cores.
+
+    Two single-threaded runs side by side beat one two-threaded run on small models, whose
+    per-op work is too little to split across threads.
+    """
+    cores = os.cpu_count() or 1
+    threads = threads or 1
+    return Dispatch(jobs=jobs or max(1, cores // threads), threads=threads, backend=backend, scheduler=scheduler)
+
+
+# ---------------------------------------------------------------- one run, in a joblib task
+
+
+def _worker_env(threads: int, jobs: int) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": str(min(threads, 2)),
+        "OMP_NUM_THREADS": str(threads),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        JOBS_ENV: str(jobs),
+    })
+    return env
+
+
+def _death_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"worker killed by signal {signal.Signals(-returncode).name}"
+    return f"worker exited with status {returncode} without writing a record"
+
+
+def run_in_subprocess(spec_dict: dict, jobs_at_once: int) -> tuple[dict, str]:
+    """Run one spec in a fresh worker process; return (record as dict, log text).
+
+    Runs inside a joblib task (a loky process or a Dask worker), so it takes and returns
+    plain data. It never raises for a run's failure: that is a record.
+    """
+    spec = RunSpec.from_dict(spec_dict)
+    with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
+        spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
+        store.write_json_atomic(spec_path, spec_dict)
+        command = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
+        started = now_iso()
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env=_worker_env(spec.threads, jobs_at_once))
+            try:
+                returncode = process.wait(timeout=spec.timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                returncode = None
+            except BaseException:  # interrupted: take the worker down with us
+                process.kill()
+                raise
+        log_text = log_path.read_text(errors="replace")
+        if returncode == 0 and out_path.exists():
+            return store.read_record(out_path).to_dict(), log_text
+        if returncode is None:
+            status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
+        else:
+            status, error = "failed", f"{_death_reason(returncode)}; log tail:\n{log_text[-LOG_TAIL_CHARS:]}"
+        record = RunRecord(run_id=spec.run_id, spec=spec_dict, status=status, error=error,
+                           environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
+                           started_at=started, finished_at=now_iso())
+        return record.to_dict(), log_text
+
+
+# ---------------------------------------------------------------- backends
+
+
+@contextmanager
+def backend_context(dispatch: Dispatch):
+    """joblib's parallel_config for the dispatch; a Dask client while it is open."""
+    from joblib import parallel_config
+
+    if dispatch.backend == "loky":
+        with parallel_config(backend="loky", n_jobs=dispatch.jobs):
+            yield
+        return
+    from dask.distributed import Client, LocalCluster
+
+    if dispatch.scheduler:
+        with Client(dispatch.scheduler) as client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
+            yield client
+        return
+    with LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1",
+                      dashboard_address=None, processes=True) as cluster, Client(cluster) as client, \
+            parallel_config(backend="dask", n_jobs=dispatch.jobs):
+        yield client
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+@dataclass
+class Progress:
+    """Prints a line per finished run and the overall count with an ETA."""
+
+    total: int
+    out: object = print
+    done: int = 0
+    started: float = 0.0
+
+    def __post_init__(self):
+        self.started = time.monotonic()
+
+    def eta(self) -> str:
+        if not self.done:
+            return "?"
+        seconds = (time.monotonic() - self.started) / self.done * (self.total - self.done)
+        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+
+    def finished(self, record: RunRecord) -> None:
+        self.done += 1
+        spec = RunSpec.from_dict(record.spec)
+        accuracy = f"{record.test_accuracy:.4f}" if record.test_accuracy is not None else "-"
+        speed = f"{record.sec_per_epoch:.2f} s/epoch" if record.sec_per_epoch is not None else "-"
+        self.out(f"[{self.done}/{self.total}] {spec.model:<10} {spec.dataset:<20} repeat {spec.repeat}: "
+                 f"{record.status:<8} acc {accuracy}  {speed}  ETA {self.eta()}")
+
+
+def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
+    """The specs with no settled record: ok and diverged are kept; failed and timeout only
+    unless retried."""
+    settled = store.finished_ids(results, include_failed=not retry_failed)
+    return [spec for spec in specs if spec.run_id not in settled]
+
+
+def prepare_data(specs: list[RunSpec]) -> None:
+    """Load (and so cache) every dataset once here, so workers only memory-map the cache."""
+    requests = {data.DatasetRequest(s.dataset, **s.preprocess) for s in specs}
+    for request in sorted(requests, key=repr):
+        data.load(request)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
+                  out=print) -> list[RunRecord]:
+    """Run every spec without a settled record and write each record as it arrives.
+
+    SIGTERM is handled as SIGINT: in-flight workers are killed, finished records stay,
+    and the same command later runs exactly the missing ones.
+
+    Returns:
+        The records written by this invocation.
+    """
+    pending = pending_specs(specs, results, retry_failed)
+    out(f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
+        f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+    if not pending:
+        return []
+    prepare_data(pending)
+    progress, written = Progress(total=len(pending), out=out), []
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        from joblib import Parallel, delayed
+
+        with backend_context(dispatch):
+            tasks = (delayed(run_in_subprocess)(spec.to_dict(), dispatch.jobs) for spec in pending)
+            for record_dict, log_text in Parallel(return_as="generator_unordered")(tasks):
+                record = RunRecord.from_dict(record_dict)
+                store.write_record(results, record)
+                store.write_log(results, record.run_id, log_text)
+                written.append(record)
+                progress.finished(record)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return written

@@ -1,0 +1,221 @@
+"""One training run, in this process: data, model, fit with timing, evaluation, a RunRecord.
+
+The recipe, in the order it runs:
+  1. seed Python, NumPy and TensorFlow from the spec (initialisation, data order, augmentation);
+  2. a tf.data input: cache the uint8 images, shuffle with the seed, batch, augment and scale
+     whole batches at once, prefetch;
+  3. build and compile the model (logits, sparse cross-entropy, the spec's optimizer);
+  4. fit for the spec's epochs, evaluating on the whole test set after each epoch; a
+     callback times training and evaluation apart and stops a run whose loss is not finite;
+  5. the record: final-epoch test accuracy (never the best epoch), epoch 1 (tracing) timed
+     apart, ``sec_per_epoch`` = median of the other epochs.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import traceback
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import models
+from bench import data, environment
+from bench.store import RunRecord, RunSpec, now_iso
+
+SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
+
+
+# ---------------------------------------------------------------- input pipeline
+
+
+def _uniform(shape, seed, low, high):
+    return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
+
+
+def augment_batch(images, seed, augment: dict, full_scale: float):
+    """Per-image random flip, brightness, contrast, hue and saturation on a float batch.
+
+    Args:
+        images: float32 (B, H, W, C) in [0, full_scale].
+        seed: int64 pair for the stateless random ops; a new one per batch.
+        augment: the spec's augmentation settings (see RunSpec).
+        full_scale: 1.0 for scaled pixels, 255.0 for raw ones.
+    """
+    seeds = tf.random.experimental.stateless_split(seed, num=5)
+    batch = tf.shape(images)[0]
+    per_image = (batch, 1, 1, 1)
+    if augment["flip"]:
+        flip = _uniform(per_image, seeds[0], 0.0, 1.0) < 0.5
+        images = tf.where(flip, tf.reverse(images, axis=[2]), images)
+    if augment["brightness"]:
+        delta = augment["brightness"] * full_scale
+        images = images + _uniform(per_image, seeds[1], -delta, delta)
+    if augment["contrast"]:
+        factor = _uniform(per_image, seeds[2], *augment["contrast"])
+        mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        images = (images - mean) * factor + mean
+    images = tf.clip_by_value(images, 0.0, full_scale)
+    if images.shape[-1] == 3 and (augment["hue"] or augment["saturation"]):
+        hsv = tf.image.rgb_to_hsv(images / full_scale)
+        hue, saturation, value = tf.unstack(hsv, axis=-1)
+        if augment["hue"]:
+            hue = tf.math.floormod(hue + _uniform((batch, 1, 1), seeds[3], -augment["hue"], augment["hue"]), 1.0)
+        if augment["saturation"]:
+            saturation = tf.clip_by_value(saturation * _uniform((batch, 1, 1), seeds[4], *augment["saturation"]), 0.0, 1.0)
+        images = tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1)) * full_scale
+    return images
+
+
+def make_inputs(dataset: data.Dataset, spec: RunSpec):
+    """The training and test tf.data pipelines for a run."""
+    full_scale = 1.0 if spec.preprocess["scale_pixels"] else 255.0
+    augmenting = any(spec.augment.values())
+
+    def to_float(images):
+        return tf.cast(images, tf.float32) / (255.0 / full_scale)
+
+    def train_map(batch_seed, images_labels):
+        images, labels = images_labels
+        images = to_float(images)
+        if augmenting:
+            images = augment_batch(images, batch_seed, spec.augment, full_scale)
+        return images, labels
+
+    train = (
+        tf.data.Dataset.from_tensor_slices((np.asarray(dataset.x_train), np.asarray(dataset.y_train)))
+        .cache()
+        .shuffle(min(len(dataset.y_train), SHUFFLE_BUFFER), seed=spec.seed, reshuffle_each_iteration=True)
+        .batch(spec.batch_size)
+    )
+    batch_seeds = tf.data.Dataset.random(seed=spec.seed, rerandomize_each_iteration=True).batch(2)
+    train = tf.data.Dataset.zip(batch_seeds, train).map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+    test = (
+        tf.data.Dataset.from_tensor_slices((np.asarray(dataset.x_test), np.asarray(dataset.y_test)))
+        .batch(max(spec.batch_size, 256))
+        .map(lambda x, y: (to_float(x), y))
+        .cache()
+    )
+    return train.prefetch(tf.data.AUTOTUNE), test.prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------- model
+
+
+def make_optimizer(settings: dict, total_steps: int):
+    learning_rate = settings["learning_rate"]
+    if settings["schedule"] == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(total_steps, 1))
+    weight_decay = settings["weight_decay"] or None
+    if settings["name"] == "adam":
+        return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate, momentum=settings["momentum"], weight_decay=weight_decay)
+
+
+def build_model(spec: RunSpec, dataset: data.Dataset, steps_per_epoch: int):
+    model = models.build(spec.model, dataset.input_shape, dataset.num_classes, **spec.model_options)
+    model.compile(
+        optimizer=make_optimizer(spec.optimizer, steps_per_epoch * spec.epochs),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+# ---------------------------------------------------------------- timing
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Keras callback: per epoch, training seconds apart from evaluation seconds.
+
+    Keras calls on_epoch_begin, the training steps, on_test_begin, the evaluation, then
+    on_epoch_end; the two intervals are exactly the two costs. A loss that is not finite
+    stops training and marks the run diverged.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epochs: list[dict] = []
+        self.diverged = False
+        self._epoch_start = self._eval_start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._eval_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        end = time.perf_counter()
+        logs = logs or {}
+        self.epochs.append({
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "accuracy": float(logs.get("accuracy", math.nan)),
+            "val_loss": float(logs.get("val_loss", math.nan)),
+            "val_accuracy": float(logs.get("val_accuracy", math.nan)),
+            "train_seconds": self._eval_start - self._epoch_start,
+            "eval_seconds": end - self._eval_start,
+        })
+        if not math.isfinite(self.epochs[-1]["loss"]):
+            self.diverged = True
+            self.model.stop_training = True
+
+
+def steady_seconds(epochs: list[dict]) -> float:
+    """Median training seconds of epochs 2.. (epoch 1 includes tracing), or epoch 1's alone."""
+    seconds = [e["train_seconds"] for e in epochs]
+    return statistics.median(seconds[1:] or seconds)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _dataset_for(spec: RunSpec) -> data.Dataset:
+    return data.load(data.DatasetRequest(spec.dataset, **spec.preprocess))
+
+
+def run(spec: RunSpec) -> RunRecord:
+    """Train and evaluate one run; any failure becomes a record with its error text."""
+    started = now_iso()
+    base = {"run_id": spec.run_id, "spec": spec.to_dict(), "started_at": started,
+            "environment": environment.describe(spec.threads)}
+    try:
+        return _train(spec, base)
+    except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
+        detail = traceback.format_exc(limit=-3)
+        return RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
+                         finished_at=now_iso())
+
+
+def _train(spec: RunSpec, base: dict) -> RunRecord:
+    keras.utils.set_random_seed(spec.seed)
+    dataset = _dataset_for(spec)
+    train, test = make_inputs(dataset, spec)
+    steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
+    build_start = time.perf_counter()
+    model = build_model(spec, dataset, steps_per_epoch)
+    build_seconds = time.perf_counter() - build_start
+    timer = EpochTimer()
+    model.fit(train, epochs=spec.epochs, validation_data=test, callbacks=[timer], verbose=2)
+    history = timer.epochs
+    sec_per_epoch = steady_seconds(history)
+    last = history[-1]
+    return RunRecord(
+        **base,
+        status="diverged" if timer.diverged else "ok",
+        error=f"loss became {last['loss']} in epoch {last['epoch']}" if timer.diverged else None,
+        test_accuracy=last["val_accuracy"],
+        test_loss=last["val_loss"],
+        history=history,
+        first_epoch_seconds=history[0]["train_seconds"],
+        sec_per_epoch=sec_per_epoch,
+        images_per_second=len(dataset.y_train) / sec_per_epoch,
+        build_seconds=build_seconds,
+        params_total=int(model.count_params()),
+        params_trainable=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        flops_per_image=int(models.flops(model)),
+        finished_at=now_iso(),
+    )
