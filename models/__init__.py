@@ -1,0 +1,16 @@
+"""fishbench models: a registry of Keras image classifiers that output logits.
+
+    import models
+    models.names()                      # ['cnn', 'fishnet55', ..., 'mobilenet']
+    models.options("fishnet77")         # {'stem': 'concise', 'head': 'dense', ...}
+    model = models.build("fishnet77", (56, 56, 3), 10, head="conv")
+    models.flops(model)                 # forward FLOPs per image
+
+Importing this package registers every model (baselines and FishNets).
+"""
+
+from models import baselines, fishnet  # noqa: F401  (registers the models)
+from models.flops import flops
+from models.registry import build, describe, names, options, register_model
+
+__all__ = ["build", "describe", "flops", "names", "options", "register_model"]

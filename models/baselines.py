@@ -1,0 +1,60 @@
+"""The report's baselines (its Table 4 and section IV.B): an MLP, a CNN and MobileNet.
+
+All three output logits: the report's final softmax is dropped and training uses
+`from_logits=True`, which leaves the parameter counts unchanged.
+"""
+
+import keras
+
+from models import checks
+from models.registry import register_model
+
+
+@register_model
+def mlp(input_shape, num_classes):
+    """One-hidden-layer MLP: Flatten, Dense(256, relu), Dense(classes) (report Table 4)."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    x = keras.layers.Dense(256, activation="relu", name="hidden")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name="mlp")
+
+
+@register_model
+def cnn(input_shape, num_classes):
+    """Small CNN: Conv2D(9, 5x5, same, relu), MaxPool 2x2, Dense(520, relu), Dense(classes)."""
+    checks.check_spatial_size("cnn", input_shape, minimum=2)
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(9, 5, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(520, activation="relu", name="hidden")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, logits, name="cnn")
+
+
+@register_model
+def mobilenet(input_shape, num_classes, *, head_classes=None):
+    """MobileNet v1 (alpha 1.0) from `keras.applications`, random init, logits output.
+
+    Args:
+        input_shape: (height, width, channels); height and width at least 32.
+        num_classes: number of classes in the data.
+        head_classes: width of the classifier head; None means `num_classes`. The
+            report kept the 1000-class ImageNet head (4,253,864 params) and trained it
+            with labels 0..num_classes-1, so pass 1000 to reproduce it. The model then
+            outputs `head_classes` logits.
+
+    Raises:
+        ValueError: if the input is smaller than 32x32 or `head_classes` < `num_classes`.
+    """
+    head_classes = num_classes if head_classes is None else head_classes
+    checks.check_int("head_classes", head_classes, num_classes)
+    checks.check_spatial_size("mobilenet", input_shape, minimum=32)
+    return keras.applications.MobileNet(
+        input_shape=input_shape,
+        weights=None,
+        classes=head_classes,
+        classifier_activation=None,
+        name="mobilenet",
+    )
