@@ -1,11 +1,13 @@
 """``python -m bench {run,report,list,speed}``: each subcommand parses, calls one library function, prints.
 
 Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
+Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from bench import config, data
@@ -48,7 +50,7 @@ def cmd_run(args) -> int:
 def cmd_report(args) -> int:
     from bench import report
 
-    report.write_report(args.results, args.out or args.results)
+    print(report.write_report(args.results, args.out or args.results))
     return 0
 
 
@@ -128,8 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
     except (ValueError, data.DataUnavailable) as error:
@@ -139,3 +146,5 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished records are kept; run the same command again to run the missing ones",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.formatwarning = formatwarning

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data
+from bench import data, environment
 from bench.store import RunSpec
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -208,6 +208,7 @@ def _positive_int(value) -> bool:
 
 def validate(profile: Profile) -> None:
     """Check every value before anything runs; the message names the value and what is accepted."""
+    environment.import_tensorflow_quietly()
     import models  # late: imports Keras, which takes seconds
 
     run = profile.run

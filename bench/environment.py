@@ -5,6 +5,8 @@ import os
 import platform
 import socket
 import subprocess
+import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -62,3 +64,29 @@ def describe(threads_per_job: int) -> dict:
         "platform": platform.platform(),
         "git_commit": git_commit(),
     }
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the notices its C++ code prints while loading kept off stderr.
+
+    Loading TensorFlow writes absl's "All log messages before absl::InitializeLog()" warning
+    and a oneDNN notice straight to file descriptor 2, whatever TF_CPP_MIN_LOG_LEVEL says;
+    in a command whose bad input should end in a one-line error they are noise. What was
+    written is replayed if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -4,10 +4,13 @@ Each run is one task for joblib (loky processes by default, or a Dask cluster); 
 starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
 TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
 process, which writes each record as it arrives. A worker that dies or times out still
-yields a record saying so. Nothing here knows about tables.
+yields a record saying so; one that was interrupted yields none, so it runs next time.
+Nothing outlives the runner: its loky workers and their bench.worker children exit when it
+dies, even by kill -9 (see bench.worker). Nothing here knows about tables.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -21,9 +24,13 @@ from pathlib import Path
 from bench import data, store
 from bench.environment import JOBS_ENV
 from bench.store import RunRecord, RunSpec, now_iso
+from bench.worker import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 
 LOG_TAIL_CHARS = 4000  # of a dead worker's log, kept in its record's error text
 BACKENDS = ("loky", "dask")
+# Idle loky workers exit after this many seconds instead of joblib's 300 (plus loky's 30 s
+# grace); one that ran a task exits at once when the runner dies (see run_in_subprocess).
+LOKY_IDLE_SECONDS = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class Dispatch:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={self.backend!r}")
         if self.scheduler and self.backend != "dask":
             raise ValueError(f"--scheduler needs --backend dask. Received: backend={self.backend!r}")
+        if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
+            raise ValueError("--backend dask needs Dask: pip install 'dask[distributed]'. Received: backend='dask'")
 
 
 def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None) -> Dispatch:
@@ -53,14 +62,16 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
     per-op work is too little to split across threads.
     """
     cores = os.cpu_count() or 1
-    threads = threads or 1
-    return Dispatch(jobs=jobs or max(1, cores // threads), threads=threads, backend=backend, scheduler=scheduler)
+    threads = 1 if threads is None else threads  # not `or`: an explicit 0 is refused, not defaulted
+    if jobs is None:
+        jobs = max(1, cores // threads) if isinstance(threads, int) and threads >= 1 else 1  # bad threads: refused below
+    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler)
 
 
 # ---------------------------------------------------------------- one run, in a joblib task
 
 
-def _worker_env(threads: int, jobs: int) -> dict:
+def _worker_env(threads: int, jobs: int, runner: str | None) -> dict:
     env = dict(os.environ)
     env.update({
         "TF_NUM_INTRAOP_THREADS": str(threads),
@@ -68,8 +79,14 @@ def _worker_env(threads: int, jobs: int) -> dict:
         "OMP_NUM_THREADS": str(threads),
         "TF_CPP_MIN_LOG_LEVEL": "2",
         JOBS_ENV: str(jobs),
+        RUNNER_ENV: runner or "",
     })
     return env
+
+
+# How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
+# group; a runner's death ends its workers): not a failure of the run, so no record.
+INTERRUPTED_EXITS = (-signal.SIGINT, -signal.SIGTERM, EXIT_ORPHANED)
 
 
 def _death_reason(returncode: int) -> str:
@@ -78,13 +95,22 @@ def _death_reason(returncode: int) -> str:
     return f"worker exited with status {returncode} without writing a record"
 
 
-def run_in_subprocess(spec_dict: dict, jobs_at_once: int) -> tuple[dict, str]:
-    """Run one spec in a fresh worker process; return (record as dict, log text).
+def run_in_subprocess(spec_dict: dict, jobs_at_once: int, runner: str | None = None) -> tuple[dict, dict | None, str]:
+    """Run one spec in a fresh worker process; return (spec, record, log text) as plain data.
 
     Runs inside a joblib task (a loky process or a Dask worker), so it takes and returns
-    plain data. It never raises for a run's failure: that is a record.
+    plain data. It never raises for a run's failure: that is a record. The record is None
+    when the worker was interrupted (see INTERRUPTED_EXITS), so the run stays pending.
+
+    Args:
+        spec_dict: ``RunSpec.to_dict()`` of the run.
+        jobs_at_once: how many runs the benchmark runs side by side (recorded).
+        runner: ``bench.worker.process_token`` of the runner; the worker exits when that
+            process dies, if it runs on the same machine.
     """
     spec = RunSpec.from_dict(spec_dict)
+    if runner and process_token(os.getppid()) == runner:
+        exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
     with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
         spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
         store.write_json_atomic(spec_path, spec_dict)
@@ -92,7 +118,7 @@ def run_in_subprocess(spec_dict: dict, jobs_at_once: int) -> tuple[dict, str]:
         started = now_iso()
         with open(log_path, "w") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=_worker_env(spec.threads, jobs_at_once))
+                                       env=_worker_env(spec.threads, jobs_at_once, runner))
             try:
                 returncode = process.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:
@@ -104,7 +130,9 @@ def run_in_subprocess(spec_dict: dict, jobs_at_once: int) -> tuple[dict, str]:
                 raise
         log_text = log_path.read_text(errors="replace")
         if returncode == 0 and out_path.exists():
-            return store.read_record(out_path).to_dict(), log_text
+            return spec_dict, store.read_record(out_path).to_dict(), log_text
+        if returncode in INTERRUPTED_EXITS:
+            return spec_dict, None, log_text
         if returncode is None:
             status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
         else:
@@ -112,7 +140,7 @@ def run_in_subprocess(spec_dict: dict, jobs_at_once: int) -> tuple[dict, str]:
         record = RunRecord(run_id=spec.run_id, spec=spec_dict, status=status, error=error,
                            environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
                            started_at=started, finished_at=now_iso())
-        return record.to_dict(), log_text
+        return spec_dict, record.to_dict(), log_text
 
 
 # ---------------------------------------------------------------- backends
@@ -124,13 +152,17 @@ def backend_context(dispatch: Dispatch):
     from joblib import parallel_config
 
     if dispatch.backend == "loky":
-        with parallel_config(backend="loky", n_jobs=dispatch.jobs):
+        with parallel_config(backend="loky", n_jobs=dispatch.jobs, idle_worker_timeout=LOKY_IDLE_SECONDS):
             yield
         return
     from dask.distributed import Client, LocalCluster
 
     if dispatch.scheduler:
-        with Client(dispatch.scheduler) as client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
+        try:
+            client = Client(dispatch.scheduler)
+        except OSError as error:
+            raise ValueError(f"cannot reach the Dask scheduler ({error}). Received: --scheduler {dispatch.scheduler}") from None
+        with client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
             yield client
         return
     with LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1",
@@ -142,12 +174,27 @@ def backend_context(dispatch: Dispatch):
 # ---------------------------------------------------------------- the benchmark
 
 
+def echo(line: str) -> None:
+    """Print a line at once, also when stdout is a pipe or a file (``| tee``, nohup)."""
+    print(line, flush=True)
+
+
+def hours_minutes_seconds(seconds: float) -> str:
+    """``H:MM:SS``, hours unbounded (a long benchmark's ETA passes a day)."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
 @dataclass
 class Progress:
-    """Prints a line per finished run and the overall count with an ETA."""
+    """Prints a line per finished run and the overall count with an ETA.
+
+    The ETA assumes the remaining runs take as long, on average, as the finished ones.
+    """
 
     total: int
-    out: object = print
+    out: object = echo
     done: int = 0
     started: float = 0.0
 
@@ -157,16 +204,20 @@ class Progress:
     def eta(self) -> str:
         if not self.done:
             return "?"
-        seconds = (time.monotonic() - self.started) / self.done * (self.total - self.done)
-        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+        return hours_minutes_seconds((time.monotonic() - self.started) / self.done * (self.total - self.done))
+
+    def _line(self, spec: RunSpec, outcome: str) -> None:
+        self.done += 1
+        self.out(f"[{self.done}/{self.total}] {spec.model:<10} {spec.dataset:<20} repeat {spec.repeat}: "
+                 f"{outcome}  ETA {self.eta()}")
 
     def finished(self, record: RunRecord) -> None:
-        self.done += 1
-        spec = RunSpec.from_dict(record.spec)
         accuracy = f"{record.test_accuracy:.4f}" if record.test_accuracy is not None else "-"
         speed = f"{record.sec_per_epoch:.2f} s/epoch" if record.sec_per_epoch is not None else "-"
-        self.out(f"[{self.done}/{self.total}] {spec.model:<10} {spec.dataset:<20} repeat {spec.repeat}: "
-                 f"{record.status:<8} acc {accuracy}  {speed}  ETA {self.eta()}")
+        self._line(RunSpec.from_dict(record.spec), f"{record.status:<8} acc {accuracy}  {speed}")
+
+    def interrupted(self, spec: RunSpec) -> None:
+        self._line(spec, "interrupted, not recorded: it runs again next time")
 
 
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
@@ -188,11 +239,12 @@ def _raise_interrupt(signum, frame):
 
 
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
-                  out=print) -> list[RunRecord]:
+                  out=echo) -> list[RunRecord]:
     """Run every spec without a settled record and write each record as it arrives.
 
     SIGTERM is handled as SIGINT: in-flight workers are killed, finished records stay,
-    and the same command later runs exactly the missing ones.
+    and the same command later runs exactly the missing ones. A run's log is written
+    before its record, so a recorded run always has its log.
 
     Returns:
         The records written by this invocation.
@@ -202,18 +254,22 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
     if not pending:
         return []
-    prepare_data(pending)
-    progress, written = Progress(total=len(pending), out=out), []
+    written = []
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         from joblib import Parallel, delayed
 
+        prepare_data(pending)
+        progress, runner = Progress(total=len(pending), out=out), process_token(os.getpid())
         with backend_context(dispatch):
-            tasks = (delayed(run_in_subprocess)(spec.to_dict(), dispatch.jobs) for spec in pending)
-            for record_dict, log_text in Parallel(return_as="generator_unordered")(tasks):
+            tasks = (delayed(run_in_subprocess)(spec.to_dict(), dispatch.jobs, runner) for spec in pending)
+            for spec_dict, record_dict, log_text in Parallel(return_as="generator_unordered")(tasks):
+                if record_dict is None:
+                    progress.interrupted(RunSpec.from_dict(spec_dict))
+                    continue
                 record = RunRecord.from_dict(record_dict)
-                store.write_record(results, record)
                 store.write_log(results, record.run_id, log_text)
+                store.write_record(results, record)
                 written.append(record)
                 progress.finished(record)
     finally:

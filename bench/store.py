@@ -149,11 +149,31 @@ class RunRecord:
             raise ValueError(f"missing keys {sorted(missing)}")
         if mapping["status"] not in STATUSES:
             raise ValueError(f"status {mapping['status']!r} is not one of {STATUSES}")
+        if not isinstance(mapping["spec"], dict):
+            raise ValueError(f"spec is a {type(mapping['spec']).__name__}, not an object")
         try:
             RunSpec.from_dict(mapping["spec"])
         except TypeError as error:
             raise ValueError(f"spec does not match RunSpec: {error}") from None
+        _check_types(mapping)
         return cls(**{k: v for k, v in mapping.items() if k in names})
+
+
+_NUMBER_FIELDS = ("test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_epoch", "images_per_second",
+                  "build_seconds", "params_total", "params_trainable", "flops_per_image")
+
+
+def _check_types(mapping: dict) -> None:
+    """Refuse a record whose fields would break the tables built from it."""
+    for key in _NUMBER_FIELDS:
+        value = mapping.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{key} is {value!r}, not a number or null")
+    if not isinstance(mapping.get("environment", {}), dict):
+        raise ValueError("environment is not an object")
+    history = mapping.get("history", [])
+    if not (isinstance(history, list) and all(isinstance(epoch, dict) for epoch in history)):
+        raise ValueError("history is not a list of objects")
 
 
 # ---------------------------------------------------------------- files
@@ -167,11 +187,14 @@ def runs_dir(results: str | Path) -> Path:
     return Path(results) / "runs"
 
 
+def log_path(results: str | Path, run_id: str) -> Path:
+    return Path(results) / "logs" / f"{run_id}.log"
+
+
 def write_log(results: str | Path, run_id: str, text: str) -> Path:
-    """A worker's output beside the records, in ``<results>/logs/<run_id>.log``."""
-    path = Path(results) / "logs" / f"{run_id}.log"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    """A worker's output beside the records, in ``<results>/logs/<run_id>.log``, atomically."""
+    path = log_path(results, run_id)
+    _write_atomic(path, lambda f: f.write(text))
     return path
 
 
@@ -179,19 +202,24 @@ def record_path(results: str | Path, run_id: str) -> Path:
     return runs_dir(results) / f"{run_id}.json"
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to a temp file in the same folder, fsync it, then rename it into place."""
+def _write_atomic(path: Path, write) -> None:
+    """Call ``write(file)`` on a temp file in the same folder, fsync it, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, sort_keys=True, allow_nan=True)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON so that a reader sees the whole file or none of it (temp file, fsync, rename)."""
+    _write_atomic(path, lambda f: json.dump(payload, f, indent=1, sort_keys=True, allow_nan=True))
 
 
 def write_record(results: str | Path, record: RunRecord) -> Path:

@@ -1,0 +1,264 @@
+"""Records to aggregates: table rows, Table 4 cells beside the published values, comparisons.
+
+Pure functions: records or DataFrames in, DataFrames out; no reading or writing here.
+
+A *row* of Table 4 is one experiment setting of one model: every spec field but the dataset,
+the seed, the repeat and the execution settings. A *cell* is a row on one dataset, which is
+exactly one ``RunSpec.config_key``, so runs of different profiles or settings are never
+averaged together. Cells aggregate the runs whose status is "ok"; the others are counted
+(``runs``) and named in the report's findings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench import data, store
+from bench.stats import summarize, welch
+
+TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's row order
+BASELINES = ("mlp", "cnn", "mobilenet")
+DISPLAY_NAMES = {"mlp": "MLP", "cnn": "CNN", "mobilenet": "MobileNet"}
+DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                  "mnist": "MNIST"}
+# Table 4 metrics: run column -> what the table calls it.
+METRICS = {"accuracy": "Accuracy (%)", "sec_per_epoch": "Time (s/epoch)", "params_total": "Parameters"}
+# Spec fields a table row does not depend on: they differ between the cells and repeats of a row.
+NOT_ROW_FIELDS = (*store.EXECUTION_FIELDS, *store.REPEAT_FIELDS, "dataset")
+UNSET = "default"  # how a label shows a setting one row has and another does not (a model option)
+ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "threads_per_job", "git_commit")
+CELL_COLUMNS = ("row", "model", "dataset", "metric", "n", "mean", "std", "ci_low", "ci_high",
+                "published", "difference", "published_outside_ci", "runs", "config_key")
+COMPARISON_COLUMNS = ("dataset", "fishnet", "baseline", "n_fishnet", "n_baseline",
+                      "mean_fishnet", "mean_baseline", "difference", "p_value")
+
+
+# ---------------------------------------------------------------- published values
+
+
+@dataclass(frozen=True)
+class Published:
+    """The report's Table 4 (Cao, Shang and Zang, Columbia E4040, 2021).
+
+    Attributes:
+        values: (model, dataset, metric) -> value; accuracy in %, time in s/epoch; the
+            parameter count is keyed with dataset "" (the report gives one per model).
+        notes: model -> what the report's parameter count stands for.
+    """
+
+    values: dict
+    notes: dict
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "Published":
+        """From the tidy file ``bench/assets/table4_published.csv`` (model, dataset, metric, value, note)."""
+        values = {(r.model, r.dataset, r.metric): float(r.value) for r in frame.itertuples()}
+        notes = {r.model: r.note for r in frame.itertuples() if r.note}
+        return cls(values, notes)
+
+    def value(self, model: str, dataset: str, metric: str) -> float:
+        """The published value, NaN where the report has none."""
+        key = (model, "" if metric == "params_total" else dataset, metric)
+        return self.values.get(key, math.nan)
+
+    @property
+    def datasets(self) -> list[str]:
+        """The report's datasets, in its column order."""
+        return list(dict.fromkeys(dataset for _, dataset, _ in self.values if dataset))
+
+    @property
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(model for model, _, _ in self.values))
+
+
+# ---------------------------------------------------------------- names and order
+
+
+def display_name(model: str) -> str:
+    """'mlp' -> 'MLP', 'fishnet55' -> 'FishNet55'; other names as they are."""
+    return DISPLAY_NAMES.get(model) or re.sub(r"^fishnet", "FishNet", model)
+
+
+def dataset_title(dataset: str) -> str:
+    return DATASET_TITLES.get(dataset, dataset)
+
+
+def model_order(model: str) -> tuple:
+    """Table 4's models first in its order, then the others in natural order (9 before 10)."""
+    if model in TABLE4_MODELS:
+        return (0, TABLE4_MODELS.index(model))
+    return (1, *[int(part) if part.isdigit() else part for part in re.split(r"(\d+)", model)])
+
+
+def dataset_order(frame: pd.DataFrame, published: Published) -> list[str]:
+    """The report's datasets (always, so its values show), then the measured others, sorted."""
+    return published.datasets + sorted(set(frame["dataset"]) - set(published.datasets))
+
+
+# ---------------------------------------------------------------- the runs frame
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict:
+    """Nested dicts as one level with 'outer.inner' keys."""
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def row_settings(spec: dict) -> dict:
+    """What a table row stands for: the spec but for NOT_ROW_FIELDS, flattened."""
+    full = store.RunSpec.from_dict(spec).to_dict()
+    return flatten({k: v for k, v in full.items() if k not in NOT_ROW_FIELDS})
+
+
+def settings_key(settings: dict, leave_out: tuple[str, ...] = ()) -> str:
+    """The settings as canonical JSON, without the keys that start with any of ``leave_out``."""
+    return json.dumps({k: v for k, v in settings.items() if not k.startswith(leave_out)}, sort_keys=True)
+
+
+def as_text(value) -> str:
+    """A setting's value as it reads in a label: strings bare, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def varying_keys(settings: list[dict]) -> list[str]:
+    """The keys whose values are not the same in every dict (absent counts as a value)."""
+    keys = sorted(set().union(*settings))
+    return [k for k in keys if len({json.dumps(s.get(k, UNSET), sort_keys=True) for s in settings}) > 1]
+
+
+def row_labels(rows: pd.DataFrame) -> dict:
+    """row_key -> label: the model's name, plus the settings telling apart its rows.
+
+    A model with one row is 'FishNet55'; with two that differ in the head option,
+    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'. Model options drop their prefix.
+    """
+    labels = {}
+    for model, group in rows.groupby("model"):
+        varying = varying_keys(list(group["settings"]))
+        for key, settings in zip(group["row_key"], group["settings"]):
+            named = ", ".join(f"{k.removeprefix('model_options.')}={as_text(settings.get(k, UNSET))}"
+                              for k in varying)
+            labels[key] = display_name(model) + (f" ({named})" if named else "")
+    return labels
+
+
+def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
+    """``store.runs_frame`` plus what the report needs.
+
+    Added columns: accuracy (test accuracy in %), settings (row_settings), row_key (them as
+    text), row (the row's label), and the environment keys of ENVIRONMENT_KEYS.
+    Sorted by model order, row, dataset and repeat.
+    """
+    frame = store.runs_frame(records)
+    frame["accuracy"] = frame["test_accuracy"].astype(float) * 100
+    frame["settings"] = [row_settings(r.spec) for r in records]
+    frame["row_key"] = frame["settings"].map(settings_key)
+    for key in ENVIRONMENT_KEYS:
+        frame[key] = [as_text(r.environment.get(key)) for r in records]
+    rows = frame.drop_duplicates("row_key")
+    frame["row"] = frame["row_key"].map(row_labels(rows))
+    order = frame["model"].map(model_order)
+    return (frame.assign(_order=order)
+            .sort_values(["_order", "row", "dataset", "repeat", "run_id"], kind="stable")
+            .drop(columns="_order").reset_index(drop=True))
+
+
+def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] == "ok"]
+
+
+# ---------------------------------------------------------------- Table 4
+
+
+def table_rows(frame: pd.DataFrame, published: Published) -> list[tuple[str, str]]:
+    """(label, model) of every row: the measured ones, then published models not measured."""
+    measured = list(dict.fromkeys(zip(frame["row"], frame["model"])))
+    missing = [(display_name(m), m) for m in published.models if m not in set(frame["model"])]
+    return sorted(measured + missing, key=lambda row: (model_order(row[1]), row[0]))
+
+
+def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published) -> dict:
+    """One metric of one row on one dataset, over its ok runs, beside the published value."""
+    summary = summarize(ok_runs(runs)[metric].astype(float))
+    value = published.value(model, dataset, metric)
+    inside = summary.contains(value) if not math.isnan(value) else None
+    return {
+        "model": model, "dataset": dataset, "metric": metric, **dataclasses.asdict(summary),
+        "published": value, "difference": summary.mean - value,
+        "published_outside_ci": None if inside is None else not inside,
+        "runs": len(runs), "config_key": ",".join(sorted(set(runs["config_key"]))),
+    }
+
+
+def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
+    """Tidy Table 4: one line per row, dataset and metric (CELL_COLUMNS); missing cells have n = 0."""
+    lines = []
+    for label, model in table_rows(frame, published):
+        for dataset in dataset_order(frame, published):
+            runs = frame[(frame["row"] == label) & (frame["dataset"] == dataset)]
+            lines.extend({"row": label, **cell(runs, model, dataset, metric, published)} for metric in METRICS)
+    return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
+
+
+# ---------------------------------------------------------------- FishNet against the baselines
+
+
+def comparisons(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
+    """Per dataset, each FishNet row against each baseline row of the same setup: accuracy.
+
+    difference = mean FishNet accuracy - mean baseline accuracy (percentage points), with
+    Welch's two-sided p-value (``stats.welch``); only ok runs count.
+    """
+    # Rows of one setup differ only in the model and its options; only those are compared.
+    ok = ok_runs(frame).assign(setup=lambda f: f["settings"].map(lambda s: settings_key(s, ("model",))))
+    lines = []
+    for dataset in dataset_order(frame, published):
+        runs = ok[ok["dataset"] == dataset]
+        fishnets = runs[runs["model"].str.startswith("fishnet")]
+        baselines = runs[runs["model"].isin(BASELINES)]
+        for (fish_row, setup), fish in fishnets.groupby(["row", "setup"], sort=False):
+            for base_row, base in baselines[baselines["setup"] == setup].groupby("row", sort=False):
+                result = welch(fish["accuracy"], base["accuracy"])
+                lines.append((dataset, fish_row, base_row, len(fish), len(base), fish["accuracy"].mean(),
+                              base["accuracy"].mean(), result.difference, result.p_value))
+    return pd.DataFrame(lines, columns=list(COMPARISON_COLUMNS))
+
+
+def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
+    """(model, dataset, row labels) of FishNet rows that differ only in the head option (Fig. 3, 4)."""
+    runs = ok_runs(frame)
+    runs = runs[runs["model"].str.startswith("fishnet")]
+    rest = runs["settings"].map(lambda s: settings_key(s, ("model_options.head",)))
+    groups = []
+    for (dataset, _), group in runs.groupby([runs["dataset"], rest], sort=False):
+        labels = list(dict.fromkeys(group["row"]))
+        if len(labels) > 1:
+            groups.append((group["model"].iloc[0], dataset, labels))
+    return groups
+
+
+# ---------------------------------------------------------------- inputs, for the findings
+
+
+def input_description(dataset: str, settings: dict) -> str | None:
+    """'32x32x3 input, 10 classes' for a run's dataset and preprocessing; None if unknown."""
+    if dataset == data.SYNTHETIC:
+        native, classes = (settings["preprocess.native_size"], 1), settings["preprocess.num_classes"]
+    else:
+        real = data.REAL_DATASETS.get("fashion_mnist" if dataset == data.SAMPLE else dataset)
+        if real is None:
+            return None
+        native, classes = (real.shape[0], real.shape[2]), real.num_classes
+    size = settings.get("preprocess.size") or native[0]
+    channels = settings.get("preprocess.channels") or native[1]
+    return f"{size}x{size}x{channels} input, {classes} classes"

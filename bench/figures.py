@@ -1,0 +1,184 @@
+"""The report's figures as matplotlib ``Figure`` objects (Agg canvas, no pyplot state).
+
+Pure functions: aggregates in, a Figure out; ``bench.report`` saves them. Each row of the
+table keeps one colour in every figure (``row_colors``).
+"""
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from bench.aggregate import dataset_title
+
+PANEL = (5.2, 4.0)  # inches per panel
+PUBLISHED_STYLE = dict(marker="x", color="black", markersize=8, linestyle="none", label="report's value")
+
+
+def row_colors(rows: list[str]) -> dict:
+    """A distinct colour per row label, in table order (tab10; tab20 past ten rows, then repeating)."""
+    palette = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
+    return {row: palette(i % palette.N) for i, row in enumerate(rows)}
+
+
+def _figure(panels: int, title: str, sharey: bool = False) -> tuple[Figure, list]:
+    figure = Figure(figsize=(PANEL[0] * panels, PANEL[1]), layout="constrained")
+    axes = figure.subplots(1, panels, sharey=sharey, squeeze=False)[0]
+    figure.suptitle(title, fontweight="bold")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    return figure, list(axes)
+
+
+def _accuracy_limits(*columns: pd.Series) -> tuple[float, float]:
+    """Axis limits around the values, padded, inside 0..100 %: a wide CI is cut at the edge."""
+    values = pd.concat(columns).dropna()
+    low, high = values.min(), values.max()
+    pad = max(2.0, 0.05 * (high - low))
+    return max(0.0, low - pad), min(100.0, high + pad)
+
+
+def _row_legend(figure: Figure, axes: list) -> None:
+    """One legend for the figure, below the panels, each label once."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if not entries:
+        return
+    columns = max(1, min(len(entries), 100 // max(len(label) for label in entries)))
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=columns, fontsize="small")
+
+
+def short_number(value: float) -> str:
+    """Tick text: 50000 -> '50k', 2000000 -> '2M', 0.5 -> '0.5'."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def _log_axis(ax, label: str) -> None:
+    """A log-scale x axis whose ticks read as plain numbers: 1, 2, 5 per decade over at most
+    two decades, one tick per decade over more. Call it after plotting (it reads the limits)."""
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5) if high / low <= 100 else (1,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: short_number(value)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+
+
+def _ci_error(cells: pd.DataFrame) -> np.ndarray:
+    """Asymmetric error bars from the mean to the CI ends; 0 where the CI is undefined (n = 1)."""
+    return np.nan_to_num(np.vstack([cells["mean"] - cells["ci_low"], cells["ci_high"] - cells["mean"]]))
+
+
+def accuracy_ci_figure(cells: pd.DataFrame, colors: dict) -> Figure:
+    """Test accuracy per row, mean with its 95 % CI, one panel per dataset, published value as x.
+
+    Args:
+        cells: Table 4 cells (``aggregate.table4_cells``), accuracy lines with n >= 1 only.
+        colors: row label -> colour.
+    """
+    datasets = list(dict.fromkeys(cells["dataset"]))
+    figure, axes = _figure(len(datasets), "Test accuracy: mean and 95 % CI over runs")
+    for ax, dataset in zip(axes, datasets):
+        shown = cells[cells["dataset"] == dataset].iloc[::-1]  # first row at the top
+        positions, errors = np.arange(len(shown)), _ci_error(shown)
+        for y, row, mean in zip(positions, shown["row"], shown["mean"]):
+            ax.errorbar(mean, y, xerr=errors[:, [y]], fmt="o", capsize=4, color=colors[row])
+        published = shown["published"].notna()
+        if published.any():
+            ax.plot(shown["published"][published], positions[published.to_numpy()], **PUBLISHED_STYLE)
+            ax.legend(loc="best", fontsize="small")
+        ax.set_yticks(positions, [f"{r} (n={n})" for r, n in zip(shown["row"], shown["n"])])
+        ax.set_xlim(_accuracy_limits(shown["ci_low"], shown["ci_high"], shown["mean"], shown["published"]))
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_title(dataset_title(dataset))
+    return figure
+
+
+def _band(ax, epochs: pd.DataFrame, column: str, color, label: str, linestyle: str = "-") -> None:
+    """Mean over runs per epoch as a line, ±1 std as a band (no band where n = 1)."""
+    stats = epochs.groupby("epoch")[column].agg(["mean", "std"])
+    ax.plot(stats.index, stats["mean"], color=color, linestyle=linestyle, marker="o", markersize=3, label=label)
+    spread = stats["std"].fillna(0)
+    ax.fill_between(stats.index, stats["mean"] - spread, stats["mean"] + spread, color=color, alpha=0.2)
+
+
+def _epoch_axis(ax, ylabel: str) -> None:
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def curves_figure(history: pd.DataFrame, dataset: str, colors: dict) -> Figure:
+    """Train and test accuracy per epoch of every row on one dataset (the report's Fig. 5 and 6).
+
+    Args:
+        history: epochs of ok runs with a ``row`` column and accuracies in %.
+        dataset: the dataset shown.
+        colors: row label -> colour.
+    """
+    figure, axes = _figure(2, f"Accuracy per epoch on {dataset_title(dataset)}: mean ± std over runs", sharey=True)
+    epochs = history[history["dataset"] == dataset]
+    rows = [row for row in colors if row in set(epochs["row"])]
+    for ax, column, title in zip(axes, ("accuracy", "val_accuracy"), ("training set", "test set")):
+        for row in rows:
+            _band(ax, epochs[epochs["row"] == row], column, colors[row], row)
+        _epoch_axis(ax, "accuracy (%)")
+        ax.set_title(title)
+    _row_legend(figure, axes)
+    return figure
+
+
+def heads_figure(history: pd.DataFrame, dataset: str, rows: list[str], colors: dict) -> Figure:
+    """Loss and accuracy of FishNet rows that differ in the head (the report's Fig. 3 and 4).
+
+    Solid lines are the training set, dashed the test set; bands are ±1 std over runs.
+    """
+    figure, axes = _figure(2, f"Head comparison on {dataset_title(dataset)}: mean ± std over runs")
+    epochs = history[(history["dataset"] == dataset) & history["row"].isin(rows)]
+    panels = (("loss", "val_loss", "cross-entropy loss (nats)", "loss"),
+              ("accuracy", "val_accuracy", "accuracy (%)", "accuracy"))
+    for ax, (train, test, ylabel, title) in zip(axes, panels):
+        for row in rows:
+            runs = epochs[epochs["row"] == row]
+            _band(ax, runs, train, colors[row], f"{row}, train")
+            _band(ax, runs, test, colors[row], f"{row}, test", linestyle="--")
+        _epoch_axis(ax, ylabel)
+        ax.set_title(title)
+    _row_legend(figure, axes)
+    return figure
+
+
+def cost_figure(cells: pd.DataFrame, dataset: str, colors: dict) -> Figure:
+    """Accuracy against parameters and against seconds per epoch (log x) on one dataset.
+
+    Measured points carry their 95 % CI; the report's values, where it has them, are x marks.
+    """
+    figure, axes = _figure(2, f"Accuracy against cost on {dataset_title(dataset)}", sharey=True)
+    mine = cells[cells["dataset"] == dataset].pivot(index="row", columns="metric")
+    mine = mine.loc[[row for row in colors if row in mine.index]]
+    accuracy = mine.xs("accuracy", axis=1, level="metric")
+    measured = mine[accuracy["n"] > 0]
+    errors = _ci_error(accuracy[accuracy["n"] > 0])
+    axis_labels = {"params_total": "parameters (log scale)", "sec_per_epoch": "training time (s/epoch, log scale)"}
+    for ax, (metric, xlabel) in zip(axes, axis_labels.items()):
+        for index, (row, line) in enumerate(measured.iterrows()):
+            ax.errorbar(line[("mean", metric)], line[("mean", "accuracy")], yerr=errors[:, [index]], fmt="o",
+                        capsize=4, color=colors[row], label=row)
+        published = mine[[("published", "accuracy"), ("published", metric)]].dropna()
+        for row, line in published.iterrows():
+            ax.plot(line[("published", metric)], line[("published", "accuracy")],
+                    **(PUBLISHED_STYLE | {"color": colors[row], "label": "_nolegend_"}))
+        if len(published):
+            ax.plot([], [], **(PUBLISHED_STYLE | {"label": "report's value (x, in the row's colour)"}))
+        _log_axis(ax, xlabel)
+        ax.set_ylabel("test accuracy (%)")
+    axes[0].set_ylim(_accuracy_limits(accuracy["ci_low"], accuracy["ci_high"], accuracy["mean"], accuracy["published"]))
+    _row_legend(figure, axes)
+    return figure

@@ -1,0 +1,494 @@
+"""The runner (issue 4), driven as a user drives it: ``python -m bench run`` in a subprocess.
+
+Each test writes its own tiny profile into tmp_path (an MLP on 8x8 synthetic images, 100
+training images) and uses a private dataset cache, so a run costs a few seconds, most of
+them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM and SIGKILL
+to the runner, SIGKILL to a worker, a timeout, a diverging learning rate, corrupt files.
+"""
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import psutil  # installed with dask[distributed], a test dependency
+import pytest
+
+from bench import cli, config, data, runner, store
+from bench.store import RunRecord, RunSpec
+
+TINY = {
+    "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
+    "data": {"native_size": 8, "channels": 1, "train_per_class": 10},
+}
+TRAIN_IMAGES = 100  # train_per_class x 10 classes
+PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """A dataset cache of this module's own, inherited by every runner it starts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(data.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
+    """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
+    merged = {"run": {**TINY["run"], **(run or {})}, "data": TINY["data"], **sections}
+    path.write_text("".join(
+        f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+        for name, values in merged.items()
+    ))
+    return path
+
+
+def bench_run(profile: Path, results: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results), *flags]
+
+
+def run_cli(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=PATIENCE)
+
+
+def expected_ids(profile: Path) -> set[str]:
+    return {spec.run_id for spec in config.load_profile(str(profile)).specs()}
+
+
+def records(results: Path) -> dict[str, RunRecord]:
+    return {r.run_id: r for r in store.load_records(results)}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under a folder, with its modification time and bytes."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def progress_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("[")]
+
+
+def assert_only_whole_records(results: Path) -> None:
+    """Every record in runs/ is whole; the one other thing allowed is the temp file of a
+    write that a kill -9 cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
+    for path in store.runs_dir(results).iterdir():
+        if re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
+            continue
+        assert re.fullmatch(r"[0-9a-f]{16}\.json", path.name), f"stray file {path.name}"
+        assert store.read_record(path).run_id == path.stem  # raises on half a record
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def living(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def bench_workers(pid: int) -> list[psutil.Process]:
+    """The ``python -m bench.worker`` processes under a runner (under its loky workers, too)."""
+    found = []
+    for process in living(descendants(pid)):
+        try:
+            if "bench.worker" in process.cmdline():
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_for(condition, what: str, timeout: float = PATIENCE):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
+
+
+@contextmanager
+def started(command: list[str], cwd: Path):
+    """A runner started in the background; whatever it left running is killed on the way out."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree = []
+    try:
+        yield process, tree
+    finally:
+        tree.extend(descendants(process.pid))
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+        for leftover in living(tree):
+            leftover.kill()
+
+
+# ---------------------------------------------------------------- a finished benchmark
+
+
+@pytest.fixture(scope="module")
+def finished(private_cache, tmp_path_factory):
+    """The tiny profile run once through the command line, 2 runs 2 jobs at once."""
+    folder = tmp_path_factory.mktemp("finished")
+    profile = write_profile(folder / "tiny.toml")
+    command = bench_run(profile, folder / "results", "--jobs", "2")
+    done = run_cli(command, folder)
+    assert done.returncode == 0, done.stderr
+    return {"folder": folder, "profile": profile, "results": folder / "results", "command": command, "done": done}
+
+
+SPEC_FIELDS = ("profile", "model", "model_options", "dataset", "preprocess", "repeat", "seed", "epochs",
+               "batch_size", "optimizer")
+EPOCH_FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds", "eval_seconds")
+ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cpu_flags", "gpu",
+                      "threads_per_job", "jobs_at_once", "host", "git_commit")
+
+
+def test_a_run_writes_one_complete_record_per_run(finished):
+    results, profile = finished["results"], finished["profile"]
+    found = records(results)
+    assert set(found) == expected_ids(profile)
+    assert sorted(p.name for p in store.runs_dir(results).iterdir()) == sorted(f"{i}.json" for i in found)
+    for run_id, record in found.items():
+        spec = record.spec
+        assert all(key in spec for key in SPEC_FIELDS)
+        assert (spec["profile"], spec["model"], spec["dataset"], spec["epochs"]) == ("tiny", "mlp", "synthetic", 3)
+        assert spec["seed"] == spec["repeat"] and spec["preprocess"]["native_size"] == 8
+        assert record.status == "ok" and record.error is None
+        assert 0.0 <= record.test_accuracy <= 1.0 and 0.0 < record.test_loss < 100
+        history = record.history
+        assert [epoch["epoch"] for epoch in history] == [1, 2, 3]
+        assert all(set(EPOCH_FIELDS) <= set(epoch) for epoch in history)
+        assert all(epoch["train_seconds"] > 0 and epoch["eval_seconds"] > 0 for epoch in history)
+        train_seconds = [epoch["train_seconds"] for epoch in history]
+        assert record.test_accuracy == history[-1]["val_accuracy"]  # the final epoch, never the best
+        assert record.test_loss == history[-1]["val_loss"]
+        assert record.first_epoch_seconds == train_seconds[0]
+        assert record.sec_per_epoch == statistics.median(train_seconds[1:])
+        assert record.images_per_second == pytest.approx(TRAIN_IMAGES / record.sec_per_epoch)
+        assert record.params_total >= record.params_trainable > 0
+        assert record.flops_per_image > 0 and record.build_seconds > 0
+        environment = record.environment
+        assert all(key in environment for key in ENVIRONMENT_FIELDS)
+        assert environment["threads_per_job"] == 1 and environment["jobs_at_once"] == 2
+        assert environment["gpu"] is None and environment["tensorflow"] and environment["host"]
+        started, ended = (datetime.fromisoformat(t) for t in (record.started_at, record.finished_at))
+        assert started <= ended
+
+
+def test_every_recorded_run_keeps_its_worker_log(finished):
+    results = finished["results"]
+    for run_id in records(results):
+        log = store.log_path(results, run_id).read_text()
+        assert "Epoch 3/3" in log and "worker: ok" in log
+
+
+def test_progress_says_model_dataset_repeat_status_accuracy_speed_count_and_eta(finished):
+    stdout = finished["done"].stdout
+    lines = progress_lines(stdout)
+    assert len(lines) == 2, stdout
+    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +repeat (?P<repeat>[01]): ok +acc (?P<acc>[01]\.\d{4}) +"
+               r"(?P<speed>\d+\.\d\d) s/epoch +ETA \d+:\d\d:\d\d$")
+    matches = [re.match(pattern, line) for line in lines]
+    assert all(matches), lines
+    assert [m["count"] for m in matches] == ["1", "2"] and {m["repeat"] for m in matches} == {"0", "1"}
+    assert lines[-1].endswith("ETA 0:00:00")
+    assert "plan: 2 runs, 0 already recorded, 2 to run (2 jobs x 1 threads, loky)" in stdout
+
+
+def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finished):
+    found = store.load_records(finished["results"])
+    runs, history = store.runs_frame(found), store.history_frame(found)
+    assert len(runs) == 2 and set(runs["status"]) == {"ok"} and runs["config_key"].nunique() == 1
+    assert len(history) == 6 and sorted(history["epoch"].unique()) == [1, 2, 3]
+
+
+def test_a_second_identical_invocation_trains_and_writes_nothing(finished):
+    before = snapshot(finished["results"])
+    again = run_cli(finished["command"], finished["folder"])
+    assert again.returncode == 0, again.stderr
+    assert "plan: 2 runs, 2 already recorded, 0 to run" in again.stdout
+    assert progress_lines(again.stdout) == []
+    assert "done: 0 runs this time" in again.stdout
+    assert snapshot(finished["results"]) == before
+
+
+def test_a_corrupt_or_foreign_json_in_runs_is_named_in_a_warning_and_never_stops_a_run(finished, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(finished["results"], results)
+    strays = {"truncated.json": '{"run_id": "1234", "status": "ok", "spec": {"mod',
+              "package.json": '{"name": "left-pad", "version": "1.3.0"}'}
+    for name, text in strays.items():
+        (results / "runs" / name).write_text(text)
+    before = snapshot(results)
+    again = run_cli(bench_run(finished["profile"], results, "--jobs", "2"), tmp_path)
+    assert again.returncode == 0, again.stderr
+    for name in strays:
+        assert f"warning: skipping unreadable record {results / 'runs' / name}: " in again.stderr
+    assert "2 already recorded, 0 to run" in again.stdout
+    assert snapshot(results) == before  # skipped, not deleted, not rerun
+
+
+def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(finished, tmp_path):
+    results = tmp_path / "results"
+    done = run_cli(bench_run(finished["profile"], results, "--jobs", "2", "--backend", "dask"), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "(2 jobs x 1 threads, dask)" in done.stdout and len(progress_lines(done.stdout)) == 2
+    by_dask, by_loky = records(results), records(finished["results"])
+    assert set(by_dask) == set(by_loky)
+    for run_id, record in by_dask.items():
+        assert record.status == "ok" and record.spec == by_loky[run_id].spec
+        assert len(record.history) == 3 and record.environment["jobs_at_once"] == 2
+        assert record.params_total == by_loky[run_id].params_total
+        # one thread, same seed: the same training, whichever process ran it
+        assert record.test_accuracy == by_loky[run_id].test_accuracy
+        assert record.history[0]["loss"] == pytest.approx(by_loky[run_id].history[0]["loss"], rel=1e-4)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+BAD_INPUT = {  # case: (flags, a fragment of the error)
+    "unknown model": (["--models", "mlp,resnet9"], "Unknown model; accepted: cnn, "),
+    "unknown dataset": (["--datasets", "imagenet"], "Unknown dataset; accepted: mnist, "),
+    "unknown profile": (["--profile", "huge"], "Unknown profile; accepted: "),
+    "missing profile file": (["--profile", "nowhere.toml"], "profile file not found"),
+    "unreadable profile": (["--profile", "broken.toml"], "unreadable profile"),
+    "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: models, "),
+    "repeats < 1": (["--repeats", "0"], "repeats must be an integer >= 1. Received: repeats=0"),
+    "jobs < 1": (["--jobs", "0"], "jobs must be an integer >= 1. Received: jobs=0"),
+    "negative jobs": (["--jobs", "-2"], "jobs must be an integer >= 1. Received: jobs=-2"),
+    "threads < 1": (["--threads-per-job", "0"], "threads must be an integer >= 1. Received: threads=0"),
+    "epochs < 1": (["--epochs", "0"], "epochs must be an integer >= 1"),
+    "unknown --set key": (["--set", "learning_rat=0.1"], "unknown setting; accepted: "),
+    "--set without a value": (["--set", "epochs"], "--set takes key=value"),
+    "--scheduler without dask": (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
+}
+
+
+def bad_input_folder(tmp_path: Path) -> Path:
+    write_profile(tmp_path / "tiny.toml")
+    (tmp_path / "broken.toml").write_text("[run\nmodels = [")
+    (tmp_path / "typo.toml").write_text("[run]\nepoch = 3\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("flags, message", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_a_one_line_error_exit_2_and_nothing_written(tmp_path, monkeypatch, capsys, flags, message):
+    folder = bad_input_folder(tmp_path)
+    before = snapshot(folder)
+    monkeypatch.chdir(folder)
+    status = cli.main(["run", "--profile", "tiny.toml", "--results", "results", *flags])
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_BAD_INPUT == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert out == ""
+    assert snapshot(folder) == before  # no results folder, nothing at all
+
+
+@pytest.mark.parametrize("flags", [["--jobs", "0"], ["--repeats", "0"]], ids=["jobs 0", "repeats 0"])
+def test_bad_input_through_the_command_line_is_one_line_on_stderr_and_status_2(tmp_path, flags):
+    folder = bad_input_folder(tmp_path)
+    before = snapshot(folder)
+    done = run_cli(bench_run(folder / "tiny.toml", folder / "results", *flags), folder)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr
+    assert snapshot(folder) == before
+
+
+# ---------------------------------------------------------------- faults
+
+
+@contextmanager
+def midway(tmp_path: Path):
+    """A runner of the tiny profile with 3 runs, 2 at once, once a run is recorded and another is in flight.
+
+    Yields the runner's Popen, the processes under it, and the command that started it.
+    """
+    results = tmp_path / "results"
+    command = bench_run(write_profile(tmp_path / "tiny.toml", {"repeats": 3}), results, "--jobs", "2")
+    with started(command, tmp_path) as (process, tree):
+        wait_for(lambda: store.runs_dir(results).is_dir() and any(store.runs_dir(results).glob("*.json"))
+                 and bench_workers(process.pid), "a finished record and a run in flight")
+        tree.extend(descendants(process.pid))
+        yield process, tree, command
+
+
+def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, command: list[str]) -> None:
+    results = tmp_path / "results"
+    assert_only_whole_records(results)
+    kept = {name: content for name, content in snapshot(results).items() if name.startswith("runs/")}
+    recorded = len(records(results))
+    assert 1 <= recorded < 3
+
+    again = run_cli(command, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"plan: 3 runs, {recorded} already recorded, {3 - recorded} to run" in again.stdout
+    assert len(progress_lines(again.stdout)) == 3 - recorded
+    final = records(results)
+    assert set(final) == expected_ids(tmp_path / "tiny.toml") and all(r.status == "ok" for r in final.values())
+    assert_only_whole_records(results)
+    assert {k: v for k, v in snapshot(results).items() if k in kept} == kept  # finished records untouched
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocation_runs_the_rest(tmp_path, signum):
+    with midway(tmp_path) as (process, tree, command):
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=PATIENCE)
+        assert process.returncode == cli.EXIT_INTERRUPTED, err
+        assert "interrupted: finished records are kept" in err
+        wait_for(lambda: not living(tree), "the loky workers and their bench.worker children to end", timeout=30)
+    assert len(progress_lines(out)) == len(records(tmp_path / "results"))
+    assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
+
+
+def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_the_rest(tmp_path):
+    with midway(tmp_path) as (process, tree, command):
+        process.kill()
+        process.wait()
+        # loky workers and their bench.worker children watch the runner: they end within seconds
+        wait_for(lambda: not living(tree), "the orphaned loky workers and bench.worker to exit", timeout=20)
+    assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
+
+
+@pytest.fixture(scope="module")
+def worker_killed(private_cache, tmp_path_factory):
+    """The tiny profile with one of its two workers killed with SIGKILL mid-run."""
+    folder = tmp_path_factory.mktemp("worker-killed")
+    profile = write_profile(folder / "tiny.toml")
+    results = folder / "results"
+    command = bench_run(profile, results, "--jobs", "2")
+    with started(command, folder) as (process, tree):
+        victim = wait_for(lambda: bench_workers(process.pid), "a bench.worker process")[0]
+        spec_path = Path(victim.cmdline()[-2])
+        victim_id = RunSpec.from_dict(json.loads(spec_path.read_text())).run_id
+        victim.kill()
+        out, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0, err
+    return {"folder": folder, "profile": profile, "results": results, "command": command,
+            "victim": victim_id, "stdout": out}
+
+
+def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_others_go_on(worker_killed):
+    found, victim = records(worker_killed["results"]), worker_killed["victim"]
+    assert set(found) == expected_ids(worker_killed["profile"])
+    assert found[victim].status == "failed"
+    assert found[victim].error.startswith("worker killed by signal SIGKILL")
+    assert found[victim].spec["model"] == "mlp" and found[victim].finished_at
+    (other,) = set(found) - {victim}
+    assert found[other].status == "ok"
+    assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]
+    assert any(": failed " in line for line in progress_lines(worker_killed["stdout"]))
+
+
+def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
+    results, command, victim = worker_killed["results"], worker_killed["command"], worker_killed["victim"]
+    before = snapshot(results)
+    again = run_cli(command, worker_killed["folder"])
+    assert again.returncode == 0 and "2 already recorded, 0 to run" in again.stdout
+    assert snapshot(results) == before
+
+    retried = run_cli([*command, "--retry-failed"], worker_killed["folder"])
+    assert retried.returncode == 0, retried.stderr
+    assert "plan: 2 runs, 1 already recorded, 1 to run" in retried.stdout
+    found = records(results)
+    assert found[victim].status == "ok"
+    unchanged = {k: v for k, v in before.items() if victim not in k}
+    assert {k: v for k, v in snapshot(results).items() if k in unchanged} == unchanged
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_path, signum):
+    """Ctrl-C in a terminal reaches every worker too: an interrupted run is pending, not failed."""
+    spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        outcome = pool.submit(runner.run_in_subprocess, spec.to_dict(), 1)
+        (worker,) = wait_for(lambda: bench_workers(os.getpid()), "the worker to start")
+        worker.send_signal(signum)
+        spec_dict, record, log = outcome.result(timeout=PATIENCE)
+    assert spec_dict == spec.to_dict() and record is None
+
+
+def run_in_process(tmp_path: Path, run: dict | None = None, **sections) -> tuple[list[RunRecord], list[str]]:
+    """One run of a tiny profile through runner.run_benchmark, jobs=1 (no loky), worker in a subprocess."""
+    profile = config.load_profile(str(write_profile(tmp_path / "tiny.toml", {"repeats": 1, **(run or {})}, **sections)))
+    lines = []
+    written = runner.run_benchmark(profile.specs(), tmp_path / "results", runner.Dispatch(jobs=1, threads=1),
+                                   out=lines.append)
+    assert [r.run_id for r in written] == list(records(tmp_path / "results"))
+    return written, lines
+
+
+def test_a_diverging_run_is_recorded_diverged(tmp_path):
+    (record,), lines = run_in_process(tmp_path, optimizer={"name": "sgd", "learning_rate": 1e30})
+    assert record.status == "diverged" and "loss became" in record.error
+    assert 1 <= len(record.history) < 3  # stopped at the first non-finite loss
+    assert "diverged" in lines[-1]
+
+
+def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
+    (record,), lines = run_in_process(tmp_path, {"timeout_s": 0.5})
+    assert record.status == "timeout" and "timeout_s=0.5" in record.error
+    assert record.test_accuracy is None and record.history == []
+    assert store.log_path(tmp_path / "results", record.run_id).exists()
+    assert "timeout" in lines[-1] and "acc -" in lines[-1]
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts():
+    env = runner._worker_env(threads=3, jobs=2, runner="boot:1:2")
+    assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
+    assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
+
+
+def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():
+    cores = os.cpu_count()
+    assert runner.default_dispatch(None, None) == runner.Dispatch(jobs=cores, threads=1)
+    assert runner.default_dispatch(None, cores).jobs == 1
+    for jobs, threads in ((0, None), (None, 0), (-1, 1)):
+        with pytest.raises(ValueError, match="must be an integer >= 1"):
+            runner.default_dispatch(jobs, threads)
+
+
+def test_progress_counts_runs_and_estimates_the_time_left():
+    lines = []
+    progress = runner.Progress(total=3, out=lines.append)
+    spec = config.load_profile("smoke").specs()[0]
+    ok = RunRecord(run_id=spec.run_id, spec=spec.to_dict(), status="ok", test_accuracy=0.875, sec_per_epoch=1.5)
+    failed = RunRecord(run_id=spec.run_id, spec=spec.to_dict(), status="failed", error="worker killed")
+    progress.started = time.monotonic() - 30  # one run in 30 s: two left, a minute
+    progress.finished(ok)
+    progress.started = time.monotonic() - 60  # two runs in 60 s: one left, half a minute
+    progress.finished(failed)
+    progress.interrupted(spec)
+    assert re.fullmatch(r"\[1/3\] mlp +synthetic +repeat 0: ok +acc 0\.8750 +1\.50 s/epoch +ETA 0:01:00", lines[0])
+    assert re.fullmatch(r"\[2/3\] mlp +synthetic +repeat 0: failed +acc - +- +ETA 0:00:30", lines[1])
+    assert re.fullmatch(r"\[3/3\] mlp +synthetic +repeat 0: interrupted, not recorded: it runs again next time +"
+                        r"ETA 0:00:00", lines[2])
+    assert runner.hours_minutes_seconds(26 * 3600 + 61) == "26:01:01"
