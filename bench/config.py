@@ -27,6 +27,7 @@ DEFAULTS = {
         "batch_size": 32,
         "seed": 0,  # repeat r uses seed + r, the same for every model and dataset
         "timeout_s": 3600.0,  # per run; the worker is killed past it
+        "eval_per_class": None,  # per-epoch curves on a stratified test subset; None: the whole test set
     },
     "data": {
         "size": None,  # pixels (height = width); None keeps the native size
@@ -52,7 +53,8 @@ DEFAULTS = {
         "saturation": None,  # [lo, hi] factor; RGB only
     },
 }
-SECTIONS = (*DEFAULTS, "model_options")
+SECTIONS = (*DEFAULTS, "model_options", "variants")
+VARIANT_KEYS = ("model", "options", "datasets")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
 
@@ -67,6 +69,25 @@ class Profile:
     optimizer: dict
     augment: dict
     model_options: dict  # model name -> options passed to models.build
+    variants: tuple = ()  # extra (model, options, datasets) rows, e.g. fishnet55 with head="conv"
+
+    def entries(self, dataset: str) -> list[tuple[str, dict]]:
+        """(model, complete options) to run on ``dataset``: every model, then its variants.
+
+        Options are the model's defaults overridden by the profile's, so every record names
+        all of them. A variant runs only where its model is in ``run.models`` (``--models``
+        selects variants too) and on its own datasets (all of the profile's when unset).
+        """
+        import models  # late: imports Keras
+
+        def options(model, extra):
+            return {**models.options(model), **self.model_options.get(model, {}), **extra}
+
+        chosen = self.run["models"]
+        rows = [(model, options(model, {})) for model in chosen]
+        rows += [(v["model"], options(v["model"], v.get("options", {}))) for v in self.variants
+                 if v["model"] in chosen and dataset in v.get("datasets", self.run["datasets"])]
+        return rows
 
     def specs(self, threads: int = 1) -> list[RunSpec]:
         """The plan: repeats in the outer loop, then datasets, then models.
@@ -79,7 +100,7 @@ class Profile:
             RunSpec(
                 profile=self.name,
                 model=model,
-                model_options=dict(self.model_options.get(model, {})),
+                model_options=model_options,
                 dataset=dataset,
                 preprocess=dict(self.data),
                 repeat=repeat,
@@ -90,10 +111,11 @@ class Profile:
                 augment=dict(self.augment),
                 threads=threads,
                 timeout_s=float(run["timeout_s"]),
+                eval_per_class=run["eval_per_class"],
             )
             for repeat in range(run["repeats"])
             for dataset in run["datasets"]
-            for model in run["models"]
+            for model, model_options in self.entries(dataset)
         ]
 
 
@@ -131,12 +153,26 @@ def read_profile_file(path: Path) -> dict:
             raise ValueError(f"{path}: unknown section [{section}]; accepted: {', '.join(SECTIONS)}")
         if section == "model_options":
             continue
+        if section == "variants":
+            _check_variants(path, values)
+            continue
         for key in values:
             if key not in DEFAULTS[section]:
                 raise ValueError(
                     f"{path}: unknown key {section}.{key}; accepted: {', '.join(DEFAULTS[section])}"
                 )
     return raw
+
+
+def _check_variants(path: Path, variants) -> None:
+    """``[[variants]]`` rows: a list of tables with the keys of VARIANT_KEYS, model required."""
+    if not isinstance(variants, list):
+        raise ValueError(f"{path}: variants must be an array of tables, written [[variants]]")
+    for row in variants:
+        unknown = set(row) - set(VARIANT_KEYS)
+        if unknown or "model" not in row:
+            raise ValueError(f"{path}: a [[variants]] row takes model (required), options and datasets; "
+                             f"accepted: {', '.join(VARIANT_KEYS)}. Received: {sorted(row)}")
 
 
 def parse_value(text: str):
@@ -192,7 +228,8 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
         if value is not None:
             section, name = resolve_key(key)
             resolved[section][name] = value
-    profile = Profile(name=path.stem, model_options=raw.get("model_options", {}), **resolved)
+    profile = Profile(name=path.stem, model_options=raw.get("model_options", {}),
+                      variants=tuple(raw.get("variants", ())), **resolved)
     validate(profile)
     return profile
 
@@ -221,12 +258,21 @@ def validate(profile: Profile) -> None:
     )
     for model in run["models"]:
         _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
-    for model, options in profile.model_options.items():
-        _check(model in models.names(), f"[model_options.{model}]: unknown model; accepted: {', '.join(models.names())}")
+    option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
+    option_sets += [(f"[[variants]] {v['model']}", v["model"], v.get("options", {})) for v in profile.variants]
+    for where, model, options in option_sets:
+        _check(model in models.names(), f"{where}: unknown model; accepted: {', '.join(models.names())}")
         accepted = models.options(model)
         for option in options:
-            _check(option in accepted, f"[model_options.{model}]: unknown option {option!r}; accepted: {', '.join(accepted)}")
+            _check(option in accepted, f"{where}: unknown option {option!r}; accepted: {', '.join(accepted)}")
+    _check(run["eval_per_class"] is None or _positive_int(run["eval_per_class"]),
+           f"eval_per_class must be an integer >= 1, or absent for the whole test set. "
+           f"Received: eval_per_class={run['eval_per_class']!r}")
     _check(len(run["datasets"]) > 0, "datasets must name at least one dataset")
+    for variant in profile.variants:
+        for dataset in variant.get("datasets", []):
+            _check(dataset in data.NAMES, f"[[variants]] {variant['model']}: unknown dataset; "
+                   f"accepted: {', '.join(data.NAMES)}. Received: dataset={dataset!r}")
     for dataset in run["datasets"]:
         data.DatasetRequest(dataset, **profile.data)  # validates
     _check(profile.optimizer["name"] in OPTIMIZERS,

@@ -44,6 +44,9 @@ class RunSpec:
         optimizer: name, learning_rate, momentum, schedule ("constant" | "cosine"), weight_decay.
         augment: flip (bool), brightness (max delta, fraction of 1), contrast ([lo, hi] factor),
             hue (max delta), saturation ([lo, hi] factor); hue and saturation apply to RGB only.
+        eval_per_class: the per-epoch evaluation (``history`` val_*) uses a stratified test
+            subset of this many images per class; None uses the whole test set. The final
+            ``test_accuracy`` is always on the whole test set.
         threads: TensorFlow intra-op threads of the worker (inter-op is 1 or 2, see worker).
         timeout_s: seconds after which the worker is killed and the run recorded as timeout.
     """
@@ -59,6 +62,7 @@ class RunSpec:
     batch_size: int
     optimizer: dict
     augment: dict
+    eval_per_class: int | None = None
     threads: int = 1
     timeout_s: float = 3600.0
     schema_version: int = SCHEMA_VERSION

@@ -4,11 +4,13 @@ The recipe, in the order it runs:
   1. seed Python, NumPy and TensorFlow from the spec (initialisation, data order, augmentation);
   2. a tf.data input: cache the uint8 images, shuffle with the seed, batch, augment and scale
      whole batches at once, prefetch;
-  3. build and compile the model (logits, sparse cross-entropy, the spec's optimizer);
-  4. fit for the spec's epochs, evaluating on the whole test set after each epoch; a
-     callback times training and evaluation apart and stops a run whose loss is not finite;
-  5. the record: final-epoch test accuracy (never the best epoch), epoch 1 (tracing) timed
-     apart, ``sec_per_epoch`` = median of the other epochs.
+  3. build and compile the model (logits, sparse cross-entropy, the spec's optimizer) with
+     the harness's speed-ups (``build_model``: fused batch norm, one-op SGD, one trace);
+  4. fit for the spec's epochs, evaluating after each epoch on the whole test set (or on a
+     stratified subset of it, ``eval_per_class``); a callback times training and evaluation
+     apart and stops a run whose loss is not finite;
+  5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
+     epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs.
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ from bench import data, environment
 from bench.store import RunRecord, RunSpec, now_iso
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
+# Training FLOPs per Keras call: a small model runs several steps per call (steps_per_execution)
+# so that Keras's per-step Python work (about 3 ms) stays small next to the step itself.
+FLOPS_PER_EXECUTION = 8e9  # ~0.1 s on a 2-core CPU; at batch 32: MLP 16 steps, CNN 7, the others 1
+MAX_STEPS_PER_EXECUTION = 16
 
 
 # ---------------------------------------------------------------- input pipeline
@@ -70,7 +76,11 @@ def augment_batch(images, seed, augment: dict, full_scale: float):
 
 
 def make_inputs(dataset: data.Dataset, spec: RunSpec):
-    """The training and test tf.data pipelines for a run."""
+    """The tf.data pipelines of a run: training, per-epoch evaluation, and the whole test set.
+
+    Per-epoch evaluation uses the whole test set too, unless ``spec.eval_per_class`` asks
+    for a stratified subset (seeded by ``subset_seed``) to keep the curves cheap.
+    """
     full_scale = 1.0 if spec.preprocess["scale_pixels"] else 255.0
     augmenting = any(spec.augment.values())
 
@@ -92,36 +102,171 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     )
     batch_seeds = tf.data.Dataset.random(seed=spec.seed, rerandomize_each_iteration=True).batch(2)
     train = tf.data.Dataset.zip(batch_seeds, train).map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
-    test = (
-        tf.data.Dataset.from_tensor_slices((np.asarray(dataset.x_test), np.asarray(dataset.y_test)))
-        .batch(max(spec.batch_size, 256))
-        .map(lambda x, y: (to_float(x), y))
-        .cache()
-    )
-    return train.prefetch(tf.data.AUTOTUNE), test.prefetch(tf.data.AUTOTUNE)
+    def evaluation(images, labels):
+        return (
+            tf.data.Dataset.from_tensor_slices((np.asarray(images), np.asarray(labels)))
+            .batch(max(spec.batch_size, 256))
+            .map(lambda x, y: (to_float(x), y))
+            .cache()
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    test = evaluation(dataset.x_test, dataset.y_test)
+    monitor = test
+    if spec.eval_per_class is not None:
+        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess["subset_seed"])
+        monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
+    return train.prefetch(tf.data.AUTOTUNE), monitor, test
 
 
 # ---------------------------------------------------------------- model
 
 
-def make_optimizer(settings: dict, total_steps: int):
+class MomentumSGD(keras.optimizers.SGD):
+    """`keras.optimizers.SGD` whose momentum update is one TensorFlow op per variable.
+
+    Keras computes ``m = momentum * m - lr * g; w += m`` with five ops per variable;
+    ``ResourceApplyKerasMomentum`` is that same update in one kernel, which halves the
+    memory passes of the large Dense layers and the Python work of tracing. Weight decay,
+    clipping and the learning-rate schedule stay Keras's. Nesterov, sparse gradients and
+    distribution strategies fall back to Keras's own update.
+    """
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if (self.momentum == 0 or self.nesterov or tf.distribute.has_strategy()
+                or any(isinstance(g, tf.IndexedSlices) for g in grads)):
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        for grad, variable in zip(grads, trainable_variables):
+            accumulator = self.momentums[self._get_variable_index(variable)]
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=variable.handle,
+                accum=accumulator.handle,
+                lr=tf.cast(learning_rate, variable.dtype),
+                grad=tf.cast(grad, variable.dtype),
+                momentum=tf.cast(self.momentum, variable.dtype),
+                use_locking=False,
+                use_nesterov=False,
+            )
+
+
+def make_optimizer(settings: dict, total_steps: int, *, fast: bool = True):
     learning_rate = settings["learning_rate"]
     if settings["schedule"] == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(total_steps, 1))
     weight_decay = settings["weight_decay"] or None
     if settings["name"] == "adam":
         return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
-    return keras.optimizers.SGD(learning_rate, momentum=settings["momentum"], weight_decay=weight_decay)
+    sgd = MomentumSGD if fast else keras.optimizers.SGD
+    return sgd(learning_rate, momentum=settings["momentum"], weight_decay=weight_decay)
 
 
-def build_model(spec: RunSpec, dataset: data.Dataset, steps_per_epoch: int):
-    model = models.build(spec.model, dataset.input_shape, dataset.num_classes, **spec.model_options)
+def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int, element_spec, *,
+                fast: bool = True) -> keras.Model:
+    """The harness's model for a run: built, compiled and ready to trace once.
+
+    ``bench.speed`` times exactly this, so every speed-up of the harness lives here:
+
+    - batch normalization as one fused op (``models.fuse_batch_norm``; same weights);
+    - the SGD momentum update as one op per variable (``MomentumSGD``);
+    - several steps per Keras call for small models (``steps_per_execution``);
+    - the model's, the optimizer's and the metrics' variables created before the first
+      ``fit``, so Keras traces its train step once instead of twice (a ``tf.function``
+      that creates variables on its first call is traced again without them);
+    - and, passed to ``fit`` as a callback, ``TrainingGraphSettings`` (no grappler for
+      training steps).
+
+    Args:
+        spec: the run; its model, model options and optimizer settings are used.
+        input_shape, num_classes: of the data.
+        steps_per_epoch: for a learning-rate schedule over the whole run.
+        element_spec: the training pipeline's ``element_spec`` ((images, labels) specs).
+        fast: False gives the stock Keras model and optimizer, traced Keras's way; for
+            checking that the speed-ups change no result.
+    """
+    model = models.build(spec.model, input_shape, num_classes, **spec.model_options)
+    if fast:
+        models.fuse_batch_norm(model)
     model.compile(
-        optimizer=make_optimizer(spec.optimizer, steps_per_epoch * spec.epochs),
+        optimizer=make_optimizer(spec.optimizer, steps_per_epoch * spec.epochs, fast=fast),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution(models.flops(model), spec.batch_size) if fast else 1,
     )
+    if fast:
+        create_variables(model, element_spec)
     return model
+
+
+def steps_per_execution(flops_per_image: int, batch_size: int) -> int:
+    """Training steps per Keras call: enough for FLOPS_PER_EXECUTION, 1 to MAX_STEPS_PER_EXECUTION.
+
+    Several steps per call run as one traced loop; the batches, their order and the updates
+    are the same as one step per call.
+    """
+    step_flops = 3 * flops_per_image * batch_size  # forward, input gradient, weight gradient
+    return max(1, min(MAX_STEPS_PER_EXECUTION, int(FLOPS_PER_EXECUTION // max(step_flops, 1))))
+
+
+def create_variables(model: keras.Model, element_spec) -> None:
+    """Create the loss, metric and optimizer variables of a compiled model, outside any trace.
+
+    Keras does this inside the first traced train step, which makes ``tf.function`` trace
+    the step a second time. ``Trainer._symbolic_build`` (Keras 3) builds them from shapes
+    alone; without it, at least the optimizer is built here.
+    """
+    symbolic_build = getattr(model, "_symbolic_build", None)
+    if symbolic_build is not None:
+        symbolic_build(data_batch=tuple(element_spec))
+    else:
+        model.optimizer.build(model.trainable_variables)
+
+
+class TrainingGraphSettings(keras.callbacks.Callback):
+    """Grappler off while ``fit`` runs training steps, TensorFlow's default while it evaluates.
+
+    Grappler, TensorFlow's graph optimizer, costs 1-1.5 s of a FishNet's first training step
+    (a train step of 4,000-9,000 nodes) and buys nothing after it: on a CPU, oneDNN's
+    kernels come from another pass (the MKL layout pass, which stays on), and grappler's one
+    rewrite that matters, batch norm fused with the ReLU after it, sends oneDNN's training
+    kernels to a slow generic path for the 2-12 channel layers of FishNet55. Evaluation is
+    the other way round (the fused inference kernel is the fast one), so grappler is back on
+    for it. The setting is process-wide and read by each call of a traced function, so the
+    callback flips it around the two phases; as a context manager around ``fit`` it also
+    restores it when ``fit`` raises.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._before = None
+
+    def _set(self, disabled: bool) -> None:
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": disabled})
+
+    def on_train_begin(self, logs=None):
+        self._before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
+        self._set(True)
+
+    def on_test_begin(self, logs=None):
+        if self._before is not None:
+            self._set(self._before)
+
+    def on_test_end(self, logs=None):
+        if self._before is not None:
+            self._set(True)
+
+    def on_train_end(self, logs=None):
+        self.restore()
+
+    def restore(self) -> None:
+        if self._before is not None:
+            self._set(self._before)
+            self._before = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
 
 
 # ---------------------------------------------------------------- timing
@@ -177,38 +322,48 @@ def _dataset_for(spec: RunSpec) -> data.Dataset:
     return data.load(data.DatasetRequest(spec.dataset, **spec.preprocess))
 
 
-def run(spec: RunSpec) -> RunRecord:
-    """Train and evaluate one run; any failure becomes a record with its error text."""
+def run(spec: RunSpec, *, fast: bool = True) -> RunRecord:
+    """Train and evaluate one run; any failure becomes a record with its error text.
+
+    ``fast=False`` trains the stock Keras model and optimizer (see ``build_model``).
+    """
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec.to_dict(), "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        return _train(spec, base)
+        return _train(spec, base, fast)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         return RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
                          finished_at=now_iso())
 
 
-def _train(spec: RunSpec, base: dict) -> RunRecord:
+def _train(spec: RunSpec, base: dict, fast: bool) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
     dataset = _dataset_for(spec)
-    train, test = make_inputs(dataset, spec)
+    train, monitor, test = make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     build_start = time.perf_counter()
-    model = build_model(spec, dataset, steps_per_epoch)
+    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch, train.element_spec,
+                        fast=fast)
     build_seconds = time.perf_counter() - build_start
     timer = EpochTimer()
-    model.fit(train, epochs=spec.epochs, validation_data=test, callbacks=[timer], verbose=2)
-    history = timer.epochs
+    with TrainingGraphSettings() as graph_settings:
+        callbacks = [timer, graph_settings] if fast else [timer]
+        model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
+                  shuffle=False)  # the pipeline shuffles; Keras's flag would only warn
+        history = timer.epochs
+        last = history[-1]
+        test_loss, test_accuracy = last["val_loss"], last["val_accuracy"]
+        if monitor is not test and not timer.diverged:
+            test_loss, test_accuracy = model.evaluate(test, verbose=0)
     sec_per_epoch = steady_seconds(history)
-    last = history[-1]
     return RunRecord(
         **base,
         status="diverged" if timer.diverged else "ok",
         error=f"loss became {last['loss']} in epoch {last['epoch']}" if timer.diverged else None,
-        test_accuracy=last["val_accuracy"],
-        test_loss=last["val_loss"],
+        test_accuracy=float(test_accuracy),
+        test_loss=float(test_loss),
         history=history,
         first_epoch_seconds=history[0]["train_seconds"],
         sec_per_epoch=sec_per_epoch,

@@ -6,7 +6,8 @@ Conventions (per image, at inference):
   a conv, 2 * k*k per output for a depthwise conv), plus 1 per output for the bias.
 - Activations: 1 per element for any non-linear activation (ReLU, ReLU6, sigmoid,
   softmax alike), whether a layer of its own or a layer's `activation`; 0 for linear.
-- BatchNormalization: 2 per element (scale and shift once folded for inference).
+- BatchNormalization (and its fused form): 2 per element (scale and shift once folded for
+  inference).
 - Add, Multiply: 1 per output element for each input after the first.
 - MaxPooling2D, AveragePooling2D: k*k per output element.
 - GlobalAveragePooling2D, GlobalMaxPooling2D: 1 per input element.
@@ -23,6 +24,7 @@ import math
 import keras
 
 from models.fishnet import ChannelSqueeze
+from models.fused import FusedBatchNormalization
 
 _FREE = (
     keras.layers.InputLayer,
@@ -119,6 +121,7 @@ _RULES = {
     keras.layers.Conv2D: _conv,
     keras.layers.DepthwiseConv2D: _depthwise_conv,
     keras.layers.BatchNormalization: lambda layer: 2 * _size(layer.output.shape),
+    FusedBatchNormalization: lambda layer: 2 * _size(layer.output.shape),
     keras.layers.ReLU: lambda layer: _size(layer.output.shape),
     keras.layers.Activation: lambda layer: _activation(layer.activation, _size(layer.output.shape)),
     keras.layers.Add: _merge,

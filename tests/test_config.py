@@ -5,6 +5,7 @@ Everything here runs in-process and trains nothing; tests/test_runner.py drives 
 import functools
 import json
 import math
+import re
 
 import pytest
 
@@ -47,12 +48,55 @@ def test_every_shipped_profile_loads_and_plans_runs(name):
     specs = profile.specs()
     run = profile.run
     assert profile.name == name
-    assert len(specs) == run["repeats"] * len(run["datasets"]) * len(run["models"])
+    variant_runs = sum(len(v.get("datasets", run["datasets"])) for v in profile.variants)
+    assert len(specs) == run["repeats"] * (len(run["datasets"]) * len(run["models"]) + variant_runs)
     assert len({spec.run_id for spec in specs}) == len(specs)
 
 
 def test_the_shipped_profiles_include_the_documented_ones():
-    assert {"smoke", "quick", "paper"} <= set(config.profile_names())
+    assert {"smoke", "quick", "table4-cpu", "paper"} <= set(config.profile_names())
+
+
+def test_a_spec_names_every_model_option_defaults_included():
+    import models
+
+    for spec in config.load_profile("table4-cpu").specs():
+        assert set(spec.model_options) == set(models.options(spec.model))
+    mobilenet = next(s for s in config.load_profile("paper").specs() if s.model == "mobilenet")
+    assert mobilenet.model_options == {"head_classes": 1000}
+
+
+VARIANT_PROFILE = USER_PROFILE + """
+[[variants]]
+model = "cnn"
+options = {}
+datasets = ["synthetic"]
+
+[[variants]]
+model = "mlp"
+datasets = ["mnist"]
+"""
+
+
+def test_a_variant_adds_runs_of_a_model_with_other_options_on_its_datasets(tmp_path):
+    profile = config.load_profile("table4-cpu", overrides={"run.repeats": 1})
+    runs = [(s.model, s.dataset, s.model_options.get("head")) for s in profile.specs()]
+    assert runs.count(("fishnet55", "cifar10", "conv")) == 1 and runs.count(("fishnet55", "cifar10", "dense")) == 1
+    assert runs.count(("fishnet55", "fashion_mnist", "dense")) == 1 and len(runs) == 11
+    only_cnn = config.load_profile(str(write(tmp_path / "v.toml", VARIANT_PROFILE)), overrides={"run.models": ["cnn"]})
+    assert [s.model for s in only_cnn.specs()] == ["cnn", "cnn"] * 2  # the mlp variant's model is not chosen
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[variants]]\noptions = {}\n", "a [[variants]] row takes model (required)"),
+    ("[[variants]]\nmodel = 'cnn'\nseed = 3\n", "accepted: model, options, datasets. Received: ['model', 'seed']"),
+    ("[[variants]]\nmodel = 'cnn'\noptions = {head = 'conv'}\n", "[[variants]] cnn: unknown option 'head'"),
+    ("[[variants]]\nmodel = 'mlp'\ndatasets = ['svhn']\n", "unknown dataset; accepted: mnist,"),
+    ("[run]\neval_per_class = 0\n", "eval_per_class must be an integer >= 1"),
+])
+def test_bad_variants_and_eval_subsets_are_refused(tmp_path, text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.load_profile(str(write(tmp_path / "bad.toml", text)))
 
 
 def test_a_users_toml_profile_works_and_keeps_defaults_for_what_it_leaves_out(tmp_path):
