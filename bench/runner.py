@@ -87,6 +87,7 @@ def _worker_env(threads: int, jobs: int, runner: str | None) -> dict:
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
 # group; a runner's death ends its workers): not a failure of the run, so no record.
 INTERRUPTED_EXITS = (-signal.SIGINT, -signal.SIGTERM, EXIT_ORPHANED)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the runner's; both stop it the same way
 
 
 def _death_reason(returncode: int) -> str:
@@ -242,8 +243,9 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                   out=echo) -> list[RunRecord]:
     """Run every spec without a settled record and write each record as it arrives.
 
-    SIGTERM is handled as SIGINT: in-flight workers are killed, finished records stay,
-    and the same command later runs exactly the missing ones. A run's log is written
+    SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
+    stay, and the same command later runs exactly the missing ones. SIGINT is handled here
+    even when the shell started the runner in the background with SIGINT ignored. A run's log is written
     before its record, so a recorded run always has its log.
 
     Returns:
@@ -255,7 +257,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     if not pending:
         return []
     written = []
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in STOP_SIGNALS}
     try:
         from joblib import Parallel, delayed
 
@@ -273,5 +275,6 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                 written.append(record)
                 progress.finished(record)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return written

@@ -492,3 +492,16 @@ def test_progress_counts_runs_and_estimates_the_time_left():
     assert re.fullmatch(r"\[3/3\] mlp +synthetic +repeat 0: interrupted, not recorded: it runs again next time +"
                         r"ETA 0:00:00", lines[2])
     assert runner.hours_minutes_seconds(26 * 3600 + 61) == "26:01:01"
+
+
+def test_sigint_stops_the_runner_even_when_started_with_sigint_ignored(tmp_path, monkeypatch):
+    """A shell starts background jobs with SIGINT ignored; the runner still stops on it."""
+    specs = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()
+    monkeypatch.setattr(runner, "prepare_data", lambda pending: os.kill(os.getpid(), signal.SIGINT))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_benchmark(specs, tmp_path / "results", runner.default_dispatch(1, 1), out=lambda line: None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # restored on the way out
+    finally:
+        signal.signal(signal.SIGINT, previous)
