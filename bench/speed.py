@@ -160,7 +160,7 @@ def harness_trainee(spec, dataset) -> Trainee:
     pipeline, _, test = train.make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     start = time.perf_counter()
-    model = train.build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch, pipeline.element_spec)
+    model = train.build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
     build_s = time.perf_counter() - start
     endless = pipeline.repeat()
 

@@ -160,7 +160,7 @@ def make_optimizer(settings: dict, total_steps: int, *, fast: bool = True):
     return sgd(learning_rate, momentum=settings["momentum"], weight_decay=weight_decay)
 
 
-def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int, element_spec, *,
+def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int, *,
                 fast: bool = True) -> keras.Model:
     """The harness's model for a run: built, compiled and ready to trace once.
 
@@ -179,7 +179,6 @@ def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: i
         spec: the run; its model, model options and optimizer settings are used.
         input_shape, num_classes: of the data.
         steps_per_epoch: for a learning-rate schedule over the whole run.
-        element_spec: the training pipeline's ``element_spec`` ((images, labels) specs).
         fast: False gives the stock Keras model and optimizer, traced Keras's way; for
             checking that the speed-ups change no result.
     """
@@ -193,7 +192,7 @@ def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: i
         steps_per_execution=steps_per_execution(models.flops(model), spec.batch_size) if fast else 1,
     )
     if fast:
-        create_variables(model, element_spec)
+        create_variables(model)
     return model
 
 
@@ -207,18 +206,19 @@ def steps_per_execution(flops_per_image: int, batch_size: int) -> int:
     return max(1, min(MAX_STEPS_PER_EXECUTION, int(FLOPS_PER_EXECUTION // max(step_flops, 1))))
 
 
-def create_variables(model: keras.Model, element_spec) -> None:
+def create_variables(model: keras.Model) -> None:
     """Create the loss, metric and optimizer variables of a compiled model, outside any trace.
 
-    Keras does this inside the first traced train step, which makes ``tf.function`` trace
-    the step a second time. ``Trainer._symbolic_build`` (Keras 3) builds them from shapes
-    alone; without it, at least the optimizer is built here.
+    Keras creates them inside the first traced train step, which makes ``tf.function``
+    trace the step a second time. Here they are made eagerly: the loss and the metrics of
+    one dummy prediction (then reset) and the optimizer's slots. No forward pass is run.
     """
-    symbolic_build = getattr(model, "_symbolic_build", None)
-    if symbolic_build is not None:
-        symbolic_build(data_batch=tuple(element_spec))
-    else:
-        model.optimizer.build(model.trainable_variables)
+    labels = np.zeros((1,), "int64")
+    logits = np.zeros((1, model.outputs[0].shape[-1]), "float32")
+    model.compute_loss(y=labels, y_pred=logits)
+    model.compute_metrics(None, labels, logits)
+    model.reset_metrics()
+    model.optimizer.build(model.trainable_variables)
 
 
 class TrainingGraphSettings(keras.callbacks.Callback):
@@ -344,8 +344,7 @@ def _train(spec: RunSpec, base: dict, fast: bool) -> RunRecord:
     train, monitor, test = make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     build_start = time.perf_counter()
-    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch, train.element_spec,
-                        fast=fast)
+    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch, fast=fast)
     build_seconds = time.perf_counter() - build_start
     timer = EpochTimer()
     with TrainingGraphSettings() as graph_settings:

@@ -86,7 +86,8 @@ def fuse_batch_norm(model):
 
     Only the class of each layer changes (to `FusedBatchNormalization`, which adds no
     state), so the model's graph, layer names, weights and parameter counts stay as they
-    are. Nested models are handled through `model._flatten_layers()`.
+    are; a model rebuilt with `keras.models.clone_model` would draw new initial weights.
+    Layers of nested models are switched too.
 
     Args:
         model: a built `keras.Model`, not yet compiled or traced.
@@ -95,8 +96,15 @@ def fuse_batch_norm(model):
         The number of layers switched.
     """
     switched = 0
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _layers(model):
         if type(layer) is keras.layers.BatchNormalization:
             layer.__class__ = FusedBatchNormalization
             switched += 1
     return switched
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
