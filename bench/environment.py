@@ -45,6 +45,17 @@ def git_commit() -> str | None:
         return None
 
 
+def load_average() -> float | None:
+    """The machine's 1-minute load average (runnable processes), None where the OS has none.
+
+    Recorded at a run's start and end, so a timing taken on a busy machine says so.
+    """
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def describe(threads_per_job: int) -> dict:
     """The environment of a worker; imports TensorFlow, so call it where TF is loaded anyway."""
     import keras
@@ -63,6 +74,7 @@ def describe(threads_per_job: int) -> dict:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "git_commit": git_commit(),
+        "load_at_start": load_average(),
     }
 
 

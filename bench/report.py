@@ -125,6 +125,16 @@ def shared_settings(frame: pd.DataFrame) -> str:
     return ", ".join(f"{k}={aggregate.as_text(settings[0][k])}" for k in shared)
 
 
+def machine_sharing(frame: pd.DataFrame) -> str:
+    """A sentence when the timings come from a shared machine: other runs, or other load."""
+    jobs, load = frame["jobs_at_once"].fillna(1).max(), frame["load_at_end"].astype(float).max()
+    cores = pd.to_numeric(frame["cpu_count"], errors="coerce").max()
+    parts = [f"up to {jobs:g} runs at once"] if jobs > 1 else []
+    if load > cores:
+        parts.append(f"a 1-minute load average of up to {load:.1f} on {cores:g} cores at a run's end")
+    return f" Timings come from runs that shared the machine: {'; '.join(parts)}." if parts else ""
+
+
 def method_lines(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     """The method in a few lines: records, n, data, settings, measures, environment."""
     ok = aggregate.ok_runs(frame)
@@ -132,7 +142,6 @@ def method_lines(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     n = f"{sizes.min()} to {sizes.max()}" if sizes.nunique() > 1 else str(sizes.max() if len(sizes) else 0)
     inputs = {d: aggregate.input_description(d, s) for d, s in zip(frame["dataset"], frame["settings"])}
     environment = "; ".join(f"{name} {distinct(frame[key])}" for key, name in ENVIRONMENT_LINE)
-    shared_machine = frame["jobs_at_once"].fillna(1).max() > 1
     return [
         f"Records: {len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}; "
         f"n = {n} ok runs per cell (seeds {distinct(sorted(frame['seed']))}).",
@@ -142,8 +151,7 @@ def method_lines(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
         "configuration (every spec field but seed and repeat); 95 % CI = mean ± t(0.975, n-1)·std/√n; "
         "at n = 1 std and CI are NaN. Time: training seconds per epoch, the median of each run's "
         "steady epochs (epoch 1 with tracing left out), then mean ± std over runs. Parameters: Keras total.",
-        f"Environment: {environment}; code {distinct(frame['git_commit'])}."
-        + (" Timings come from runs that shared the machine with other runs." if shared_machine else ""),
+        f"Environment: {environment}; code {distinct(frame['git_commit'])}." + machine_sharing(frame),
     ]
 
 

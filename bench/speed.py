@@ -116,10 +116,10 @@ def synthetic_dataset(input_shape: tuple[int, int, int], num_classes: int = 10,
                                   train_per_class=per_class)
     arrays = data.synthetic_arrays(request)
     test_reps = math.ceil(test_images / len(arrays["y_test"]))
+    x_test, y_test = (_tile(arrays[key], test_reps)[:test_images] for key in ("x_test", "y_test"))
     return data.Dataset(
-        x_train=arrays["x_train"][:train_images], y_train=arrays["y_train"][:train_images],
-        x_test=_tile(arrays["x_test"], test_reps)[:test_images], y_test=_tile(arrays["y_test"], test_reps)[:test_images],
-        num_classes=num_classes, source="synthetic (in memory)", request=request,
+        x_train=arrays["x_train"][:train_images], y_train=arrays["y_train"][:train_images], x_test=x_test,
+        y_test=y_test, num_classes=num_classes, source="synthetic (in memory)", request=request,
     )
 
 

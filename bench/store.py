@@ -113,7 +113,9 @@ class RunRecord:
         params_total: Keras count_params() (includes batch-norm moving statistics).
         params_trainable: trainable parameters only.
         flops_per_image: forward FLOPs per image (2 per multiply-add).
-        environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit.
+        environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
+            the machine's 1-minute load average at the run's start and end
+            (load_at_start, load_at_end).
         started_at, finished_at: ISO 8601 UTC.
     """
 
@@ -264,7 +266,7 @@ RUN_COLUMNS = (
     "repeat", "seed", "epochs", "batch_size", "optimizer", "augment", "threads", "status",
     "error", "test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_epoch",
     "images_per_second", "build_seconds", "params_total", "params_trainable",
-    "flops_per_image", "jobs_at_once", "host", "cpu", "started_at", "finished_at",
+    "flops_per_image", "jobs_at_once", "load_at_end", "host", "cpu", "started_at", "finished_at",
 )
 
 
@@ -277,6 +279,7 @@ def _run_row(record: RunRecord) -> dict:
         **{k: as_text(getattr(spec, k)) for k in ("model_options", "preprocess", "optimizer", "augment")},
         "config_key": spec.config_key,
         "jobs_at_once": record.environment.get("jobs_at_once"),
+        "load_at_end": record.environment.get("load_at_end"),
         "host": record.environment.get("host"),
         "cpu": record.environment.get("cpu_model"),
     }

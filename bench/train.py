@@ -14,6 +14,7 @@ The recipe, in the order it runs:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -331,11 +332,12 @@ def run(spec: RunSpec, *, fast: bool = True) -> RunRecord:
     base = {"run_id": spec.run_id, "spec": spec.to_dict(), "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        return _train(spec, base, fast)
+        record = _train(spec, base, fast)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
-        return RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
-                         finished_at=now_iso())
+        record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
+                           finished_at=now_iso())
+    return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()})
 
 
 def _train(spec: RunSpec, base: dict, fast: bool) -> RunRecord:

@@ -17,6 +17,13 @@ fall back to Keras's own code.
 `fuse_batch_norm(model)` switches every eligible layer of a built model in place, so a
 model keeps its graph, layer names, initial weights and parameter counts; the plain
 Keras model and the fused one are the same model computed two ways.
+
+Numerics: oneDNN's kernel sums in another order than Keras's ops, so results agree to
+float32 rounding per layer (each is about as far from a float64 reference as the other),
+not bit for bit. Through FishNet55's 68 layers at initialisation one step's gradients then
+differ as much as they do when the input is perturbed by 1e-5; trajectories diverge as
+they do under any reordering of float32 sums, and test accuracies agree within
+run-to-run noise (the issue-6 check: 6 seeds, paired difference -0.009 +- 0.030).
 """
 
 import keras

@@ -29,7 +29,7 @@ def t_interval(values):
 
 
 def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=None, status="ok",
-               params=1000, sec_per_epoch=2.0, profile="handmade"):
+               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5):
     """A record as train.py writes it, with a two-epoch history ending at ``accuracy``."""
     spec = store.RunSpec(
         profile=profile, model=model, model_options=options or {}, dataset=dataset,
@@ -45,7 +45,8 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
         run_id=spec.run_id, spec=spec.to_dict(), status=status, **(measured if status == "ok" else {}),
         error=None if status == "ok" else "RuntimeError: loss is NaN at epoch 2\ntraceback...",
         environment={"host": "testhost", "cpu_model": "test cpu", "cpu_count": 2, "jobs_at_once": 1,
-                     "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11"},
+                     "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11",
+                     "load_at_end": load_at_end},
     )
 
 
@@ -228,6 +229,21 @@ def test_profiles_are_never_averaged_together(tmp_path):
     table = pd.read_csv(tmp_path / "table4.csv")
     accuracy = table[(table["metric"] == "accuracy") & (table["n"] > 0)].set_index("row")["mean"]
     assert accuracy.to_dict() == pytest.approx({"MLP (profile=a)": 50.0, "MLP (profile=b)": 90.0})
+
+
+@pytest.mark.parametrize("loads, sentence", [
+    ((0.4, 1.9), None),  # one run at a time on an otherwise idle 2-core machine
+    ((0.4, 3.25), "Timings come from runs that shared the machine: a 1-minute load average of up to 3.2 "
+                  "on 2 cores at a run's end."),
+])
+def test_method_says_when_timings_come_from_a_busy_machine(tmp_path, loads, sentence):
+    records = [run_record("mlp", 0.8, repeat, load_at_end=load) for repeat, load in enumerate(loads)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    if sentence is None:
+        assert "shared the machine" not in markdown
+    else:
+        assert sentence in markdown
 
 
 # ---------------------------------------------------------------- bad input

@@ -49,3 +49,10 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
     assert record.status == "ok", record.error
     assert evaluated == [20] * record.spec["epochs"] + [100]  # each epoch on 2 per class, then all
     assert round(record.test_accuracy * 100, 6) == int(round(record.test_accuracy * 100, 6))
+
+
+def test_a_record_says_how_busy_the_machine_was_at_its_start_and_end(monkeypatch):
+    loads = iter([3.5, 4.25])
+    monkeypatch.setattr(train.environment, "load_average", lambda: next(loads))
+    record = train.run(tiny_spec())
+    assert (record.environment["load_at_start"], record.environment["load_at_end"]) == (3.5, 4.25)
