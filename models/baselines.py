@@ -34,7 +34,7 @@ def cnn(input_shape, num_classes):
 
 
 @register_model
-def mobilenet(input_shape, num_classes, *, head_classes=None):
+def mobilenet(input_shape, num_classes, *, head_classes=None, bn_momentum=0.99):
     """MobileNet v1 (alpha 1.0) from `keras.applications`, random init, logits output.
 
     Args:
@@ -44,17 +44,26 @@ def mobilenet(input_shape, num_classes, *, head_classes=None):
             report kept the 1000-class ImageNet head (4,253,864 params) and trained it
             with labels 0..num_classes-1, so pass 1000 to reproduce it. The model then
             outputs `head_classes` logits.
+        bn_momentum: of every BatchNormalization; Keras's default, 0.99, is what the
+            report used. Its moving statistics, used at test time, need several hundred
+            steps to settle; a run of a few hundred steps tests better with 0.9.
 
     Raises:
-        ValueError: if the input is smaller than 32x32 or `head_classes` < `num_classes`.
+        ValueError: if the input is smaller than 32x32, `head_classes` < `num_classes`,
+            or `bn_momentum` is not in [0, 1).
     """
     head_classes = num_classes if head_classes is None else head_classes
     checks.check_int("head_classes", head_classes, num_classes)
+    checks.check_fraction("bn_momentum", bn_momentum)
     checks.check_spatial_size("mobilenet", input_shape, minimum=32)
-    return keras.applications.MobileNet(
+    model = keras.applications.MobileNet(
         input_shape=input_shape,
         weights=None,
         classes=head_classes,
         classifier_activation=None,
         name="mobilenet",
     )
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
+    return model

@@ -62,7 +62,7 @@ def test_options_are_resolved_per_model():
     assert models.options("fishnet55") == models.options("fishnet77") == report
     for name in ("fishnet99", "fishnet150", "fishnet201"):
         assert models.options(name) == official
-    assert models.options("mobilenet") == {"head_classes": None}
+    assert models.options("mobilenet") == {"head_classes": None, "bn_momentum": 0.99}
     assert models.options("mlp") == models.options("cnn") == {}
 
 
@@ -122,6 +122,7 @@ BAD_INPUTS = [
     ("fishnet55", (56, 56, 3), 10, {"bn_epsilon": 0}, "Received: bn_epsilon=0"),
     ("mobilenet", (28, 28, 3), 10, {}, "at least 32"),
     ("mobilenet", (56, 56, 3), 10, {"head_classes": 5}, "integer >= 10. Received: head_classes=5"),
+    ("mobilenet", (56, 56, 3), 10, {"bn_momentum": 1}, "Received: bn_momentum=1"),
 ]
 
 
@@ -239,6 +240,14 @@ def test_stage_output_shapes(name, size):
     model = built(name, (size, size, 3), 1000 if size == 224 else 10)
     expected = STAGE_SHAPES[name, size]
     assert {layer: model.get_layer(layer).output.shape[1:] for layer in expected} == expected
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "fishnet55"])
+@pytest.mark.parametrize("momentum", [None, 0.9])
+def test_bn_momentum_reaches_every_batch_norm(name, momentum):
+    model = built(name, (32, 32, 3), 10, bn_momentum=momentum)
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {momentum or models.options(name)["bn_momentum"]}
 
 
 def test_block_layers_are_named_after_stage_and_block():
