@@ -11,6 +11,7 @@ averaged together. Cells aggregate the runs whose status is "ok"; the others are
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -34,8 +35,8 @@ UNSET = "default"  # how a label shows a setting one row has and another does no
 ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "threads_per_job", "git_commit")
 CELL_COLUMNS = ("row", "model", "dataset", "metric", "n", "mean", "std", "ci_low", "ci_high",
                 "published", "difference", "published_outside_ci", "runs", "config_key")
-COMPARISON_COLUMNS = ("dataset", "fishnet", "baseline", "n_fishnet", "n_baseline",
-                      "mean_fishnet", "mean_baseline", "difference", "p_value")
+COMPARISON_COLUMNS = ("dataset", "row", "against", "n_row", "n_against",
+                      "mean_row", "mean_against", "difference", "p_value")
 
 
 # ---------------------------------------------------------------- published values
@@ -210,27 +211,44 @@ def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
 
 
-# ---------------------------------------------------------------- FishNet against the baselines
+# ---------------------------------------------------------------- the report's comparisons
+
+
+def model_options_key(settings: dict) -> str:
+    return json.dumps({k: v for k, v in settings.items() if k.startswith("model_options.")}, sort_keys=True)
+
+
+def compared(later: pd.Series, earlier: pd.Series) -> bool:
+    """Whether the report compares these rows: a FishNet against a baseline, a bigger FishNet
+    against a smaller one with the same options, or one FishNet with other options (its head)."""
+    if not later["model"].startswith("fishnet"):
+        return False
+    if earlier["model"] in BASELINES:
+        return True
+    return (later["model"] == earlier["model"]) != (later["options"] == earlier["options"])
 
 
 def comparisons(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
-    """Per dataset, each FishNet row against each baseline row of the same setup: accuracy.
+    """Per dataset, the pairs of rows of one setup that ``compared`` accepts: their accuracy.
 
-    difference = mean FishNet accuracy - mean baseline accuracy (percentage points), with
-    Welch's two-sided p-value (``stats.welch``); only ok runs count.
+    A pair is (row, against), ``row`` the later in table order; difference = mean accuracy
+    of row - of against (percentage points), with Welch's two-sided p-value
+    (``stats.welch``); only ok runs count.
     """
     # Rows of one setup differ only in the model and its options; only those are compared.
-    ok = ok_runs(frame).assign(setup=lambda f: f["settings"].map(lambda s: settings_key(s, ("model",))))
+    ok = ok_runs(frame).assign(setup=lambda f: f["settings"].map(lambda s: settings_key(s, ("model",))),
+                               options=lambda f: f["settings"].map(model_options_key))
     lines = []
     for dataset in dataset_order(frame, published):
         runs = ok[ok["dataset"] == dataset]
-        fishnets = runs[runs["model"].str.startswith("fishnet")]
-        baselines = runs[runs["model"].isin(BASELINES)]
-        for (fish_row, setup), fish in fishnets.groupby(["row", "setup"], sort=False):
-            for base_row, base in baselines[baselines["setup"] == setup].groupby("row", sort=False):
-                result = welch(fish["accuracy"], base["accuracy"])
-                lines.append((dataset, fish_row, base_row, len(fish), len(base), fish["accuracy"].mean(),
-                              base["accuracy"].mean(), result.difference, result.p_value))
+        rows = runs.drop_duplicates("row").set_index("row")
+        for row, against in itertools.combinations(reversed(list(rows.index)), 2):
+            if rows.loc[row, "setup"] != rows.loc[against, "setup"] or not compared(rows.loc[row], rows.loc[against]):
+                continue
+            ours, theirs = runs.loc[runs["row"] == row, "accuracy"], runs.loc[runs["row"] == against, "accuracy"]
+            result = welch(ours, theirs)
+            lines.append((dataset, row, against, len(ours), len(theirs), ours.mean(), theirs.mean(),
+                          result.difference, result.p_value))
     return pd.DataFrame(lines, columns=list(COMPARISON_COLUMNS))
 
 

@@ -100,11 +100,10 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def comparisons_layout(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the FishNet-against-baseline table (``aggregate.comparisons``)."""
-    headers = ["Dataset", "FishNet", "Baseline", "FishNet acc. (%)", "baseline acc. (%)",
-               "difference (pp)", "Welch p"]
-    rows = [[dataset_title(c.dataset), c.fishnet, c.baseline, f"{number(c.mean_fishnet)} (n={c.n_fishnet})",
-             f"{number(c.mean_baseline)} (n={c.n_baseline})", f"{c.difference:+.2f}",
+    """Headers and rows of the comparisons table (``aggregate.comparisons``)."""
+    headers = ["Dataset", "Model", "against", "Model acc. (%)", "against acc. (%)", "difference (pp)", "Welch p"]
+    rows = [[dataset_title(c.dataset), c.row, c.against, f"{number(c.mean_row)} (n={c.n_row})",
+             f"{number(c.mean_against)} (n={c.n_against})", f"{c.difference:+.2f}",
              "NaN" if math.isnan(c.p_value) else f"{c.p_value:.3g}"] for c in table.itertuples()]
     return headers, rows
 
@@ -225,9 +224,11 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, com
               f"{MARK}: the published value lies outside our 95 % CI. '—': no ok run (n=0) or no published value. "
               "95 % CIs are in table4.csv.", ""]
     parts.append(markdown_table(*table4_layout(cells, published)))
-    parts += ["", "## FishNet against the baselines", "",
-              "Test accuracy per dataset, between rows of the same settings; difference = FishNet − baseline "
-              "in percentage points, p from Welch's t-test (two-sided; NaN with fewer than 2 runs or no variance).", ""]
+    parts += ["", "## The report's comparisons", "",
+              "Test accuracy per dataset, between rows of the same settings: each FishNet against each baseline, "
+              "FishNet77 against FishNet55, and a FishNet against itself with other options (its head). "
+              "Difference = row − against in percentage points, p from Welch's t-test (two-sided; NaN with "
+              "fewer than 2 runs or no variance).", ""]
     parts.append(markdown_table(*comparisons_layout(comparison)) if len(comparison) else "No pairs to compare.")
     findings = parameter_findings(frame, cells, published) + status_findings(frame)
     findings += [f"Unreadable record skipped: {message}" for message in skipped]

@@ -138,7 +138,7 @@ def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
 def test_smoke_report_has_every_part(smoke_report):
     out, text = smoke_report
     markdown = (out / "report.md").read_text()
-    for heading in ("## Method", "## Table 4", "## FishNet against the baselines", "## Findings", "## Figures"):
+    for heading in ("## Method", "## Table 4", "## The report's comparisons", "## Findings", "## Figures"):
         assert heading in markdown
     assert "runs at once 2" in markdown and "shared the machine" in markdown
     assert "— (n=0)" in markdown  # Fashion-MNIST and CIFAR-10 were not run
@@ -193,13 +193,29 @@ def test_table_text_marks_and_missing_cells(handmade):
 
 def test_welch_comparisons_in_the_report(handmade):
     frame = aggregate.report_frame(store.load_records(handmade))
-    table = aggregate.comparisons(frame, PUBLISHED).set_index(["fishnet", "baseline"])
+    table = aggregate.comparisons(frame, PUBLISHED).set_index(["row", "against"])
     fish, mlp = 100 * np.array(ACCURACIES["fishnet55"]), 100 * np.array(ACCURACIES["mlp"])
     line = table.loc[("FishNet55", "MLP")]
     assert line["difference"] == pytest.approx(fish.mean() - mlp.mean())
     assert line["p_value"] == pytest.approx(scipy_stats.ttest_ind(fish, mlp, equal_var=False).pvalue)
     assert np.isnan(table.loc[("FishNet77", "MLP"), "p_value"])  # n = 1
     assert f"{line['p_value']:.3g}" in (handmade / "report.md").read_text()
+
+
+def test_comparisons_are_the_report_claims_and_no_others(tmp_path):
+    records = [run_record(model, 0.5 + 0.01 * repeat, repeat, options=options)
+               for model, options in (("mlp", None), ("cnn", None), ("fishnet55", {"head": "conv"}),
+                                      ("fishnet55", None), ("fishnet77", None))
+               for repeat in (0, 1)]
+    frame = aggregate.report_frame(records)
+    pairs = list(zip(*(aggregate.comparisons(frame, PUBLISHED)[key] for key in ("row", "against"))))
+    assert pairs == [
+        ("FishNet77", "FishNet55 (head=default)"),
+        ("FishNet77", "CNN"), ("FishNet77", "MLP"),
+        ("FishNet55 (head=default)", "FishNet55 (head=conv)"),
+        ("FishNet55 (head=default)", "CNN"), ("FishNet55 (head=default)", "MLP"),
+        ("FishNet55 (head=conv)", "CNN"), ("FishNet55 (head=conv)", "MLP"),
+    ]  # never two baselines, nor FishNets differing in both model and options
 
 
 def test_findings_explain_parameter_counts_and_bad_runs(handmade):
