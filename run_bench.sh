@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fishbench: the main job, and its whole set-up.
-#   ./run_bench.sh [RUN ARGS]        python -m bench run RUN ARGS, then python -m bench report
+#   ./run_bench.sh [RUN ARGS]        python -m bench run --report RUN ARGS: the runs, then their report
 #   ./run_bench.sh test [PYTEST ARGS] the test suite
 # On first use (or when pyproject.toml changes) it creates .venv and installs the project
 # into it; after that it starts the work at once, with no pip traffic.
@@ -30,14 +30,4 @@ if [ "${1:-}" = test ]; then
     exec "$py" -m pytest "$@"
 fi
 
-# The report reads the folder the run wrote to.
-results=results
-args=("$@")
-for i in "${!args[@]}"; do
-    case "${args[$i]}" in
-        --results) results=${args[$((i + 1))]:-results} ;;
-        --results=*) results=${args[$i]#--results=} ;;
-    esac
-done
-"$py" -m bench run "$@"
-exec "$py" -m bench report --results "$results"
+exec "$py" -m bench run --report "$@"

@@ -41,16 +41,24 @@ def cmd_run(args) -> int:
     }
     profile = config.load_profile(args.profile, overrides, args.set)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
-    records = runner.run_benchmark(profile.specs(dispatch.threads), args.results, dispatch, args.retry_failed)
+    results = args.results or DEFAULT_RESULTS / profile.name
+    records = runner.run_benchmark(profile.specs(dispatch.threads), results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
-    print(f"done: {len(records)} runs this time, {failed} not ok; records in {args.results / 'runs'}")
+    print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
+    if args.report:
+        from bench import report
+
+        print(report.write_report(results, results))
     return 0
 
 
 def cmd_report(args) -> int:
     from bench import report
 
-    print(report.write_report(args.results, args.out or args.results))
+    if args.out and not args.results:
+        raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
+    for results in [args.results] if args.results else report.result_folders(DEFAULT_RESULTS):
+        print(report.write_report(results, args.out or results))
     return 0
 
 
@@ -94,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("loky", "dask"), default="loky",
                      help="joblib backend: loky processes here (default) or a Dask cluster")
     run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
-    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder (default: results/)")
+    run.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
+    run.add_argument("--report", action="store_true", help="then write the report into the results folder")
     run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
@@ -103,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="Table 4, statistics and figures from the records",
                                  description="Aggregate the records of RESULTS/runs into report.md, table4.csv, "
                                  "runs.csv and figures, with the published Table 4 beside the measured one.")
-    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results folder to read (default: results/)")
+    report.add_argument("--results", type=Path,
+                        help="results folder to read (default: each folder in results/ that holds runs)")
     report.add_argument("--out", type=Path, help="folder to write into (default: the results folder)")
     report.set_defaults(handler=cmd_report)
 

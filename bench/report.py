@@ -247,6 +247,19 @@ def read_records(results: Path) -> tuple[list[store.RunRecord], list[str]]:
     return records, [m.removeprefix(SKIPPED_PREFIX) for m in messages if m.startswith(SKIPPED_PREFIX)]
 
 
+def result_folders(root: Path) -> list[Path]:
+    """The folders of ``root`` that hold records (``root/<profile>``), and root itself if it does.
+
+    Raises:
+        ValueError: there is none.
+    """
+    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    folders = [folder for folder in candidates if store.runs_dir(folder).is_dir()]
+    if not folders:
+        raise ValueError(f"nothing to report: no folder with runs/ in {root}/; run `python -m bench run` first")
+    return folders
+
+
 def write_report(results: str | Path, out: str | Path) -> str:
     """Read the records of ``results``, write the report into ``out``, return the terminal text.
 

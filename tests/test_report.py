@@ -292,3 +292,38 @@ def test_cli_on_missing_or_empty_results_says_so_in_one_line(tmp_path, capsys, s
     error = capsys.readouterr().err
     assert status == cli.EXIT_BAD_INPUT
     assert error.startswith("error: nothing to report") and state in error and error.count("\n") == 1
+
+
+def test_cli_without_results_reports_every_profile_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for profile in ("quick", "table4-cpu"):
+        shutil.copytree(SMOKE / "runs", tmp_path / "results" / profile / "runs")
+    (tmp_path / "results" / "notes").mkdir()  # a folder without runs/ is not a results folder
+    assert cli.main(["report"]) == 0
+    assert sorted(p.parent.name for p in (tmp_path / "results").glob("*/report.md")) == ["quick", "table4-cpu"]
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["report"], "nothing to report: no folder with runs/ in results/"),
+    (["report", "--out", "elsewhere"], "--out needs --results"),
+])
+def test_cli_report_refuses_in_one_line(tmp_path, monkeypatch, capsys, argv, text):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == cli.EXIT_BAD_INPUT
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and text in error and error.count("\n") == 1
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_run_writes_into_the_profiles_folder_and_reports_there(tmp_path, monkeypatch, capsys):
+    from bench import runner
+
+    def recorded(specs, results, dispatch, retry_failed):  # stands in for training: the smoke records
+        shutil.copytree(SMOKE / "runs", store.runs_dir(results))
+        return store.load_records(results)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runner, "run_benchmark", recorded)
+    assert cli.main(["run", "--profile", "smoke", "--report"]) == 0
+    assert "records in results/smoke/runs" in capsys.readouterr().out
+    assert (tmp_path / "results" / "smoke" / "report.md").is_file()
