@@ -50,17 +50,30 @@ class Published:
         values: (model, dataset, metric) -> value; accuracy in %, time in s/epoch; the
             parameter count is keyed with dataset "" (the report gives one per model).
         notes: model -> what the report's parameter count stands for.
+        options: model -> {option: value} the report's model had where our registry offers
+            others ("head=dense" for the FishNets): a row with other values is not the
+            report's model, and no published value stands beside it.
     """
 
     values: dict
     notes: dict
+    options: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "Published":
-        """From the tidy file ``bench/assets/table4_published.csv`` (model, dataset, metric, value, note)."""
+        """From the tidy file ``bench/assets/table4_published.csv``
+        (model, dataset, metric, value, options as "key=value;...", note)."""
         values = {(r.model, r.dataset, r.metric): float(r.value) for r in frame.itertuples()}
         notes = {r.model: r.note for r in frame.itertuples() if r.note}
-        return cls(values, notes)
+        options = {r.model: dict(pair.split("=", 1) for pair in r.options.split(";"))
+                   for r in frame.itertuples() if r.options}
+        return cls(values, notes, options)
+
+    def describes(self, model: str, settings: dict | None) -> bool:
+        """Whether a row of ``model`` with these settings (None: unknown) is the report's model."""
+        return settings is None or all(
+            as_text(settings.get(f"model_options.{key}", value)) == value
+            for key, value in self.options.get(model, {}).items())
 
     def value(self, model: str, dataset: str, metric: str) -> float:
         """The published value, NaN where the report has none."""
@@ -188,10 +201,12 @@ def table_rows(frame: pd.DataFrame, published: Published) -> list[tuple[str, str
     return sorted(measured + missing, key=lambda row: (model_order(row[1]), row[0]))
 
 
-def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published) -> dict:
-    """One metric of one row on one dataset, over its ok runs, beside the published value."""
+def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published,
+         settings: dict | None = None) -> dict:
+    """One metric of one row (of these settings) on one dataset, over its ok runs, beside the
+    published value if the row is the report's model."""
     summary = summarize(ok_runs(runs)[metric].astype(float))
-    value = published.value(model, dataset, metric)
+    value = published.value(model, dataset, metric) if published.describes(model, settings) else math.nan
     inside = summary.contains(value) if not math.isnan(value) else None
     return {
         "model": model, "dataset": dataset, "metric": metric, **dataclasses.asdict(summary),
@@ -203,11 +218,13 @@ def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: P
 
 def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
     """Tidy Table 4: one line per row, dataset and metric (CELL_COLUMNS); missing cells have n = 0."""
+    settings = dict(zip(frame["row"], frame["settings"]))
     lines = []
     for label, model in table_rows(frame, published):
         for dataset in dataset_order(frame, published):
             runs = frame[(frame["row"] == label) & (frame["dataset"] == dataset)]
-            lines.extend({"row": label, **cell(runs, model, dataset, metric, published)} for metric in METRICS)
+            lines.extend({"row": label, **cell(runs, model, dataset, metric, published, settings.get(label))}
+                         for metric in METRICS)
     return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
 
 

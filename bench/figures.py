@@ -142,14 +142,17 @@ def heads_figure(history: pd.DataFrame, dataset: str, rows: list[str], colors: d
     """
     figure, axes = _figure(2, f"Head comparison on {dataset_title(dataset)}: mean ± std over runs")
     epochs = history[(history["dataset"] == dataset) & history["row"].isin(rows)]
-    panels = (("loss", "val_loss", "cross-entropy loss (nats)", "loss"),
-              ("accuracy", "val_accuracy", "accuracy (%)", "accuracy"))
-    for ax, (train, test, ylabel, title) in zip(axes, panels):
+    # Loss on a log axis: an early test loss can be thousands of times the rest (batch norm's
+    # moving statistics are not yet settled) and would flatten every other point.
+    panels = (("loss", "val_loss", "cross-entropy loss (nats, log)", "loss", "log"),
+              ("accuracy", "val_accuracy", "accuracy (%)", "accuracy", "linear"))
+    for ax, (train, test, ylabel, title, scale) in zip(axes, panels):
         for row in rows:
             runs = epochs[epochs["row"] == row]
             _band(ax, runs, train, colors[row], f"{row}, train")
             _band(ax, runs, test, colors[row], f"{row}, test", linestyle="--")
         _epoch_axis(ax, ylabel)
+        ax.set_yscale(scale)
         ax.set_title(title)
     _row_legend(figure, axes)
     return figure

@@ -237,6 +237,10 @@ def test_head_pair_gives_the_fig3_fig4_figure_and_labelled_rows(tmp_path):
     assert figure.stat().st_size > 10_000
     markdown = (tmp_path / "report.md").read_text()
     assert "| FishNet55 (head=conv) " in markdown and "| FishNet55 (head=dense) " in markdown
+    table = pd.read_csv(tmp_path / "table4.csv").set_index(["row", "metric"])
+    published = table.loc[(table["dataset"] == "fashion_mnist").to_numpy(), "published"]
+    assert published[("FishNet55 (head=dense)", "accuracy")] == 88.6  # the report's model
+    assert published[["FishNet55 (head=conv)"]].isna().all()  # not the report's model: nothing beside it
 
 
 def test_profiles_are_never_averaged_together(tmp_path):
