@@ -63,7 +63,7 @@ def test_a_spec_names_every_model_option_defaults_included():
     for spec in config.load_profile("table4-cpu").specs():
         assert set(spec.model_options) == set(models.options(spec.model))
     mobilenet = next(s for s in config.load_profile("paper").specs() if s.model == "mobilenet")
-    assert mobilenet.model_options == {"head_classes": 1000}
+    assert mobilenet.model_options == {"head_classes": 1000, "bn_momentum": 0.99}
 
 
 VARIANT_PROFILE = USER_PROFILE + """
