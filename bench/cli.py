@@ -74,6 +74,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_speed(args) -> int:
+    from bench import environment
+
+    environment.import_tensorflow_quietly()
     from bench import speed
 
     speed.main(args)
