@@ -202,9 +202,9 @@ def table_rows(frame: pd.DataFrame, published: Published) -> list[tuple[str, str
 
 
 def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published,
-         settings: dict | None = None) -> dict:
-    """One metric of one row (of these settings) on one dataset, over its ok runs, beside the
-    published value if the row is the report's model."""
+         settings: dict | None) -> dict:
+    """One metric of one row (of these settings; None for a published row never run) on one
+    dataset, over its ok runs, beside the published value if the row is the report's model."""
     summary = summarize(ok_runs(runs)[metric].astype(float))
     value = published.value(model, dataset, metric) if published.describes(model, settings) else math.nan
     inside = summary.contains(value) if not math.isnan(value) else None
@@ -259,10 +259,11 @@ def comparisons(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
     for dataset in dataset_order(frame, published):
         runs = ok[ok["dataset"] == dataset]
         rows = runs.drop_duplicates("row").set_index("row")
+        accuracy = {row: group["accuracy"] for row, group in runs.groupby("row", sort=False)}
         for row, against in itertools.combinations(reversed(list(rows.index)), 2):
             if rows.loc[row, "setup"] != rows.loc[against, "setup"] or not compared(rows.loc[row], rows.loc[against]):
                 continue
-            ours, theirs = runs.loc[runs["row"] == row, "accuracy"], runs.loc[runs["row"] == against, "accuracy"]
+            ours, theirs = accuracy[row], accuracy[against]
             result = welch(ours, theirs)
             lines.append((dataset, row, against, len(ours), len(theirs), ours.mean(), theirs.mean(),
                           result.difference, result.p_value))
