@@ -74,10 +74,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_speed(args) -> int:
-    from bench import environment
-
-    environment.import_tensorflow_quietly()
-    from bench import speed
+    from bench import speed  # TensorFlow runs in the processes it starts, not here
 
     speed.main(args)
     return 0
@@ -138,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores)")
     speed.add_argument("--baseline", action="store_true", help="also time plain Keras model.fit on numpy arrays")
     speed.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measurement (default: 20)")
-    speed.add_argument("--out", type=Path, default=DEFAULT_RESULTS, help="folder for speed.csv (default: results/)")
+    speed.add_argument("--profile-ops", action="store_true",
+                       help="also trace a few training steps per model and sum the time per op type (ops.csv)")
+    speed.add_argument("--out", type=Path, default=DEFAULT_RESULTS,
+                       help="folder for speed.csv and ops.csv (default: results/)")
     speed.set_defaults(handler=cmd_speed)
     return parser
 

@@ -11,6 +11,11 @@ from functools import cache
 from pathlib import Path
 
 JOBS_ENV = "BENCH_JOBS_AT_ONCE"  # set by the runner for each worker
+# TensorFlow runs oneDNN's CPU kernels by default only on CPUs with AVX-512 or AMX; elsewhere
+# (an AVX2 AMD EPYC, say) it runs Eigen's, built for older CPUs, and trains FishNet55 2.3x
+# and the CNN 1.9x slower (`bench speed`, issue 6). The harness asks for oneDNN everywhere;
+# a value in the user's environment wins.
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 REPO = Path(__file__).resolve().parent.parent
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
@@ -45,6 +50,32 @@ def git_commit() -> str | None:
         return None
 
 
+def tensorflow_env(threads: int | None, *, harness: bool = True) -> dict:
+    """This process's environment for a child that runs TensorFlow, which reads these at start-up.
+
+    Args:
+        threads: intra-op threads (inter-op: at most 2); None leaves TensorFlow's choice,
+            every core.
+        harness: also the harness's oneDNN setting (``ONEDNN_ENV``); False gives TensorFlow's
+            default, as plain Keras runs.
+    """
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if threads is not None:
+        env.update({"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(min(threads, 2)),
+                    "OMP_NUM_THREADS": str(threads)})
+    if harness:
+        env.setdefault(ONEDNN_ENV, "1")
+    return env
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs oneDNN's kernels in this process (imports TensorFlow)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def load_average() -> float | None:
     """The machine's 1-minute load average (runnable processes), None where the OS has none.
 
@@ -69,6 +100,7 @@ def describe(threads_per_job: int) -> dict:
         "numpy": numpy.__version__,
         **cpu_info(),
         "gpu": [d.name for d in tf.config.list_physical_devices("GPU")] or None,
+        "onednn": onednn_enabled(),
         "threads_per_job": threads_per_job,
         "jobs_at_once": int(os.environ.get(JOBS_ENV, "1")),
         "host": socket.gethostname(),

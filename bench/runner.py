@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import data, store
-from bench.environment import JOBS_ENV
+from bench.environment import JOBS_ENV, tensorflow_env
 from bench.store import RunRecord, RunSpec, now_iso
 from bench.worker import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 
@@ -72,16 +72,7 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 
 
 def _worker_env(threads: int, jobs: int, runner: str | None) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "TF_NUM_INTRAOP_THREADS": str(threads),
-        "TF_NUM_INTEROP_THREADS": str(min(threads, 2)),
-        "OMP_NUM_THREADS": str(threads),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        JOBS_ENV: str(jobs),
-        RUNNER_ENV: runner or "",
-    })
-    return env
+    return {**tensorflow_env(threads), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil  # installed with dask[distributed], a test dependency
 import pytest
 
-from bench import cli, config, data, runner, store
+from bench import cli, config, data, environment, runner, store
 from bench.store import RunRecord, RunSpec
 
 TINY = {
@@ -461,10 +461,12 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
 # ---------------------------------------------------------------- pieces
 
 
-def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts():
+def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts(monkeypatch):
+    monkeypatch.delenv(environment.ONEDNN_ENV, raising=False)
     env = runner._worker_env(threads=3, jobs=2, runner="boot:1:2")
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
     assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
+    assert env[environment.ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
 
 
 def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():

@@ -4,6 +4,7 @@ Nothing here asserts a timing: timings are measured by `python -m bench speed`, 
 """
 import argparse
 import math
+import platform
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import models
-from bench import speed, train
+from bench import environment, speed, throughput, train
 from models.fused import FusedBatchNormalization
 
 # ---------------------------------------------------------------- fused batch norm
@@ -171,7 +172,7 @@ def test_training_graph_settings_switch_grappler_for_training_only():
 
 @pytest.mark.parametrize("name", ["mlp", "fishnet55"])
 def test_fast_and_stock_harness_start_from_the_same_model(name):
-    spec = speed.speed_spec(name, batch_size=8, threads=1)
+    spec = throughput.speed_spec(name, batch_size=8, threads=1)
     built = {}
     for fast in (True, False):
         keras.utils.set_random_seed(spec.seed)
@@ -185,8 +186,8 @@ def test_fast_and_stock_harness_start_from_the_same_model(name):
 
 
 def test_the_harness_traces_its_train_step_once():
-    dataset = speed.synthetic_dataset((16, 16, 3), train_images=32, test_images=16)
-    spec = speed.speed_spec("fishnet55", batch_size=8, threads=1)
+    dataset = throughput.synthetic_dataset((16, 16, 3), train_images=32, test_images=16)
+    spec = throughput.speed_spec("fishnet55", batch_size=8, threads=1)
     pipeline, _, _ = train.make_inputs(dataset, spec)
     model = train.build_model(spec, (16, 16, 3), 10, 4)
     metric_state = [v.numpy() for m in model.metrics for v in m.variables]
@@ -201,8 +202,8 @@ def test_the_harness_traces_its_train_step_once():
 
 def test_a_run_trains_with_the_speed_ups(monkeypatch):
     monkeypatch.setattr(train, "_dataset_for",
-                        lambda spec: speed.synthetic_dataset((16, 16, 3), train_images=64, test_images=16))
-    spec = speed.speed_spec("fishnet55", batch_size=16, threads=1)
+                        lambda spec: throughput.synthetic_dataset((16, 16, 3), train_images=64, test_images=16))
+    spec = throughput.speed_spec("fishnet55", batch_size=16, threads=1)
     spec = type(spec)(**{**spec.to_dict(), "epochs": 2})
     record = train.run(spec)
     assert record.status == "ok", record.error
@@ -215,7 +216,7 @@ def test_a_run_trains_with_the_speed_ups(monkeypatch):
 
 def test_speed_writes_a_row_per_model_batch_size_and_mode(tmp_path, capsys):
     args = argparse.Namespace(models=["mlp", "cnn"], input=(8, 8, 3), batch_sizes=[8, 16], threads=None,
-                              baseline=True, seconds=0.3, out=tmp_path)
+                              baseline=True, seconds=0.3, profile_ops=False, out=tmp_path)
     speed.main(args)
     table = pd.read_csv(tmp_path / "speed.csv")
     assert list(table.columns) == list(speed.COLUMNS)
@@ -228,17 +229,46 @@ def test_speed_writes_a_row_per_model_batch_size_and_mode(tmp_path, capsys):
         {m: models.flops(models.build(m, (8, 8, 3), 10)) for m in ("mlp", "cnn")})).all()
     output = capsys.readouterr().out
     assert "train_x" in output and "speed.csv" in output
+    assert not (tmp_path / "ops.csv").exists()
 
 
-def test_speed_without_baseline_has_harness_rows_only(tmp_path):
-    rows, context = speed.measure(["mlp"], (8, 8, 3), [8], seconds=0.2, log=lambda line: None)
-    assert [row["mode"] for row in rows] == ["harness"]
-    assert context["peak_gflops"] > 0
-    assert speed.write_csv(rows, tmp_path / "sub").exists()
+def test_each_mode_runs_with_its_own_tensorflow_settings(monkeypatch):
+    monkeypatch.delenv(environment.ONEDNN_ENV, raising=False)
+    assert environment.tensorflow_env(2)[environment.ONEDNN_ENV] == "1"
+    assert environment.ONEDNN_ENV not in environment.tensorflow_env(2, harness=False)  # TensorFlow's default
+    monkeypatch.setenv(environment.ONEDNN_ENV, "0")
+    assert environment.tensorflow_env(2)[environment.ONEDNN_ENV] == "0"  # the user's choice wins
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert "TF_NUM_INTRAOP_THREADS" not in environment.tensorflow_env(None)  # TensorFlow's choice: every core
+    assert environment.tensorflow_env(3)["TF_NUM_INTEROP_THREADS"] == "2"
 
 
-def test_speed_refuses_unknown_models_and_bad_shapes():
+def test_speed_times_each_mode_in_a_process_of_its_own(monkeypatch):
+    monkeypatch.delenv(environment.ONEDNN_ENV, raising=False)
+    found = speed.measure(["mlp"], (8, 8, 3), [8], threads=1, baseline=True, seconds=0.2, log=lambda line: None)
+    assert [row["mode"] for row in found.rows] == ["harness", "baseline"]
+    assert {mode: p["threads"] for mode, p in found.processes.items()} == {"harness": 1, "baseline": 1}
+    assert all(p["peak_gflops"] > 0 for p in found.processes.values())
+    if platform.machine() == "x86_64":  # oneDNN's kernels exist there; TensorFlow's default depends on the CPU
+        assert found.processes["harness"]["onednn"]
+
+
+def test_profile_ops_sums_a_traced_step_per_op_type(tmp_path):
+    found = speed.measure(["mlp"], (8, 8, 3), [8], seconds=0.2, profile_steps=2, log=lambda line: None)
+    assert found.op_rows and {row["mode"] for row in found.op_rows} == {"harness"}
+    assert sum(row["pct"] for row in found.op_rows) == pytest.approx(100)
+    assert any("MatMul" in row["op_type"] for row in found.op_rows)  # the MLP's Dense layers
+    assert all(row["ms_per_step"] >= 0 and row["calls_per_step"] > 0 for row in found.op_rows)
+    path = speed.write_csv(found.op_rows, speed.OP_COLUMNS, tmp_path / "sub" / "ops.csv")
+    assert list(pd.read_csv(path).columns) == list(speed.OP_COLUMNS)
+    assert "op_type" in speed.ops_tables(found.op_rows)
+
+
+def test_speed_refuses_unknown_models_and_bad_input_before_timing():
     with pytest.raises(ValueError, match="Received: name='resnet'"):
-        speed.measure(["resnet"], seconds=0.2)
+        speed.measure(["resnet"], seconds=0.2, log=lambda line: None)
     with pytest.raises(ValueError, match="square"):
-        speed.synthetic_dataset((8, 10, 3))
+        speed.measure(["mlp"], (8, 10, 3))
+    for bad in ({"seconds": 0}, {"threads": 0}):
+        with pytest.raises(ValueError, match="Received"):
+            speed.measure(["mlp"], (8, 8, 3), **bad)
