@@ -33,6 +33,7 @@ METRICS = {"accuracy": "Accuracy (%)", "sec_per_epoch": "Time (s/epoch)", "param
 NOT_ROW_FIELDS = (*store.EXECUTION_FIELDS, *store.REPEAT_FIELDS, "dataset")
 UNSET = "default"  # how a label shows a setting one row has and another does not (a model option)
 ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "threads_per_job", "git_commit")
+ONEDNN_WORDS = {True: "on", False: "off"}  # records older than the setting say nothing
 CELL_COLUMNS = ("row", "model", "dataset", "metric", "n", "mean", "std", "ci_low", "ci_high",
                 "published", "difference", "published_outside_ci", "runs", "config_key")
 COMPARISON_COLUMNS = ("dataset", "row", "against", "n_row", "n_against",
@@ -170,7 +171,8 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     """``store.runs_frame`` plus what the report needs.
 
     Added columns: accuracy (test accuracy in %), settings (row_settings), row_key (them as
-    text), row (the row's label), and the environment keys of ENVIRONMENT_KEYS.
+    text), row (the row's label), the environment keys of ENVIRONMENT_KEYS, and onednn
+    (on, off, or not recorded).
     Sorted by model order, row, dataset and repeat.
     """
     frame = store.runs_frame(records)
@@ -179,6 +181,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     frame["row_key"] = frame["settings"].map(settings_key)
     for key in ENVIRONMENT_KEYS:
         frame[key] = [as_text(r.environment.get(key)) for r in records]
+    frame["onednn"] = [ONEDNN_WORDS.get(r.environment.get("onednn"), "not recorded") for r in records]
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
     order = frame["model"].map(model_order)

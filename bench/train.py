@@ -165,7 +165,10 @@ def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: i
                 fast: bool = True) -> keras.Model:
     """The harness's model for a run: built, compiled and ready to trace once.
 
-    ``bench.speed`` times exactly this, so every speed-up of the harness lives here:
+    ``bench.speed`` times exactly this, so every speed-up of the harness lives here, but
+    for one process setting: the runner starts each worker with oneDNN's kernels asked for
+    (``environment.tensorflow_env``), as ``bench speed`` starts its harness process.
+    Here:
 
     - batch normalization as one fused op (``models.fuse_batch_norm``; same weights);
     - the SGD momentum update as one op per variable (``MomentumSGD``);

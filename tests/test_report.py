@@ -6,6 +6,7 @@ runner on the smoke profile, synthetic data) and hand-made ones on fashion_mnist
 accuracies. Every expected number is computed here from the inputs with numpy and scipy,
 not with ``bench.stats``.
 """
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -264,6 +265,15 @@ def test_method_says_when_timings_come_from_a_busy_machine(tmp_path, loads, sent
         assert "shared the machine" not in markdown
     else:
         assert sentence in markdown
+
+
+@pytest.mark.parametrize("onednn, words", [(True, "oneDNN on;"), (False, "oneDNN off;"), (None, "oneDNN not recorded;")])
+def test_method_says_whether_the_runs_had_onednn(tmp_path, onednn, words):
+    record = run_record("mlp", 0.8)
+    if onednn is not None:
+        record = dataclasses.replace(record, environment={**record.environment, "onednn": onednn})
+    report.write_report(write_results(tmp_path, [record]), tmp_path)
+    assert words in (tmp_path / "report.md").read_text()
 
 
 # ---------------------------------------------------------------- bad input

@@ -209,6 +209,7 @@ def test_a_run_trains_with_the_speed_ups(monkeypatch):
     assert record.status == "ok", record.error
     assert len(record.history) == 2 and 0.0 <= record.test_accuracy <= 1.0
     assert record.params_total == models.build("fishnet55", (16, 16, 3), 10).count_params()
+    assert isinstance(record.environment["onednn"], bool)  # how its timings were made
 
 
 # ---------------------------------------------------------------- bench speed
