@@ -89,7 +89,7 @@ class Profile:
                  if v["model"] in chosen and dataset in v.get("datasets", self.run["datasets"])]
         return rows
 
-    def specs(self, threads: int = 1) -> list[RunSpec]:
+    def specs(self, threads: int = 1, speedups: bool = True) -> list[RunSpec]:
         """The plan: repeats in the outer loop, then datasets, then models.
 
         Repeats outermost mean an interrupted benchmark has complete early repeats of every
@@ -112,6 +112,7 @@ class Profile:
                 threads=threads,
                 timeout_s=float(run["timeout_s"]),
                 eval_per_class=run["eval_per_class"],
+                speedups=speedups,
             )
             for repeat in range(run["repeats"])
             for dataset in run["datasets"]

@@ -71,8 +71,8 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 # ---------------------------------------------------------------- one run, in a joblib task
 
 
-def _worker_env(threads: int, jobs: int, runner: str | None) -> dict:
-    return {**tensorflow_env(threads), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
+    return {**tensorflow_env(spec.threads, harness=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
@@ -110,7 +110,7 @@ def run_in_subprocess(spec_dict: dict, jobs_at_once: int, runner: str | None = N
         started = now_iso()
         with open(log_path, "w") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=_worker_env(spec.threads, jobs_at_once, runner))
+                                       env=_worker_env(spec, jobs_at_once, runner))
             try:
                 returncode = process.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:

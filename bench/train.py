@@ -326,16 +326,16 @@ def _dataset_for(spec: RunSpec) -> data.Dataset:
     return data.load(data.DatasetRequest(spec.dataset, **spec.preprocess))
 
 
-def run(spec: RunSpec, *, fast: bool = True) -> RunRecord:
+def run(spec: RunSpec) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
-    ``fast=False`` trains the stock Keras model and optimizer (see ``build_model``).
+    ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
     """
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec.to_dict(), "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        record = _train(spec, base, fast)
+        record = _train(spec, base, spec.speedups)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
