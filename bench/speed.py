@@ -64,7 +64,8 @@ def _serve(conn, mode: str, input_shape: tuple[int, int, int], num_classes: int)
         try:
             conn.send((True, getattr(server, method)(*args)))
         except Exception as error:  # noqa: BLE001 - the parent raises it
-            conn.send((False, (f"{type(error).__name__}: {error}", isinstance(error, ValueError))))
+            bad_input = isinstance(error, ValueError)
+            conn.send((False, (str(error) if bad_input else f"{type(error).__name__}: {error}", bad_input)))
 
 
 @contextlib.contextmanager
