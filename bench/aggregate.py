@@ -171,8 +171,8 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     """``store.runs_frame`` plus what the report needs.
 
     Added columns: accuracy (test accuracy in %), settings (row_settings), row_key (them as
-    text), row (the row's label), the environment keys of ENVIRONMENT_KEYS, and onednn
-    (on, off, or not recorded).
+    text), row (the row's label), the environment keys of ENVIRONMENT_KEYS, onednn (on,
+    off, or not recorded) and speedups (on, or off for ``--stock-keras`` runs).
     Sorted by model order, row, dataset and repeat.
     """
     frame = store.runs_frame(records)
@@ -182,6 +182,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     for key in ENVIRONMENT_KEYS:
         frame[key] = [as_text(r.environment.get(key)) for r in records]
     frame["onednn"] = [ONEDNN_WORDS.get(r.environment.get("onednn"), "not recorded") for r in records]
+    frame["speedups"] = ["on" if store.RunSpec.from_dict(r.spec).speedups else "off" for r in records]
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
     order = frame["model"].map(model_order)

@@ -22,7 +22,8 @@ FIGURE_DIR = "figures"
 MARK = "†"  # the published value lies outside our 95 % CI
 ENVIRONMENT_LINE = (("host", "host"), ("cpu", "CPU"), ("cpu_count", "cores"), ("gpu", "GPU"),
                     ("python", "Python"), ("tensorflow", "TensorFlow"), ("keras", "Keras"), ("onednn", "oneDNN"),
-                    ("threads_per_job", "threads per run"), ("jobs_at_once", "runs at once"))
+                    ("speedups", "harness speed-ups"), ("threads_per_job", "threads per run"),
+                    ("jobs_at_once", "runs at once"))
 PUBLISHED_DIGITS = {"accuracy": 1, "sec_per_epoch": 2}  # as the report printed them
 ERROR_CHARS = 160  # of a failed run's error text, in the findings
 SKIPPED_PREFIX = "skipping unreadable record "  # how store.load_records warns of a bad file

@@ -267,9 +267,14 @@ def test_method_says_when_timings_come_from_a_busy_machine(tmp_path, loads, sent
         assert sentence in markdown
 
 
-@pytest.mark.parametrize("onednn, words", [(True, "oneDNN on;"), (False, "oneDNN off;"), (None, "oneDNN not recorded;")])
-def test_method_says_whether_the_runs_had_onednn(tmp_path, onednn, words):
+@pytest.mark.parametrize("onednn, speedups, words", [
+    (True, True, "oneDNN on; harness speed-ups on;"),
+    (False, False, "oneDNN off; harness speed-ups off;"),  # a --stock-keras run
+    (None, True, "oneDNN not recorded; harness speed-ups on;"),  # a record older than the setting
+])
+def test_method_says_how_the_runs_were_computed(tmp_path, onednn, speedups, words):
     record = run_record("mlp", 0.8)
+    record = dataclasses.replace(record, spec={**record.spec, "speedups": speedups})
     if onednn is not None:
         record = dataclasses.replace(record, environment={**record.environment, "onednn": onednn})
     report.write_report(write_results(tmp_path, [record]), tmp_path)
