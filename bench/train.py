@@ -161,8 +161,7 @@ def make_optimizer(settings: dict, total_steps: int, *, fast: bool = True):
     return sgd(learning_rate, momentum=settings["momentum"], weight_decay=weight_decay)
 
 
-def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int, *,
-                fast: bool = True) -> keras.Model:
+def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int) -> keras.Model:
     """The harness's model for a run: built, compiled and ready to trace once.
 
     ``bench.speed`` times exactly this, so every speed-up of the harness lives here, but
@@ -180,12 +179,13 @@ def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: i
       training steps).
 
     Args:
-        spec: the run; its model, model options and optimizer settings are used.
+        spec: the run; its model, model options and optimizer settings are used, and
+            ``speedups``: False gives the stock Keras model and optimizer, traced Keras's
+            way, for checking that the speed-ups change no result.
         input_shape, num_classes: of the data.
         steps_per_epoch: for a learning-rate schedule over the whole run.
-        fast: False gives the stock Keras model and optimizer, traced Keras's way; for
-            checking that the speed-ups change no result.
     """
+    fast = spec.speedups
     model = models.build(spec.model, input_shape, num_classes, **spec.model_options)
     if fast:
         models.fuse_batch_norm(model)
@@ -335,7 +335,7 @@ def run(spec: RunSpec) -> RunRecord:
     base = {"run_id": spec.run_id, "spec": spec.to_dict(), "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        record = _train(spec, base, spec.speedups)
+        record = _train(spec, base)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
@@ -343,17 +343,17 @@ def run(spec: RunSpec) -> RunRecord:
     return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()})
 
 
-def _train(spec: RunSpec, base: dict, fast: bool) -> RunRecord:
+def _train(spec: RunSpec, base: dict) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
     dataset = _dataset_for(spec)
     train, monitor, test = make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     build_start = time.perf_counter()
-    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch, fast=fast)
+    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
     build_seconds = time.perf_counter() - build_start
     timer = EpochTimer()
     with TrainingGraphSettings() as graph_settings:
-        callbacks = [timer, graph_settings] if fast else [timer]
+        callbacks = [timer, graph_settings] if spec.speedups else [timer]
         model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
                   shuffle=False)  # the pipeline shuffles; Keras's flag would only warn
         history = timer.epochs

@@ -3,6 +3,7 @@
 Nothing here asserts a timing: timings are measured by `python -m bench speed`, not tested.
 """
 import argparse
+import dataclasses
 import math
 import platform
 
@@ -176,7 +177,7 @@ def test_fast_and_stock_harness_start_from_the_same_model(name):
     built = {}
     for fast in (True, False):
         keras.utils.set_random_seed(spec.seed)
-        built[fast] = train.build_model(spec, (16, 16, 3), 10, 4, fast=fast)
+        built[fast] = train.build_model(dataclasses.replace(spec, speedups=fast), (16, 16, 3), 10, 4)
     assert built[True].count_params() == built[False].count_params()
     for a, b in zip(built[True].weights, built[False].weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
