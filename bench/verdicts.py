@@ -1,0 +1,730 @@
+"""Verdicts: does each Table 4 accuracy cell reproduce, and does each claim of the report hold?
+
+Pure functions, DataFrames in and out; the only I/O is ``load_claims``. Statistics come from
+``bench.stats`` (scipy). Nothing here imports TensorFlow or the report's other modules.
+
+Input: a *runs* frame, one line per run, with the columns of ``RUN_COLUMNS``:
+
+    model (str), options (dict of the model's options, e.g. {"head": "dense"}), dataset (str),
+    status ("ok" | "failed" | "diverged" | "timeout"), accuracy (test accuracy in %),
+    seed (int), ms_per_image (training milliseconds per image, may be NaN),
+    params_total (int), flops_per_image (int, forward FLOPs), num_classes (int),
+    setup (str: runs of one setup differ only in model and options).
+
+Only ok runs give values; every run counts in ``n_planned``. Runs of different setups are
+never pooled or compared. A *row* is a model with its options (``fishnet55 (head=dense)``);
+a *cell* is a row on one dataset in one setup.
+
+Table 4 cells (``verdict_cells``). The report gives means only, over 10 runs, without any
+spread: its value is taken as a point, with no uncertainty of its own. So a cell can only ask
+whether our mean is close to that point, within a declared margin (percentage points):
+
+- ``reproduced``: our mean is equivalent to the published value within the margin, by two
+  one-sided t-tests (TOST) at alpha = 0.05: both H0: mu <= published - margin and
+  H0: mu >= published + margin rejected; TOST p = max of the two one-sided p.
+- ``differs``: the published value lies outside our 95 % CI widened by the margin,
+  [ci_low - margin, ci_high + margin]. (Exclusive with ``reproduced``.)
+- ``can't tell``: otherwise, and always with fewer than 2 ok runs, with no published value,
+  or with zero spread inside the widened CI (TOST is undefined there).
+
+The margin is max(1 pp, half a unit of the published value's last printed digit) (86.5 -> 1.0,
+86 -> 1.0), unless the claims file's ``[margins]`` table sets a ``default`` or a cell
+("model/dataset"); each cell reports the margin used and where it came from. A cell with non-ok
+runs says whether they could change its verdict: the verdict is recomputed with every missing
+run imputed at the cell's lowest ok accuracy, then at its highest, then at chance
+(100 / num_classes); it *could change* if any of these gives another verdict.
+
+Claims (``claim_comparisons``, ``claim_verdicts``) are data (``bench/assets/claims.toml``,
+``load_claims``). Each claim expands to comparisons between rows on each of its datasets, one
+setup at a time, judged by the metric's rule:
+
+- accuracy (tested): difference of means with Welch's 95 % CI and two-sided p, Hedges' g;
+  p is Holm-adjusted within the family of the distinct accuracy hypotheses of one dataset and
+  setup (a pair compared by two claims counts once; a ``near`` claim's TOST p is in the family
+  too). ``holds`` when the Holm p < 0.05 and the difference is in the claimed direction,
+  ``contradicted`` when Holm p < 0.05 the other way, ``can't tell`` otherwise.
+  ``near``: holds when the Holm-adjusted TOST p against value ± margin is < 0.05, contradicted
+  when the value lies outside the row's 95 % CI widened by the margin, else can't tell.
+- ms_per_image (measured, not tested: timings on a shared machine are not independent draws):
+  holds when the two rows' 95 % t-intervals do not overlap in the claimed direction,
+  contradicted when they do not overlap the other way, can't tell when they overlap. Welch's
+  difference, CI and raw p are reported for information; no Holm p.
+- params_total, flops_per_image (deterministic): exact comparison of the values of the ok runs;
+  ``less`` holds when every value of the row is below every value of the other, and is
+  contradicted when none is below (equal counts contradict "fewer"); ``greater`` likewise.
+
+Tested comparisons need 2 ok runs per row, the others 1; short of that the comparison is
+``can't tell`` and says which runs it needs. A claim holds when all its comparisons hold, is
+contradicted when any is contradicted, and is ``can't tell`` otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench.stats import difference_of_means, holm, summarize, tost
+
+ALPHA = 0.05
+MIN_MARGIN = 1.0  # percentage points: the smallest default margin of a Table 4 cell
+CLAIMS_FILE = Path(__file__).parent / "assets" / "claims.toml"
+SCHEMA_VERSION = 1
+
+REPRODUCED, DIFFERS = "reproduced", "differs"
+HOLDS, CONTRADICTED = "holds", "contradicted"
+CANT_TELL = "can't tell"
+
+# metric -> how a comparison on it is judged (see the module docstring)
+RULES = {"accuracy": "welch+holm", "ms_per_image": "ci overlap", "params_total": "exact",
+         "flops_per_image": "exact"}
+NEAR_RULE = "tost+holm"
+# kind -> (keys it requires beyond COMMON_KEYS, metric it fixes or None)
+KINDS = {
+    "greater": ("metric", "than"),  # each of rows > each of than
+    "less": ("metric", "than"),  # each of rows < each of than
+    "fewest": ("metric", "among"),  # the one row < each other row of among
+    "near": ("metric", "value", "margin"),  # each of rows within value ± margin (accuracy only)
+    "better_and_cheaper": ("than",),  # accuracy greater AND flops_per_image less, per pair
+}
+COMMON_KEYS = ("id", "kind", "section", "quote", "datasets", "rows")
+ABSENT = object()  # what a missing key "received"
+TOP_KEYS = ("schema_version", "margins", "claims")
+
+RUN_COLUMNS = ("model", "options", "dataset", "status", "accuracy", "seed", "ms_per_image",
+               "params_total", "flops_per_image", "num_classes", "setup")
+CELL_COLUMNS = ("setup", "dataset", "model", "options", "n_ok", "n_planned", "not_ok", "mean", "std",
+                "ci_low", "ci_high", "published", "difference", "margin", "margin_source", "tost_p",
+                "verdict", "why", "could_change", "if_imputed")
+COMPARISON_COLUMNS = ("setup", "claim", "dataset", "metric", "direction", "row", "against", "n_row",
+                      "n_against", "mean_row", "mean_against", "difference", "ci_low", "ci_high",
+                      "p_raw", "p_holm", "hedges_g", "rule", "verdict", "why", "needs")
+CLAIM_COLUMNS = ("setup", "claim", "kind", "section", "quote", "n_comparisons", "n_holds",
+                 "n_contradicted", "n_cant_tell", "verdict", "needs")
+
+
+# ---------------------------------------------------------------- the claims file
+
+
+@dataclass(frozen=True)
+class Row:
+    """A model with the options that name its row; it matches a run whose options include them."""
+
+    model: str
+    options: tuple[tuple[str, Any], ...] = ()  # sorted (key, value) pairs, hashable
+
+    @property
+    def label(self) -> str:
+        """'mlp', 'fishnet55 (head=dense)'."""
+        named = ", ".join(f"{key}={_as_text(value)}" for key, value in self.options)
+        return self.model + (f" ({named})" if named else "")
+
+    def matches(self, model: str, options: Mapping) -> bool:
+        return model == self.model and all(
+            key in options and _as_text(options[key]) == _as_text(value) for key, value in self.options)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the report: its words, where they are, and what would support them.
+
+    ``than`` holds the other rows (for ``fewest``: ``among`` without the row itself);
+    ``value`` and ``margin`` (percentage points) are set for ``near`` only.
+    """
+
+    id: str
+    kind: str
+    section: str
+    quote: str
+    datasets: tuple[str, ...]
+    rows: tuple[Row, ...]
+    than: tuple[Row, ...] = ()
+    metric: str = "accuracy"
+    value: float = math.nan
+    margin: float = math.nan
+
+
+@dataclass(frozen=True)
+class Margins:
+    """Equivalence margins of the Table 4 cells (percentage points) given as data.
+
+    ``cells`` maps "model/dataset" to a margin; ``default`` (None: the rule
+    max(1 pp, half the last printed digit)) applies to the other cells.
+    """
+
+    default: float | None = None
+    cells: Mapping[str, float] = field(default_factory=dict)
+    source: str = "claims.toml"
+
+
+@dataclass(frozen=True)
+class ClaimsFile:
+    claims: tuple[Claim, ...]
+    margins: Margins
+
+
+def load_claims(path: str | Path = CLAIMS_FILE, *, models: Iterable[str], datasets: Iterable[str]) -> ClaimsFile:
+    """Read and validate a claims file (TOML; schema in ``bench/assets/claims.toml``).
+
+    Args:
+        path: the file; default the shipped ``bench/assets/claims.toml``.
+        models, datasets: the accepted names (the model registry's and ``bench.data.NAMES``).
+
+    Raises:
+        ValueError: one line naming the file, the claim, the key, the accepted values and
+            what was received; also for a file that is not valid TOML.
+    """
+    path = Path(path)
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path.name}: not valid TOML: {error}") from None
+    return parse_claims(document, models=models, datasets=datasets, source=path.name)
+
+
+def parse_claims(document: Mapping, *, models: Iterable[str], datasets: Iterable[str],
+                 source: str = "claims.toml") -> ClaimsFile:
+    """``load_claims`` on an already parsed TOML document (``tomllib.loads``)."""
+    names = {"model": tuple(models), "dataset": tuple(datasets)}
+    _check_keys(source, document, TOP_KEYS, required=("schema_version", "claims"))
+    if document["schema_version"] != SCHEMA_VERSION:
+        _refuse(source, "unsupported schema_version", [str(SCHEMA_VERSION)], document["schema_version"])
+    tables = document["claims"]
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        _refuse(source, "claims must be an array of tables ([[claims]])", ["[[claims]]"], type(tables).__name__)
+    claims = tuple(_parse_claim(source, index, table, names) for index, table in enumerate(tables))
+    ids = [claim.id for claim in claims]
+    for repeated in sorted({i for i in ids if ids.count(i) > 1}):
+        _refuse(source, f"claim id {repeated!r} is used twice", ["unique ids"], repeated)
+    return ClaimsFile(claims, _parse_margins(source, document.get("margins", {}), names))
+
+
+def _parse_claim(source: str, index: int, table: Mapping, names: Mapping) -> Claim:
+    claim_id = table.get("id")
+    where = f"{source}: claim {claim_id!r}" if isinstance(claim_id, str) else f"{source}: claims[{index}]"
+    kind = table.get("kind")
+    if kind not in KINDS:
+        _refuse(where, "unknown kind", KINDS, kind, key="kind")
+    _check_keys(where, table, COMMON_KEYS + KINDS[kind], required=COMMON_KEYS + KINDS[kind])
+    for key in ("id", "section", "quote"):
+        _expect(where, key, table[key], str, "a string")
+    datasets = tuple(_names(where, "datasets", table["datasets"], names["dataset"]))
+    rows = _rows(where, "rows", table["rows"], names["model"])
+    others = _rows(where, "than" if "than" in table else "among", table.get("than", table.get("among")),
+                   names["model"]) if kind != "near" else ()
+    claim = Claim(table["id"], kind, table["section"], table["quote"], datasets, rows, others)
+    return _kind_fields(where, claim, table)
+
+
+def _kind_fields(where: str, claim: Claim, table: Mapping) -> Claim:
+    """The claim with its kind's metric, value and margin checked and set."""
+    metric = table.get("metric", "accuracy")
+    accepted = ["accuracy"] if claim.kind == "near" else list(RULES)
+    if metric not in accepted:
+        _refuse(where, "unknown metric", accepted, metric, key="metric")
+    if claim.kind == "fewest":
+        if len(claim.rows) != 1:
+            _refuse(where, "fewest names exactly one row", ["rows = [one row]"], len(claim.rows), key="rows")
+        others = tuple(row for row in claim.than if row != claim.rows[0])
+        if not others:
+            _refuse(where, "among names no row but the claimed one", ["rows other than rows[0]"], [], key="among")
+        return dataclasses.replace(claim, metric=metric, than=others)
+    if claim.kind == "near":
+        value = _number(where, "value", table["value"])
+        margin = _number(where, "margin", table["margin"], positive=True)
+        return dataclasses.replace(claim, metric=metric, value=value, margin=margin)
+    return dataclasses.replace(claim, metric=metric)
+
+
+def _rows(where: str, key: str, value, models: Sequence[str]) -> tuple[Row, ...]:
+    """Rows from an array of {model = "...", options = {...}} tables."""
+    if not isinstance(value, list) or not value or not all(isinstance(item, dict) for item in value):
+        _refuse(where, f"{key} must be a non-empty array of {{model = ..., options = {{...}}}}",
+                ["[{model = \"mlp\"}, ...]"], value, key=key)
+    return tuple(_row(where, key, item, models) for item in value)
+
+
+def _row(where: str, key: str, table: Mapping, models: Sequence[str]) -> Row:
+    _check_keys(f"{where}: {key}", table, ("model", "options"), required=("model",))
+    if table["model"] not in models:
+        _refuse(where, f"unknown model in {key}", models, table["model"], key="model")
+    options = table.get("options", {})
+    scalar = (str, int, float, bool)
+    if not isinstance(options, dict) or not all(isinstance(v, scalar) for v in options.values()):
+        _refuse(where, f"options in {key} must be a table of scalars", ["{head = \"dense\"}"], options, key="options")
+    return Row(table["model"], tuple(sorted(options.items())))
+
+
+def _parse_margins(source: str, table, names: Mapping) -> Margins:
+    where = f"{source}: [margins]"
+    if not isinstance(table, dict):
+        _refuse(where, "margins must be a table", ["[margins]"], table)
+    margins = {key: _number(where, key, value, positive=True) for key, value in table.items()}
+    for key in margins:
+        model, _, dataset = key.partition("/")
+        if key != "default" and (model not in names["model"] or dataset not in names["dataset"]):
+            accepted = ["default", f"model/dataset with a model in {' '.join(names['model'])}"
+                        f" and a dataset in {' '.join(names['dataset'])}"]
+            _refuse(where, "unknown cell", accepted, key)
+    default = margins.pop("default", None)
+    return Margins(default, margins, source)
+
+
+def _names(where: str, key: str, value, accepted: Sequence[str]) -> list[str]:
+    if not isinstance(value, list) or not value:
+        _refuse(where, f"{key} must be a non-empty array", accepted, value, key=key)
+    for name in value:
+        if name not in accepted:
+            _refuse(where, f"unknown {key.rstrip('s')}", accepted, name, key=key)
+    return value
+
+
+def _number(where: str, key: str, value, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0):
+        _refuse(where, f"{key} must be a {'positive ' if positive else ''}number", ["e.g. 1.0"], value, key=key)
+    return float(value)
+
+
+def _expect(where: str, key: str, value, kind: type, description: str) -> None:
+    if not isinstance(value, kind):
+        _refuse(where, f"{key} must be {description}", [description], value, key=key)
+
+
+def _check_keys(where: str, table: Mapping, accepted: Sequence[str], required: Sequence[str]) -> None:
+    for key in table:
+        if key not in accepted:
+            _refuse(where, "unknown key", accepted, key)
+    for key in required:
+        if key not in table:
+            _refuse(where, f"missing key {key!r}", accepted, ABSENT, key=key)
+
+
+def _refuse(where: str, what: str, accepted: Iterable, received, key: str | None = None):
+    """Raise the one-line ValueError of the style guide: what, accepted values, 'Received: ...'."""
+    shown = f"no {key}" if received is ABSENT else f"{key}={received!r}" if key else repr(received)
+    raise ValueError(" ".join(f"{where}: {what}; accepted: {', '.join(map(str, accepted))}. "
+                              f"Received: {shown}".split()))
+
+
+# ---------------------------------------------------------------- runs
+
+
+def _as_text(value) -> str:
+    """An option's value as text, so "1000" in a CSV matches 1000 in a record."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _options(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _options_key(value) -> str:
+    return json.dumps(_options(value), sort_keys=True, default=str)
+
+
+def _check_runs(runs: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [column for column in columns if column not in runs.columns]
+    if missing:
+        raise ValueError(f"runs frame lacks columns {', '.join(missing)}; accepted: a frame with "
+                         f"{', '.join(columns)}. Received: columns {', '.join(map(str, runs.columns))}")
+
+
+def _ok(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] == "ok"]
+
+
+def _setups(runs: pd.DataFrame) -> list[str]:
+    """The setups of the runs, sorted; [""] for no runs, so every claim still reports what it needs."""
+    return sorted(set(runs["setup"])) or [""]
+
+
+# ---------------------------------------------------------------- Table 4 cells
+
+
+def default_margin(printed: str) -> float:
+    """max(1 pp, half a unit of the last printed digit): "86.5" -> max(1, 0.05) = 1.0, "86" -> 1.0."""
+    text = printed.strip()
+    decimals = len(text.partition(".")[2])
+    return max(MIN_MARGIN, 0.5 * 10.0 ** -decimals)
+
+
+def margin_for(model: str, dataset: str, printed: str, margins: Margins = Margins()) -> tuple[float, str]:
+    """The margin of a cell and where it comes from: a "model/dataset" override, the file's
+    default, or ``default_margin`` of the published value as printed."""
+    key = f"{model}/{dataset}"
+    if key in margins.cells:
+        return margins.cells[key], f"{margins.source} [margins] {key}"
+    if margins.default is not None:
+        return margins.default, f"{margins.source} [margins] default"
+    return default_margin(printed), f"default: max(1 pp, half the last digit of {printed})"
+
+
+@dataclass(frozen=True)
+class CellVerdict:
+    verdict: str
+    tost_p: float
+    why: str
+
+
+def judge_cell(values, published: float, margin: float, alpha: float = ALPHA) -> CellVerdict:
+    """The verdict of one cell's ok accuracies (%) against the published value (see module doc).
+
+    With fewer than 2 values or a NaN published value: ``can't tell``, TOST p NaN.
+    """
+    summary = summarize(values)
+    if math.isnan(published):
+        return CellVerdict(CANT_TELL, math.nan, "no published value")
+    if summary.n < 2:
+        return CellVerdict(CANT_TELL, math.nan, f"{summary.n} ok run(s), needs 2")
+    p = tost(values, published - margin, published + margin).p_value
+    if p < alpha:
+        return CellVerdict(REPRODUCED, p, f"TOST p {p:.3g} < {alpha}: within {published:g} ± {margin:g}")
+    low, high = summary.ci_low - margin, summary.ci_high + margin
+    if not low <= published <= high:
+        return CellVerdict(DIFFERS, p, f"{published:g} outside the CI ± margin [{low:.2f}, {high:.2f}]")
+    return CellVerdict(CANT_TELL, p, f"TOST p {p:.3g} >= {alpha}, {published:g} inside [{low:.2f}, {high:.2f}]")
+
+
+def imputed_verdicts(values, n_missing: int, published: float, margin: float, chance: float,
+                     alpha: float = ALPHA) -> dict[str, tuple[float, str]]:
+    """Scenario -> (imputed value, verdict) with every missing run at the lowest ok accuracy,
+    the highest, and chance; scenarios without a value (no ok run, unknown classes) are left out."""
+    values = [float(v) for v in values if not math.isnan(v)]
+    scenarios = {"lowest ok": min(values, default=math.nan), "highest ok": max(values, default=math.nan),
+                 "chance": chance}
+    return {name: (value, judge_cell(values + [value] * n_missing, published, margin, alpha).verdict)
+            for name, value in scenarios.items() if n_missing and not math.isnan(value)}
+
+
+def _published_accuracy(published: pd.DataFrame) -> list[tuple[str, str, dict, str]]:
+    """(model, dataset, options, value as printed) of the published accuracy lines."""
+    lines = published[published["metric"] == "accuracy"]
+    return [(r.model, r.dataset, _published_options(r.options), _printed(r.value)) for r in lines.itertuples()]
+
+
+def _published_options(value) -> dict:
+    if isinstance(value, dict):
+        return value
+    text = value if isinstance(value, str) else ""
+    return dict(pair.split("=", 1) for pair in text.split(";") if pair)
+
+
+def _printed(value) -> str:
+    """The published value as printed: the text itself, or a float's shortest form (86.0 -> "86.0")."""
+    return value.strip() if isinstance(value, str) else repr(float(value))
+
+
+def _published_for(entries, model: str, dataset: str, options: Mapping) -> str | None:
+    for entry_model, entry_dataset, entry_options, printed in entries:
+        if (entry_model, entry_dataset) == (model, dataset) and Row(model, tuple(entry_options.items())).matches(model, options):
+            return printed
+    return None
+
+
+def verdict_cells(runs: pd.DataFrame, published: pd.DataFrame, margins: Margins = Margins(),
+                  alpha: float = ALPHA) -> pd.DataFrame:
+    """Every accuracy cell of the runs (plus the published cells with no run on a dataset that a
+    setup did run), judged against the published value.
+
+    Args:
+        runs: the runs frame (columns: model, options, dataset, status, accuracy, num_classes, setup).
+        published: the published values, as ``bench/assets/table4_published.csv`` (model,
+            dataset, metric, value, options as "key=value;..."); read ``value`` as text
+            (``dtype={"value": str}``) so the printed digits survive for the margin.
+        margins: overrides from the claims file.
+
+    Returns:
+        One line per cell, CELL_COLUMNS: options as JSON text; n_planned counts runs of any
+        status and not_ok names the others ("1 diverged"); published NaN where the report has no
+        value for the row; difference = mean - published; could_change and if_imputed as in
+        the module docstring (False and "" when every run is ok).
+    """
+    _check_runs(runs, ("model", "options", "dataset", "status", "accuracy", "num_classes", "setup"))
+    entries = _published_accuracy(published)
+    keyed = runs.assign(_options=runs["options"].map(_options_key))
+    lines = [_cell_line(setup, dataset, model, group, entries, margins, alpha)
+             for (setup, dataset, model, _), group in keyed.groupby(["setup", "dataset", "model", "_options"], sort=True)]
+    lines += _unrun_cells(keyed, entries, margins)
+    return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
+
+
+def _cell_line(setup, dataset, model, group, entries, margins, alpha) -> dict:
+    options = _options(group["options"].iloc[0])
+    printed = _published_for(entries, model, dataset, options)
+    value = float(printed) if printed is not None else math.nan
+    margin, source = margin_for(model, dataset, printed, margins) if printed is not None else (math.nan, "")
+    ok = _ok(group)["accuracy"].astype(float).dropna().tolist()
+    summary, verdict = summarize(ok), judge_cell(ok, value, margin, alpha)
+    n_missing = len(group) - len(ok)
+    classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
+    chance = 100.0 / float(classes.iloc[0]) if len(classes) else math.nan
+    imputed = imputed_verdicts(ok, n_missing, value, margin, chance, alpha)
+    return {
+        "setup": setup, "dataset": dataset, "model": model, "options": _options_key(options),
+        "n_ok": len(ok), "n_planned": len(group), "not_ok": _not_ok(group),
+        "mean": summary.mean, "std": summary.std, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
+        "published": value, "difference": summary.mean - value, "margin": margin, "margin_source": source,
+        "tost_p": verdict.tost_p, "verdict": verdict.verdict, "why": verdict.why,
+        "could_change": any(v != verdict.verdict for _, v in imputed.values()),
+        "if_imputed": "; ".join(f"{name} {x:.2f}: {v}" for name, (x, v) in imputed.items()),
+    }
+
+
+def _not_ok(group: pd.DataFrame) -> str:
+    counts = group.loc[group["status"] != "ok", "status"].value_counts().sort_index()
+    return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def _unrun_cells(keyed: pd.DataFrame, entries, margins: Margins) -> list[dict]:
+    """Published cells with no run in a setup that ran their dataset: n = 0, can't tell."""
+    lines = []
+    for (setup, dataset), group in keyed.groupby(["setup", "dataset"], sort=True):
+        for model, entry_dataset, options, printed in entries:
+            row = Row(model, tuple(sorted(options.items())))
+            if entry_dataset != dataset or any(row.matches(m, _options(o)) for m, o in zip(group["model"], group["options"])):
+                continue
+            margin, source = margin_for(model, dataset, printed, margins)
+            lines.append({"setup": setup, "dataset": dataset, "model": model, "options": _options_key(options),
+                          "n_ok": 0, "n_planned": 0, "not_ok": "", "published": float(printed),
+                          "margin": margin, "margin_source": source, "tost_p": math.nan, "verdict": CANT_TELL,
+                          "why": "no run of the report's row", "could_change": False, "if_imputed": ""})
+    return lines
+
+
+# ---------------------------------------------------------------- claims: what to compare
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One comparison a claim asks for: ``row`` against ``against`` (or against ``value`` ±
+    ``margin`` when direction is "near") on ``metric`` and ``dataset``."""
+
+    claim: str
+    dataset: str
+    metric: str
+    direction: str  # "greater" | "less" | "near"
+    row: Row
+    against: Row | None = None
+    value: float = math.nan
+    margin: float = math.nan
+
+
+def planned(claim: Claim) -> list[Planned]:
+    """The comparisons of a claim, per dataset (``better_and_cheaper``: accuracy greater and
+    flops_per_image less, per pair of rows)."""
+    plans = []
+    for dataset in claim.datasets:
+        for row in claim.rows:
+            if claim.kind == "near":
+                plans.append(Planned(claim.id, dataset, claim.metric, "near", row, None, claim.value, claim.margin))
+            for other in claim.than:
+                if claim.kind == "better_and_cheaper":
+                    plans += [Planned(claim.id, dataset, "accuracy", "greater", row, other),
+                              Planned(claim.id, dataset, "flops_per_image", "less", row, other)]
+                elif claim.kind != "near":
+                    direction = "less" if claim.kind == "fewest" else claim.kind
+                    plans.append(Planned(claim.id, dataset, claim.metric, direction, row, other))
+    return plans
+
+
+# ---------------------------------------------------------------- claims: one comparison
+
+
+@dataclass(frozen=True)
+class Side:
+    """The ok values of one row on one dataset, the key of the runs matched, what is missing."""
+
+    values: np.ndarray
+    key: str
+    needs: str
+
+
+def _side(ok: pd.DataFrame, row: Row, dataset: str, metric: str, at_least: int) -> Side:
+    matched = np.array([row.matches(m, _options(o)) for m, o in zip(ok["model"], ok["options"])], dtype=bool)
+    runs = ok[(ok["dataset"] == dataset).to_numpy() & matched]
+    keys = sorted(set(runs["options"].map(_options_key)))
+    if len(keys) > 1:
+        return Side(np.array([]), "", f"{row.label} on {dataset} matches {len(keys)} option sets: name the options")
+    values = pd.to_numeric(runs[metric], errors="coerce").dropna().to_numpy(dtype=float)
+    needs = ("" if values.size >= at_least else f"needs ok runs of {row.label} on {dataset}" if values.size == 0
+             else f"needs {at_least} ok runs of {row.label} on {dataset} (has {values.size})")
+    return Side(values, f"{row.model} {keys[0] if keys else ''}", needs)
+
+
+def compare(ok: pd.DataFrame, plan: Planned) -> dict:
+    """One comparison on the ok runs of one setup: a line of COMPARISON_COLUMNS without setup
+    and p_holm, plus ``_hypothesis`` (what Holm counts once) and ``_margin`` (near). Tested
+    rules leave the verdict to ``judge_tested``, after the Holm adjustment."""
+    rule = NEAR_RULE if plan.direction == "near" else RULES[plan.metric]
+    at_least = 1 if rule == "exact" else 2
+    row = _side(ok, plan.row, plan.dataset, plan.metric, at_least)
+    line = {"claim": plan.claim, "dataset": plan.dataset, "metric": plan.metric, "direction": plan.direction,
+            "row": plan.row.label, "n_row": row.values.size, "mean_row": _mean(row.values), "rule": rule,
+            "_margin": plan.margin}
+    if plan.direction == "near":
+        return {**line, **_near(row, plan)}
+    against = _side(ok, plan.against, plan.dataset, plan.metric, at_least)
+    line |= {"against": plan.against.label, "n_against": against.values.size, "mean_against": _mean(against.values),
+             "needs": "; ".join(n for n in (row.needs, against.needs) if n)}
+    return {**line, **{"welch+holm": _tested, "ci overlap": _measured, "exact": _exact}[rule](row, against, plan)}
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else math.nan
+
+
+def _welch_columns(row: Side, against: Side) -> dict:
+    result = difference_of_means(row.values, against.values)
+    return {"difference": result.difference, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "p_raw": result.p_value, "hedges_g": result.hedges_g}
+
+
+def _tested(row: Side, against: Side, plan: Planned) -> dict:
+    hypothesis = " vs ".join(sorted([row.key, against.key])) if not (row.needs or against.needs) else ""
+    return {**_welch_columns(row, against), "_hypothesis": hypothesis}
+
+
+def _near(row: Side, plan: Planned) -> dict:
+    summary = summarize(row.values)
+    p = tost(row.values, plan.value - plan.margin, plan.value + plan.margin).p_value
+    return {"against": f"{plan.value:g} ± {plan.margin:g}", "n_against": 0, "mean_against": plan.value,
+            "difference": summary.mean - plan.value, "ci_low": summary.ci_low - plan.value,
+            "ci_high": summary.ci_high - plan.value, "p_raw": p, "hedges_g": math.nan, "needs": row.needs,
+            "_hypothesis": f"{row.key} near {plan.value:g} ± {plan.margin:g}" if not row.needs else ""}
+
+
+def _measured(row: Side, against: Side, plan: Planned) -> dict:
+    """Time: the two rows' 95 % t-intervals, apart or overlapping."""
+    columns = _welch_columns(row, against)
+    if row.needs or against.needs:
+        return {**columns, "verdict": CANT_TELL, "why": "too few ok runs"}
+    first, second = summarize(row.values), summarize(against.values)
+    above, below = first.ci_low > second.ci_high, first.ci_high < second.ci_low
+    apart = above if plan.direction == "greater" else below
+    opposite = below if plan.direction == "greater" else above
+    verdict = HOLDS if apart else CONTRADICTED if opposite else CANT_TELL
+    state = "do not overlap" if apart or opposite else "overlap"
+    why = (f"CIs [{first.ci_low:.3g}, {first.ci_high:.3g}] and [{second.ci_low:.3g}, {second.ci_high:.3g}] {state}")
+    return {**columns, "verdict": verdict, "why": why}
+
+
+def _exact(row: Side, against: Side, plan: Planned) -> dict:
+    """Parameters, FLOPs: every value of one row against every value of the other."""
+    columns = {"difference": _mean(row.values) - _mean(against.values), "ci_low": math.nan, "ci_high": math.nan,
+               "p_raw": math.nan, "hedges_g": math.nan}
+    if row.needs or against.needs:
+        return {**columns, "verdict": CANT_TELL, "why": "no ok run"}
+    sign = 1 if plan.direction == "greater" else -1
+    holds = (sign * row.values[:, None] > sign * against.values[None, :]).all()
+    never = (sign * row.values[:, None] <= sign * against.values[None, :]).all()
+    verdict = HOLDS if holds else CONTRADICTED if never else CANT_TELL
+    relation = {HOLDS: ">" if sign > 0 else "<", CONTRADICTED: "<=" if sign > 0 else ">=", CANT_TELL: "~"}[verdict]
+    return {**columns, "verdict": verdict,
+            "why": f"{_value_text(row.values)} {relation} {_value_text(against.values)}"}
+
+
+def _value_text(values: np.ndarray) -> str:
+    low, high = values.min(), values.max()
+    return f"{low:,.0f}" if low == high else f"{low:,.0f}..{high:,.0f}"
+
+
+# ---------------------------------------------------------------- claims: Holm and verdicts
+
+
+def holm_in_families(comparisons: pd.DataFrame) -> pd.Series:
+    """Holm-adjusted p of the tested (accuracy) lines, within each (setup, dataset) family of
+    distinct hypotheses (``_hypothesis``: a pair or a near claim counted once); NaN elsewhere."""
+    adjusted = pd.Series(math.nan, index=comparisons.index)
+    tested = comparisons[[isinstance(h, str) and h != "" for h in comparisons["_hypothesis"]]]
+    for _, family in tested.groupby(["setup", "dataset"]):
+        distinct = family.drop_duplicates("_hypothesis")
+        by_hypothesis = dict(zip(distinct["_hypothesis"], holm(distinct["p_raw"])))
+        adjusted[family.index] = family["_hypothesis"].map(by_hypothesis)
+    return adjusted
+
+
+def judge_tested(line: Mapping, alpha: float = ALPHA) -> tuple[str, str]:
+    """(verdict, why) of a tested line from its Holm-adjusted p (module docstring)."""
+    p = line["p_holm"]
+    if line["needs"]:
+        return CANT_TELL, "too few ok runs"
+    if math.isnan(p):
+        return CANT_TELL, "no variance: the test is undefined"
+    if line["direction"] == "near":
+        return _judge_near(line, p, alpha)
+    if p >= alpha:
+        return CANT_TELL, f"Holm p {p:.3g} >= {alpha}"
+    claimed = line["difference"] > 0 if line["direction"] == "greater" else line["difference"] < 0
+    side = "in" if claimed else "against"
+    return (HOLDS if claimed else CONTRADICTED), f"Holm p {p:.3g} < {alpha}, difference {line['difference']:+.2f} {side} the claimed direction"
+
+
+def _judge_near(line: Mapping, p: float, alpha: float) -> tuple[str, str]:
+    margin = line["_margin"]
+    if p < alpha:
+        return HOLDS, f"Holm TOST p {p:.3g} < {alpha}"
+    low, high = line["ci_low"] - margin, line["ci_high"] + margin
+    if low > 0 or high < 0:
+        return CONTRADICTED, f"value outside the CI ± margin (difference CI ± margin [{low:+.2f}, {high:+.2f}])"
+    return CANT_TELL, f"Holm TOST p {p:.3g} >= {alpha}, value inside the CI ± margin"
+
+
+def claim_comparisons(runs: pd.DataFrame, claims: Sequence[Claim], alpha: float = ALPHA) -> pd.DataFrame:
+    """Every comparison of every claim in every setup of the runs, judged.
+
+    Returns:
+        One line per comparison, COMPARISON_COLUMNS: row and against are row labels (against
+        is "value ± margin" for near); difference = mean_row - mean_against (for near, mean -
+        value) with Welch's 95 % CI (near: the row's t-interval minus value; exact: NaN);
+        p_raw is Welch's two-sided p (near: TOST p; exact: NaN); p_holm as in
+        ``holm_in_families``; hedges_g of row - against; rule names how the line is judged;
+        needs names the missing runs ("" when none).
+    """
+    _check_runs(runs, RUN_COLUMNS)
+    lines = []
+    for setup in _setups(runs):
+        ok = _ok(runs[runs["setup"] == setup])
+        lines += [{"setup": setup, **compare(ok, plan)} for claim in claims for plan in planned(claim)]
+    frame = pd.DataFrame(lines, columns=[*COMPARISON_COLUMNS, "_hypothesis", "_margin"])
+    frame["p_holm"] = holm_in_families(frame)
+    judged = [judge_tested(line, alpha) if line["rule"] in (RULES["accuracy"], NEAR_RULE)
+              else (line["verdict"], line["why"]) for line in frame.to_dict("records")]
+    frame["verdict"] = [verdict for verdict, _ in judged]
+    frame["why"] = [why for _, why in judged]
+    return frame.drop(columns=["_hypothesis", "_margin"])
+
+
+def claim_verdicts(comparisons: pd.DataFrame, claims: Sequence[Claim]) -> pd.DataFrame:
+    """One line per claim and setup, CLAIM_COLUMNS: contradicted if any comparison is, holds if
+    all hold, else can't tell; needs joins the comparisons' needs."""
+    by_id = {claim.id: claim for claim in claims}
+    lines = []
+    for (setup, claim_id), group in comparisons.groupby(["setup", "claim"], sort=False):
+        verdicts, claim = list(group["verdict"]), by_id[claim_id]
+        verdict = CONTRADICTED if CONTRADICTED in verdicts else HOLDS if set(verdicts) == {HOLDS} else CANT_TELL
+        needs = "; ".join(dict.fromkeys(n for n in group["needs"] if n))
+        lines.append((setup, claim_id, claim.kind, claim.section, claim.quote, len(group), verdicts.count(HOLDS),
+                      verdicts.count(CONTRADICTED), verdicts.count(CANT_TELL), verdict, needs))
+    return pd.DataFrame(lines, columns=list(CLAIM_COLUMNS))
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """What ``evaluate`` returns: CELL_COLUMNS, COMPARISON_COLUMNS and CLAIM_COLUMNS frames."""
+
+    cells: pd.DataFrame
+    comparisons: pd.DataFrame
+    claims: pd.DataFrame
+
+
+def evaluate(runs: pd.DataFrame, published: pd.DataFrame, claims: ClaimsFile, alpha: float = ALPHA) -> Verdicts:
+    """Table 4 cell verdicts and claim verdicts of the runs, in one call."""
+    comparisons = claim_comparisons(runs, claims.claims, alpha)
+    return Verdicts(verdict_cells(runs, published, claims.margins, alpha), comparisons,
+                    claim_verdicts(comparisons, claims.claims))
