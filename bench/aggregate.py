@@ -17,20 +17,20 @@ import math
 import re
 from dataclasses import dataclass
 
+import natsort
 import pandas as pd
 
-from bench import data, store
+from bench import store
+from bench.spec import EXECUTION_FIELDS, REPEAT_FIELDS, TABLE4_MODELS, RunSpec
 from bench.stats import summarize, welch
 
-TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's row order
-BASELINES = ("mlp", "cnn", "mobilenet")
 DISPLAY_NAMES = {"mlp": "MLP", "cnn": "CNN", "mobilenet": "MobileNet"}
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
                   "mnist": "MNIST"}
 # Table 4 metrics: run column -> what the table calls it.
 METRICS = {"accuracy": "Accuracy (%)", "sec_per_epoch": "Time (s/epoch)", "params_total": "Parameters"}
 # Spec fields a table row does not depend on: they differ between the cells and repeats of a row.
-NOT_ROW_FIELDS = (*store.EXECUTION_FIELDS, *store.REPEAT_FIELDS, "dataset")
+NOT_ROW_FIELDS = (*EXECUTION_FIELDS, *REPEAT_FIELDS, "dataset")
 UNSET = "default"  # how a label shows a setting one row has and another does not (a model option)
 ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "threads_per_job", "git_commit")
 ONEDNN_WORDS = {True: "on", False: "off"}  # records older than the setting say nothing
@@ -103,11 +103,14 @@ def dataset_title(dataset: str) -> str:
     return DATASET_TITLES.get(dataset, dataset)
 
 
+NATURAL = natsort.natsort_keygen()  # fishnet99 before fishnet150
+
+
 def model_order(model: str) -> tuple:
     """Table 4's models first in its order, then the others in natural order (9 before 10)."""
     if model in TABLE4_MODELS:
         return (0, TABLE4_MODELS.index(model))
-    return (1, *[int(part) if part.isdigit() else part for part in re.split(r"(\d+)", model)])
+    return (1, NATURAL(model))
 
 
 def dataset_order(frame: pd.DataFrame, published: Published) -> list[str]:
@@ -129,10 +132,9 @@ def flatten(mapping: dict, prefix: str = "") -> dict:
     return flat
 
 
-def row_settings(spec: dict) -> dict:
+def row_settings(spec: RunSpec) -> dict:
     """What a table row stands for: the spec but for NOT_ROW_FIELDS, flattened."""
-    full = store.RunSpec.from_dict(spec).to_dict()
-    return flatten({k: v for k, v in full.items() if k not in NOT_ROW_FIELDS})
+    return flatten({k: v for k, v in spec.to_dict().items() if k not in NOT_ROW_FIELDS})
 
 
 def settings_key(settings: dict, leave_out: tuple[str, ...] = ()) -> str:
@@ -172,7 +174,8 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
 
     Added columns: accuracy (test accuracy in %), settings (row_settings), row_key (them as
     text), row (the row's label), the environment keys of ENVIRONMENT_KEYS, onednn (on,
-    off, or not recorded) and speedups (on, or off for ``--stock-keras`` runs).
+    off, or not recorded), speedups (on, or off for ``--no-speedups`` runs), family (the
+    model's, from the registry) and inputs ('56x56x3 input, 10 classes').
     Sorted by model order, row, dataset and repeat.
     """
     frame = store.runs_frame(records)
@@ -182,7 +185,9 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     for key in ENVIRONMENT_KEYS:
         frame[key] = [as_text(r.environment.get(key)) for r in records]
     frame["onednn"] = [ONEDNN_WORDS.get(r.environment.get("onednn"), "not recorded") for r in records]
-    frame["speedups"] = ["on" if store.RunSpec.from_dict(r.spec).speedups else "off" for r in records]
+    frame["speedups"] = ["on" if r.spec.speedups else "off" for r in records]
+    frame["family"] = [r.model_family for r in records]
+    frame["inputs"] = [input_description(r.input_shape, r.num_classes) for r in records]
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
     order = frame["model"].map(model_order)
@@ -242,9 +247,9 @@ def model_options_key(settings: dict) -> str:
 def compared(later: pd.Series, earlier: pd.Series) -> bool:
     """Whether the report compares these rows: a FishNet against a baseline, a bigger FishNet
     against a smaller one with the same options, or one FishNet with other options (its head)."""
-    if not later["model"].startswith("fishnet"):
+    if later["family"] != "fishnet":
         return False
-    if earlier["model"] in BASELINES:
+    if earlier["family"] == "baselines":
         return True
     return (later["model"] == earlier["model"]) != (later["options"] == earlier["options"])
 
@@ -277,7 +282,7 @@ def comparisons(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
 def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     """(model, dataset, row labels) of FishNet rows that differ only in the head option (Fig. 3, 4)."""
     runs = ok_runs(frame)
-    runs = runs[runs["model"].str.startswith("fishnet")]
+    runs = runs[runs["settings"].map(lambda s: "model_options.head" in s)]
     rest = runs["settings"].map(lambda s: settings_key(s, ("model_options.head",)))
     groups = []
     for (dataset, _), group in runs.groupby([runs["dataset"], rest], sort=False):
@@ -290,15 +295,8 @@ def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
 # ---------------------------------------------------------------- inputs, for the findings
 
 
-def input_description(dataset: str, settings: dict) -> str | None:
-    """'32x32x3 input, 10 classes' for a run's dataset and preprocessing; None if unknown."""
-    if dataset == data.SYNTHETIC:
-        native, classes = (settings["preprocess.native_size"], 1), settings["preprocess.num_classes"]
-    else:
-        real = data.REAL_DATASETS.get("fashion_mnist" if dataset == data.SAMPLE else dataset)
-        if real is None:
-            return None
-        native, classes = (real.shape[0], real.shape[2]), real.num_classes
-    size = settings.get("preprocess.size") or native[0]
-    channels = settings.get("preprocess.channels") or native[1]
-    return f"{size}x{size}x{channels} input, {classes} classes"
+def input_description(input_shape: tuple[int, int, int] | None, num_classes: int | None) -> str | None:
+    """'32x32x3 input, 10 classes' for a run's record; None for a run that never built its model."""
+    if input_shape is None:
+        return None
+    return f"{'x'.join(map(str, input_shape))} input, {num_classes} classes"

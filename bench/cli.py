@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from bench import config, data
+from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed = commands.add_parser("speed", help="training and inference throughput per model",
                                 description="Steady-state images/s per model, FLOPs, achieved GFLOP/s against "
                                 "a measured matmul peak, build and first-step time; writes speed.csv.")
-    speed.add_argument("--models", type=_csv, default=["mlp", "cnn", "mobilenet", "fishnet55", "fishnet77"],
+    speed.add_argument("--models", type=_csv, default=list(TABLE4_MODELS),
                        help="comma-separated model names (default: the Table 4 models)")
     speed.add_argument("--input", type=parse_shape, default=(56, 56, 3), help="input shape HxWxC (default: 56x56x3)")
     speed.add_argument("--batch-sizes", type=lambda t: [int(x) for x in _csv(t)], default=[32],

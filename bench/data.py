@@ -20,11 +20,13 @@ import os
 import shutil
 import struct
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from bench.spec import Preprocess
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 CACHE_DIR_ENV = "BENCH_CACHE_DIR"
@@ -59,35 +61,6 @@ class DataUnavailable(RuntimeError):
     """No source could supply a dataset; the message lists each place tried and why."""
 
 
-@dataclass(frozen=True)
-class DatasetRequest:
-    """Everything that decides which images a run sees.
-
-    Attributes:
-        name: one of ``NAMES``.
-        size: target height and width in pixels; None keeps the native size.
-        channels: 1 or 3; None keeps the native count. Grayscale becomes RGB by repetition.
-        scale_pixels: divide pixels by 255 in the training pipeline (the report's code did not).
-        train_per_class: keep this many training images per class (stratified, seeded);
-            None keeps all. For ``synthetic`` it is the generated count (default 100).
-        subset_seed: seed of the stratified subset and of the synthetic generator.
-        num_classes: class count of ``synthetic`` (ignored by the others, which have their own).
-        native_size: native height and width of ``synthetic``.
-    """
-
-    name: str
-    size: int | None = None
-    channels: int | None = None
-    scale_pixels: bool = True
-    train_per_class: int | None = None
-    subset_seed: int = 0
-    num_classes: int = 10
-    native_size: int = 28
-
-    def __post_init__(self):
-        validate(self)
-
-
 @dataclass
 class Dataset:
     """uint8 images (N, H, W, C) and int64 labels (N,), possibly memory-mapped."""
@@ -99,7 +72,6 @@ class Dataset:
     num_classes: int
     source: str
     from_cache: bool = False
-    request: DatasetRequest | None = field(default=None, repr=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -109,27 +81,22 @@ class Dataset:
 # ---------------------------------------------------------------- validation
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def check_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is a dataset of NAMES, before any data is read."""
+    if name not in NAMES:
+        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}. Received: dataset={name!r}")
 
 
-def validate(request: DatasetRequest) -> None:
-    """Raise ValueError naming the first bad field of a request, before any data is read."""
-    if request.name not in NAMES:
-        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}. Received: dataset={request.name!r}")
-    if request.size is not None and not _positive_int(request.size):
-        raise ValueError(f"size must be a positive integer (pixels) or None for native. Received: size={request.size!r}")
-    if request.channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 or 3 (or None for native). Received: channels={request.channels!r}")
-    if request.train_per_class is not None and not _positive_int(request.train_per_class):
-        raise ValueError(
-            f"train_per_class must be a positive integer or None for all. Received: train_per_class={request.train_per_class!r}"
-        )
-    if request.name == SYNTHETIC:
-        if not (_positive_int(request.num_classes) and request.num_classes >= 2):
-            raise ValueError(f"num_classes must be an integer >= 2. Received: num_classes={request.num_classes!r}")
-        if not _positive_int(request.native_size):
-            raise ValueError(f"native_size must be a positive integer. Received: native_size={request.native_size!r}")
+def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], int]:
+    """(input shape, class count) of ``name`` as ``preprocess`` makes it, without loading it."""
+    check_name(name)
+    if name == SYNTHETIC:
+        native, classes = (preprocess.native_size, 1), preprocess.num_classes
+    else:
+        real = REAL_DATASETS["fashion_mnist" if name == SAMPLE else name]
+        native, classes = (real.shape[0], real.shape[2]), real.num_classes
+    size = preprocess.size or native[0]
+    return (size, size, preprocess.channels or native[1]), classes
 
 
 # ---------------------------------------------------------------- sources
@@ -256,18 +223,18 @@ def _load_real(name: str) -> tuple[dict[str, np.ndarray], str]:
 # ---------------------------------------------------------------- generated and embedded sets
 
 
-def synthetic_arrays(request: DatasetRequest) -> dict[str, np.ndarray]:
+def synthetic_arrays(preprocess: Preprocess) -> dict[str, np.ndarray]:
     """Deterministic, learnable images: each class is a fixed random pattern plus pixel noise.
 
     The test set has a fifth as many images per class as the training set (at least 10).
     """
-    rng = np.random.default_rng(request.subset_seed)
-    size, channels = request.native_size, request.channels or 1
-    prototypes = rng.uniform(40, 215, size=(request.num_classes, size, size, channels))
-    train_per_class = request.train_per_class or 100
+    rng = np.random.default_rng(preprocess.subset_seed)
+    size, channels = preprocess.native_size, preprocess.channels or 1
+    prototypes = rng.uniform(40, 215, size=(preprocess.num_classes, size, size, channels))
+    train_per_class = preprocess.train_per_class or 100
 
     def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.repeat(np.arange(request.num_classes), per_class)
+        labels = np.repeat(np.arange(preprocess.num_classes), per_class)
         noise = rng.normal(0, 40, size=(labels.size, size, size, channels))
         images = np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8)
         order = rng.permutation(labels.size)
@@ -339,17 +306,17 @@ def resize(images: np.ndarray, size: int | None, chunk: int = 5000) -> np.ndarra
     return out
 
 
-def preprocess(arrays: dict[str, np.ndarray], request: DatasetRequest) -> dict[str, np.ndarray]:
+def apply_preprocess(arrays: dict[str, np.ndarray], name: str, preprocess: Preprocess) -> dict[str, np.ndarray]:
     """Subset, convert channels and resize; labels become flat int64."""
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     y_train = arrays["y_train"].ravel().astype(np.int64)
     x_train = arrays["x_train"]
-    if request.train_per_class is not None and request.name != SYNTHETIC:
-        keep = stratified_indices(y_train, request.train_per_class, request.subset_seed)
+    if preprocess.train_per_class is not None and name != SYNTHETIC:
+        keep = stratified_indices(y_train, preprocess.train_per_class, preprocess.subset_seed)
         x_train, y_train = x_train[keep], y_train[keep]
     out = {"y_train": y_train, "y_test": arrays["y_test"].ravel().astype(np.int64)}
     for key, images in (("x_train", x_train), ("x_test", arrays["x_test"])):
-        out[key] = resize(convert_channels(_as_nhwc(images), request.channels), request.size)
+        out[key] = resize(convert_channels(_as_nhwc(images), preprocess.channels), preprocess.size)
     return out
 
 
@@ -360,24 +327,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path("~/.cache/fishbench").expanduser())
 
 
-def cache_key(request: DatasetRequest, source: str) -> str:
+def cache_key(name: str, preprocess: Preprocess, source: str) -> str:
     """Hash of every parameter that changes the cached bytes (scale_pixels does not)."""
-    fields = asdict(request)
+    fields = {"name": name, **asdict(preprocess)}
     fields.pop("scale_pixels")
-    if request.name != SYNTHETIC:
+    if name != SYNTHETIC:
         fields.pop("num_classes")
         fields.pop("native_size")
     text = json.dumps({"format": CACHE_FORMAT, "source": source, **fields}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _source_identity(request: DatasetRequest) -> str:
+def _source_identity(name: str) -> str:
     """What the cached bytes derive from: the generator, the sample, or the real dataset."""
-    if request.name == SYNTHETIC:
+    if name == SYNTHETIC:
         return "generated"
-    if request.name == SAMPLE:
+    if name == SAMPLE:
         return f"sample:{SAMPLE_FILE.stat().st_size}"
-    return f"real:{request.name}"
+    return f"real:{name}"
 
 
 def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
@@ -400,33 +367,29 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _raw_arrays(request: DatasetRequest) -> tuple[dict[str, np.ndarray], str]:
-    if request.name == SYNTHETIC:
-        return synthetic_arrays(request), "generated"
-    if request.name == SAMPLE:
+def _raw_arrays(name: str, preprocess: Preprocess) -> tuple[dict[str, np.ndarray], str]:
+    if name == SYNTHETIC:
+        return synthetic_arrays(preprocess), "generated"
+    if name == SAMPLE:
         return _from_npz(SAMPLE_FILE), f"embedded: {SAMPLE_FILE.name}"
-    return _load_real(request.name)
+    return _load_real(name)
 
 
-def num_classes(request: DatasetRequest) -> int:
-    if request.name == SYNTHETIC:
-        return request.num_classes
-    return REAL_DATASETS["fashion_mnist" if request.name == SAMPLE else request.name].num_classes
-
-
-def load(request: DatasetRequest) -> Dataset:
-    """Load a dataset, preprocessed as requested, from the cache when it holds it.
+def load(name: str, preprocess: Preprocess) -> Dataset:
+    """Load dataset ``name``, preprocessed as asked, from the cache when it holds it.
 
     Raises:
         DataUnavailable: no source could supply a real dataset (the message says what was tried).
-        ValueError: the request is invalid, e.g. a subset larger than a class holds.
+        ValueError: an unknown name, or a subset larger than a class holds.
     """
-    path = cache_dir() / f"{request.name}-{cache_key(request, _source_identity(request))}"
+    check_name(name)
+    path = cache_dir() / f"{name}-{cache_key(name, preprocess, _source_identity(name))}"
+    classes = shape_of(name, preprocess)[1]
     cached = _read_cache(path)
     if cached is not None:
         source = json.loads((path / "meta.json").read_text())["source"]
-        return Dataset(**cached, num_classes=num_classes(request), source=source, from_cache=True, request=request)
-    raw, source = _raw_arrays(request)
-    arrays = preprocess(raw, request)
-    _write_cache(path, arrays, {"source": source, "request": asdict(request)})
-    return Dataset(**arrays, num_classes=num_classes(request), source=source, request=request)
+        return Dataset(**cached, num_classes=classes, source=source, from_cache=True)
+    raw, source = _raw_arrays(name, preprocess)
+    arrays = apply_preprocess(raw, name, preprocess)
+    _write_cache(path, arrays, {"source": source, "request": {"name": name, **asdict(preprocess)}})
+    return Dataset(**arrays, num_classes=classes, source=source)

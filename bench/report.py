@@ -7,7 +7,6 @@ clock, sorted throughout), so the same records give the same report.md byte for 
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,6 @@ ENVIRONMENT_LINE = (("host", "host"), ("cpu", "CPU"), ("cpu_count", "cores"), ("
                     ("jobs_at_once", "runs at once"))
 PUBLISHED_DIGITS = {"accuracy": 1, "sec_per_epoch": 2}  # as the report printed them
 ERROR_CHARS = 160  # of a failed run's error text, in the findings
-SKIPPED_PREFIX = "skipping unreadable record "  # how store.load_records warns of a bad file
 
 
 # ---------------------------------------------------------------- numbers as text
@@ -140,7 +138,7 @@ def method_lines(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     ok = aggregate.ok_runs(frame)
     sizes = cells.loc[(cells["metric"] == "accuracy") & (cells["n"] > 0), "n"]
     n = f"{sizes.min()} to {sizes.max()}" if sizes.nunique() > 1 else str(sizes.max() if len(sizes) else 0)
-    inputs = {d: aggregate.input_description(d, s) for d, s in zip(frame["dataset"], frame["settings"])}
+    inputs = dict(zip(frame["dataset"], frame["inputs"]))
     environment = "; ".join(f"{name} {distinct(frame[key])}" for key, name in ENVIRONMENT_LINE)
     return [
         f"Records: {len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}; "
@@ -159,11 +157,11 @@ def parameter_findings(frame: pd.DataFrame, cells: pd.DataFrame, published: Publ
     """Where a measured parameter count differs from the published one: by how much and why."""
     params = cells[(cells["metric"] == "params_total") & (cells["n"] > 0) & cells["published"].notna()]
     params = params[params["mean"] != params["published"]]
-    settings = dict(zip(frame["row"], frame["settings"]))
+    inputs_of = dict(zip(zip(frame["row"], frame["dataset"]), frame["inputs"]))
     lines = []
     for (row, value), group in params.groupby(["row", "mean"], sort=False):
         model, reference = group["model"].iloc[0], group["published"].iloc[0]
-        inputs = distinct(aggregate.input_description(d, settings[row]) for d in group["dataset"])
+        inputs = distinct(inputs_of[row, d] for d in group["dataset"])
         lines.append(f"{row} on {', '.join(map(dataset_title, group['dataset']))}: {count(value)} parameters "
                      f"against the report's {count(reference)} ({value - reference:+,.0f}, "
                      f"{100 * (value / reference - 1):+.1f} %), measured at {inputs}; "
@@ -239,15 +237,6 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, com
     return "\n".join(parts) + "\n"
 
 
-def read_records(results: Path) -> tuple[list[store.RunRecord], list[str]]:
-    """The readable records, and a message naming each unreadable file ('path: what is wrong')."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = store.load_records(results)
-    messages = [str(w.message) for w in caught]
-    return records, [m.removeprefix(SKIPPED_PREFIX) for m in messages if m.startswith(SKIPPED_PREFIX)]
-
-
 def result_folders(root: Path) -> list[Path]:
     """The folders of ``root`` that hold records (``root/<profile>``), and root itself if it does.
 
@@ -270,7 +259,7 @@ def write_report(results: str | Path, out: str | Path) -> str:
         ValueError: ``results/runs`` is missing or holds no readable record.
     """
     results, out = Path(results), Path(out)
-    records, skipped = read_records(results)
+    records, skipped = store.load_records(results)
     if not records:
         where = store.runs_dir(results)
         state = ("does not exist" if not where.is_dir() else

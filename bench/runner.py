@@ -17,13 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import data, store
 from bench.environment import JOBS_ENV, tensorflow_env
-from bench.store import RunRecord, RunSpec, now_iso
+from bench.spec import RunSpec
+from bench.store import RunRecord, now_iso
 from bench.worker import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 
 LOG_TAIL_CHARS = 4000  # of a dead worker's log, kept in its record's error text
@@ -87,25 +89,24 @@ def _death_reason(returncode: int) -> str:
     return f"worker exited with status {returncode} without writing a record"
 
 
-def run_in_subprocess(spec_dict: dict, jobs_at_once: int, runner: str | None = None) -> tuple[dict, dict | None, str]:
-    """Run one spec in a fresh worker process; return (spec, record, log text) as plain data.
+def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None) -> tuple[RunSpec, RunRecord | None, str]:
+    """Run one spec in a fresh worker process; return (spec, record, log text).
 
-    Runs inside a joblib task (a loky process or a Dask worker), so it takes and returns
-    plain data. It never raises for a run's failure: that is a record. The record is None
-    when the worker was interrupted (see INTERRUPTED_EXITS), so the run stays pending.
+    Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
+    run's failure: that is a record. The record is None when the worker was interrupted
+    (see INTERRUPTED_EXITS), so the run stays pending.
 
     Args:
-        spec_dict: ``RunSpec.to_dict()`` of the run.
+        spec: the run.
         jobs_at_once: how many runs the benchmark runs side by side (recorded).
         runner: ``bench.worker.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
     """
-    spec = RunSpec.from_dict(spec_dict)
     if runner and process_token(os.getppid()) == runner:
         exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
     with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
         spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
-        store.write_json_atomic(spec_path, spec_dict)
+        store.write_json_atomic(spec_path, spec.to_dict())
         command = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
@@ -122,17 +123,17 @@ def run_in_subprocess(spec_dict: dict, jobs_at_once: int, runner: str | None = N
                 raise
         log_text = log_path.read_text(errors="replace")
         if returncode == 0 and out_path.exists():
-            return spec_dict, store.read_record(out_path).to_dict(), log_text
+            return spec, store.read_record(out_path), log_text
         if returncode in INTERRUPTED_EXITS:
-            return spec_dict, None, log_text
+            return spec, None, log_text
         if returncode is None:
             status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
         else:
             status, error = "failed", f"{_death_reason(returncode)}; log tail:\n{log_text[-LOG_TAIL_CHARS:]}"
-        record = RunRecord(run_id=spec.run_id, spec=spec_dict, status=status, error=error,
+        record = RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
                            environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
                            started_at=started, finished_at=now_iso())
-        return spec_dict, record.to_dict(), log_text
+        return spec, record, log_text
 
 
 # ---------------------------------------------------------------- backends
@@ -206,7 +207,7 @@ class Progress:
     def finished(self, record: RunRecord) -> None:
         accuracy = f"{record.test_accuracy:.4f}" if record.test_accuracy is not None else "-"
         speed = f"{record.sec_per_epoch:.2f} s/epoch" if record.sec_per_epoch is not None else "-"
-        self._line(RunSpec.from_dict(record.spec), f"{record.status:<8} acc {accuracy}  {speed}")
+        self._line(record.spec, f"{record.status:<8} acc {accuracy}  {speed}")
 
     def interrupted(self, spec: RunSpec) -> None:
         self._line(spec, "interrupted, not recorded: it runs again next time")
@@ -214,16 +215,19 @@ class Progress:
 
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
     """The specs with no settled record: ok and diverged are kept; failed and timeout only
-    unless retried."""
-    settled = store.finished_ids(results, include_failed=not retry_failed)
-    return [spec for spec in specs if spec.run_id not in settled]
+    unless retried. A file in ``runs/`` that is not a record is named in a warning."""
+    records, problems = store.load_records(results)
+    for problem in problems:
+        warnings.warn(f"skipping unreadable record {problem}", stacklevel=2)
+    settled = {"ok", "diverged"} | (set() if retry_failed else {"failed", "timeout"})
+    done = {r.run_id for r in records if r.status in settled}
+    return [spec for spec in specs if spec.run_id not in done]
 
 
 def prepare_data(specs: list[RunSpec]) -> None:
     """Load (and so cache) every dataset once here, so workers only memory-map the cache."""
-    requests = {data.DatasetRequest(s.dataset, **s.preprocess) for s in specs}
-    for request in sorted(requests, key=repr):
-        data.load(request)
+    for name, preprocess in sorted({(s.dataset, s.preprocess) for s in specs}, key=repr):
+        data.load(name, preprocess)
 
 
 def _raise_interrupt(signum, frame):
@@ -255,12 +259,11 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         prepare_data(pending)
         progress, runner = Progress(total=len(pending), out=out), process_token(os.getpid())
         with backend_context(dispatch):
-            tasks = (delayed(run_in_subprocess)(spec.to_dict(), dispatch.jobs, runner) for spec in pending)
-            for spec_dict, record_dict, log_text in Parallel(return_as="generator_unordered")(tasks):
-                if record_dict is None:
-                    progress.interrupted(RunSpec.from_dict(spec_dict))
+            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner) for spec in pending)
+            for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
+                if record is None:
+                    progress.interrupted(spec)
                     continue
-                record = RunRecord.from_dict(record_dict)
                 store.write_log(results, record.run_id, log_text)
                 store.write_record(results, record)
                 written.append(record)

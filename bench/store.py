@@ -1,4 +1,4 @@
-"""Run specs and run records: their schema, atomic writes, and loading into pandas.
+"""Run records: their schema and its upgrades, atomic writes, and loading into pandas.
 
 Records are the source of truth: one JSON file per run in ``<results>/runs/<run_id>.json``,
 written to a temporary file and renamed, so a reader never sees half a record. Tables and
@@ -7,96 +7,19 @@ figures are derived only from them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from bench import __version__
+from bench.spec import RunSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
 STATUSES = ("ok", "failed", "diverged", "timeout")
-# Execution settings change how fast a run goes, not what it computes: they are recorded
-# but left out of its identity, so a resumed run may use other threads or a longer timeout.
-# (The speed-ups change float32 rounding, not the arithmetic; `--stock-keras` checks that.)
-EXECUTION_FIELDS = ("threads", "timeout_s", "speedups")
-# What differs between the repeats of one configuration.
-REPEAT_FIELDS = ("repeat", "seed")
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that decides one training run; every hyper-parameter is explicit.
-
-    Attributes:
-        profile: name of the profile the run was planned from.
-        model: registered model name; ``model_options`` its builder options.
-        dataset: dataset name; ``preprocess`` the rest of its ``DatasetRequest`` (size,
-            channels, scale_pixels, train_per_class, subset_seed, ...).
-        repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
-            and augmentation.
-        epochs, batch_size: training length and batch size (images).
-        optimizer: name, learning_rate, momentum, schedule ("constant" | "cosine"), weight_decay.
-        augment: flip (bool), brightness (max delta, fraction of 1), contrast ([lo, hi] factor),
-            hue (max delta), saturation ([lo, hi] factor); hue and saturation apply to RGB only.
-        eval_per_class: the per-epoch evaluation (``history`` val_*) uses a stratified test
-            subset of this many images per class; None uses the whole test set. The final
-            ``test_accuracy`` is always on the whole test set.
-        threads: TensorFlow intra-op threads of the worker (inter-op is 1 or 2, see worker).
-        timeout_s: seconds after which the worker is killed and the run recorded as timeout.
-        speedups: the harness's speed-ups (``train.build_model``'s, and oneDNN's kernels asked
-            for); False trains stock Keras with TensorFlow's default settings, to check that
-            the speed-ups change no result.
-    """
-
-    profile: str
-    model: str
-    model_options: dict
-    dataset: str
-    preprocess: dict
-    repeat: int
-    seed: int
-    epochs: int
-    batch_size: int
-    optimizer: dict
-    augment: dict
-    eval_per_class: int | None = None
-    threads: int = 1
-    timeout_s: float = 3600.0
-    speedups: bool = True
-    schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, mapping: dict) -> "RunSpec":
-        return cls(**mapping)
-
-    @property
-    def run_id(self) -> str:
-        """Hash of the canonical spec (execution settings left out) and the project version."""
-        return _digest(self.to_dict(), drop=EXECUTION_FIELDS, extra={"version": __version__})
-
-    @property
-    def config_key(self) -> str:
-        """Identity of the configuration: the spec but for seed, repeat and execution settings.
-
-        Runs with equal ``config_key`` are repeats of one experiment and may be averaged.
-        """
-        return _digest(self.to_dict(), drop=EXECUTION_FIELDS + REPEAT_FIELDS)
-
-
-def _digest(mapping: dict, drop: tuple[str, ...], extra: dict | None = None) -> str:
-    kept = {k: v for k, v in mapping.items() if k not in drop} | (extra or {})
-    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -118,6 +41,8 @@ class RunRecord:
         params_total: Keras count_params() (includes batch-norm moving statistics).
         params_trainable: trainable parameters only.
         flops_per_image: forward FLOPs per image (2 per multiply-add).
+        input_shape: (height, width, channels) the model was built for; num_classes its outputs.
+        model_family: the registry's family of the model ("fishnet", "baseline", ...).
         environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
             the machine's 1-minute load average at the run's start and end
             (load_at_start, load_at_end).
@@ -125,7 +50,7 @@ class RunRecord:
     """
 
     run_id: str
-    spec: dict
+    spec: RunSpec
     status: str
     error: str | None = None
     test_accuracy: float | None = None
@@ -138,36 +63,66 @@ class RunRecord:
     params_total: int | None = None
     params_trainable: int | None = None
     flops_per_image: int | None = None
+    input_shape: tuple[int, int, int] | None = None
+    num_classes: int | None = None
+    model_family: str | None = None
     environment: dict = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The JSON form, with the spec's (``RunSpec.to_dict``)."""
+        return {**dataclasses.asdict(self), "spec": self.spec.to_dict()}
 
     @classmethod
     def from_dict(cls, mapping: dict) -> "RunRecord":
-        """Rebuild a record from JSON; raises ValueError naming what is wrong."""
+        """Rebuild a record from JSON, older schema versions upgraded; raises ValueError naming what is wrong."""
         if not isinstance(mapping, dict):
             raise ValueError("not a JSON object")
-        version = mapping.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"schema_version {version!r} is not {SCHEMA_VERSION}")
-        names = {f.name for f in dataclasses.fields(cls)}
+        mapping = upgrade(mapping)
         missing = {"run_id", "spec", "status"} - mapping.keys()
         if missing:
             raise ValueError(f"missing keys {sorted(missing)}")
         if mapping["status"] not in STATUSES:
             raise ValueError(f"status {mapping['status']!r} is not one of {STATUSES}")
-        if not isinstance(mapping["spec"], dict):
-            raise ValueError(f"spec is a {type(mapping['spec']).__name__}, not an object")
-        try:
-            RunSpec.from_dict(mapping["spec"])
-        except TypeError as error:
-            raise ValueError(f"spec does not match RunSpec: {error}") from None
         _check_types(mapping)
-        return cls(**{k: v for k, v in mapping.items() if k in names})
+        names = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in mapping.items() if k in names}
+        shape = fields.get("input_shape")
+        return cls(**{**fields, "spec": _spec(mapping["spec"]), "input_shape": tuple(shape) if shape else None})
+
+
+def _spec(mapping) -> RunSpec:
+    if not isinstance(mapping, dict):
+        raise ValueError(f"spec is a {type(mapping).__name__}, not an object")
+    try:
+        return RunSpec.from_dict(mapping)
+    except (TypeError, KeyError, ValueError) as error:
+        raise ValueError(f"spec does not match RunSpec: {error}") from None
+
+
+def upgrade(mapping: dict) -> dict:
+    """A record of an older schema as the current one (asv's habit); a newer one is refused.
+
+    Version 1 -> 2: the record gains the input shape, class count and model family it was
+    built with, which version 1 left to be rebuilt from the dataset and model registries; its
+    spec is upgraded (``bench.spec.upgrade``), and so is the run id, the hash of the spec:
+    a version-1 run is found again by the same plan.
+    """
+    version = mapping.get("schema_version")
+    if version == 1:
+        from bench import data
+        import models  # late: imports Keras; only records written before version 2 need it
+
+        spec = _spec(mapping.get("spec"))
+        shape, classes = data.shape_of(spec.dataset, spec.preprocess)
+        mapping = {**mapping, "schema_version": 2, "run_id": spec.run_id, "spec": spec.to_dict(),
+                   "input_shape": list(shape), "num_classes": classes, "model_family": models.family(spec.model)}
+        version = 2
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
+    return mapping
 
 
 _NUMBER_FIELDS = ("test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_epoch", "images_per_second",
@@ -247,21 +202,16 @@ def read_record(path: Path) -> RunRecord:
         raise ValueError(f"{path}: {error}") from None
 
 
-def load_records(results: str | Path) -> list[RunRecord]:
-    """All valid records in a results folder; each unreadable file is named in a warning."""
-    records = []
+def load_records(results: str | Path) -> tuple[list[RunRecord], list[str]]:
+    """All valid records in a results folder, and a message for each file that is not one
+    ('path: what is wrong')."""
+    records, problems = [], []
     for path in sorted(runs_dir(results).glob("*.json")):
         try:
             records.append(read_record(path))
         except ValueError as error:
-            warnings.warn(f"skipping unreadable record {error}", stacklevel=2)
-    return records
-
-
-def finished_ids(results: str | Path, include_failed: bool = True) -> set[str]:
-    """run_ids that need no rerun: ok and diverged always, failed and timeout unless retried."""
-    settled = {"ok", "diverged"} | ({"failed", "timeout"} if include_failed else set())
-    return {r.run_id for r in load_records(results) if r.status in settled}
+            problems.append(str(error))
+    return records, problems
 
 
 # ---------------------------------------------------------------- pandas
@@ -276,12 +226,12 @@ RUN_COLUMNS = (
 
 
 def _run_row(record: RunRecord) -> dict:
-    spec = RunSpec.from_dict(record.spec)
+    spec = record.spec
     as_text = lambda value: json.dumps(value, sort_keys=True)  # noqa: E731 - dict columns as text
     return {
         **{k: getattr(record, k) for k in RUN_COLUMNS if hasattr(record, k) and k != "spec"},
         **{k: getattr(spec, k) for k in ("profile", "model", "dataset", "repeat", "seed", "epochs", "batch_size", "threads")},
-        **{k: as_text(getattr(spec, k)) for k in ("model_options", "preprocess", "optimizer", "augment")},
+        **{k: as_text(spec.to_dict()[k]) for k in ("model_options", "preprocess", "optimizer", "augment")},
         "config_key": spec.config_key,
         "jobs_at_once": record.environment.get("jobs_at_once"),
         "load_at_end": record.environment.get("load_at_end"),
@@ -303,7 +253,7 @@ def history_frame(records: list[RunRecord]) -> pd.DataFrame:
     """One row per epoch of every run."""
     rows = []
     for record in records:
-        spec = RunSpec.from_dict(record.spec)
+        spec = record.spec
         ids = {"run_id": record.run_id, "config_key": spec.config_key, "model": spec.model,
                "dataset": spec.dataset, "repeat": spec.repeat}
         rows.extend({**ids, **epoch} for epoch in record.history)

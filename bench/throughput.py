@@ -33,8 +33,8 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from bench import config, data, environment, train
-from bench.store import RunSpec
+from bench import data, environment, train
+from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 
 TRAIN_IMAGES = 4096  # synthetic training images (the baseline holds them as float32: 150 MB at 56x56x3)
 TEST_IMAGES = 1024
@@ -67,9 +67,8 @@ def matmul_peak_gflops(size: int = MATMUL_SIZE, repeats: int = 7) -> float:
 def speed_spec(model: str, batch_size: int, threads: int, seed: int = 0):
     """The RunSpec the harness is timed with: profile defaults, synthetic data, no augmentation."""
     return RunSpec(
-        profile="speed", model=model, model_options={}, dataset="synthetic",
-        preprocess=dict(config.DEFAULTS["data"]), repeat=0, seed=seed, epochs=1, batch_size=batch_size,
-        optimizer=dict(config.DEFAULTS["optimizer"]), augment=dict(config.DEFAULTS["augment"]), threads=threads,
+        profile="speed", model=model, model_options={}, dataset="synthetic", preprocess=Preprocess(), repeat=0,
+        seed=seed, epochs=1, batch_size=batch_size, optimizer=Optimizer(), augment=Augment(), threads=threads,
     )
 
 
@@ -80,14 +79,14 @@ def synthetic_dataset(input_shape: tuple[int, int, int], num_classes: int = 10,
     if height != width:
         raise ValueError(f"speed takes square inputs (HxHxC). Received: input={height}x{width}x{channels}")
     per_class = max(1, math.ceil(train_images / num_classes))
-    request = data.DatasetRequest("synthetic", native_size=height, channels=channels, num_classes=num_classes,
-                                  train_per_class=per_class)
-    arrays = data.synthetic_arrays(request)
+    preprocess = Preprocess(native_size=height, channels=channels, num_classes=num_classes,
+                            train_per_class=per_class)
+    arrays = data.synthetic_arrays(preprocess)
     test_reps = math.ceil(test_images / len(arrays["y_test"]))
     x_test, y_test = (_tile(arrays[key], test_reps)[:test_images] for key in ("x_test", "y_test"))
     return data.Dataset(
         x_train=arrays["x_train"][:train_images], y_train=arrays["y_train"][:train_images], x_test=x_test,
-        y_test=y_test, num_classes=num_classes, source="synthetic (in memory)", request=request,
+        y_test=y_test, num_classes=num_classes, source="synthetic (in memory)",
     )
 
 
@@ -153,7 +152,7 @@ def baseline_trainee(spec, dataset) -> Trainee:
     settings = spec.optimizer
     start = time.perf_counter()
     model = models.build(spec.model, dataset.input_shape, dataset.num_classes, **spec.model_options)
-    model.compile(optimizer=keras.optimizers.SGD(settings["learning_rate"], momentum=settings["momentum"]),
+    model.compile(optimizer=keras.optimizers.SGD(settings.learning_rate, momentum=settings.momentum),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     build_s = time.perf_counter() - start
 

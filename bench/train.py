@@ -26,7 +26,8 @@ import tensorflow as tf
 
 import models
 from bench import data, environment
-from bench.store import RunRecord, RunSpec, now_iso
+from bench.spec import Augment, Optimizer, RunSpec
+from bench.store import RunRecord, now_iso
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
 # Training FLOPs per Keras call: a small model runs several steps per call (steps_per_execution)
@@ -42,37 +43,61 @@ def _uniform(shape, seed, low, high):
     return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
 
 
-def augment_batch(images, seed, augment: dict, full_scale: float):
-    """Per-image random flip, brightness, contrast, hue and saturation on a float batch.
+def augment_batch(images, seed, augment: Augment, full_scale: float):
+    """Random flip, brightness, contrast, hue and saturation on a float batch.
+
+    Each value is drawn per image, or once for the whole batch with ``draws = "batch"`` (the
+    report's code mapped tf.image's ops over batches, which draw one value per call); the
+    flip is always per image. Brightness is a fraction of ``full_scale`` or, with
+    ``brightness_unit = "pixel"``, in pixel values (the report's ``random_brightness(img, 0.2)``
+    on 0-255 pixels: at most 0.2 grey levels). ``clip`` keeps pixels in [0, full_scale]
+    after brightness and contrast (the report's code did not). Hue and saturation apply to
+    RGB only.
 
     Args:
         images: float32 (B, H, W, C) in [0, full_scale].
         seed: int64 pair for the stateless random ops; a new one per batch.
-        augment: the spec's augmentation settings (see RunSpec).
+        augment: the spec's augmentation settings.
         full_scale: 1.0 for scaled pixels, 255.0 for raw ones.
     """
     seeds = tf.random.experimental.stateless_split(seed, num=5)
-    batch = tf.shape(images)[0]
-    per_image = (batch, 1, 1, 1)
-    if augment["flip"]:
+    per_image = (tf.shape(images)[0], 1, 1, 1)
+    drawn = per_image if augment.draws == "image" else (1, 1, 1, 1)
+    if augment.flip:
         flip = _uniform(per_image, seeds[0], 0.0, 1.0) < 0.5
         images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-    if augment["brightness"]:
-        delta = augment["brightness"] * full_scale
-        images = images + _uniform(per_image, seeds[1], -delta, delta)
-    if augment["contrast"]:
-        factor = _uniform(per_image, seeds[2], *augment["contrast"])
+    if augment.brightness:
+        delta = augment.brightness * (full_scale if augment.brightness_unit == "full_scale" else 1.0)
+        images = images + _uniform(drawn, seeds[1], -delta, delta)
+    if augment.contrast:
+        factor = _uniform(drawn, seeds[2], *augment.contrast)
         mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
         images = (images - mean) * factor + mean
-    images = tf.clip_by_value(images, 0.0, full_scale)
-    if images.shape[-1] == 3 and (augment["hue"] or augment["saturation"]):
-        hsv = tf.image.rgb_to_hsv(images / full_scale)
-        hue, saturation, value = tf.unstack(hsv, axis=-1)
-        if augment["hue"]:
-            hue = tf.math.floormod(hue + _uniform((batch, 1, 1), seeds[3], -augment["hue"], augment["hue"]), 1.0)
-        if augment["saturation"]:
-            saturation = tf.clip_by_value(saturation * _uniform((batch, 1, 1), seeds[4], *augment["saturation"]), 0.0, 1.0)
-        images = tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1)) * full_scale
+    if augment.clip:
+        images = tf.clip_by_value(images, 0.0, full_scale)
+    if images.shape[-1] == 3 and (augment.hue or augment.saturation):
+        colour = _colour_per_image if augment.draws == "image" else _colour_per_batch
+        images = colour(images, seeds[3:], augment, full_scale)
+    return images
+
+
+def _colour_per_image(images, seeds, augment: Augment, full_scale: float):
+    """Hue and saturation drawn per image, through HSV in [0, 1]."""
+    batch = tf.shape(images)[0]
+    hue, saturation, value = tf.unstack(tf.image.rgb_to_hsv(images / full_scale), axis=-1)
+    if augment.hue:
+        hue = tf.math.floormod(hue + _uniform((batch, 1, 1), seeds[0], -augment.hue, augment.hue), 1.0)
+    if augment.saturation:
+        saturation = tf.clip_by_value(saturation * _uniform((batch, 1, 1), seeds[1], *augment.saturation), 0.0, 1.0)
+    return tf.image.hsv_to_rgb(tf.stack([hue, saturation, value], axis=-1)) * full_scale
+
+
+def _colour_per_batch(images, seeds, augment: Augment, full_scale: float):
+    """Hue and saturation with one value for the batch: tf.image's own kernels, on any pixel scale."""
+    if augment.hue:
+        images = tf.image.adjust_hue(images, _uniform((), seeds[0], -augment.hue, augment.hue))
+    if augment.saturation:
+        images = tf.image.adjust_saturation(images, _uniform((), seeds[1], *augment.saturation))
     return images
 
 
@@ -82,8 +107,7 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     Per-epoch evaluation uses the whole test set too, unless ``spec.eval_per_class`` asks
     for a stratified subset (seeded by ``subset_seed``) to keep the curves cheap.
     """
-    full_scale = 1.0 if spec.preprocess["scale_pixels"] else 255.0
-    augmenting = any(spec.augment.values())
+    full_scale = 1.0 if spec.preprocess.scale_pixels else 255.0
 
     def to_float(images):
         return tf.cast(images, tf.float32) / (255.0 / full_scale)
@@ -91,7 +115,7 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     def train_map(batch_seed, images_labels):
         images, labels = images_labels
         images = to_float(images)
-        if augmenting:
+        if spec.augment.active:
             images = augment_batch(images, batch_seed, spec.augment, full_scale)
         return images, labels
 
@@ -115,7 +139,7 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     test = evaluation(dataset.x_test, dataset.y_test)
     monitor = test
     if spec.eval_per_class is not None:
-        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess["subset_seed"])
+        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed)
         monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
     return train.prefetch(tf.data.AUTOTUNE), monitor, test
 
@@ -150,15 +174,15 @@ class MomentumSGD(keras.optimizers.SGD):
             )
 
 
-def make_optimizer(settings: dict, total_steps: int, *, fast: bool = True):
-    learning_rate = settings["learning_rate"]
-    if settings["schedule"] == "cosine":
+def make_optimizer(settings: Optimizer, total_steps: int, *, fast: bool = True):
+    learning_rate = settings.learning_rate
+    if settings.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(total_steps, 1))
-    weight_decay = settings["weight_decay"] or None
-    if settings["name"] == "adam":
+    weight_decay = settings.weight_decay or None
+    if settings.name == "adam":
         return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
     sgd = MomentumSGD if fast else keras.optimizers.SGD
-    return sgd(learning_rate, momentum=settings["momentum"], weight_decay=weight_decay)
+    return sgd(learning_rate, momentum=settings.momentum, weight_decay=weight_decay)
 
 
 def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int) -> keras.Model:
@@ -322,17 +346,13 @@ def steady_seconds(epochs: list[dict]) -> float:
 # ---------------------------------------------------------------- the run
 
 
-def _dataset_for(spec: RunSpec) -> data.Dataset:
-    return data.load(data.DatasetRequest(spec.dataset, **spec.preprocess))
-
-
 def run(spec: RunSpec) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
     ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
     """
     started = now_iso()
-    base = {"run_id": spec.run_id, "spec": spec.to_dict(), "started_at": started,
+    base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
         record = _train(spec, base)
@@ -345,7 +365,7 @@ def run(spec: RunSpec) -> RunRecord:
 
 def _train(spec: RunSpec, base: dict) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
-    dataset = _dataset_for(spec)
+    dataset = data.load(spec.dataset, spec.preprocess)
     train, monitor, test = make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     build_start = time.perf_counter()
@@ -376,5 +396,8 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
         params_total=int(model.count_params()),
         params_trainable=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         flops_per_image=int(models.flops(model)),
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        model_family=models.family(spec.model),
         finished_at=now_iso(),
     )

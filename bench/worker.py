@@ -73,7 +73,8 @@ def main(argv: list[str]) -> int:
     exit_with_parent()
     spec_path, out_path = map(Path, argv)
     from bench import train  # after the watchdog: importing TensorFlow takes seconds
-    from bench.store import RunSpec, write_json_atomic
+    from bench.spec import RunSpec
+    from bench.store import write_json_atomic
 
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
     record = train.run(spec)

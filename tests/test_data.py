@@ -1,11 +1,13 @@
 """Datasets: real sources, the IDX reader, preprocessing, the cache, the embedded sample."""
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench import data
+from bench.spec import Preprocess
 
 REAL_SHAPES = {  # name: (train images, test images, image shape, classes, train per class, test per class)
     "mnist": (60000, 10000, (28, 28, 1), 10, None, None),
@@ -35,7 +37,7 @@ def real_file(name: str) -> Path:
 def test_real_dataset_loads_with_its_shapes_dtypes_and_class_counts(name):
     real_file(name)
     n_train, n_test, shape, classes, train_per_class, test_per_class = REAL_SHAPES[name]
-    ds = data.load(data.DatasetRequest(name))
+    ds = data.load(name, Preprocess())
     assert ds.x_train.shape == (n_train, *shape) and ds.x_test.shape == (n_test, *shape)
     assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
     assert ds.y_train.shape == (n_train,) and ds.num_classes == classes
@@ -48,7 +50,7 @@ def test_real_dataset_loads_with_its_shapes_dtypes_and_class_counts(name):
 
 def test_fashion_mnist_at_56x56x3_is_the_repeated_bilinear_resize():
     real_file("fashion_mnist")
-    ds = data.load(data.DatasetRequest("fashion_mnist", size=56, channels=3, train_per_class=5))
+    ds = data.load("fashion_mnist", Preprocess(size=56, channels=3, train_per_class=5))
     assert ds.x_train.shape == (50, 56, 56, 3) and ds.x_test.shape == (10000, 56, 56, 3)
     assert np.array_equal(ds.x_train[..., 0], ds.x_train[..., 2])
     assert np.bincount(ds.y_train).tolist() == [5] * 10
@@ -58,7 +60,7 @@ def test_missing_dataset_is_one_clear_error_naming_every_place_tried(tmp_path, m
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
     monkeypatch.setattr(data, "_from_keras", lambda name: (_ for _ in ()).throw(OSError("no route to host")))
     with pytest.raises(data.DataUnavailable) as error:
-        data.load(data.DatasetRequest("cifar100"))
+        data.load("cifar100", Preprocess())
     message = str(error.value)
     assert "'cifar100'" in message and str(tmp_path / "cifar100.npz") in message
     assert "keras.datasets.cifar100.load_data(): OSError: no route to host" in message
@@ -73,7 +75,7 @@ def test_debian_idx_files_are_a_fashion_mnist_source(tmp_path, monkeypatch):
               "x_test": rng.integers(0, 256, (10, 28, 28)), "y_test": np.arange(10)}
     for key, filename in data.DEBIAN_FASHION_FILES.items():
         data.write_idx(tmp_path / filename, arrays[key])
-    ds = data.load(data.DatasetRequest("fashion_mnist"))
+    ds = data.load("fashion_mnist", Preprocess())
     assert ds.source == f"Debian IDX: {tmp_path}"
     assert np.array_equal(ds.x_train[..., 0], arrays["x_train"]) and np.array_equal(ds.y_test, arrays["y_test"])
 
@@ -108,23 +110,23 @@ def test_idx_reader_refuses_a_truncated_file(tmp_path):
 
 
 def test_second_load_is_served_from_the_cache_memory_mapped():
-    request = data.DatasetRequest(data.SAMPLE, size=32, channels=3, train_per_class=20)
-    first, second = data.load(request), data.load(request)
+    preprocess = Preprocess(size=32, channels=3, train_per_class=20)
+    first, second = data.load(data.SAMPLE, preprocess), data.load(data.SAMPLE, preprocess)
     assert not first.from_cache and second.from_cache
     assert isinstance(second.x_train, np.memmap)
     assert np.array_equal(first.x_train, second.x_train) and np.array_equal(first.y_test, second.y_test)
 
 
 def test_cache_key_covers_what_changes_the_bytes_and_nothing_else():
-    base = data.DatasetRequest("mnist", size=56)
-    key = data.cache_key(base, "real:mnist")
-    assert data.cache_key(data.DatasetRequest("mnist", size=56, scale_pixels=False), "real:mnist") == key
+    key = data.cache_key("mnist", Preprocess(size=56), "real:mnist")
+    assert data.cache_key("mnist", Preprocess(size=56, scale_pixels=False), "real:mnist") == key
+    assert data.cache_key("mnist", Preprocess(size=56, num_classes=3, native_size=8), "real:mnist") == key
     for changed in (dict(size=32), dict(channels=3), dict(train_per_class=5), dict(subset_seed=1)):
-        assert data.cache_key(data.DatasetRequest("mnist", **{"size": 56, **changed}), "real:mnist") != key
+        assert data.cache_key("mnist", Preprocess(**{"size": 56, **changed}), "real:mnist") != key
 
 
 def test_preprocessing_resizes_repeats_channels_and_keeps_uint8():
-    ds = data.load(data.DatasetRequest("synthetic", size=16, channels=3, native_size=8, train_per_class=4))
+    ds = data.load("synthetic", Preprocess(size=16, channels=3, native_size=8, train_per_class=4))
     assert ds.x_train.shape == (40, 16, 16, 3) and ds.x_train.dtype == np.uint8
     assert ds.input_shape == (16, 16, 3)
 
@@ -144,22 +146,22 @@ def test_stratified_subset_takes_equal_counts_reproducibly():
 
 def test_subset_larger_than_a_class_names_the_value_and_the_limit():
     with pytest.raises(ValueError, match=r"accepted: 1\.\.600\. Received: train_per_class=601"):
-        data.load(data.DatasetRequest(data.SAMPLE, train_per_class=601))
+        data.load(data.SAMPLE, Preprocess(train_per_class=601))
 
 
 # ---------------------------------------------------------------- synthetic and the sample
 
 
 def test_synthetic_is_deterministic_in_any_shape_and_class_count():
-    request = data.DatasetRequest("synthetic", num_classes=3, native_size=12, channels=1, train_per_class=50)
-    first, second = data.synthetic_arrays(request), data.synthetic_arrays(request)
+    preprocess = Preprocess(num_classes=3, native_size=12, channels=1, train_per_class=50)
+    first, second = data.synthetic_arrays(preprocess), data.synthetic_arrays(preprocess)
     assert first["x_train"].shape == (150, 12, 12, 1) and first["x_test"].shape == (30, 12, 12, 1)
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert np.bincount(first["y_train"]).tolist() == [50, 50, 50]
 
 
 def test_synthetic_is_learnable_by_nearest_class_mean():
-    arrays = data.synthetic_arrays(data.DatasetRequest("synthetic", num_classes=5, native_size=8, train_per_class=40))
+    arrays = data.synthetic_arrays(Preprocess(num_classes=5, native_size=8, train_per_class=40))
     x_train = arrays["x_train"].reshape(200, -1).astype(float)
     means = np.stack([x_train[arrays["y_train"] == c].mean(0) for c in range(5)])
     x_test = arrays["x_test"].reshape(len(arrays["y_test"]), -1).astype(float)
@@ -168,7 +170,7 @@ def test_synthetic_is_learnable_by_nearest_class_mean():
 
 
 def test_embedded_sample_is_stratified_600_and_100_per_class():
-    ds = data.load(data.DatasetRequest(data.SAMPLE))
+    ds = data.load(data.SAMPLE, Preprocess())
     assert ds.x_train.shape == (6000, 28, 28, 1) and ds.x_test.shape == (1000, 28, 28, 1)
     assert np.bincount(ds.y_train).tolist() == [600] * 10
     assert np.bincount(ds.y_test).tolist() == [100] * 10
@@ -185,17 +187,23 @@ def test_embedded_sample_is_what_the_script_builds_from_the_real_set():
 # ---------------------------------------------------------------- bad requests
 
 
-@pytest.mark.parametrize("fields, fragment", [
-    (dict(name="svhn"), "Received: dataset='svhn'"),
-    (dict(name="mnist", size=0), "Received: size=0"),
-    (dict(name="mnist", size=5.5), "Received: size=5.5"),
-    (dict(name="mnist", channels=2), "channels must be 1 or 3"),
-    (dict(name="mnist", train_per_class=-1), "Received: train_per_class=-1"),
-    (dict(name="synthetic", num_classes=1), "Received: num_classes=1"),
+def test_an_unknown_dataset_is_refused_naming_the_accepted_ones():
+    with pytest.raises(ValueError, match=re.escape("Unknown dataset; accepted: mnist, fashion_mnist, cifar10, "
+                                                   "cifar100, synthetic, fashion_mnist_sample. Received: dataset='svhn'")):
+        data.load("svhn", Preprocess())
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(size=0), "preprocess.size must be an integer >= 1, or absent. Received: size=0"),
+    (dict(size=5.5), "preprocess.size must be an integer >= 1, or absent. Received: size=5.5"),
+    (dict(channels=2), "preprocess.channels must be one of 1, 3, or absent. Received: channels=2"),
+    (dict(train_per_class=-1), "Received: train_per_class=-1"),
+    (dict(num_classes=1), "preprocess.num_classes must be an integer >= 2. Received: num_classes=1"),
+    (dict(scale_pixels="maybe"), "preprocess.scale_pixels must be true or false. Received: scale_pixels='maybe'"),
 ])
-def test_bad_requests_raise_naming_the_value(fields, fragment):
-    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(".", r"\.")):
-        data.DatasetRequest(**fields)
+def test_bad_preprocessing_settings_raise_naming_the_value_and_what_is_accepted(fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Preprocess(**fields)
 
 
 def test_where_says_where_each_dataset_would_load_from(tmp_path, monkeypatch):

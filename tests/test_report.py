@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from bench import aggregate, cli, config, report, store
+import models
+from bench import aggregate, cli, report, store
+from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 from bench.stats import summarize, welch
 
 SMOKE = Path(__file__).parent / "fixtures" / "smoke"
@@ -32,18 +34,19 @@ def t_interval(values):
 def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=None, status="ok",
                params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5):
     """A record as train.py writes it, with a two-epoch history ending at ``accuracy``."""
-    spec = store.RunSpec(
+    spec = RunSpec(
         profile=profile, model=model, model_options=options or {}, dataset=dataset,
-        preprocess={**config.DEFAULTS["data"], "size": 56, "channels": 3}, repeat=repeat, seed=repeat,
-        epochs=2, batch_size=32, optimizer=dict(config.DEFAULTS["optimizer"]), augment=dict(config.DEFAULTS["augment"]),
+        preprocess=Preprocess(size=56, channels=3), repeat=repeat, seed=repeat,
+        epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
     )
     history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,
                 "val_accuracy": accuracy * (e + 1) / 3, "train_seconds": sec_per_epoch, "eval_seconds": 0.1}
                for e in (1, 2)]
     measured = dict(test_accuracy=accuracy, test_loss=1.0, history=history, sec_per_epoch=sec_per_epoch,
-                    params_total=params, params_trainable=params)
+                    params_total=params, params_trainable=params, input_shape=(56, 56, 3), num_classes=10,
+                    model_family=models.family(model))
     return store.RunRecord(
-        run_id=spec.run_id, spec=spec.to_dict(), status=status, **(measured if status == "ok" else {}),
+        run_id=spec.run_id, spec=spec, status=status, **(measured if status == "ok" else {}),
         error=None if status == "ok" else "RuntimeError: loss is NaN at epoch 2\ntraceback...",
         environment={"host": "testhost", "cpu_model": "test cpu", "cpu_count": 2, "jobs_at_once": 1,
                      "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11",
@@ -193,7 +196,7 @@ def test_table_text_marks_and_missing_cells(handmade):
 
 
 def test_welch_comparisons_in_the_report(handmade):
-    frame = aggregate.report_frame(store.load_records(handmade))
+    frame = aggregate.report_frame(store.load_records(handmade)[0])
     table = aggregate.comparisons(frame, PUBLISHED).set_index(["row", "against"])
     fish, mlp = 100 * np.array(ACCURACIES["fishnet55"]), 100 * np.array(ACCURACIES["mlp"])
     line = table.loc[("FishNet55", "MLP")]
@@ -274,7 +277,7 @@ def test_method_says_when_timings_come_from_a_busy_machine(tmp_path, loads, sent
 ])
 def test_method_says_how_the_runs_were_computed(tmp_path, onednn, speedups, words):
     record = run_record("mlp", 0.8)
-    record = dataclasses.replace(record, spec={**record.spec, "speedups": speedups})
+    record = dataclasses.replace(record, spec=dataclasses.replace(record.spec, speedups=speedups))
     if onednn is not None:
         record = dataclasses.replace(record, environment={**record.environment, "onednn": onednn})
     report.write_report(write_results(tmp_path, [record]), tmp_path)
@@ -339,7 +342,7 @@ def test_run_writes_into_the_profiles_folder_and_reports_there(tmp_path, monkeyp
 
     def recorded(specs, results, dispatch, retry_failed):  # stands in for training: the smoke records
         shutil.copytree(SMOKE / "runs", store.runs_dir(results))
-        return store.load_records(results)
+        return store.load_records(results)[0]
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "run_benchmark", recorded)

@@ -24,11 +24,12 @@ import psutil  # installed with dask[distributed], a test dependency
 import pytest
 
 from bench import cli, config, data, environment, runner, store
-from bench.store import RunRecord, RunSpec
+from bench.spec import RunSpec
+from bench.store import RunRecord
 
 TINY = {
     "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
-    "data": {"native_size": 8, "channels": 1, "train_per_class": 10},
+    "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
 }
 TRAIN_IMAGES = 100  # train_per_class x 10 classes
 PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
@@ -47,7 +48,7 @@ def private_cache(tmp_path_factory):
 
 def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
     """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
-    merged = {"run": {**TINY["run"], **(run or {})}, "data": TINY["data"], **sections}
+    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], **sections}
     path.write_text("".join(
         f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
         for name, values in merged.items()
@@ -68,7 +69,7 @@ def expected_ids(profile: Path) -> set[str]:
 
 
 def records(results: Path) -> dict[str, RunRecord]:
-    return {r.run_id: r for r in store.load_records(results)}
+    return {r.run_id: r for r in store.load_records(results)[0]}
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
@@ -176,8 +177,8 @@ def test_a_run_writes_one_complete_record_per_run(finished):
     for run_id, record in found.items():
         spec = record.spec
         assert all(key in spec for key in SPEC_FIELDS)
-        assert (spec["profile"], spec["model"], spec["dataset"], spec["epochs"]) == ("tiny", "mlp", "synthetic", 3)
-        assert spec["seed"] == spec["repeat"] and spec["preprocess"]["native_size"] == 8
+        assert (spec.profile, spec.model, spec.dataset, spec.epochs) == ("tiny", "mlp", "synthetic", 3)
+        assert spec.seed == spec.repeat and spec.preprocess.native_size == 8
         assert record.status == "ok" and record.error is None
         assert 0.0 <= record.test_accuracy <= 1.0 and 0.0 < record.test_loss < 100
         history = record.history
@@ -221,7 +222,7 @@ def test_progress_says_model_dataset_repeat_status_accuracy_speed_count_and_eta(
 
 
 def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finished):
-    found = store.load_records(finished["results"])
+    found = store.load_records(finished["results"])[0]
     runs, history = store.runs_frame(found), store.history_frame(found)
     assert len(runs) == 2 and set(runs["status"]) == {"ok"} and runs["config_key"].nunique() == 1
     assert len(history) == 6 and sorted(history["epoch"].unique()) == [1, 2, 3]
@@ -274,8 +275,8 @@ def test_stock_keras_runs_go_to_their_own_folder_and_say_how_they_were_made(tmp_
     write_profile(tmp_path / "tiny.toml", {"models": ["mlp"], "repeats": 1})
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run", "--profile", "tiny.toml", "--stock-keras"]) == 0
-    [record] = store.load_records(tmp_path / "results" / "tiny-stock-keras")
-    assert record.status == "ok" and record.spec["speedups"] is False
+    [record] = store.load_records(tmp_path / "results" / "tiny-stock-keras")[0]
+    assert record.status == "ok" and record.spec.speedups is False
     assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
     assert not (tmp_path / "results" / "tiny").exists()
 
@@ -410,7 +411,7 @@ def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_other
     assert set(found) == expected_ids(worker_killed["profile"])
     assert found[victim].status == "failed"
     assert found[victim].error.startswith("worker killed by signal SIGKILL")
-    assert found[victim].spec["model"] == "mlp" and found[victim].finished_at
+    assert found[victim].spec.model == "mlp" and found[victim].finished_at
     (other,) = set(found) - {victim}
     assert found[other].status == "ok"
     assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]

@@ -1,9 +1,12 @@
 """One training run: the per-epoch evaluation subset and the final whole-test-set accuracy."""
+import dataclasses
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from bench import config, data, train
-from bench.store import RunSpec
+from bench.spec import Augment, RunSpec
 
 
 @pytest.fixture(autouse=True)
@@ -14,8 +17,8 @@ def private_cache(tmp_path, monkeypatch):
 def tiny_spec(**changes) -> RunSpec:
     """An MLP on 8x8 synthetic images: 20 training and 10 test images per class."""
     spec = config.load_profile("smoke", overrides={"run.models": ["mlp"], "run.repeats": 1}).specs()[0]
-    preprocess = {**spec.preprocess, "native_size": 8, "channels": 1, "train_per_class": 20}
-    return RunSpec.from_dict({**spec.to_dict(), "preprocess": preprocess, **changes})
+    preprocess = dataclasses.replace(spec.preprocess, native_size=8, channels=1, train_per_class=20)
+    return dataclasses.replace(spec, preprocess=preprocess, **changes)
 
 
 def labels_of(pipeline) -> np.ndarray:
@@ -24,7 +27,7 @@ def labels_of(pipeline) -> np.ndarray:
 
 def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_whole():
     spec = tiny_spec(eval_per_class=3)
-    dataset = train._dataset_for(spec)
+    dataset = data.load(spec.dataset, spec.preprocess)
     _, monitor, test = train.make_inputs(dataset, spec)
     assert np.bincount(labels_of(monitor)).tolist() == [3] * 10
     assert np.array_equal(labels_of(test), dataset.y_test)
@@ -32,7 +35,7 @@ def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_wh
 
 def test_without_a_subset_the_per_epoch_evaluation_is_the_test_set():
     spec = tiny_spec()
-    _, monitor, test = train.make_inputs(train._dataset_for(spec), spec)
+    _, monitor, test = train.make_inputs(data.load(spec.dataset, spec.preprocess), spec)
     assert monitor is test
 
 
@@ -47,7 +50,7 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
     monkeypatch.setattr(train.keras.Model, "evaluate", spy)
     record = train.run(tiny_spec(eval_per_class=2))
     assert record.status == "ok", record.error
-    assert evaluated == [20] * record.spec["epochs"] + [100]  # each epoch on 2 per class, then all
+    assert evaluated == [20] * record.spec.epochs + [100]  # each epoch on 2 per class, then all
     assert round(record.test_accuracy * 100, 6) == int(round(record.test_accuracy * 100, 6))
 
 
@@ -56,3 +59,72 @@ def test_a_record_says_how_busy_the_machine_was_at_its_start_and_end(monkeypatch
     monkeypatch.setattr(train.environment, "load_average", lambda: next(loads))
     record = train.run(tiny_spec())
     assert (record.environment["load_at_start"], record.environment["load_at_end"]) == (3.5, 4.25)
+
+
+# ---------------------------------------------------------------- the two recipes' augmentation
+
+REPORT = Augment(brightness=0.2, contrast=(0.5, 1.5), draws="batch", brightness_unit="pixel", clip=False)
+CORRECTED = Augment(brightness=0.2, contrast=(0.5, 1.5))
+SEED = tf.constant([7, 11], tf.int64)
+
+
+def grey_batch(levels, size=4) -> tf.Tensor:
+    """A batch of flat 3-channel images, one grey level each."""
+    return tf.constant(np.broadcast_to(np.asarray(levels, "float32")[:, None, None, None], (len(levels), size, size, 3)))
+
+
+def brightness_deltas(augment: Augment, full_scale: float) -> np.ndarray:
+    """The brightness delta each image got: flat images keep their mean under contrast."""
+    images = grey_batch(np.linspace(0.3, 0.7, 8) * full_scale)
+    out = train.augment_batch(images, SEED, dataclasses.replace(augment, contrast=None), full_scale)
+    return (out - images).numpy()[:, 0, 0, 0]
+
+
+def contrast_factors(augment: Augment, full_scale: float) -> np.ndarray:
+    """The contrast factor each image got: (out - mean) / (in - mean) of a two-level image."""
+    half = np.zeros((8, 4, 4, 3), "float32")
+    half[:, :, :2] = 0.4 * full_scale
+    half[:, :, 2:] = 0.6 * full_scale
+    images = tf.constant(half)
+    out = train.augment_batch(images, SEED, dataclasses.replace(augment, brightness=0.0), full_scale).numpy()
+    return (out[:, 0, 0, 0] - 0.5 * full_scale) / (-0.1 * full_scale)
+
+
+def test_the_report_recipe_draws_one_brightness_delta_and_contrast_factor_per_batch():
+    deltas, factors = brightness_deltas(REPORT, 255.0), contrast_factors(REPORT, 255.0)
+    assert np.allclose(deltas, deltas[0], atol=1e-4) and deltas[0] != 0
+    assert np.allclose(factors, factors[0], atol=1e-5) and 0.5 <= factors[0] <= 1.5
+
+
+def test_the_corrected_recipe_draws_them_per_image():
+    deltas, factors = brightness_deltas(CORRECTED, 1.0), contrast_factors(CORRECTED, 1.0)
+    assert len(set(np.round(deltas, 6))) == len(deltas) and np.all(np.abs(deltas) <= 0.2)
+    assert len(set(np.round(factors, 6))) == len(factors) and np.all((0.5 <= factors) & (factors <= 1.5))
+
+
+def test_the_report_brightness_is_at_most_0_2_grey_levels_on_raw_pixels():
+    for seed in range(20):
+        images = grey_batch([100.0, 200.0])
+        out = train.augment_batch(images, tf.constant([seed, 1], tf.int64), dataclasses.replace(REPORT, contrast=None), 255.0)
+        assert np.all(np.abs((out - images).numpy()) <= 0.2 + 1e-4)
+
+
+def test_the_report_recipe_clips_nothing_and_the_corrected_one_keeps_pixels_in_range():
+    images = tf.constant(np.tile([0.0, 255.0], 8 * 4 * 2 * 3).reshape(8, 4, 4, 3).astype("float32"))
+    strong = dict(brightness=0.0, contrast=(1.5, 1.5))
+    report = train.augment_batch(images, SEED, dataclasses.replace(REPORT, **strong), 255.0).numpy()
+    corrected = train.augment_batch(images, SEED, dataclasses.replace(CORRECTED, **strong), 255.0).numpy()
+    assert report.min() < 0 and report.max() > 255  # (x - 127.5) * 1.5 + 127.5
+    assert corrected.min() == 0 and corrected.max() == 255
+
+
+def test_hue_and_saturation_per_batch_are_tf_images_own_ops_with_one_value():
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (4, 6, 6, 3)).astype("float32"))
+    colour = Augment(hue=0.2, saturation=(0.5, 5.0), draws="batch", clip=False)
+    out = train.augment_batch(images, SEED, colour, 255.0).numpy()
+    seeds = tf.random.experimental.stateless_split(SEED, num=5)
+    hue = tf.random.stateless_uniform((), seed=seeds[3], minval=-0.2, maxval=0.2)
+    saturation = tf.random.stateless_uniform((), seed=seeds[4], minval=0.5, maxval=5.0)
+    expected = tf.image.adjust_saturation(tf.image.adjust_hue(images, hue), saturation).numpy()
+    assert np.allclose(out, expected, atol=1e-3)

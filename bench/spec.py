@@ -1,0 +1,327 @@
+"""What decides one training run: ``RunSpec`` and its typed parts, each setting written once.
+
+A profile has the sections ``[run]``, ``[preprocess]``, ``[optimizer]`` and ``[augment]``;
+each is a frozen dataclass here (``RunSettings``, ``Preprocess``, ``Optimizer``,
+``Augment``) whose fields are the section's keys, with their default, unit and accepted
+values written on the field (``setting``). The profile loader, ``--set``, the checks, the
+"Write a profile" table and the records all derive from these fields, so a key or a
+default cannot drift between them. A value is checked, and ints are widened to float where
+a float is due, when a part is made: a bad value fails where the profile is loaded, with
+one line naming the key, the value and what is accepted, never inside a worker.
+
+``RunSpec`` is one run: the model and its options, the dataset, the three parts above and
+the run's own numbers. Its JSON form (``to_dict``) is the record's ``spec``, and its hash
+is the run's identity (``run_id``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+
+from bench import __version__
+
+SPEC_SCHEMA_VERSION = 2
+TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's rows, in its order
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine")
+DRAWS = ("image", "batch")
+BRIGHTNESS_UNITS = ("full_scale", "pixel")
+# A recipe names the values of the settings in which the report's code and fishbench's
+# corrected training differ (docs/protocol.md, "The two recipes"); a profile or --set that
+# gives one of them explicitly overrides the recipe's value, and the record shows the result.
+# The fields' own defaults are the corrected recipe's.
+RECIPES = {
+    "corrected": {("preprocess", "scale_pixels"): True, ("augment", "draws"): "image",
+                  ("augment", "brightness_unit"): "full_scale", ("augment", "clip"): True},
+    "report": {("preprocess", "scale_pixels"): False,  # imgprocess.make_dataset never divides by 255
+               ("augment", "draws"): "batch",  # tf.image ops mapped over whole batches
+               ("augment", "brightness_unit"): "pixel",  # random_brightness(img, 0.2) on 0-255 pixels
+               ("augment", "clip"): False},  # nothing clips after brightness or contrast
+}
+# Execution settings change how fast a run goes, not what it computes: they are recorded
+# but left out of its identity, so a resumed run may use other threads or a longer timeout.
+# (The speed-ups change float32 rounding, not the arithmetic; `--no-speedups` checks that.)
+EXECUTION_FIELDS = ("threads", "timeout_s", "speedups")
+# What differs between the repeats of one configuration.
+REPEAT_FIELDS = ("repeat", "seed")
+
+
+def setting(default, doc: str, *, unit: str = "", choices: tuple = (), minimum=None, maximum=None,
+            above=None):
+    """A field of a settings dataclass: its default, what it means, its unit and its bounds.
+
+    ``minimum``/``maximum`` are inclusive, ``above`` exclusive; ``choices`` lists the accepted
+    values. The metadata is what ``check`` enforces and what the profile documentation shows.
+    """
+    return field(default=default, metadata={"doc": doc, "unit": unit, "choices": choices, "minimum": minimum,
+                                            "maximum": maximum, "above": above})
+
+
+class Settings:
+    """Base of the settings dataclasses: every field checked, and widened, when made."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            if "doc" in item.metadata:
+                value = check(type(self).SECTION, item, hints[item.name], getattr(self, item.name))
+                object.__setattr__(self, item.name, value)
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+# ---------------------------------------------------------------- checking one value
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def accepted(hint, meta) -> str:
+    """What a field accepts, in a profile's words: 'an integer >= 1, or absent', 'true or false'."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return f"{accepted(inner, meta)}, or absent"
+    if meta["choices"]:
+        return "one of " + ", ".join(map(str, meta["choices"]))
+    if typing.get_origin(hint) is tuple:
+        if typing.get_args(hint)[-1] is Ellipsis:
+            return "a list of names (or one comma-separated string)"
+        return "[lo, hi], two numbers with lo <= hi" + bounds_text(meta).replace(" >=", ", each >=")
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    return words + bounds_text(meta)
+
+
+def _convert(hint, value):
+    """``value`` as ``hint`` (ints widened to float, lists to tuples); raises TypeError if it is not one."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner, value)
+    if hint is bool and isinstance(value, bool) or hint is str and isinstance(value, str):
+        return value
+    if hint is int and _is_int(value):
+        return value
+    if hint is float and _is_number(value):
+        return float(value)
+    if typing.get_origin(hint) is tuple:
+        return _convert_tuple(typing.get_args(hint), value)
+    raise TypeError
+
+
+def _convert_tuple(args: tuple, value) -> tuple:
+    if args[-1] is Ellipsis:  # names: a list, or one comma-separated string (--set models=mlp,cnn)
+        items = [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)) and items and all(isinstance(i, str) for i in items):
+            return tuple(items)
+        raise TypeError
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_number, value)) and value[0] <= value[1]:
+        return tuple(float(v) for v in value)
+    raise TypeError
+
+
+def check(section: str, item: dataclasses.Field, hint, value):
+    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted."""
+    meta = item.metadata
+    try:
+        value = _convert(hint, value)
+    except (TypeError, AttributeError):
+        raise ValueError(f"{section}.{item.name} must be {accepted(hint, meta)}. "
+                         f"Received: {item.name}={value!r}") from None
+    numbers = value if isinstance(value, tuple) else (value,)
+    if value is not None and not all(_within(meta, v) for v in numbers):
+        raise ValueError(f"{section}.{item.name} must be {accepted(hint, meta)}. "
+                         f"Received: {item.name}={value!r}")
+    return value
+
+
+def _within(meta, value) -> bool:
+    if meta["choices"] and value not in meta["choices"]:
+        return False
+    if not _is_number(value):
+        return True
+    return ((meta["minimum"] is None or value >= meta["minimum"]) and (meta["maximum"] is None or value <= meta["maximum"])
+            and (meta["above"] is None or value > meta["above"]))
+
+
+def bounds_text(meta) -> str:
+    """' >= 1', ' in [0, 1]', ' > 0' for an error message or a table."""
+    low, high, above = meta["minimum"], meta["maximum"], meta["above"]
+    if low is not None and high is not None:
+        return f" in [{low:g}, {high:g}]"
+    return (f" >= {low:g}" if low is not None else "") + (f" > {above:g}" if above is not None else "")
+
+
+# ---------------------------------------------------------------- the sections
+
+
+@dataclass(frozen=True)
+class RunSettings(Settings):
+    """``[run]``: what runs and how long."""
+
+    SECTION: typing.ClassVar[str] = "run"
+    recipe: str = setting("corrected", "the report's training recipe exactly, or fishbench's corrected one: "
+                          "sets the defaults of scale_pixels, draws, brightness_unit and clip", choices=tuple(RECIPES))
+    models: tuple[str, ...] = setting(TABLE4_MODELS, "registered model names (`bench list`)")
+    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`)")
+    repeats: int = setting(3, "runs per model and dataset; repeat r uses seed + r", minimum=1)
+    epochs: int = setting(2, "passes over the training set", minimum=1)
+    batch_size: int = setting(32, "training images per step", unit="images", minimum=1)
+    seed: int = setting(0, "seed of repeat 0 (initialisation, data order, augmentation)")
+    timeout_s: float = setting(3600.0, "a run is killed and recorded as timeout past this", unit="s", above=0)
+    eval_per_class: int | None = setting(
+        None, "per-epoch curves on a stratified test subset of this many images per class; "
+        "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
+
+
+@dataclass(frozen=True)
+class Preprocess(Settings):
+    """``[preprocess]``: which images a run sees. With the dataset's name it names the cached arrays."""
+
+    SECTION: typing.ClassVar[str] = "preprocess"
+    size: int | None = setting(None, "height = width after a bilinear resize; absent keeps the native size",
+                               unit="pixels", minimum=1)
+    channels: int | None = setting(None, "1 or 3 (grey repeated to RGB); absent keeps the native count",
+                                   choices=(1, 3))
+    scale_pixels: bool = setting(True, "divide pixels by 255 (false: raw 0-255 values)")
+    train_per_class: int | None = setting(None, "a stratified training subset; absent keeps all",
+                                          unit="images", minimum=1)
+    subset_seed: int = setting(0, "seed of the training subset, the same for every repeat")
+    num_classes: int = setting(10, "classes of `synthetic` (the real datasets have their own)", minimum=2)
+    native_size: int = setting(28, "height = width of `synthetic`", unit="pixels", minimum=1)
+
+
+@dataclass(frozen=True)
+class Optimizer(Settings):
+    """``[optimizer]``: the training step's update."""
+
+    SECTION: typing.ClassVar[str] = "optimizer"
+    name: str = setting("sgd", "the optimizer", choices=OPTIMIZERS)
+    learning_rate: float = setting(1e-3, "step size (peak of the schedule)", above=0)
+    momentum: float = setting(0.9, "SGD's momentum (sgd only)", minimum=0, maximum=1)
+    schedule: str = setting("constant", "learning rate over the run; cosine decays to 0 over all steps",
+                            choices=SCHEDULES)
+    weight_decay: float = setting(0.0, "decoupled weight decay per step (0: none)", minimum=0)
+
+
+@dataclass(frozen=True)
+class Augment(Settings):
+    """``[augment]``: random changes to each training batch (never to the test set)."""
+
+    SECTION: typing.ClassVar[str] = "augment"
+    flip: bool = setting(False, "random horizontal flip (always drawn per image)")
+    brightness: float = setting(0.0, "max brightness delta, in brightness_unit", minimum=0)
+    brightness_unit: str = setting("full_scale", "brightness as a fraction of full scale (1 or 255), or in pixel "
+                                   "values as tf.image.random_brightness takes it", choices=BRIGHTNESS_UNITS)
+    contrast: tuple[float, float] | None = setting(None, "contrast factor range", minimum=0)
+    hue: float = setting(0.0, "max hue delta (RGB only)", unit="turns", minimum=0, maximum=0.5)
+    saturation: tuple[float, float] | None = setting(None, "saturation factor range (RGB only)", minimum=0)
+    draws: str = setting("image", "each random brightness, contrast, hue and saturation value applies to one image, "
+                         "or to the whole batch (tf.image's ops on a batch)", choices=DRAWS)
+    clip: bool = setting(True, "clip pixels to [0, full scale] after brightness and contrast")
+
+    @property
+    def active(self) -> bool:
+        """Whether anything random happens to a batch."""
+        return bool(self.flip or self.brightness or self.contrast or self.hue or self.saturation)
+
+
+SECTIONS: dict[str, type[Settings]] = {cls.SECTION: cls for cls in (RunSettings, Preprocess, Optimizer, Augment)}
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides one training run; every hyper-parameter is explicit.
+
+    Attributes:
+        profile: name of the profile the run was planned from.
+        model: registered model name; ``model_options`` its builder options (all of them,
+            defaults included).
+        dataset: dataset name; ``preprocess`` which images of it the run sees.
+        repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
+            and augmentation.
+        epochs, batch_size, eval_per_class: as in ``RunSettings``.
+        optimizer, augment: as their sections.
+        threads: TensorFlow intra-op threads of the worker (inter-op is 1 or 2, see worker).
+        timeout_s: seconds after which the worker is killed and the run recorded as timeout.
+        recipe: the recipe the run's settings came from (``RECIPES``); its parts are in
+            ``preprocess`` and ``augment``, as overridden.
+        speedups: the harness's speed-ups (``bench.speedups``); False trains stock Keras with
+            TensorFlow's default settings, to check that the speed-ups change no result.
+    """
+
+    profile: str
+    model: str
+    model_options: dict
+    dataset: str
+    preprocess: Preprocess
+    repeat: int
+    seed: int
+    epochs: int
+    batch_size: int
+    optimizer: Optimizer
+    augment: Augment
+    eval_per_class: int | None = None
+    recipe: str = "corrected"
+    threads: int = 1
+    timeout_s: float = 3600.0
+    speedups: bool = True
+    schema_version: int = SPEC_SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        """The JSON form: parts as objects, ranges as lists."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, mapping: dict) -> RunSpec:
+        """From ``to_dict``'s form, an older version upgraded; TypeError or ValueError name what does not fit."""
+        mapping = upgrade(mapping)
+        parts = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}
+        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in parts.items()}})
+
+    @property
+    def run_id(self) -> str:
+        """Hash of the canonical spec (execution settings left out) and the project version."""
+        return _digest(self.to_dict(), drop=EXECUTION_FIELDS, extra={"version": __version__})
+
+    @property
+    def config_key(self) -> str:
+        """Identity of the configuration: the spec but for seed, repeat and execution settings.
+
+        Runs with equal ``config_key`` are repeats of one experiment and may be averaged.
+        """
+        return _digest(self.to_dict(), drop=EXECUTION_FIELDS + REPEAT_FIELDS)
+
+
+def upgrade(mapping: dict) -> dict:
+    """A spec of an older schema version as the current one.
+
+    Version 1 -> 2: the recipe and its augmentation parts became settings. Every version-1
+    run trained what is now the corrected recipe (per-image draws, brightness as a fraction
+    of full scale, clipping), so that is what the upgrade writes down.
+    """
+    if mapping.get("schema_version") == 1:
+        corrected = {key: value for (section, key), value in RECIPES["corrected"].items() if section == "augment"}
+        mapping = {**mapping, "schema_version": 2, "recipe": "corrected",
+                   "augment": {**corrected, **mapping.get("augment", {})}}
+    return mapping
+
+
+def _digest(mapping: dict, drop: tuple[str, ...], extra: dict | None = None) -> str:
+    kept = {k: v for k, v in mapping.items() if k not in drop} | (extra or {})
+    canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
