@@ -39,6 +39,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench import environment
+from bench.speedups.process import tensorflow_env
 
 COLUMNS = ("model", "batch_size", "threads", "mode", "train_img_per_s", "infer_img_per_s", "flops_per_image",
            "gflops", "pct_peak", "build_s", "first_step_s")
@@ -213,7 +214,7 @@ def measure(model_names: list[str], input_shape=(56, 56, 3), batch_sizes=(32,), 
     with contextlib.ExitStack() as stack:
         processes = {}
         for mode in modes:
-            env = environment.tensorflow_env(threads, harness=mode == "harness")
+            env = tensorflow_env(threads, speedups=mode == "harness")
             processes[mode] = stack.enter_context(
                 contextlib.closing(ModeProcess(mode, env, tuple(input_shape), num_classes)))
         for process in processes.values():  # all started before anything is timed

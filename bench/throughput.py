@@ -34,6 +34,7 @@ import tensorflow as tf
 
 import models
 from bench import config, data, environment, train
+from bench.speedups.training import TrainingGraphSettings
 from bench.store import RunSpec
 
 TRAIN_IMAGES = 4096  # synthetic training images (the baseline holds them as float32: 150 MB at 56x56x3)
@@ -133,7 +134,7 @@ def harness_trainee(spec, dataset) -> Trainee:
     endless = pipeline.repeat()
 
     def fit_steps(epochs, steps, callbacks=()):
-        with train.TrainingGraphSettings() as graph_settings:
+        with TrainingGraphSettings() as graph_settings:
             model.fit(endless, epochs=epochs, steps_per_epoch=steps, callbacks=[*callbacks, graph_settings],
                       shuffle=False, verbose=0)  # shuffle=False: the pipeline shuffles; the flag would only warn
 
