@@ -172,7 +172,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
 
     Added columns: accuracy (test accuracy in %), settings (row_settings), row_key (them as
     text), row (the row's label), the environment keys of ENVIRONMENT_KEYS, onednn (on,
-    off, or not recorded) and speedups (on, or off for ``--stock-keras`` runs).
+    off, or not recorded) and speedups (on, or off for ``--no-speedups`` runs).
     Sorted by model order, row, dataset and repeat.
     """
     frame = store.runs_frame(records)

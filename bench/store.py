@@ -24,7 +24,8 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "failed", "diverged", "timeout")
 # Execution settings change how fast a run goes, not what it computes: they are recorded
 # but left out of its identity, so a resumed run may use other threads or a longer timeout.
-# (The speed-ups change float32 rounding, not the arithmetic; `--stock-keras` checks that.)
+# (The speed-ups, bench.speedups, change float32 rounding, not the arithmetic; `--no-speedups`
+# checks that.)
 EXECUTION_FIELDS = ("threads", "timeout_s", "speedups")
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")
@@ -50,9 +51,9 @@ class RunSpec:
             ``test_accuracy`` is always on the whole test set.
         threads: TensorFlow intra-op threads of the worker (inter-op is 1 or 2, see worker).
         timeout_s: seconds after which the worker is killed and the run recorded as timeout.
-        speedups: the harness's speed-ups (``train.build_model``'s, and oneDNN's kernels asked
-            for); False trains stock Keras with TensorFlow's default settings, to check that
-            the speed-ups change no result.
+        speedups: the harness's speed-ups (``bench.speedups``: oneDNN's kernels asked for,
+            and the model's); False trains stock Keras with TensorFlow's default settings, to
+            check that the speed-ups change no result.
     """
 
     profile: str

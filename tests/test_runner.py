@@ -270,12 +270,12 @@ def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(fini
         assert record.history[0]["loss"] == pytest.approx(by_loky[run_id].history[0]["loss"], rel=1e-4)
 
 
-def test_stock_keras_runs_go_to_their_own_folder_and_say_how_they_were_made(tmp_path, monkeypatch):
+def test_runs_without_speedups_go_to_their_own_folder_and_say_how_they_were_made(tmp_path, monkeypatch):
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     write_profile(tmp_path / "tiny.toml", {"models": ["mlp"], "repeats": 1})
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["run", "--profile", "tiny.toml", "--stock-keras"]) == 0
-    [record] = store.load_records(tmp_path / "results" / "tiny-stock-keras")
+    assert cli.main(["run", "--profile", "tiny.toml", "--no-speedups"]) == 0
+    [record] = store.load_records(tmp_path / "results" / "tiny-no-speedups")
     assert record.status == "ok" and record.spec["speedups"] is False
     assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
     assert not (tmp_path / "results" / "tiny").exists()
