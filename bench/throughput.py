@@ -4,9 +4,10 @@ Two modes, each timed in its own process (``bench.speed`` starts them), since so
 harness's speed-ups are process settings (oneDNN, see ``environment.tensorflow_env``):
 
 - ``harness`` times what ``bench.train`` does in a run: its tf.data pipeline
-  (``train.make_inputs``) and its model (``train.build_model``, with the speed-ups);
-- ``baseline`` times the plain-Keras way: the stock model, ``model.fit`` /
-  ``model.evaluate`` on float32 NumPy arrays, default settings.
+  (``train.make_inputs``) and its model with the speed-ups (``train.build_model``);
+- ``baseline`` times the plain-Keras way: ``train.build_model`` without the speed-ups (the
+  spec's optimizer settings all the same), ``model.fit`` / ``model.evaluate`` on float32
+  NumPy arrays, TensorFlow's default settings.
 
 The data are synthetic images of the requested shape (generating them takes no download);
 the optimizer is the profiles' default (SGD, learning rate 1e-3, momentum 0.9), with no
@@ -18,6 +19,7 @@ and warm it up, time a window of training or of inference, trace an op profile.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
 import math
 import os
@@ -123,14 +125,19 @@ class Trainee:
         return calls * self.steps_per_call
 
 
+def timed_build(spec, dataset) -> tuple[keras.Model, float]:
+    """``train.build_model`` for `spec` on `dataset`, as ``train.run`` calls it, and its seconds."""
+    steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
+    start = time.perf_counter()
+    model = train.build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
+    return model, time.perf_counter() - start
+
+
 def harness_trainee(spec, dataset) -> Trainee:
     """The harness: ``train.make_inputs`` and ``train.build_model``, as ``train.run`` uses them."""
     keras.utils.set_random_seed(spec.seed)
     pipeline, _, test = train.make_inputs(dataset, spec)
-    steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
-    start = time.perf_counter()
-    model = train.build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
-    build_s = time.perf_counter() - start
+    model, build_s = timed_build(spec, dataset)
     endless = pipeline.repeat()
 
     def fit_steps(epochs, steps, callbacks=()):
@@ -147,16 +154,12 @@ def harness_trainee(spec, dataset) -> Trainee:
 
 
 def baseline_trainee(spec, dataset) -> Trainee:
-    """Plain Keras: the stock model, ``fit`` and ``evaluate`` on float32 NumPy arrays, defaults."""
+    """Plain Keras: ``train.build_model`` without the speed-ups, ``fit`` and ``evaluate`` on float32 NumPy arrays."""
+    spec = dataclasses.replace(spec, speedups=False)
     keras.utils.set_random_seed(spec.seed)
     x_train = (dataset.x_train / np.float32(255)).astype("float32")
     x_test = (dataset.x_test / np.float32(255)).astype("float32")
-    settings = spec.optimizer
-    start = time.perf_counter()
-    model = models.build(spec.model, dataset.input_shape, dataset.num_classes, **spec.model_options)
-    model.compile(optimizer=keras.optimizers.SGD(settings["learning_rate"], momentum=settings["momentum"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    build_s = time.perf_counter() - start
+    model, build_s = timed_build(spec, dataset)
 
     def fit_steps(epochs, steps, callbacks=()):
         images = steps * spec.batch_size
