@@ -77,7 +77,8 @@ def cmd_list(args) -> int:
 def cmd_speed(args) -> int:
     from bench import speed  # TensorFlow runs in the processes it starts, not here
 
-    speed.main(args)
+    speed.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
+               baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.out)
     return 0
 
 

@@ -2,22 +2,24 @@
 
 Nothing here asserts a timing: timings are measured by `python -m bench speed`, not tested.
 """
-import argparse
 import math
+import pickle
 import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import models
-from bench import speed
+from bench import cli, speed, throughput
 from bench.speedups.process import ONEDNN_ENV
 
 
 def test_speed_writes_a_row_per_model_batch_size_and_mode(tmp_path, capsys):
-    args = argparse.Namespace(models=["mlp", "cnn"], input=(8, 8, 3), batch_sizes=[8, 16], threads=None,
-                              baseline=True, seconds=0.3, profile_ops=False, out=tmp_path)
-    speed.main(args)
+    speed.main(model_names=["mlp", "cnn"], input_shape=(8, 8, 3), batch_sizes=[8, 16], threads=None, baseline=True,
+               seconds=0.3, profile_ops=False, out=tmp_path)
     table = pd.read_csv(tmp_path / "speed.csv")
     assert list(table.columns) == list(speed.COLUMNS)
     assert len(table) == 2 * 2 * 2
@@ -61,3 +63,17 @@ def test_speed_refuses_unknown_models_and_bad_input_before_timing():
     for bad in ({"seconds": 0}, {"threads": 0}):
         with pytest.raises(ValueError, match="Received"):
             speed.measure(["mlp"], (8, 8, 3), **bad)
+
+
+def test_this_process_sends_throughput_functions_by_name_and_imports_no_tensorflow():
+    for name, function in vars(speed.THROUGHPUT).items():
+        assert pickle.loads(pickle.dumps(function)) is getattr(throughput, name)  # in a mode's process
+    code = ("import pickle, sys; from bench import cli, speed; pickle.dumps(vars(speed.THROUGHPUT)); "
+            "assert 'tensorflow' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, check=True)
+
+
+def test_bad_input_found_in_a_mode_process_is_the_one_line_error_of_the_cli(capsys):
+    assert cli.main(["speed", "--models", "mlp,resnet", "--input", "8x8x3", "--seconds", "0.2"]) == cli.EXIT_BAD_INPUT
+    [line] = capsys.readouterr().err.splitlines()  # the harness's process found it: a ValueError, as itself
+    assert line.startswith("error: Unknown model") and line.endswith("Received: name='resnet'")
