@@ -42,8 +42,8 @@ def cmd_run(args) -> int:
     }
     profile = config.load_profile(args.profile, overrides, args.set)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
-    results = args.results or DEFAULT_RESULTS / (profile.name + ("-stock-keras" if args.stock_keras else ""))
-    specs = profile.specs(dispatch.threads, speedups=not args.stock_keras)
+    results = args.results or DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
+    specs = profile.specs(dispatch.threads, speedups=args.speedups)
     records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
     print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
@@ -78,7 +78,8 @@ def cmd_list(args) -> int:
 def cmd_speed(args) -> int:
     from bench import speed  # TensorFlow runs in the processes it starts, not here
 
-    speed.main(args)
+    speed.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
+               baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.out)
     return 0
 
 
@@ -106,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
     run.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
     run.add_argument("--report", action="store_true", help="then write the report into the results folder")
-    run.add_argument("--stock-keras", action="store_true",
+    run.add_argument("--no-speedups", dest="speedups", action="store_false",
                      help="train without the harness's speed-ups, to check they change no result "
-                     "(default results: results/PROFILE-stock-keras)")
+                     "(default results: results/PROFILE-no-speedups)")
     run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")

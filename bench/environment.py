@@ -1,4 +1,8 @@
-"""What a record says about how it was made: versions, CPU, GPU, threads, host, commit."""
+"""What a record says about how it was made: versions, CPU, GPU, threads, host, commit.
+
+This module reports the environment; the TensorFlow settings a run's process is started
+with (threads, oneDNN) are the speed-ups' (``bench.speedups.process``).
+"""
 from __future__ import annotations
 
 import os
@@ -11,11 +15,6 @@ from functools import cache
 from pathlib import Path
 
 JOBS_ENV = "BENCH_JOBS_AT_ONCE"  # set by the runner for each worker
-# TensorFlow runs oneDNN's CPU kernels by default only on CPUs with AVX-512 or AMX; elsewhere
-# (an AVX2 AMD EPYC, say) it runs Eigen's, built for older CPUs, and trains FishNet55 2.3x
-# and the CNN 1.9x slower (`bench speed`, issue 6). The harness asks for oneDNN everywhere;
-# a value in the user's environment wins.
-ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 REPO = Path(__file__).resolve().parent.parent
 CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
@@ -48,25 +47,6 @@ def git_commit() -> str | None:
         return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def tensorflow_env(threads: int | None, *, harness: bool = True) -> dict:
-    """This process's environment for a child that runs TensorFlow, which reads these at start-up.
-
-    Args:
-        threads: intra-op threads (inter-op: at most 2); None leaves TensorFlow's choice,
-            every core.
-        harness: also the harness's oneDNN setting (``ONEDNN_ENV``); False gives TensorFlow's
-            default, as plain Keras runs.
-    """
-    env = dict(os.environ)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    if threads is not None:
-        env.update({"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(min(threads, 2)),
-                    "OMP_NUM_THREADS": str(threads)})
-    if harness:
-        env.setdefault(ONEDNN_ENV, "1")
-    return env
 
 
 def onednn_enabled() -> bool:

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import data, store
-from bench.environment import JOBS_ENV, tensorflow_env
+from bench.environment import JOBS_ENV
 from bench.spec import RunSpec
+from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
 from bench.worker import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 
@@ -74,7 +75,7 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 
 
 def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
-    return {**tensorflow_env(spec.threads, harness=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+    return {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process

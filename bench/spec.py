@@ -44,7 +44,8 @@ RECIPES = {
 }
 # Execution settings change how fast a run goes, not what it computes: they are recorded
 # but left out of its identity, so a resumed run may use other threads or a longer timeout.
-# (The speed-ups change float32 rounding, not the arithmetic; `--no-speedups` checks that.)
+# (The speed-ups, bench.speedups, change float32 rounding, not the arithmetic; `--no-speedups`
+# checks that.)
 EXECUTION_FIELDS = ("threads", "timeout_s", "speedups")
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")

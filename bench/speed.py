@@ -5,7 +5,8 @@ For each model and batch size:
 - ``build_s``: seconds to build and compile the model;
 - ``first_step_s``: seconds of the first training call (tracing, graph optimisation, the
   step itself; for the MLP and the CNN the harness runs several steps per call, see
-  ``train.steps_per_execution``, and they are all in it), the cost every run pays once;
+  ``bench.speedups.training.steps_per_execution``, and they are all in it), the cost every
+  run pays once;
 - ``train_img_per_s``: steady-state training images per second, warm-up excluded: the
   median of at least ``WINDOWS`` timed windows that together last at least ``seconds``;
 - ``infer_img_per_s``: the same for evaluating the test set (``model.evaluate``: the
@@ -16,12 +17,15 @@ For each model and batch size:
 - ``pct_peak``: ``gflops`` as a percentage of a float32 matmul peak measured in the same
   process.
 
-Each mode (``bench.throughput``) runs in its own process, started with its own TensorFlow
-settings: the harness's (``environment.tensorflow_env``: oneDNN's kernels on every CPU)
-and, with ``--baseline``, TensorFlow's defaults. One process computes at a time: their
-windows alternate (harness, baseline, harness, ...), so a change in the machine's load
-hits both; the progress lines also give process CPU milliseconds per trained image, which
-a busy machine disturbs less than images per second.
+Each mode (``bench.throughput``) runs in a process of its own, a one-worker
+``ProcessPoolExecutor`` started with the mode's TensorFlow settings
+(``bench.speedups.process.tensorflow_env``): the harness's, with the speed-ups (oneDNN's
+kernels on every CPU), and, with ``--baseline``, TensorFlow's defaults. This process calls
+bench.throughput's functions there and imports no TensorFlow itself; an exception in a mode's
+process is raised here as itself (bad input: a ValueError). One process computes at a time:
+their windows alternate (harness, baseline, harness, ...), so a change in the machine's load
+hits both; the progress lines also give process CPU milliseconds per trained image, which a
+busy machine disturbs less than images per second.
 
 ``--profile-ops`` then traces ``PROFILE_STEPS`` training steps of each model in each mode
 with TensorFlow's profiler and sums the time per op type (``ops.csv``): where a step goes.
@@ -31,14 +35,17 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pkgutil
 import statistics
+import types
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench import environment
+from bench.speedups.process import start_tensorflow, tensorflow_env
 
 COLUMNS = ("model", "batch_size", "threads", "mode", "train_img_per_s", "infer_img_per_s", "flops_per_image",
            "gflops", "pct_peak", "build_s", "first_step_s")
@@ -53,65 +60,43 @@ OPS_SHOWN = 12  # op types printed per model and mode (ops.csv has them all)
 # ---------------------------------------------------------------- a mode's process
 
 
-def _serve(conn, mode: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
-    """A mode's process: answer ``(method, args)`` requests on `conn` until ``None``."""
-    environment.import_tensorflow_quietly()
-    from bench import throughput
+@dataclass(frozen=True)
+class _Named:
+    """A function of ``bench.throughput`` as ``submit`` sends it to a mode's process: by name.
 
-    server = throughput.ModeServer(mode, input_shape, num_classes)
-    while (request := conn.recv()) is not None:
-        method, args = request
-        try:
-            conn.send((True, getattr(server, method)(*args)))
-        except Exception as error:  # noqa: BLE001 - the parent raises it
-            bad_input = isinstance(error, ValueError)
-            conn.send((False, (str(error) if bad_input else f"{type(error).__name__}: {error}", bad_input)))
+    A ProcessPoolExecutor pickles the function it runs as its module and name, and its
+    worker imports it. Holding the function itself would import bench.throughput, and
+    TensorFlow with it, into this process; unpickled in a mode's process, this is the
+    function itself.
+    """
 
+    name: str
 
-@contextlib.contextmanager
-def _environ(env: dict):
-    """os.environ is `env` inside the block: a spawned child inherits it."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    def __reduce__(self):
+        return pkgutil.resolve_name, (f"bench.throughput:{self.name}",)
 
 
-class ModeProcess:
-    """One mode's own process, called as ``process(method, *args)`` (``throughput.ModeServer``)."""
+# The functions of bench.throughput that run in a mode's process, as THROUGHPUT.prepare etc.
+THROUGHPUT = types.SimpleNamespace(**{name: _Named(name) for name in (
+    "start", "check", "describe", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
+    "op_profile")})
 
-    def __init__(self, mode: str, env: dict, input_shape: tuple[int, int, int], num_classes: int):
-        context = multiprocessing.get_context("spawn")  # a fresh TensorFlow, reading `env` at start-up
-        self.mode = mode
-        self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child_conn, mode, input_shape, num_classes),
-                                       name=f"bench-speed-{mode}", daemon=True)
-        with _environ(env):
-            self.process.start()
-        child_conn.close()
 
-    def __call__(self, method: str, *args):
-        self.conn.send((method, args))
-        try:
-            ok, value = self.conn.recv()
-        except EOFError:
-            self.process.join(5)
-            raise RuntimeError(f"the {self.mode} process ended (exit code {self.process.exitcode})") from None
-        if ok:
-            return value
-        message, bad_input = value
-        raise (ValueError if bad_input else RuntimeError)(message)
+def mode_process(mode: str, threads: int | None) -> ProcessPoolExecutor:
+    """A process of `mode`'s own, started with its TensorFlow settings (``tensorflow_env``).
 
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(None)
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.kill()
+    Spawned, so that a fresh TensorFlow reads them: ``start_tensorflow`` sets them before
+    anything imports TensorFlow there. The harness asks for oneDNN, the baseline keeps
+    TensorFlow's default.
+    """
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=start_tensorflow,
+                               initargs=(tensorflow_env(threads, speedups=mode == "harness"),))
+
+
+def call(process: ProcessPoolExecutor, function: _Named, *args):
+    """`function`'s result in `process`; its exception, if it raises, raised here as itself."""
+    return process.submit(function, *args).result()
 
 
 # ---------------------------------------------------------------- measuring
@@ -128,7 +113,7 @@ class Measurement:
     load_after: float = 0.0
 
 
-def timed_rates(processes: dict[str, ModeProcess], method: str, seconds: float,
+def timed_rates(processes: dict[str, ProcessPoolExecutor], function: _Named, seconds: float,
                 windows: int = WINDOWS) -> dict[str, float]:
     """Median images/s per mode over alternating windows: at least `windows`, at least `seconds` each."""
     rates = {mode: [] for mode in processes}
@@ -136,24 +121,24 @@ def timed_rates(processes: dict[str, ModeProcess], method: str, seconds: float,
     window_s = seconds / windows
     while min(map(len, rates.values())) < windows or min(spent.values()) < seconds:
         for mode, process in processes.items():
-            images, taken = process(method, window_s)
+            images, taken = call(process, function, window_s)
             rates[mode].append(images / taken)
             spent[mode] += taken
     return {mode: statistics.median(r) for mode, r in rates.items()}
 
 
-def measure_model(processes: dict[str, ModeProcess], described: dict[str, dict], name: str, batch_size: int,
+def measure_model(processes: dict[str, ProcessPoolExecutor], described: dict[str, dict], name: str, batch_size: int,
                   seconds: float, log=print) -> list[dict]:
     """One model at one batch size in every mode: its rows of speed.csv."""
     started = {}
     for mode, process in processes.items():
-        started[mode] = process("prepare", name, batch_size, min(WARMUP_SECONDS, seconds / 4))
+        started[mode] = call(process, THROUGHPUT.prepare, name, batch_size, min(WARMUP_SECONDS, seconds / 4))
         log(f"{name} bs={batch_size} {mode}: build {started[mode]['build_s']:.2f} s, "
             f"first call {started[mode]['first_step_s']:.2f} s ({started[mode]['steps_per_call']} step(s))")
-    train_rates = timed_rates(processes, "train_window", seconds)
+    train_rates = timed_rates(processes, THROUGHPUT.train_window, seconds)
     for process in processes.values():
-        process("evaluate")  # the first evaluation traces: not timed
-    infer_rates = timed_rates(processes, "infer_window", seconds)
+        call(process, THROUGHPUT.evaluate)  # the first evaluation traces: not timed
+    infer_rates = timed_rates(processes, THROUGHPUT.infer_window, seconds)
     rows = []
     for mode in processes:
         flops = started[mode]["flops_per_image"]
@@ -165,17 +150,17 @@ def measure_model(processes: dict[str, ModeProcess], described: dict[str, dict],
             "build_s": started[mode]["build_s"], "first_step_s": started[mode]["first_step_s"],
         })
     log(f"{name} bs={batch_size}: " + ", ".join(
-        f"{mode} {train_rates[mode]:.1f} img/s training ({process('cpu_ms_per_image'):.2f} CPU ms per image)"
+        f"{mode} {train_rates[mode]:.1f} img/s training ({call(process, THROUGHPUT.cpu_ms_per_image):.2f} CPU ms per image)"
         for mode, process in processes.items()))
     return rows
 
 
-def profile_model(processes: dict[str, ModeProcess], described: dict[str, dict], name: str, batch_size: int,
+def profile_model(processes: dict[str, ProcessPoolExecutor], described: dict[str, dict], name: str, batch_size: int,
                   steps: int, log=print) -> list[dict]:
     """Op profile of the model each process last prepared: its rows of ops.csv."""
     rows = []
     for mode, process in processes.items():
-        ops, wall_s = process("op_profile", steps)
+        ops, wall_s = call(process, THROUGHPUT.op_profile, steps)
         key = {"model": name, "batch_size": batch_size, "threads": described[mode]["threads"], "mode": mode}
         rows += [{**key, **op} for op in ops]
         log(f"{name} bs={batch_size} {mode}: {1000 * wall_s:.1f} ms per step while traced, "
@@ -211,16 +196,14 @@ def measure(model_names: list[str], input_shape=(56, 56, 3), batch_sizes=(32,), 
     found = Measurement(load_before=os.getloadavg()[0])
     modes = ("harness", "baseline") if baseline else ("harness",)
     with contextlib.ExitStack() as stack:
-        processes = {}
-        for mode in modes:
-            env = environment.tensorflow_env(threads, harness=mode == "harness")
-            processes[mode] = stack.enter_context(
-                contextlib.closing(ModeProcess(mode, env, tuple(input_shape), num_classes)))
-        for process in processes.values():  # all started before anything is timed
-            process("ready")
-        processes["harness"]("check", model_names)
+        processes = {mode: stack.enter_context(mode_process(mode, threads)) for mode in modes}
+        starting = [process.submit(THROUGHPUT.start, mode, tuple(input_shape), num_classes)
+                    for mode, process in processes.items()]
+        for future in starting:  # all started before anything is timed
+            future.result()
+        call(processes["harness"], THROUGHPUT.check, model_names)
         for mode, process in processes.items():
-            found.processes[mode] = described = process("describe")
+            found.processes[mode] = described = call(process, THROUGHPUT.describe)
             log(f"{mode} process: {described['threads']} threads, oneDNN {'on' if described['onednn'] else 'off'}, "
                 f"float32 matmul peak {described['peak_gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
         for batch_size in batch_sizes:
@@ -270,14 +253,18 @@ def ops_tables(op_rows: list[dict], shown: int = OPS_SHOWN) -> str:
     return "\n\n".join(tables)
 
 
-def main(args) -> None:
-    """The ``speed`` subcommand: measure, print the tables, write speed.csv (and ops.csv)."""
-    found = measure(args.models, args.input, args.batch_sizes, args.threads, args.baseline, args.seconds,
-                    profile_steps=PROFILE_STEPS if args.profile_ops else 0)
+def main(*, model_names: list[str], input_shape: tuple[int, int, int], batch_sizes: list[int],
+         threads: int | None, baseline: bool, seconds: float, profile_ops: bool, out: Path) -> None:
+    """The ``speed`` subcommand: measure, print the tables, write speed.csv (and ops.csv) into `out`.
+
+    The arguments are ``measure``'s; ``profile_ops`` traces ``PROFILE_STEPS`` steps per model and mode.
+    """
+    found = measure(model_names, input_shape, batch_sizes, threads, baseline, seconds,
+                    profile_steps=PROFILE_STEPS if profile_ops else 0)
     print()
     print(tabulate(found.rows, headers="keys", tablefmt="github",
                    floatfmt=("", "", "", "", ".1f", ".1f", "", ".1f", ".1f", ".2f", ".2f")))
-    if args.baseline:
+    if baseline:
         print()
         print(tabulate(ratios(found.rows), headers="keys", floatfmt=".2f", tablefmt="github"))
     if found.op_rows:
@@ -288,6 +275,6 @@ def main(args) -> None:
         print(f"{mode}: {described['threads']} threads, oneDNN {'on' if described['onednn'] else 'off'}, "
               f"matmul peak {described['peak_gflops']:.1f} GFLOP/s")
     print(f"load average {found.load_before:.2f} before, {found.load_after:.2f} after (1 min)")
-    print(f"wrote {write_csv(found.rows, COLUMNS, args.out / 'speed.csv')}")
+    print(f"wrote {write_csv(found.rows, COLUMNS, out / 'speed.csv')}")
     if found.op_rows:
-        print(f"wrote {write_csv(found.op_rows, OP_COLUMNS, args.out / 'ops.csv')}")
+        print(f"wrote {write_csv(found.op_rows, OP_COLUMNS, out / 'ops.csv')}")

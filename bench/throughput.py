@@ -1,23 +1,28 @@
 """Timing one model's training and inference in this process: what ``bench speed`` runs in each mode.
 
-Two modes, each timed in its own process (``bench.speed`` starts them), since some of the
-harness's speed-ups are process settings (oneDNN, see ``environment.tensorflow_env``):
+Two modes, each timed in a process of its own (``bench.speed`` starts them), since some of
+the speed-ups are process settings (oneDNN, see ``bench.speedups.process``):
 
 - ``harness`` times what ``bench.train`` does in a run: its tf.data pipeline
-  (``train.make_inputs``) and its model (``train.build_model``, with the speed-ups);
-- ``baseline`` times the plain-Keras way: the stock model, ``model.fit`` /
-  ``model.evaluate`` on float32 NumPy arrays, default settings.
+  (``train.make_inputs``) and its model with the speed-ups (``train.build_model``);
+- ``baseline`` times the plain-Keras way: ``train.build_model`` without the speed-ups (the
+  spec's optimizer settings all the same), ``model.fit`` / ``model.evaluate`` on float32
+  NumPy arrays, TensorFlow's default settings.
 
 The data are synthetic images of the requested shape (generating them takes no download);
 the optimizer is the profiles' default (SGD, learning rate 1e-3, momentum 0.9), with no
 augmentation, so both modes do the same arithmetic.
 
-``ModeServer`` holds one mode's state between the requests of ``bench.speed``: build a model
-and warm it up, time a window of training or of inference, trace an op profile.
+``bench.speed`` calls this module's functions in a mode's process, in this order: ``start``
+(the mode and its data), ``check``, ``describe``; then per model ``prepare`` (build it and
+warm it up), ``train_window``, ``evaluate``, ``infer_window``, ``cpu_ms_per_image`` and
+``op_profile``. What they keep between calls is the process's one ``_mode`` (a ``ModeState``:
+the mode, its data and threads, the model prepared last).
 """
 from __future__ import annotations
 
 import collections
+import dataclasses
 import gc
 import math
 import os
@@ -35,6 +40,7 @@ import tensorflow as tf
 import models
 from bench import data, environment, train
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
+from bench.speedups.training import TrainingGraphSettings
 
 TRAIN_IMAGES = 4096  # synthetic training images (the baseline holds them as float32: 150 MB at 56x56x3)
 TEST_IMAGES = 1024
@@ -121,18 +127,23 @@ class Trainee:
         return calls * self.steps_per_call
 
 
+def timed_build(spec, dataset) -> tuple[keras.Model, float]:
+    """``train.build_model`` for `spec` on `dataset`, as ``train.run`` calls it, and its seconds."""
+    steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
+    start = time.perf_counter()
+    model = train.build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
+    return model, time.perf_counter() - start
+
+
 def harness_trainee(spec, dataset) -> Trainee:
     """The harness: ``train.make_inputs`` and ``train.build_model``, as ``train.run`` uses them."""
     keras.utils.set_random_seed(spec.seed)
     pipeline, _, test = train.make_inputs(dataset, spec)
-    steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
-    start = time.perf_counter()
-    model = train.build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
-    build_s = time.perf_counter() - start
+    model, build_s = timed_build(spec, dataset)
     endless = pipeline.repeat()
 
     def fit_steps(epochs, steps, callbacks=()):
-        with train.TrainingGraphSettings() as graph_settings:
+        with TrainingGraphSettings() as graph_settings:
             model.fit(endless, epochs=epochs, steps_per_epoch=steps, callbacks=[*callbacks, graph_settings],
                       shuffle=False, verbose=0)  # shuffle=False: the pipeline shuffles; the flag would only warn
 
@@ -145,16 +156,12 @@ def harness_trainee(spec, dataset) -> Trainee:
 
 
 def baseline_trainee(spec, dataset) -> Trainee:
-    """Plain Keras: the stock model, ``fit`` and ``evaluate`` on float32 NumPy arrays, defaults."""
+    """Plain Keras: ``train.build_model`` without the speed-ups, ``fit`` and ``evaluate`` on float32 NumPy arrays."""
+    spec = dataclasses.replace(spec, speedups=False)
     keras.utils.set_random_seed(spec.seed)
     x_train = (dataset.x_train / np.float32(255)).astype("float32")
     x_test = (dataset.x_test / np.float32(255)).astype("float32")
-    settings = spec.optimizer
-    start = time.perf_counter()
-    model = models.build(spec.model, dataset.input_shape, dataset.num_classes, **spec.model_options)
-    model.compile(optimizer=keras.optimizers.SGD(settings.learning_rate, momentum=settings.momentum),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    build_s = time.perf_counter() - start
+    model, build_s = timed_build(spec, dataset)
 
     def fit_steps(epochs, steps, callbacks=()):
         images = steps * spec.batch_size
@@ -167,6 +174,9 @@ def baseline_trainee(spec, dataset) -> Trainee:
 
     return Trainee("baseline", model, build_s, fit_steps, evaluate, spec.batch_size,
                    max_steps=len(dataset.y_train) // spec.batch_size)
+
+
+MAKERS = {"harness": harness_trainee, "baseline": baseline_trainee}
 
 
 def warm_up(trainee: Trainee, warmup_seconds: float) -> None:
@@ -200,13 +210,14 @@ class EpochClock(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._begin)
 
 
-def train_window(trainee: Trainee, window_s: float) -> tuple[float, float]:
-    """One timed window of steady training; returns (images, seconds).
+def train_window(window_s: float) -> tuple[float, float]:
+    """One timed window of steady training of the prepared model; returns (images, seconds).
 
     An epoch is as many steps as fit in the window (as the data allow: the baseline's
     arrays hold TRAIN_IMAGES images), and the window as many epochs as make it last
     ``window_s``: epochs begin and end inside it, as they do in a run.
     """
+    trainee = _mode.trainee
     steps = trainee.steps(window_s / trainee.step_s)
     epochs = max(1, math.ceil(window_s / (steps * trainee.step_s)))
     clock = EpochClock()
@@ -219,8 +230,9 @@ def train_window(trainee: Trainee, window_s: float) -> tuple[float, float]:
     return images, seconds
 
 
-def infer_window(trainee: Trainee, window_s: float) -> tuple[float, float]:
-    """One timed window of test-set evaluations (whole passes); returns (images, seconds)."""
+def infer_window(window_s: float) -> tuple[float, float]:
+    """One timed window of test-set evaluations (whole passes) of the prepared model; returns (images, seconds)."""
+    trainee = _mode.trainee
     images, seconds = 0, 0.0
     while seconds < window_s:
         begin = time.perf_counter()
@@ -236,8 +248,8 @@ OP_EVENT = re.compile(r"^[^:]+:(?P<op_type>[A-Za-z_][A-Za-z0-9_]*)$")  # "scope/
 EXECUTOR_THREADS = "tf_Compute"  # the threads that run a traced step's ops
 
 
-def op_profile(trainee: Trainee, steps: int) -> tuple[list[dict], float]:
-    """TensorFlow profiler trace of `steps` training steps, summed per op type.
+def op_profile(steps: int) -> tuple[list[dict], float]:
+    """TensorFlow profiler trace of `steps` training steps of the prepared model, summed per op type.
 
     Returns rows (op_type, ms_per_step, pct, calls_per_step), the most time first, and the
     wall seconds per step while tracing. An op's time is its kernel's wall time on the
@@ -246,6 +258,7 @@ def op_profile(trainee: Trainee, steps: int) -> tuple[list[dict], float]:
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
+    trainee = _mode.trainee
     steps = trainee.steps(steps)
     options = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0,
                                                        device_tracer_level=0)
@@ -273,60 +286,58 @@ def op_profile(trainee: Trainee, steps: int) -> tuple[list[dict], float]:
     return rows, wall_s / steps
 
 
-# ---------------------------------------------------------------- one mode's process
+# ---------------------------------------------------------------- this process's mode
 
 
-class ModeServer:
-    """One mode's state in its process, between the requests of ``bench.speed``."""
+@dataclass
+class ModeState:
+    """One mode's state in its process, between the calls of ``bench.speed``."""
 
-    MAKERS = {"harness": harness_trainee, "baseline": baseline_trainee}
+    mode: str  # a key of MAKERS
+    dataset: data.Dataset
+    threads: int
+    trainee: Trainee | None = None  # the model `prepare` built last
 
-    def __init__(self, mode: str, input_shape: tuple[int, int, int], num_classes: int):
-        self.mode = mode
-        self.make = self.MAKERS[mode]
-        self.dataset = synthetic_dataset(tuple(input_shape), num_classes)
-        self.threads = threads_in_force()
-        self.trainee: Trainee | None = None
 
-    def ready(self) -> bool:
-        """Answered once the process has started: TensorFlow imported, the data built."""
-        return True
+# This process's mode: set by `start`, its trainee by `prepare`; a mode's process runs one mode.
+_mode: ModeState | None = None
 
-    def check(self, model_names: list[str]) -> None:
-        """Build every model once: an unknown name or an input a model cannot take fails here."""
-        for name in model_names:
-            models.build(name, self.dataset.input_shape, self.dataset.num_classes)
-            keras.backend.clear_session()
 
-    def describe(self) -> dict:
-        """This process's threads, whether oneDNN is on, and its float32 matmul peak."""
-        return {"threads": self.threads, "onednn": environment.onednn_enabled(),
-                "peak_gflops": matmul_peak_gflops()}
+def start(mode: str, input_shape: tuple[int, int, int], num_classes: int) -> None:
+    """Make this process `mode`'s: its synthetic data built, its threads read."""
+    global _mode
+    _mode = ModeState(mode, synthetic_dataset(tuple(input_shape), num_classes), threads_in_force())
 
-    def prepare(self, name: str, batch_size: int, warmup_seconds: float) -> dict:
-        """Build `name` (the previous model released), time its first call, warm it up."""
-        self.trainee = None
+
+def check(model_names: list[str]) -> None:
+    """Build every model once: an unknown name or an input a model cannot take fails here."""
+    for name in model_names:
+        models.build(name, _mode.dataset.input_shape, _mode.dataset.num_classes)
         keras.backend.clear_session()
-        gc.collect()
-        spec = speed_spec(name, batch_size, self.threads)
-        self.trainee = self.make(spec, self.dataset)
-        warm_up(self.trainee, warmup_seconds)
-        return {"build_s": self.trainee.build_s, "first_step_s": self.trainee.first_step_s,
-                "steps_per_call": self.trainee.steps_per_call,
-                "flops_per_image": int(models.flops(self.trainee.model))}
 
-    def train_window(self, window_s: float) -> tuple[float, float]:
-        return train_window(self.trainee, window_s)
 
-    def infer_window(self, window_s: float) -> tuple[float, float]:
-        return infer_window(self.trainee, window_s)
+def describe() -> dict:
+    """This process's threads, whether oneDNN is on, and its float32 matmul peak."""
+    return {"threads": _mode.threads, "onednn": environment.onednn_enabled(), "peak_gflops": matmul_peak_gflops()}
 
-    def evaluate(self) -> None:
-        """One untimed evaluation: the first one traces."""
-        self.trainee.evaluate()
 
-    def cpu_ms_per_image(self) -> float:
-        return 1000 * statistics.median(self.trainee.cpu_s_per_image)
+def prepare(name: str, batch_size: int, warmup_seconds: float) -> dict:
+    """Build `name` (the previous model released), time its first call, warm it up."""
+    _mode.trainee = None
+    keras.backend.clear_session()
+    gc.collect()
+    spec = speed_spec(name, batch_size, _mode.threads)
+    _mode.trainee = MAKERS[_mode.mode](spec, _mode.dataset)
+    warm_up(_mode.trainee, warmup_seconds)
+    return {"build_s": _mode.trainee.build_s, "first_step_s": _mode.trainee.first_step_s,
+            "steps_per_call": _mode.trainee.steps_per_call, "flops_per_image": int(models.flops(_mode.trainee.model))}
 
-    def op_profile(self, steps: int) -> tuple[list[dict], float]:
-        return op_profile(self.trainee, steps)
+
+def evaluate() -> None:
+    """One untimed evaluation of the prepared model: the first one traces."""
+    _mode.trainee.evaluate()
+
+
+def cpu_ms_per_image() -> float:
+    """Median process CPU milliseconds per trained image over the prepared model's windows."""
+    return 1000 * statistics.median(_mode.trainee.cpu_s_per_image)

@@ -4,11 +4,13 @@ The recipe, in the order it runs:
   1. seed Python, NumPy and TensorFlow from the spec (initialisation, data order, augmentation);
   2. a tf.data input: cache the uint8 images, shuffle with the seed, batch, augment and scale
      whole batches at once, prefetch;
-  3. build and compile the model (logits, sparse cross-entropy, the spec's optimizer) with
-     the harness's speed-ups (``build_model``: fused batch norm, one-op SGD, one trace);
+  3. build the model (logits), then, if ``spec.speedups``, hand it to the speed-ups
+     (``bench.speedups``) to compile, else compile it as plain Keras (sparse cross-entropy,
+     the spec's optimizer either way; ``build_model``);
   4. fit for the spec's epochs, evaluating after each epoch on the whole test set (or on a
      stratified subset of it, ``eval_per_class``); a callback times training and evaluation
-     apart and stops a run whose loss is not finite;
+     apart and stops a run whose loss is not finite; with the speed-ups, another turns
+     grappler off for training steps;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
      epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs.
 """
@@ -27,13 +29,10 @@ import tensorflow as tf
 import models
 from bench import data, environment
 from bench.spec import Augment, Optimizer, RunSpec
+from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 from bench.store import RunRecord, now_iso
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
-# Training FLOPs per Keras call: a small model runs several steps per call (steps_per_execution)
-# so that Keras's per-step Python work (about 3 ms) stays small next to the step itself.
-FLOPS_PER_EXECUTION = 8e9  # ~0.1 s on a 2-core CPU; at batch 32: MLP 16 steps, CNN 7, the others 1
-MAX_STEPS_PER_EXECUTION = 16
 
 
 # ---------------------------------------------------------------- input pipeline
@@ -147,60 +146,23 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
 # ---------------------------------------------------------------- model
 
 
-class MomentumSGD(keras.optimizers.SGD):
-    """`keras.optimizers.SGD` whose momentum update is one TensorFlow op per variable.
-
-    Keras computes ``m = momentum * m - lr * g; w += m`` with five ops per variable;
-    ``ResourceApplyKerasMomentum`` is that same update in one kernel, which halves the
-    memory passes of the large Dense layers and the Python work of tracing. Weight decay,
-    clipping and the learning-rate schedule stay Keras's. Nesterov, sparse gradients and
-    distribution strategies fall back to Keras's own update.
-    """
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if (self.momentum == 0 or self.nesterov or tf.distribute.has_strategy()
-                or any(isinstance(g, tf.IndexedSlices) for g in grads)):
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        for grad, variable in zip(grads, trainable_variables):
-            accumulator = self.momentums[self._get_variable_index(variable)]
-            tf.raw_ops.ResourceApplyKerasMomentum(
-                var=variable.handle,
-                accum=accumulator.handle,
-                lr=tf.cast(learning_rate, variable.dtype),
-                grad=tf.cast(grad, variable.dtype),
-                momentum=tf.cast(self.momentum, variable.dtype),
-                use_locking=False,
-                use_nesterov=False,
-            )
-
-
-def make_optimizer(settings: Optimizer, total_steps: int, *, fast: bool = True):
+def make_optimizer(settings: Optimizer, total_steps: int):
     learning_rate = settings.learning_rate
     if settings.schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(total_steps, 1))
     weight_decay = settings.weight_decay or None
     if settings.name == "adam":
         return keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
-    sgd = MomentumSGD if fast else keras.optimizers.SGD
-    return sgd(learning_rate, momentum=settings.momentum, weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate, momentum=settings.momentum, weight_decay=weight_decay)
 
 
 def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int) -> keras.Model:
-    """The harness's model for a run: built, compiled and ready to trace once.
+    """The model of a run: built, and compiled with the speed-ups unless ``spec.speedups`` is False.
 
-    ``bench.speed`` times exactly this, so every speed-up of the harness lives here, but
-    for one process setting: the runner starts each worker with oneDNN's kernels asked for
-    (``environment.tensorflow_env``), as ``bench speed`` starts its harness process.
-    Here:
-
-    - batch normalization as one fused op (``models.fuse_batch_norm``; same weights);
-    - the SGD momentum update as one op per variable (``MomentumSGD``);
-    - several steps per Keras call for small models (``steps_per_execution``);
-    - the model's, the optimizer's and the metrics' variables created before the first
-      ``fit``, so Keras traces its train step once instead of twice (a ``tf.function``
-      that creates variables on its first call is traced again without them);
-    - and, passed to ``fit`` as a callback, ``TrainingGraphSettings`` (no grappler for
-      training steps).
+    ``bench.speed`` times exactly this, both ways. The speed-ups are ``bench.speedups``'s:
+    here ``compile_with_speedups`` (fused batch norm, one-op SGD, several steps per Keras
+    call, one trace); the process they run in was started with their TensorFlow settings
+    (``bench.speedups.process``), and ``fit`` gets ``TrainingGraphSettings``.
 
     Args:
         spec: the run; its model, model options and optimizer settings are used, and
@@ -209,92 +171,17 @@ def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: i
         input_shape, num_classes: of the data.
         steps_per_epoch: for a learning-rate schedule over the whole run.
     """
-    fast = spec.speedups
     model = models.build(spec.model, input_shape, num_classes, **spec.model_options)
-    if fast:
-        models.fuse_batch_norm(model)
-    model.compile(
-        optimizer=make_optimizer(spec.optimizer, steps_per_epoch * spec.epochs, fast=fast),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        steps_per_execution=steps_per_execution(models.flops(model), spec.batch_size) if fast else 1,
-    )
-    if fast:
-        create_variables(model)
+    compile_args = {
+        "optimizer": make_optimizer(spec.optimizer, steps_per_epoch * spec.epochs),
+        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "metrics": ["accuracy"],
+    }
+    if spec.speedups:
+        compile_with_speedups(model, spec.batch_size, **compile_args)
+    else:
+        model.compile(**compile_args)
     return model
-
-
-def steps_per_execution(flops_per_image: int, batch_size: int) -> int:
-    """Training steps per Keras call: enough for FLOPS_PER_EXECUTION, 1 to MAX_STEPS_PER_EXECUTION.
-
-    Several steps per call run as one traced loop; the batches, their order and the updates
-    are the same as one step per call.
-    """
-    step_flops = 3 * flops_per_image * batch_size  # forward, input gradient, weight gradient
-    return max(1, min(MAX_STEPS_PER_EXECUTION, int(FLOPS_PER_EXECUTION // max(step_flops, 1))))
-
-
-def create_variables(model: keras.Model) -> None:
-    """Create the loss, metric and optimizer variables of a compiled model, outside any trace.
-
-    Keras creates them inside the first traced train step, which makes ``tf.function``
-    trace the step a second time. Here they are made eagerly: the loss and the metrics of
-    one dummy prediction (then reset) and the optimizer's slots. No forward pass is run.
-    """
-    labels = np.zeros((1,), "int64")
-    logits = np.zeros((1, model.outputs[0].shape[-1]), "float32")
-    model.compute_loss(y=labels, y_pred=logits)
-    model.compute_metrics(None, labels, logits)
-    model.reset_metrics()
-    model.optimizer.build(model.trainable_variables)
-
-
-class TrainingGraphSettings(keras.callbacks.Callback):
-    """Grappler off while ``fit`` runs training steps, TensorFlow's default while it evaluates.
-
-    Grappler, TensorFlow's graph optimizer, costs 1-1.5 s of a FishNet's first training step
-    (a train step of 4,000-9,000 nodes) and buys nothing after it: on a CPU, oneDNN's
-    kernels come from another pass (the MKL layout pass, which stays on), and grappler's one
-    rewrite that matters, batch norm fused with the ReLU after it, sends oneDNN's training
-    kernels to a slow generic path for the 2-12 channel layers of FishNet55. Evaluation is
-    the other way round (the fused inference kernel is the fast one), so grappler is back on
-    for it. The setting is process-wide and read by each call of a traced function, so the
-    callback flips it around the two phases; as a context manager around ``fit`` it also
-    restores it when ``fit`` raises.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._before = None
-
-    def _set(self, disabled: bool) -> None:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": disabled})
-
-    def on_train_begin(self, logs=None):
-        self._before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-        self._set(True)
-
-    def on_test_begin(self, logs=None):
-        if self._before is not None:
-            self._set(self._before)
-
-    def on_test_end(self, logs=None):
-        if self._before is not None:
-            self._set(True)
-
-    def on_train_end(self, logs=None):
-        self.restore()
-
-    def restore(self) -> None:
-        if self._before is not None:
-            self._set(self._before)
-            self._before = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.restore()
 
 
 # ---------------------------------------------------------------- timing

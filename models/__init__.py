@@ -5,17 +5,13 @@
     models.options("fishnet77")         # {'stem': 'concise', 'head': 'dense', ...}
     model = models.build("fishnet77", (56, 56, 3), 10, head="conv")
     models.flops(model)                 # forward FLOPs per image
-    models.fuse_batch_norm(model)       # the training harness's faster batch norm, same weights
 
-Importing this package registers every model (baselines and FishNets).
+Importing this package registers every model (baselines and FishNets). Architectures only:
+how the harness computes them faster lives in ``bench.speedups``.
 """
 
 from models import baselines, fishnet  # noqa: F401  (registers the models)
 from models.flops import flops
-from models.fused import FusedBatchNormalization, fuse_batch_norm
 from models.registry import build, describe, names, options, register_model
 
-__all__ = [
-    "FusedBatchNormalization", "build", "describe", "flops", "fuse_batch_norm", "names", "options",
-    "register_model",
-]
+__all__ = ["build", "describe", "flops", "names", "options", "register_model"]

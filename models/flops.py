@@ -6,8 +6,7 @@ Conventions (per image, at inference):
   a conv, 2 * k*k per output for a depthwise conv), plus 1 per output for the bias.
 - Activations: 1 per element for any non-linear activation (ReLU, ReLU6, sigmoid,
   softmax alike), whether a layer of its own or a layer's `activation`; 0 for linear.
-- BatchNormalization (and its fused form): 2 per element (scale and shift once folded for
-  inference).
+- BatchNormalization: 2 per element (scale and shift once folded for inference).
 - Add, Multiply: 1 per output element for each input after the first.
 - MaxPooling2D, AveragePooling2D: k*k per output element.
 - GlobalAveragePooling2D, GlobalMaxPooling2D: 1 per input element.
@@ -15,8 +14,11 @@ Conventions (per image, at inference):
 - UpSampling2D (nearest), Reshape, Flatten, Concatenate, ZeroPadding2D, Dropout and
   InputLayer: 0, they only move data.
 
-Nested models are counted by recursing into their layers. A layer of any other type
-raises, so nothing is silently left out.
+A layer is counted by the rule of the first class along its class's MRO that has one, so a
+subclass that computes the same function another way (the harness's fused batch norm,
+``bench.speedups.fused``) is counted as its Keras base. Nested models are counted by
+recursing into their layers. A layer of any other type raises, so nothing is silently left
+out.
 """
 
 import math
@@ -24,7 +26,6 @@ import math
 import keras
 
 from models.fishnet import ChannelSqueeze
-from models.fused import FusedBatchNormalization
 
 _FREE = (
     keras.layers.InputLayer,
@@ -55,16 +56,19 @@ def flops(model):
 def _layer_flops(layer):
     if isinstance(layer, keras.Model):
         return flops(layer)
-    if type(layer) in _FREE:
-        return 0
-    rule = _RULES.get(type(layer))
+    rule = _rule(layer)
     if rule is None:
-        known = sorted(t.__name__ for t in (*_RULES, *_FREE))
+        known = sorted(t.__name__ for t in _RULES)
         raise ValueError(
             f"flops() has no rule for layer {layer.name!r} of type {type(layer).__name__}; "
             f"known types are {known} and nested models. Received: layer={layer.name!r}"
         )
     return rule(layer)
+
+
+def _rule(layer):
+    """The rule of the first class along `layer`'s MRO that has one (a subclass counts as its base), else None."""
+    return next((_RULES[cls] for cls in type(layer).__mro__ if cls in _RULES), None)
 
 
 def _size(shape):
@@ -121,7 +125,6 @@ _RULES = {
     keras.layers.Conv2D: _conv,
     keras.layers.DepthwiseConv2D: _depthwise_conv,
     keras.layers.BatchNormalization: lambda layer: 2 * _size(layer.output.shape),
-    FusedBatchNormalization: lambda layer: 2 * _size(layer.output.shape),
     keras.layers.ReLU: lambda layer: _size(layer.output.shape),
     keras.layers.Activation: lambda layer: _activation(layer.activation, _size(layer.output.shape)),
     keras.layers.Add: _merge,
@@ -132,4 +135,5 @@ _RULES = {
     keras.layers.GlobalMaxPooling2D: lambda layer: _size(layer.input.shape),
     keras.layers.UpSampling2D: _upsampling,
     ChannelSqueeze: lambda layer: _size(layer.input.shape) - _size(layer.output.shape),
+    **dict.fromkeys(_FREE, lambda layer: 0),
 }

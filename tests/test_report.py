@@ -272,7 +272,7 @@ def test_method_says_when_timings_come_from_a_busy_machine(tmp_path, loads, sent
 
 @pytest.mark.parametrize("onednn, speedups, words", [
     (True, True, "oneDNN on; harness speed-ups on;"),
-    (False, False, "oneDNN off; harness speed-ups off;"),  # a --stock-keras run
+    (False, False, "oneDNN off; harness speed-ups off;"),  # a --no-speedups run
     (None, True, "oneDNN not recorded; harness speed-ups on;"),  # a record older than the setting
 ])
 def test_method_says_how_the_runs_were_computed(tmp_path, onednn, speedups, words):

@@ -23,8 +23,9 @@ from pathlib import Path
 import psutil  # installed with dask[distributed], a test dependency
 import pytest
 
-from bench import cli, config, data, environment, runner, store
+from bench import cli, config, data, runner, store
 from bench.spec import RunSpec
+from bench.speedups.process import ONEDNN_ENV
 from bench.store import RunRecord
 
 TINY = {
@@ -270,12 +271,12 @@ def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(fini
         assert record.history[0]["loss"] == pytest.approx(by_loky[run_id].history[0]["loss"], rel=1e-4)
 
 
-def test_stock_keras_runs_go_to_their_own_folder_and_say_how_they_were_made(tmp_path, monkeypatch):
-    monkeypatch.delenv(environment.ONEDNN_ENV, raising=False)
+def test_runs_without_speedups_go_to_their_own_folder_and_say_how_they_were_made(tmp_path, monkeypatch):
+    monkeypatch.delenv(ONEDNN_ENV, raising=False)
     write_profile(tmp_path / "tiny.toml", {"models": ["mlp"], "repeats": 1})
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["run", "--profile", "tiny.toml", "--stock-keras"]) == 0
-    [record] = store.load_records(tmp_path / "results" / "tiny-stock-keras")[0]
+    assert cli.main(["run", "--profile", "tiny.toml", "--no-speedups"]) == 0
+    [record] = store.load_records(tmp_path / "results" / "tiny-no-speedups")[0]
     assert record.status == "ok" and record.spec.speedups is False
     assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
     assert not (tmp_path / "results" / "tiny").exists()
@@ -475,14 +476,14 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
 
 
 def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts(monkeypatch):
-    monkeypatch.delenv(environment.ONEDNN_ENV, raising=False)
+    monkeypatch.delenv(ONEDNN_ENV, raising=False)
     spec = config.load_profile("smoke").specs(threads=3)[0]
     env = runner._worker_env(spec, jobs=2, runner="boot:1:2")
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
     assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
-    assert env[environment.ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
+    assert env[ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
     stock = dataclasses.replace(spec, speedups=False)
-    assert environment.ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None)  # TensorFlow's default
+    assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None)  # TensorFlow's default
 
 
 def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():

@@ -2,7 +2,6 @@
 import json
 import math
 
-import pytest
 
 import models
 from bench import store

@@ -1,4 +1,4 @@
-"""Batch normalization as one fused TensorFlow op, for the training harness.
+"""Batch normalization as one fused TensorFlow op: one of the harness's speed-ups.
 
 Keras 3's `BatchNormalization` computes, on the TensorFlow backend, the batch moments with
 `tf.nn.moments` and normalizes with `tf.nn.batch_normalization`: a dozen elementwise ops
@@ -35,7 +35,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` computed with one `FusedBatchNormV3` op.
 
     Accepts exactly the arguments of `keras.layers.BatchNormalization` and has the same
-    weights. Numerically equal to it up to float32 rounding (see tests/test_speed.py).
+    weights. Numerically equal to it up to float32 rounding (see tests/test_speedups.py).
     """
 
     def _fusable(self, inputs, mask):
