@@ -374,7 +374,7 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
         images_per_second=len(dataset.y_train) / sec_per_epoch,
         build_seconds=build_seconds,
         params_total=int(model.count_params()),
-        params_trainable=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        params_trainable=models.count_trainable(model),
         flops_per_image=int(models.flops(model)),
         finished_at=now_iso(),
     )

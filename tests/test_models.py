@@ -5,7 +5,6 @@ The parameter counts are the issue's table (from the report and the FishNet spec
 """
 
 import functools
-import math
 import re
 
 import keras
@@ -33,10 +32,6 @@ def built(name, input_shape, num_classes, **options):
     return _cached_build(name, input_shape, num_classes, tuple(sorted(options.items())))
 
 
-def trainable_count(model):
-    return sum(math.prod(w.shape) for w in model.trainable_weights)
-
-
 def all_finite(tensors):
     return all(bool(keras.ops.all(keras.ops.isfinite(t))) for t in tensors)
 
@@ -53,6 +48,21 @@ def case_id(value):
 
 def test_names_lists_every_model_in_natural_order():
     assert models.names() == ALL_MODELS
+
+
+def test_natural_key_orders_the_numbers_in_a_name_by_value():
+    names = ["fishnet150", "mlp", "fishnet99", "fishnet201", "cnn", "fishnet55"]
+    assert sorted(names, key=models.natural_key) == [
+        "cnn", "fishnet55", "fishnet99", "fishnet150", "fishnet201", "mlp",
+    ]
+    assert models.natural_key("fishnet150") == ("fishnet", 150, "")
+
+
+def test_each_model_belongs_to_the_family_of_its_module():
+    families = {name: models.family(name) for name in ALL_MODELS}
+    assert families == {name: "fishnet" if name in fishnet.CONFIGS else "baselines" for name in ALL_MODELS}
+    with pytest.raises(ValueError, match=r"registered models are \['cnn', .*Received: name='resnet50'"):
+        models.family("resnet50")
 
 
 def test_options_are_resolved_per_model():
@@ -187,7 +197,7 @@ def test_parameter_count(name, input_shape, num_classes, options, total, trainab
     model = built(name, input_shape, num_classes, **options)
     assert model.count_params() == total
     if trainable is not None:
-        assert trainable_count(model) == trainable
+        assert models.count_trainable(model) == trainable
 
 
 # ---------------------------------------------------------------------------- stage shapes
