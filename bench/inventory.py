@@ -24,7 +24,7 @@ def _counts(name: str, input_shape: tuple[int, int, int], num_classes: int) -> t
         model = models.build(name, input_shape, num_classes)
     except ValueError as error:
         return ("—", "—", "—", str(error).split(". Received")[0])
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    trainable = models.count_trainable(model)
     return (f"{model.count_params():,}", f"{trainable:,}", f"{models.flops(model) / 1e6:,.1f}", "")
 
 

@@ -6,7 +6,7 @@ TensorFlow starts, waits for it with a timeout, and returns the record and the l
 process, which writes each record as it arrives. A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
 Nothing outlives the runner: its loky workers and their bench.worker children exit when it
-dies, even by kill -9 (see bench.worker). Nothing here knows about tables.
+dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 from bench import data, store
 from bench.environment import JOBS_ENV
+from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
-from bench.worker import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 
 LOG_TAIL_CHARS = 4000  # of a dead worker's log, kept in its record's error text
 BACKENDS = ("loky", "dask")
@@ -100,7 +100,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
     Args:
         spec: the run.
         jobs_at_once: how many runs the benchmark runs side by side (recorded).
-        runner: ``bench.worker.process_token`` of the runner; the worker exits when that
+        runner: ``bench.lifetime.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
     """
     if runner and process_token(os.getppid()) == runner:

@@ -281,7 +281,7 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
         images_per_second=len(dataset.y_train) / sec_per_epoch,
         build_seconds=build_seconds,
         params_total=int(model.count_params()),
-        params_trainable=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        params_trainable=models.count_trainable(model),
         flops_per_image=int(models.flops(model)),
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,

@@ -13,57 +13,10 @@ its loky workers use ``exit_with_parent`` too (see bench.runner.run_in_subproces
 from __future__ import annotations
 
 import json
-import os
 import sys
-import threading
-import time
 from pathlib import Path
 
-PARENT_POLL_SECONDS = 1.0
-RUNNER_ENV = "BENCH_RUNNER"  # process_token() of the runner; set for every worker
-EXIT_ORPHANED = 3
-
-
-def process_token(pid: int) -> str | None:
-    """``boot_id:pid:start_time`` of a live process on this machine, else None.
-
-    Unlike a bare pid, the token tells a process from a later one given the same pid, and
-    this machine from another (a Dask worker elsewhere); a zombie counts as dead. None also
-    where there is no /proc (the worker then watches only its parent).
-    """
-    try:
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # after "pid (command name)"
-    state, start_time = fields[0], fields[19]
-    if state in ("Z", "X"):
-        return None
-    return f"{boot_id}:{pid}:{start_time}"
-
-
-_watching = threading.Event()
-
-
-def exit_with_parent() -> None:
-    """End this process when its parent or the runner (``BENCH_RUNNER``) dies; once per process."""
-    if _watching.is_set():
-        return
-    _watching.set()
-    parent = os.getppid()
-    runner = os.environ.get(RUNNER_ENV) or None
-    if runner is not None:
-        pid = runner.split(":")[1]
-        if not pid.isdigit() or process_token(int(pid)) != runner:
-            runner = None  # not on this machine (or no /proc): the parent alone is watched
-
-    def watch():
-        while os.getppid() == parent and (runner is None or process_token(int(pid)) == runner):
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(EXIT_ORPHANED)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+from bench.lifetime import exit_with_parent
 
 
 def main(argv: list[str]) -> int:

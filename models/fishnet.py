@@ -3,11 +3,11 @@
 FishNet: Sun, Pang, Shi, Yi and Ouyang, "FishNet: A Versatile Backbone for Image,
 Region and Pixel Level Prediction", NeurIPS 2018 (code: kevin-ssy/FishNet).
 
-The architecture follows /work/shared/reference/fishnet-spec.md (the "spec"): §1-4 for
-the official design (fishnet99, fishnet150, fishnet201) and §5 for the report's
-smaller FishNet55 and FishNet77 (Cao, Shang and Zang, Columbia E4040, 2021). Every
-variant takes the options where the two designs differ; the defaults are the
-report's choices for fishnet55/77 and the official ones for fishnet99/150/201.
+The architecture follows docs/fishnet.md (the "spec"): §1-4 for the official design
+(fishnet99, fishnet150, fishnet201) and §5 for the report's smaller FishNet55 and
+FishNet77 (Cao, Shang and Zang, Columbia E4040, 2021). Every variant takes the options
+where the two designs differ; the defaults are the report's choices for fishnet55/77
+and the official ones for fishnet99/150/201.
 
 - stem: "official" (3x3 stride-2 conv, two 3x3 convs, 3x3 stride-2 max-pool; the
   input is reduced 4x) or "concise" (the two 3x3 convs only; spec §5.1).
@@ -203,7 +203,7 @@ def classifier(x, num_classes, head, bn):
 # ---------------------------------------------------------------------------- network
 
 
-def fishnet(name, input_shape, num_classes, *, stem, head, bridge, bn_momentum, bn_epsilon):
+def fishnet(name, input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon):
     """Builds the FishNet of row `name` of `CONFIGS`.
 
     Args:
@@ -301,53 +301,71 @@ def _config_error(name, problem, field, value):
 
 # ---------------------------------------------------------------------------- configs
 
+# The report's FishNets with the official score blocks (bridge and head), spec §5.
+OFFICIAL_SCORE_BLOCKS = {"head": "conv", "bridge": "official"}
+
 # One row per variant, in the official code's terms (spec §1): network_planes holds the
 # stem width, then the trunk width of each stage (num_down tail, the bridge, num_down
 # body, num_down head); num_res_blks the trunk bottlenecks per stage; num_trans_blks and
 # trans_map, per body and head stage, the transfer bottlenecks and the index of the
 # transferred map in feats (feats[0] = stem output, feats[s + 1] = output of stage s).
+# params holds the parameter counts the tests expect, one tuple per case: (input_shape,
+# num_classes, options apart from the defaults, Keras count_params(), trainable or None
+# where the source gives only the total).
 CONFIGS = {
     # The report's FishNet55 (spec §5, their model/applications.py), 1/8 widths, 2 levels.
-    # Keras total 118,752 (trainable 116,040) at 56x56x3, 10 classes, default options.
     "fishnet55": dict(
         num_down=2,
         network_planes=(8, 16, 32, 32, 32, 24, 32, 48),
         num_res_blks=(2, 3, 2, 1, 1, 1, 2),
         num_trans_blks=(1, 1, 1, 4),
         trans_map=(1, 0, 4, 3),
+        params=(  # spec §5, "Reproduction of the reported counts"
+            ((56, 56, 3), 10, {}, 118_752, 116_040),  # the report's Table 4
+            ((56, 56, 1), 10, {}, 118_680, None),  # a 1-channel input
+            ((56, 56, 3), 10, OFFICIAL_SCORE_BLOCKS, 39_152, 36_472),
+        ),
     ),
     # The report's FishNet77 (spec §5), 1/4 of FishNet99's widths.
-    # Keras total 2,317,636 at 56x56x3, 100 classes; 1,153,306 at 10 classes.
     "fishnet77": dict(
         num_down=3,
         network_planes=(16, 32, 64, 128, 128, 128, 96, 64, 80, 208, 400),
         num_res_blks=(2, 2, 6, 2, 1, 1, 1, 1, 2, 2),
         num_trans_blks=(1, 1, 1, 1, 1, 4),
         trans_map=(2, 1, 0, 6, 5, 4),
+        params=(  # spec §5, "Reproduction of the reported counts"
+            ((56, 56, 3), 100, {}, 2_317_636, None),  # the report's Table 4 (labelled 10 classes)
+            ((56, 56, 3), 10, {}, 1_153_306, 1_138_330),
+            ((56, 56, 1), 100, {}, 2_317_492, None),  # a 1-channel input
+            ((56, 56, 3), 10, OFFICIAL_SCORE_BLOCKS, 1_001_754, 986_906),
+        ),
     ),
-    # Official (spec §3-4, kevin-ssy/FishNet cfgs): 16,628,904 trainable at 224x224x3, 1000.
+    # Official (spec §3-4, kevin-ssy/FishNet cfgs).
     "fishnet99": dict(
         num_down=3,
         network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
         num_res_blks=(2, 2, 6, 2, 1, 1, 1, 1, 2, 2),
         num_trans_blks=(1, 1, 1, 1, 1, 4),
         trans_map=(2, 1, 0, 6, 5, 4),
+        params=(((224, 224, 3), 1000, {}, 16_688_360, 16_628_904),),  # trainable: spec §4
     ),
-    # Official (spec §4): 24,959,400 trainable at 224x224x3, 1000 classes.
+    # Official (spec §4).
     "fishnet150": dict(
         num_down=3,
         network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
         num_res_blks=(2, 4, 8, 4, 2, 2, 2, 2, 2, 4),
         num_trans_blks=(2, 2, 2, 2, 2, 4),
         trans_map=(2, 1, 0, 6, 5, 4),
+        params=(((224, 224, 3), 1000, {}, 25_045_736, 24_959_400),),  # trainable: spec §4
     ),
-    # Official (spec §4): 44,584,552 trainable at 224x224x3, 1000 classes.
+    # Official (spec §4).
     "fishnet201": dict(
         num_down=3,
         network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
         num_res_blks=(3, 4, 12, 4, 2, 2, 2, 2, 3, 10),
         num_trans_blks=(2, 2, 2, 2, 2, 9),
         trans_map=(2, 1, 0, 6, 5, 4),
+        params=(((224, 224, 3), 1000, {}, 44_716_392, 44_584_552),),  # trainable: spec §4
     ),
 }
 
@@ -357,38 +375,33 @@ CONFIGS = {
 @register_model
 def fishnet55(input_shape, num_classes, *, stem="concise", head="dense", bridge="report",
               bn_momentum=0.99, bn_epsilon=1e-3):
-    """FishNet55 of the report: 2 levels, 1/8 of FishNet99's widths (spec §5)."""
-    return fishnet("fishnet55", input_shape, num_classes, stem=stem, head=head, bridge=bridge,
-                   bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+    """FishNet55 of the report: 2 levels, 1/8 of FishNet99's widths (docs/fishnet.md §5)."""
+    return fishnet("fishnet55", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
 
 
 @register_model
 def fishnet77(input_shape, num_classes, *, stem="concise", head="dense", bridge="report",
               bn_momentum=0.99, bn_epsilon=1e-3):
-    """FishNet77 of the report: 3 levels, 1/4 of FishNet99's widths (spec §5)."""
-    return fishnet("fishnet77", input_shape, num_classes, stem=stem, head=head, bridge=bridge,
-                   bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+    """FishNet77 of the report: 3 levels, 1/4 of FishNet99's widths (docs/fishnet.md §5)."""
+    return fishnet("fishnet77", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
 
 
 @register_model
 def fishnet99(input_shape, num_classes, *, stem="official", head="conv", bridge="official",
               bn_momentum=0.9, bn_epsilon=1e-5):
-    """FishNet99, the official design (spec §2-4)."""
-    return fishnet("fishnet99", input_shape, num_classes, stem=stem, head=head, bridge=bridge,
-                   bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+    """FishNet99, the official design (docs/fishnet.md §2-4)."""
+    return fishnet("fishnet99", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
 
 
 @register_model
 def fishnet150(input_shape, num_classes, *, stem="official", head="conv", bridge="official",
                bn_momentum=0.9, bn_epsilon=1e-5):
-    """FishNet150, the official design (spec §2-4)."""
-    return fishnet("fishnet150", input_shape, num_classes, stem=stem, head=head, bridge=bridge,
-                   bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+    """FishNet150, the official design (docs/fishnet.md §2-4)."""
+    return fishnet("fishnet150", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
 
 
 @register_model
 def fishnet201(input_shape, num_classes, *, stem="official", head="conv", bridge="official",
                bn_momentum=0.9, bn_epsilon=1e-5):
-    """FishNet201, the official design (spec §2-4)."""
-    return fishnet("fishnet201", input_shape, num_classes, stem=stem, head=head, bridge=bridge,
-                   bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
+    """FishNet201, the official design (docs/fishnet.md §2-4)."""
+    return fishnet("fishnet201", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)

@@ -1,16 +1,18 @@
-"""The model registry: `register_model`, `build`, `names`, `options`, `describe`.
+"""The model registry: `register_model`, `build`, `names`, `options`, `describe`, `family`.
 
 A model is a function `fn(input_shape, num_classes, **options) -> keras.Model`
 registered under its own name with `@register_model` (as timm's registry). Its
 keyword options and their defaults are read from its signature, so the signature
-is the one place where a model's options are written down.
+is the one place where a model's options are written down. Its family is the module
+that defines it (as timm's `list_modules`): "baselines" or "fishnet".
 
 Output convention: every model returns logits (no softmax). Train with
 `from_logits=True`.
 """
 
 import inspect
-import re
+
+import natsort
 
 from models import checks
 
@@ -36,7 +38,7 @@ def register_model(fn):
 
 def names():
     """Returns the registered model names in natural order (fishnet99 before fishnet150)."""
-    return sorted(_REGISTRY, key=_natural_key)
+    return natsort.natsorted(_REGISTRY)
 
 
 def options(name):
@@ -55,6 +57,18 @@ def describe(name):
         ValueError: if `name` is not registered.
     """
     return inspect.getdoc(_lookup(name)).splitlines()[0]
+
+
+def family(name):
+    """Returns the family of model `name`: the last part of the module that registers it.
+
+    The report's baselines are "baselines" and the FishNets "fishnet", so a new variant
+    joins its family by being defined beside its kin.
+
+    Raises:
+        ValueError: if `name` is not registered.
+    """
+    return _lookup(name).__module__.rpartition(".")[2]
 
 
 def build(name, input_shape, num_classes, **options):
@@ -111,7 +125,3 @@ def _lookup(name):
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model; registered models are {names()}. Received: name={name!r}")
     return _REGISTRY[name]
-
-
-def _natural_key(name):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]

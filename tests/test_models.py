@@ -1,11 +1,11 @@
 """Tests of the `models` package: registry, parameter counts, stage shapes, FLOPs, training.
 
-The parameter counts are the issue's table (from the report and the FishNet spec); the
-224x224 FishNets are only built and counted here, never trained.
+The FishNets' expected parameter counts are data in their rows of `fishnet.CONFIGS` (from
+the report and docs/fishnet.md, the FishNet spec); the baselines' are below. The 224x224
+FishNets are only built and counted here, never trained.
 """
 
 import functools
-import math
 import re
 
 import keras
@@ -20,7 +20,6 @@ from models.fishnet import ChannelSqueeze
 ALL_MODELS = [
     "cnn", "fishnet55", "fishnet77", "fishnet99", "fishnet150", "fishnet201", "mlp", "mobilenet",
 ]
-REPORT_VARIANT = {"head": "conv", "bridge": "official"}  # spec §5: closer to the official design
 
 
 @functools.lru_cache(maxsize=None)
@@ -31,10 +30,6 @@ def _cached_build(name, input_shape, num_classes, option_items):
 def built(name, input_shape, num_classes, **options):
     """Builds once per argument set; for tests that only read the model."""
     return _cached_build(name, input_shape, num_classes, tuple(sorted(options.items())))
-
-
-def trainable_count(model):
-    return sum(math.prod(w.shape) for w in model.trainable_weights)
 
 
 def all_finite(tensors):
@@ -53,6 +48,21 @@ def case_id(value):
 
 def test_names_lists_every_model_in_natural_order():
     assert models.names() == ALL_MODELS
+
+
+def test_natural_key_orders_the_numbers_in_a_name_by_value():
+    names = ["fishnet150", "mlp", "fishnet99", "fishnet201", "cnn", "fishnet55"]
+    assert sorted(names, key=models.natural_key) == [
+        "cnn", "fishnet55", "fishnet99", "fishnet150", "fishnet201", "mlp",
+    ]
+    assert models.natural_key("fishnet150") == ("fishnet", 150, "")
+
+
+def test_each_model_belongs_to_the_family_of_its_module():
+    families = {name: models.family(name) for name in ALL_MODELS}
+    assert families == {name: "fishnet" if name in fishnet.CONFIGS else "baselines" for name in ALL_MODELS}
+    with pytest.raises(ValueError, match=r"registered models are \['cnn', .*Received: name='resnet50'"):
+        models.family("resnet50")
 
 
 def test_options_are_resolved_per_model():
@@ -167,17 +177,7 @@ PARAM_COUNTS = [
     ("cnn", (56, 56, 3), 10, {}, 3_675_534, None),
     ("mobilenet", (56, 56, 3), 10, {"head_classes": 1000}, 4_253_864, None),
     ("mobilenet", (56, 56, 3), 10, {}, 3_239_114, None),
-    ("fishnet55", (56, 56, 3), 10, {}, 118_752, 116_040),
-    ("fishnet77", (56, 56, 3), 100, {}, 2_317_636, None),
-    ("fishnet77", (56, 56, 3), 10, {}, 1_153_306, 1_138_330),
-    ("fishnet55", (56, 56, 1), 10, {}, 118_680, None),  # spec §5: a 1-channel input
-    ("fishnet77", (56, 56, 1), 100, {}, 2_317_492, None),
-    ("fishnet55", (56, 56, 3), 10, REPORT_VARIANT, 39_152, 36_472),
-    ("fishnet77", (56, 56, 3), 10, REPORT_VARIANT, 1_001_754, 986_906),
-    ("fishnet99", (224, 224, 3), 1000, {}, 16_688_360, 16_628_904),
-    ("fishnet150", (224, 224, 3), 1000, {}, 25_045_736, 24_959_400),
-    ("fishnet201", (224, 224, 3), 1000, {}, 44_716_392, 44_584_552),
-]
+] + [(name, *case) for name, cfg in fishnet.CONFIGS.items() for case in cfg["params"]]
 
 
 @pytest.mark.parametrize(
@@ -187,13 +187,17 @@ def test_parameter_count(name, input_shape, num_classes, options, total, trainab
     model = built(name, input_shape, num_classes, **options)
     assert model.count_params() == total
     if trainable is not None:
-        assert trainable_count(model) == trainable
+        assert models.count_trainable(model) == trainable
+
+
+def test_every_model_has_its_parameter_count_at_its_default_options():
+    assert {name for name, _, _, options, _, _ in PARAM_COUNTS if options == {}} == set(models.names())
 
 
 # ---------------------------------------------------------------------------- stage shapes
 
 STAGE_SHAPES = {
-    # Spec §3: fishnet99 at 224x224x3 (the stem ends in stem_pool).
+    # docs/fishnet.md §3: fishnet99 at 224x224x3 (the stem ends in stem_pool).
     ("fishnet99", 224): {
         "stem_pool": (56, 56, 64),
         "tail0_out": (28, 28, 128),
@@ -207,7 +211,7 @@ STAGE_SHAPES = {
         "head8_out": (14, 14, 1600),
         "head9_out": (7, 7, 2112),
     },
-    # Spec §5: fishnet77 at 56x56x3 (the concise stem ends in stem_relu2).
+    # docs/fishnet.md §5: fishnet77 at 56x56x3 (the concise stem ends in stem_relu2).
     ("fishnet77", 56): {
         "stem_relu2": (56, 56, 16),
         "tail0_out": (28, 28, 32),
@@ -221,7 +225,7 @@ STAGE_SHAPES = {
         "head8_out": (14, 14, 400),
         "head9_out": (7, 7, 528),
     },
-    # Spec §5: fishnet55 at 56x56x3.
+    # docs/fishnet.md §5: fishnet55 at 56x56x3.
     ("fishnet55", 56): {
         "stem_relu2": (56, 56, 8),
         "tail0_out": (28, 28, 16),
@@ -288,7 +292,7 @@ TRAIN_CASES = [
     for size in (32, 64)
 ] + [
     ("mobilenet", 32, {"head_classes": 1000}),
-    ("fishnet55", 32, {"stem": "official", **REPORT_VARIANT}),
+    ("fishnet55", 32, {"stem": "official", **fishnet.OFFICIAL_SCORE_BLOCKS}),
     ("fishnet99", 32, {"stem": "concise", "head": "dense", "bridge": "report"}),
 ]
 
@@ -349,7 +353,7 @@ def test_flops_refuse_unknown_layers():
 @pytest.mark.parametrize(
     "name, published",
     [
-        ("fishnet99", 4.31e9),  # spec §4, the official README; its counter takes 1 FLOP
+        ("fishnet99", 4.31e9),  # docs/fishnet.md §4, the official README; its counter takes 1 FLOP
         ("fishnet150", 6.45e9),  # per multiply-add, so compare with half of ours
         ("fishnet201", 10.58e9),
     ],

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import psutil  # installed with dask[distributed], a test dependency
+import psutil
 import pytest
 
 from bench import cli, config, data, runner, store

@@ -1,0 +1,87 @@
+"""Process lifetime: which process is which, and ending this one when its parent or the runner dies.
+
+A benchmark's processes must not outlive it. The runner passes its identity, a token, to
+every worker in ``BENCH_RUNNER``; a worker (and a loky worker of the runner, whose process
+outlives a runner killed with -9) calls ``exit_with_parent`` and exits with EXIT_ORPHANED
+once its parent or the runner is gone. The runner reads that exit as an interruption.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psutil
+
+PARENT_POLL_SECONDS = 1.0
+RUNNER_ENV = "BENCH_RUNNER"  # process_token() of the runner; set for every worker
+EXIT_ORPHANED = 3
+_ENDED = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+
+
+def process_token(pid: int) -> str | None:
+    """``boot_time:pid:create_time`` of a live process on this machine, else None.
+
+    Unlike a bare pid, the token tells a process from a later one given the same pid, and
+    this machine from another (a Dask worker elsewhere): psutil's boot time stands in for
+    the machine, since a process elsewhere would need the same pid, creation time and boot
+    second. A zombie counts as dead. Both times follow the system clock, so a token made
+    before the clock was stepped no longer matches: it then reads as another machine's.
+    """
+    try:
+        return _token(psutil.Process(pid))
+    except psutil.Error:
+        return None
+
+
+_watching = threading.Event()
+
+
+def exit_with_parent() -> None:
+    """End this process when its parent or the runner (``BENCH_RUNNER``) dies; once per process.
+
+    A runner token that names no live process here (another machine's) is ignored: the
+    parent alone is watched.
+    """
+    if _watching.is_set():
+        return
+    _watching.set()
+    parent = os.getppid()
+    runner = _find(os.environ.get(RUNNER_ENV) or "")
+
+    def watch():
+        while os.getppid() == parent and (runner is None or _alive(runner)):
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _token(process: psutil.Process) -> str | None:
+    if process.status() in _ENDED:
+        return None
+    return f"{psutil.boot_time():.0f}:{process.pid}:{process.create_time()!r}"
+
+
+def _find(token: str) -> psutil.Process | None:
+    """The live process on this machine that ``token`` names, else None."""
+    pid = token.split(":")[1] if token.count(":") == 2 else ""
+    if not pid.isdigit():
+        return None
+    try:
+        process = psutil.Process(int(pid))
+        return process if _token(process) == token else None
+    except psutil.Error:
+        return None
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs: not reaped, not a zombie, its pid not taken by another.
+
+    psutil knows a process by its pid and its start in ticks since boot, so a change of the
+    system clock is no death.
+    """
+    try:
+        return process.is_running() and process.status() not in _ENDED
+    except psutil.Error:
+        return False
