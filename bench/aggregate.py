@@ -282,7 +282,7 @@ def comparisons(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
 def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     """(model, dataset, row labels) of FishNet rows that differ only in the head option (Fig. 3, 4)."""
     runs = ok_runs(frame)
-    runs = runs[runs["settings"].map(lambda s: "model_options.head" in s)]
+    runs = runs.loc[runs["settings"].map(lambda s: "model_options.head" in s).astype(bool)]
     rest = runs["settings"].map(lambda s: settings_key(s, ("model_options.head",)))
     groups = []
     for (dataset, _), group in runs.groupby([runs["dataset"], rest], sort=False):
