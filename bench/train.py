@@ -174,7 +174,7 @@ def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: i
     model = models.build(spec.model, input_shape, num_classes, **spec.model_options)
     compile_args = {
         "optimizer": make_optimizer(spec.optimizer, steps_per_epoch * spec.epochs),
-        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=models.from_logits(model)),
         "metrics": ["accuracy"],
     }
     if spec.speedups:

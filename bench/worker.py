@@ -13,6 +13,7 @@ its loky workers use ``exit_with_parent`` too (see bench.runner.run_in_subproces
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m bench.worker SPEC.json OUT.json", file=sys.stderr)
         return 2
+    # A shell that starts a job in the background (`cmd &`, nohup) has it ignore SIGINT, and
+    # children inherit that; the runner stops a worker with SIGINT, so it gets Python's own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
     spec_path, out_path = map(Path, argv)
     from bench import train  # after the watchdog: importing TensorFlow takes seconds

@@ -13,9 +13,15 @@ and the official ones for fishnet99/150/201.
   input is reduced 4x) or "concise" (the two 3x3 convs only; spec §5.1).
 - bridge: the score block of the bridge, "official" (halves the width, ReLU after the
   second BN) or "report" (keeps the width, no second ReLU; spec §5.2).
-- head: "conv" (the official score block: ReLU, global average pooling, then a 1x1
-  conv, built as the equivalent Dense) or "dense" (the report's: no second ReLU,
-  Flatten, Dense; spec §5.3). Both end in logits.
+- head: the classifier (``HEADS``, spec §2 "Final classifier", §5.3). "conv" is the
+  official score block (ReLU after the second BN, global average pooling, then a 1x1
+  conv, built as the equivalent Dense); "dense" the report's (no second ReLU, Flatten,
+  Dense). Both end in logits; the report's dense head ended in a softmax read by a loss
+  on probabilities, which computes the same function. "report_conv" is the conv head of
+  the report's Fig. 3 and 4 as its code had it (spec §5.3): no second ReLU, pooling, a
+  1x1 conv, no softmax, yet a loss on probabilities; "report_conv_softmax" is the same
+  with its softmax restored. The model says which loss its output is for
+  (``models.from_logits``).
 - bn_momentum, bn_epsilon: of every BatchNormalization. PyTorch's defaults, used by
   the official code, are 0.9 / 1e-5 in Keras terms; Keras's own are 0.99 / 1e-3.
 
@@ -27,6 +33,8 @@ transfer branch is f"{stage}{i}_trans_block{b}_*". The classifier is "score_*".
 Weights use the Keras default initialisers (Glorot), not the official He-normal.
 """
 
+from dataclasses import dataclass
+
 import keras
 from keras import layers, ops
 
@@ -35,7 +43,26 @@ from models.registry import register_model
 
 STEMS = ("official", "concise")
 BRIDGES = ("official", "report")
-HEADS = ("conv", "dense")
+
+
+@dataclass(frozen=True)
+class Head:
+    """How a classifier ends: the score block's second ReLU, pooling or flattening, a
+    softmax, and whether the loss takes the output as logits (else as probabilities)."""
+
+    relu_out: bool
+    pool: bool
+    softmax: bool
+    from_logits: bool
+
+
+HEADS = {
+    "conv": Head(relu_out=True, pool=True, softmax=False, from_logits=True),  # official (spec §2)
+    "dense": Head(relu_out=False, pool=False, softmax=False, from_logits=True),  # the report's (spec §5.3)
+    # The report's conv head (spec §5.3): raw 1x1-conv outputs that its loss read as probabilities.
+    "report_conv": Head(relu_out=False, pool=True, softmax=False, from_logits=False),
+    "report_conv_softmax": Head(relu_out=False, pool=True, softmax=True, from_logits=False),  # softmax restored
+}
 
 # ---------------------------------------------------------------------------- blocks
 
@@ -190,14 +217,14 @@ def concat_transfer(trunk, feat, num_trans, bn, name):
 
 
 def classifier(x, num_classes, head, bn):
-    """Final score block to `num_classes` logits (spec §2 "Final classifier", §5.3)."""
-    official = head == "conv"
-    x = score_block(x, x.shape[-1] // 2, bn, "score", relu_out=official)
-    if official:
+    """Final score block to `num_classes` outputs of head `head` (spec §2 "Final classifier", §5.3)."""
+    x = score_block(x, x.shape[-1] // 2, bn, "score", relu_out=head.relu_out)
+    if head.pool:
         x = layers.GlobalAveragePooling2D(name="score_pool")(x)
     else:
         x = layers.Flatten(name="score_flatten")(x)
-    return layers.Dense(num_classes, name="score_fc")(x)
+    x = layers.Dense(num_classes, name="score_fc")(x)
+    return layers.Softmax(name="score_softmax")(x) if head.softmax else x
 
 
 # ---------------------------------------------------------------------------- network
@@ -214,7 +241,8 @@ def fishnet(name, input_shape, num_classes, stem, head, bridge, bn_momentum, bn_
         stem, head, bridge, bn_momentum, bn_epsilon: see the module docstring.
 
     Returns:
-        An uncompiled `keras.Model` that outputs logits.
+        An uncompiled `keras.Model`; it outputs logits unless its head says otherwise
+        (``model.from_logits``).
 
     Raises:
         ValueError: for an invalid config row, option value or input size; raised
@@ -247,8 +275,9 @@ def fishnet(name, input_shape, num_classes, stem, head, bridge, bn_momentum, bn_
             feats.append(body_stage(*args, 2**j, bn, f"body{i}"))
         else:
             feats.append(head_stage(*args, bn, f"head{i}"))
-    logits = classifier(feats[-1], num_classes, head, bn)
-    return keras.Model(inputs, logits, name=name)
+    model = keras.Model(inputs, classifier(feats[-1], num_classes, HEADS[head], bn), name=name)
+    model.from_logits = HEADS[head].from_logits
+    return model
 
 
 def check_config(name, cfg):

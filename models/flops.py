@@ -126,6 +126,7 @@ _RULES = {
     keras.layers.DepthwiseConv2D: _depthwise_conv,
     keras.layers.BatchNormalization: lambda layer: 2 * _size(layer.output.shape),
     keras.layers.ReLU: lambda layer: _size(layer.output.shape),
+    keras.layers.Softmax: lambda layer: _size(layer.output.shape),
     keras.layers.Activation: lambda layer: _activation(layer.activation, _size(layer.output.shape)),
     keras.layers.Add: _merge,
     keras.layers.Multiply: _merge,

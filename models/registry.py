@@ -7,7 +7,8 @@ is the one place where a model's options are written down. Its family is the mod
 that defines it (as timm's `list_modules`): "baselines" or "fishnet".
 
 Output convention: every model returns logits (no softmax). Train with
-`from_logits=True`.
+`from_logits=True`. The exceptions reproduce the report's code: a model whose output its
+loss took as probabilities says so (`from_logits(model)` is False).
 """
 
 import inspect
@@ -125,3 +126,9 @@ def _lookup(name):
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model; registered models are {names()}. Received: name={name!r}")
     return _REGISTRY[name]
+
+
+def from_logits(model):
+    """Whether the loss takes `model`'s output as logits (True for every model but a head
+    that reproduces the report's loss on probabilities, see models/fishnet.py)."""
+    return getattr(model, "from_logits", True)

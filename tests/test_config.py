@@ -78,8 +78,9 @@ datasets = ["mnist"]
 def test_a_variant_adds_runs_of_a_model_with_other_options_on_its_datasets(tmp_path):
     profile = config.load_profile("table4-cpu", overrides={"run.repeats": 1})
     runs = [(s.model, s.dataset, s.model_options.get("head")) for s in profile.specs()]
-    assert runs.count(("fishnet55", "cifar10", "conv")) == 1 and runs.count(("fishnet55", "cifar10", "dense")) == 1
-    assert runs.count(("fishnet55", "fashion_mnist", "dense")) == 1 and len(runs) == 11
+    for head in ("dense", "conv", "report_conv", "report_conv_softmax"):
+        assert runs.count(("fishnet55", "cifar10", head)) == 1
+    assert runs.count(("fishnet55", "fashion_mnist", "dense")) == 1 and len(runs) == 13  # 10 cells + 3 heads
     only_cnn = config.load_profile(str(write(tmp_path / "v.toml", VARIANT_PROFILE)), overrides={"run.models": ["cnn"]})
     assert [s.model for s in only_cnn.specs()] == ["cnn", "cnn"] * 2  # the mlp variant's model is not chosen
 

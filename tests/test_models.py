@@ -364,3 +364,16 @@ def test_flops_of_mobilenet_match_its_paper():
     # Howard et al. 2017, Table 8: 569M multiply-adds at 224x224 (ours adds BN, ReLU, biases).
     half = models.flops(built("mobilenet", (224, 224, 3), 1000)) / 2
     assert half == pytest.approx(569e6, rel=0.02)
+
+
+def test_the_reports_conv_head_has_no_relu_after_its_second_bn_no_softmax_and_a_loss_on_probabilities():
+    report = models.build("fishnet55", (56, 56, 3), 10, head="report_conv")
+    assert report.get_layer("score_pool").input is report.get_layer("score_bn2").output  # no ReLU between
+    assert report.layers[-1].name == "score_fc" and report.layers[-1].activation is keras.activations.linear
+    assert not models.from_logits(report)  # its raw outputs go to a loss that expects probabilities
+    restored = models.build("fishnet55", (56, 56, 3), 10, head="report_conv_softmax")
+    assert isinstance(restored.layers[-1], keras.layers.Softmax) and not models.from_logits(restored)
+    official = models.build("fishnet55", (56, 56, 3), 10, head="conv")
+    assert official.get_layer("score_pool").input is official.get_layer("score_relu2").output
+    assert models.from_logits(official) and models.from_logits(models.build("fishnet55", (56, 56, 3), 10))
+    assert report.count_params() == restored.count_params() == official.count_params() == 40_752

@@ -163,7 +163,7 @@ def finished(private_cache, tmp_path_factory):
     return {"folder": folder, "profile": profile, "results": folder / "results", "command": command, "done": done}
 
 
-SPEC_FIELDS = ("profile", "model", "model_options", "dataset", "preprocess", "repeat", "seed", "epochs",
+SPEC_FIELDS = ("profile", "model", "model_options", "dataset", "preprocess", "recipe", "repeat", "seed", "epochs",
                "batch_size", "optimizer")
 EPOCH_FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds", "eval_seconds")
 ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cpu_flags", "gpu",
@@ -177,7 +177,7 @@ def test_a_run_writes_one_complete_record_per_run(finished):
     assert sorted(p.name for p in store.runs_dir(results).iterdir()) == sorted(f"{i}.json" for i in found)
     for run_id, record in found.items():
         spec = record.spec
-        assert all(key in spec for key in SPEC_FIELDS)
+        assert all(key in spec.to_dict() for key in SPEC_FIELDS)
         assert (spec.profile, spec.model, spec.dataset, spec.epochs) == ("tiny", "mlp", "synthetic", 3)
         assert spec.seed == spec.repeat and spec.preprocess.native_size == 8
         assert record.status == "ok" and record.error is None
@@ -291,7 +291,7 @@ BAD_INPUT = {  # case: (flags, a fragment of the error)
     "unknown profile": (["--profile", "huge"], "Unknown profile; accepted: "),
     "missing profile file": (["--profile", "nowhere.toml"], "profile file not found"),
     "unreadable profile": (["--profile", "broken.toml"], "unreadable profile"),
-    "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: models, "),
+    "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: recipe, models, "),
     "repeats < 1": (["--repeats", "0"], "repeats must be an integer >= 1. Received: repeats=0"),
     "jobs < 1": (["--jobs", "0"], "jobs must be an integer >= 1. Received: jobs=0"),
     "negative jobs": (["--jobs", "-2"], "jobs must be an integer >= 1. Received: jobs=-2"),
@@ -435,16 +435,27 @@ def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
     assert {k: v for k, v in snapshot(results).items() if k in unchanged} == unchanged
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_path, signum):
-    """Ctrl-C in a terminal reaches every worker too: an interrupted run is pending, not failed."""
+@pytest.mark.parametrize("signum, inherited", [(signal.SIGINT, signal.default_int_handler),
+                                               (signal.SIGTERM, signal.SIG_DFL),
+                                               (signal.SIGINT, signal.SIG_IGN)],
+                         ids=["SIGINT", "SIGTERM", "SIGINT while the runner ignores it"])
+def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_path, signum, inherited):
+    """Ctrl-C in a terminal reaches every worker too: an interrupted run is pending, not failed.
+
+    A runner started in the background by a shell (`cmd &`, nohup) ignores SIGINT, and its
+    workers inherit that: the worker must still stop.
+    """
     spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        outcome = pool.submit(runner.run_in_subprocess, spec.to_dict(), 1)
-        (worker,) = wait_for(lambda: bench_workers(os.getpid()), "the worker to start")
-        worker.send_signal(signum)
-        spec_dict, record, log = outcome.result(timeout=PATIENCE)
-    assert spec_dict == spec.to_dict() and record is None
+    before = signal.signal(signal.SIGINT, inherited)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            outcome = pool.submit(runner.run_in_subprocess, spec, 1)
+            (worker,) = wait_for(lambda: bench_workers(os.getpid()), "the worker to start")
+            worker.send_signal(signum)
+            returned, record, log = outcome.result(timeout=PATIENCE)
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert returned == spec and record is None
 
 
 def run_in_process(tmp_path: Path, run: dict | None = None, **sections) -> tuple[list[RunRecord], list[str]]:
@@ -499,8 +510,8 @@ def test_progress_counts_runs_and_estimates_the_time_left():
     lines = []
     progress = runner.Progress(total=3, out=lines.append)
     spec = config.load_profile("smoke").specs()[0]
-    ok = RunRecord(run_id=spec.run_id, spec=spec.to_dict(), status="ok", test_accuracy=0.875, sec_per_epoch=1.5)
-    failed = RunRecord(run_id=spec.run_id, spec=spec.to_dict(), status="failed", error="worker killed")
+    ok = RunRecord(run_id=spec.run_id, spec=spec, status="ok", test_accuracy=0.875, sec_per_epoch=1.5)
+    failed = RunRecord(run_id=spec.run_id, spec=spec, status="failed", error="worker killed")
     progress.started = time.monotonic() - 30  # one run in 30 s: two left, a minute
     progress.finished(ok)
     progress.started = time.monotonic() - 60  # two runs in 60 s: one left, half a minute

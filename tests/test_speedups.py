@@ -201,7 +201,7 @@ def test_the_harness_traces_its_train_step_once():
 def test_a_run_trains_with_the_speed_ups(tmp_path, monkeypatch):
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
     spec = throughput.speed_spec("fishnet55", batch_size=16, threads=1)
-    preprocess = {**spec.preprocess, "native_size": 16, "channels": 3, "train_per_class": 6}  # 60 training images
+    preprocess = dataclasses.replace(spec.preprocess, native_size=16, channels=3, train_per_class=6)  # 60 images
     record = train.run(dataclasses.replace(spec, epochs=2, preprocess=preprocess))
     assert record.status == "ok", record.error
     assert len(record.history) == 2 and 0.0 <= record.test_accuracy <= 1.0

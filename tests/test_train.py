@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import models
 from bench import config, data, train
 from bench.spec import Augment, RunSpec
 
@@ -128,3 +129,12 @@ def test_hue_and_saturation_per_batch_are_tf_images_own_ops_with_one_value():
     saturation = tf.random.stateless_uniform((), seed=seeds[4], minval=0.5, maxval=5.0)
     expected = tf.image.adjust_saturation(tf.image.adjust_hue(images, hue), saturation).numpy()
     assert np.allclose(out, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("head, from_logits", [("dense", True), ("conv", True), ("report_conv", False),
+                                                ("report_conv_softmax", False)])
+def test_the_loss_takes_the_output_as_the_model_says(head, from_logits):
+    options = {**models.options("fishnet55"), "head": head}
+    spec = dataclasses.replace(tiny_spec(), model="fishnet55", model_options=options)
+    model = train.build_model(spec, (8, 8, 1), 10, steps_per_epoch=4)
+    assert model.loss.from_logits is from_logits

@@ -1,0 +1,54 @@
+"""docs/protocol.md against the profiles: every setting row's `paper` and `table4-cpu` values
+are what those profiles resolve to, so the document cannot drift from the code."""
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bench import config
+from bench.spec import RECIPES, SECTIONS
+
+PROTOCOL = Path(__file__).parent.parent / "docs" / "protocol.md"
+SETTING_ROW = re.compile(r"^\| `(?P<key>\w+\.\w+)` \| (?P<paper>[^|]*) \| (?P<table4>[^|]*) \|")
+VALUE = re.compile(r"^`(?P<toml>[^`]*)`")
+
+
+def documented_rows() -> list[tuple[str, str, str]]:
+    """(section.key, paper cell, table4-cpu cell) of every setting row of the protocol's tables."""
+    rows = [SETTING_ROW.match(line) for line in PROTOCOL.read_text().splitlines()]
+    return [(m["key"], m["paper"].strip(), m["table4"].strip()) for m in rows if m and m["key"].split(".")[0] in SECTIONS]
+
+
+def documented_value(cell: str):
+    """The TOML value a cell opens with (`absent` for None)."""
+    text = VALUE.match(cell)["toml"]
+    return None if text == "absent" else tomllib.loads(f"value = {text}")["value"]
+
+
+def resolved(profile, key: str):
+    section, name = key.split(".")
+    value = getattr(getattr(profile, section), name)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def test_the_protocol_documents_every_setting_of_every_section():
+    documented = {key for key, _, _ in documented_rows()}
+    assert documented == {f"{section}.{key}" for section, cls in SECTIONS.items() for key in cls.keys()}
+
+
+@pytest.mark.parametrize("key, paper, table4", documented_rows())
+def test_the_resolved_paper_and_table4_cpu_settings_equal_the_protocol_table(key, paper, table4):
+    paper_value = documented_value(paper)
+    table4_value = paper_value if table4.startswith("same") else documented_value(table4)
+    assert resolved(config.load_profile("paper"), key) == paper_value
+    assert resolved(config.load_profile("table4-cpu"), key) == table4_value
+
+
+def test_the_recipes_differ_in_the_settings_the_protocol_lists_and_no_other():
+    section = PROTOCOL.read_text().split("## The two recipes")[1].split("\n\n")[2]
+    listed = set(re.findall(r"^\| `(\w+\.\w+)` \|", section, re.M))
+    assert listed == {f"{part}.{key}" for part, key in RECIPES["report"]} == {f"{part}.{key}" for part, key in RECIPES["corrected"]}
+    report, corrected = (config.load_profile("paper", settings=[f"recipe={name}"]) for name in ("report", "corrected"))
+    differing = {f"{s}.{k}" for s in SECTIONS for k in SECTIONS[s].keys() if resolved(report, f"{s}.{k}") != resolved(corrected, f"{s}.{k}")}
+    assert differing == listed | {"run.recipe"}
