@@ -411,6 +411,20 @@ def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     assert "needs ok runs of fishnet77 (head=dense) on cifar100" in row["Needs"]
 
 
+def test_readme_quotes_the_generated_claims_table(table4_cpu):
+    readme = (ROOT / "README.md").read_text()
+    quoted = readme.split(README_CLAIMS_START, 1)[1].split(README_CLAIMS_END, 1)[0]
+    generated = section((table4_cpu / "report.md").read_text(), "## The report's claims")
+    table = lambda text: [line for line in text.splitlines() if line.startswith("|")]  # noqa: E731
+    assert table(quoted) == table(generated), (
+        "README.md's claims table differs from the report's: copy the claims table of "
+        "results/table4-cpu/report.md into README.md")
+
+
+README_CLAIMS_START = "<!-- claims table: copied from results/table4-cpu/report.md -->"
+README_CLAIMS_END = "<!-- end of the claims table -->"
+
+
 # ---------------------------------------------------------------- one observation per seed
 
 
