@@ -1,4 +1,5 @@
-"""Records to aggregates: table rows, Table 4 cells beside the published values, comparisons.
+"""Records to aggregates: one record per seed, table rows, Table 4 cells beside the published
+values, and the runs frame that ``bench.verdicts`` judges.
 
 Pure functions: records or DataFrames in, DataFrames out; no reading or writing here.
 
@@ -11,7 +12,6 @@ averaged together. Cells aggregate the runs whose status is "ok"; the others are
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import re
@@ -20,24 +20,25 @@ from dataclasses import dataclass
 import natsort
 import pandas as pd
 
-from bench import store
+from bench import store, verdicts
 from bench.spec import EXECUTION_FIELDS, REPEAT_FIELDS, TABLE4_MODELS, RunSpec
-from bench.stats import summarize, welch
+from bench.stats import summarize
 
 DISPLAY_NAMES = {"mlp": "MLP", "cnn": "CNN", "mobilenet": "MobileNet"}
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
                   "mnist": "MNIST"}
-# Table 4 metrics: run column -> what the table calls it.
-METRICS = {"accuracy": "Accuracy (%)", "sec_per_epoch": "Time (s/epoch)", "params_total": "Parameters"}
+# Table 4 metrics: run column -> what the table calls it. Time is per training image, which
+# means the same on any epoch size; the report's seconds per epoch are context only.
+METRICS = {"accuracy": "Accuracy (%)", "ms_per_image": "ms / training image",
+           "images_per_second": "training images / s", "params_total": "Parameters"}
+REPORT_INPUT = ((56, 56, 3), 10)  # the report's models: 56x56x3 images, 10 classes (its Table 4)
 # Spec fields a table row does not depend on: they differ between the cells and repeats of a row.
 NOT_ROW_FIELDS = (*EXECUTION_FIELDS, *REPEAT_FIELDS, "dataset")
 UNSET = "default"  # how a label shows a setting one row has and another does not (a model option)
 ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "threads_per_job", "git_commit")
 ONEDNN_WORDS = {True: "on", False: "off"}  # records older than the setting say nothing
 CELL_COLUMNS = ("row", "model", "dataset", "metric", "n", "mean", "std", "ci_low", "ci_high",
-                "published", "difference", "published_outside_ci", "runs", "config_key")
-COMPARISON_COLUMNS = ("dataset", "row", "against", "n_row", "n_against",
-                      "mean_row", "mean_against", "difference", "p_value")
+                "published", "difference", "runs", "config_key")
 
 
 # ---------------------------------------------------------------- published values
@@ -118,6 +119,30 @@ def dataset_order(frame: pd.DataFrame, published: Published) -> list[str]:
     return published.datasets + sorted(set(frame["dataset"]) - set(published.datasets))
 
 
+# ---------------------------------------------------------------- one observation per seed
+
+
+def recency(record: store.RunRecord) -> tuple[str, str, str]:
+    """(finished_at, started_at, run_id): larger is newer. The times are ISO 8601 UTC as
+    ``store.now_iso`` writes them, so they sort as text; a missing time sorts first."""
+    return record.finished_at or "", record.started_at or "", record.run_id
+
+
+def one_per_seed(records: list[store.RunRecord]) -> tuple[list[store.RunRecord], list[store.RunRecord]]:
+    """(kept, set aside): of the records of one configuration (``RunSpec.config_key``) and seed,
+    only the newest by ``recency``, whatever its status.
+
+    A version bump changes every run id, so the same command reruns every spec and a folder
+    then holds two records of one seed; pooling them would count that seed twice. Both lists
+    keep the input order; with one record per configuration and seed nothing is set aside.
+    """
+    newest = {}
+    for index in sorted(range(len(records)), key=lambda i: recency(records[i]), reverse=True):
+        newest.setdefault((records[index].spec.config_key, records[index].spec.seed), index)
+    kept = set(newest.values())
+    return ([r for i, r in enumerate(records) if i in kept], [r for i, r in enumerate(records) if i not in kept])
+
+
 # ---------------------------------------------------------------- the runs frame
 
 
@@ -153,43 +178,64 @@ def varying_keys(settings: list[dict]) -> list[str]:
     return [k for k in keys if len({json.dumps(s.get(k, UNSET), sort_keys=True) for s in settings}) > 1]
 
 
+def settings_label(settings: dict, keys: list[str]) -> str:
+    """'head=conv, profile=a': the values of ``keys``, model options without their prefix."""
+    return ", ".join(f"{k.removeprefix('model_options.')}={as_text(settings.get(k, UNSET))}" for k in keys)
+
+
 def row_labels(rows: pd.DataFrame) -> dict:
     """row_key -> label: the model's name, plus the settings telling apart its rows.
 
     A model with one row is 'FishNet55'; with two that differ in the head option,
-    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'. Model options drop their prefix.
+    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'.
     """
     labels = {}
     for model, group in rows.groupby("model"):
         varying = varying_keys(list(group["settings"]))
         for key, settings in zip(group["row_key"], group["settings"]):
-            named = ", ".join(f"{k.removeprefix('model_options.')}={as_text(settings.get(k, UNSET))}"
-                              for k in varying)
+            named = settings_label(settings, varying)
             labels[key] = display_name(model) + (f" ({named})" if named else "")
     return labels
+
+
+def setup_labels(settings: list[dict]) -> list[str]:
+    """The label of each run's setup: its row settings but the model and its options, as the
+    settings that tell the setups apart ('profile=a'); 'profile=...' when there is one setup.
+
+    Runs of one setup differ only in the model and its options: ``bench.verdicts`` compares
+    them, and never runs of two setups.
+    """
+    setups = [{k: v for k, v in s.items() if not k.startswith("model")} for s in settings]
+    keys = varying_keys(setups) or ["profile"]
+    return [settings_label(setup, keys) for setup in setups]
 
 
 def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     """``store.runs_frame`` plus what the report needs.
 
-    Added columns: accuracy (test accuracy in %), settings (row_settings), row_key (them as
-    text), row (the row's label), the environment keys of ENVIRONMENT_KEYS, onednn (on,
-    off, or not recorded), speedups (on, or off for ``--no-speedups`` runs), family (the
-    model's, from the registry) and inputs ('56x56x3 input, 10 classes').
-    Sorted by model order, row, dataset and repeat.
+    Added columns: accuracy (test accuracy in %), ms_per_image (training milliseconds per
+    image, 1000 / images_per_second), settings (row_settings), row_key (them as text), row
+    (the row's label), setup (``setup_labels``), the environment keys of ENVIRONMENT_KEYS,
+    onednn (on, off, or not recorded), speedups (on, or off for ``--no-speedups`` runs),
+    inputs ('56x56x3 input, 10 classes'), num_classes, and report_input (the run's input
+    shape and class count are the report's, REPORT_INPUT). Sorted by model order, row,
+    dataset and repeat.
     """
     frame = store.runs_frame(records)
     frame["accuracy"] = frame["test_accuracy"].astype(float) * 100
+    frame["ms_per_image"] = 1000 / frame["images_per_second"].astype(float)
     frame["settings"] = [row_settings(r.spec) for r in records]
     frame["row_key"] = frame["settings"].map(settings_key)
     for key in ENVIRONMENT_KEYS:
         frame[key] = [as_text(r.environment.get(key)) for r in records]
     frame["onednn"] = [ONEDNN_WORDS.get(r.environment.get("onednn"), "not recorded") for r in records]
     frame["speedups"] = ["on" if r.spec.speedups else "off" for r in records]
-    frame["family"] = [r.model_family for r in records]
     frame["inputs"] = [input_description(r.input_shape, r.num_classes) for r in records]
+    frame["num_classes"] = [r.num_classes for r in records]
+    frame["report_input"] = [(r.input_shape, r.num_classes) == REPORT_INPUT for r in records]
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
+    frame["setup"] = setup_labels(list(frame["settings"]))
     order = frame["model"].map(model_order)
     return (frame.assign(_order=order)
             .sort_values(["_order", "row", "dataset", "repeat", "run_id"], kind="stable")
@@ -213,20 +259,27 @@ def table_rows(frame: pd.DataFrame, published: Published) -> list[tuple[str, str
 def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published,
          settings: dict | None) -> dict:
     """One metric of one row (of these settings; None for a published row never run) on one
-    dataset, over its ok runs, beside the published value if the row is the report's model."""
-    summary = summarize(ok_runs(runs)[metric].astype(float))
+    dataset, over its ok runs, beside the published value if the row is the report's model.
+
+    difference = mean - published; NaN for a parameter count measured at another input shape
+    or class count than the report's (REPORT_INPUT), where the counts are of other models.
+    """
+    ok = ok_runs(runs)
+    summary = summarize(ok[metric].astype(float))
     value = published.value(model, dataset, metric) if published.describes(model, settings) else math.nan
-    inside = summary.contains(value) if not math.isnan(value) else None
+    comparable = metric != "params_total" or bool(ok["report_input"].all())
     return {
         "model": model, "dataset": dataset, "metric": metric, **dataclasses.asdict(summary),
-        "published": value, "difference": summary.mean - value,
-        "published_outside_ci": None if inside is None else not inside,
+        "published": value, "difference": summary.mean - value if comparable else math.nan,
         "runs": len(runs), "config_key": ",".join(sorted(set(runs["config_key"]))),
     }
 
 
 def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
-    """Tidy Table 4: one line per row, dataset and metric (CELL_COLUMNS); missing cells have n = 0."""
+    """Tidy Table 4: one line per row, dataset and metric (CELL_COLUMNS); missing cells have n = 0.
+
+    ``runs`` counts the runs of every status; n only the ok ones.
+    """
     settings = dict(zip(frame["row"], frame["settings"]))
     lines = []
     for label, model in table_rows(frame, published):
@@ -237,46 +290,28 @@ def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
     return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
 
 
-# ---------------------------------------------------------------- the report's comparisons
+# ---------------------------------------------------------------- verdicts
 
 
-def model_options_key(settings: dict) -> str:
-    return json.dumps({k: v for k, v in settings.items() if k.startswith("model_options.")}, sort_keys=True)
+def verdict_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs frame ``bench.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row."""
+    return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, "row"]]
 
 
-def compared(later: pd.Series, earlier: pd.Series) -> bool:
-    """Whether the report compares these rows: a FishNet against a baseline, a bigger FishNet
-    against a smaller one with the same options, or one FishNet with other options (its head)."""
-    if later["family"] != "fishnet":
-        return False
-    if earlier["family"] == "baselines":
-        return True
-    return (later["model"] == earlier["model"]) != (later["options"] == earlier["options"])
+def with_rows(lines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """Verdict lines (``verdicts.verdict_cells``) with the Table 4 row of their runs: a row is
+    one setup, model and set of options. A published row never run gets the model's display
+    name, as in ``table_rows``."""
+    rows = dict(zip(zip(frame["setup"], frame["model"], frame["model_options"]), frame["row"]))
+    keys = zip(lines["setup"], lines["model"], lines["options"])
+    return lines.assign(row=[rows.get(key, display_name(key[1])) for key in keys])
 
 
-def comparisons(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
-    """Per dataset, the pairs of rows of one setup that ``compared`` accepts: their accuracy.
-
-    A pair is (row, against), ``row`` the later in table order; difference = mean accuracy
-    of row - of against (percentage points), with Welch's two-sided p-value
-    (``stats.welch``); only ok runs count.
-    """
-    # Rows of one setup differ only in the model and its options; only those are compared.
-    ok = ok_runs(frame).assign(setup=lambda f: f["settings"].map(lambda s: settings_key(s, ("model",))),
-                               options=lambda f: f["settings"].map(model_options_key))
-    lines = []
-    for dataset in dataset_order(frame, published):
-        runs = ok[ok["dataset"] == dataset]
-        rows = runs.drop_duplicates("row").set_index("row")
-        accuracy = {row: group["accuracy"] for row, group in runs.groupby("row", sort=False)}
-        for row, against in itertools.combinations(reversed(list(rows.index)), 2):
-            if rows.loc[row, "setup"] != rows.loc[against, "setup"] or not compared(rows.loc[row], rows.loc[against]):
-                continue
-            ours, theirs = accuracy[row], accuracy[against]
-            result = welch(ours, theirs)
-            lines.append((dataset, row, against, len(ours), len(theirs), ours.mean(), theirs.mean(),
-                          result.difference, result.p_value))
-    return pd.DataFrame(lines, columns=list(COMPARISON_COLUMNS))
+def claim_lines(judged: verdicts.Verdicts) -> pd.DataFrame:
+    """Tidy claims: every comparison (``verdicts.COMPARISON_COLUMNS``) with its claim's verdict
+    (claim_verdict)."""
+    verdict = judged.claims[["setup", "claim", "verdict"]].rename(columns={"verdict": "claim_verdict"})
+    return judged.comparisons.merge(verdict, on=["setup", "claim"], how="left", validate="many_to_one")
 
 
 def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:

@@ -158,10 +158,22 @@ def heads_figure(history: pd.DataFrame, dataset: str, rows: list[str], colors: d
     return figure
 
 
-def cost_figure(cells: pd.DataFrame, dataset: str, colors: dict) -> Figure:
-    """Accuracy against parameters and against seconds per epoch (log x) on one dataset.
+def _published_points(ax, cells: pd.DataFrame, metric: str, colors: dict) -> None:
+    """The report's (metric, accuracy) of each row as an x in the row's colour, one legend entry."""
+    published = cells[[("published", "accuracy"), ("published", metric)]].dropna()
+    for row, line in published.iterrows():
+        ax.plot(line[("published", metric)], line[("published", "accuracy")],
+                **(PUBLISHED_STYLE | {"color": colors[row], "label": "_nolegend_"}))
+    if len(published):
+        ax.plot([], [], **(PUBLISHED_STYLE | {"label": "report's value (x, in the row's colour)"}))
 
-    Measured points carry their 95 % CI; the report's values, where it has them, are x marks.
+
+def cost_figure(cells: pd.DataFrame, dataset: str, colors: dict) -> Figure:
+    """Accuracy against parameters and against training milliseconds per image (log x) on one dataset.
+
+    Measured points carry their 95 % CI. The report's values are x marks on the parameters
+    panel only: its seconds per epoch are for other epochs on unknown hardware, not a point
+    on our time axis.
     """
     figure, axes = _figure(2, f"Accuracy against cost on {dataset_title(dataset)}", sharey=True)
     mine = cells[cells["dataset"] == dataset].pivot(index="row", columns="metric")
@@ -169,17 +181,13 @@ def cost_figure(cells: pd.DataFrame, dataset: str, colors: dict) -> Figure:
     accuracy = mine.xs("accuracy", axis=1, level="metric")
     measured = mine[accuracy["n"] > 0]
     errors = _ci_error(accuracy[accuracy["n"] > 0])
-    axis_labels = {"params_total": "parameters (log scale)", "sec_per_epoch": "training time (s/epoch, log scale)"}
+    axis_labels = {"params_total": "parameters (log scale)", "ms_per_image": "training time (ms per image, log scale)"}
     for ax, (metric, xlabel) in zip(axes, axis_labels.items()):
         for index, (row, line) in enumerate(measured.iterrows()):
             ax.errorbar(line[("mean", metric)], line[("mean", "accuracy")], yerr=errors[:, [index]], fmt="o",
                         capsize=4, color=colors[row], label=row)
-        published = mine[[("published", "accuracy"), ("published", metric)]].dropna()
-        for row, line in published.iterrows():
-            ax.plot(line[("published", metric)], line[("published", "accuracy")],
-                    **(PUBLISHED_STYLE | {"color": colors[row], "label": "_nolegend_"}))
-        if len(published):
-            ax.plot([], [], **(PUBLISHED_STYLE | {"label": "report's value (x, in the row's colour)"}))
+        if metric == "params_total":
+            _published_points(ax, mine, metric, colors)
         _log_axis(ax, xlabel)
         ax.set_ylabel("test accuracy (%)")
     axes[0].set_ylim(_accuracy_limits(accuracy["ci_low"], accuracy["ci_high"], accuracy["mean"], accuracy["published"]))

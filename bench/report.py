@@ -1,30 +1,39 @@
-"""``python -m bench report``: Table 4, statistics, findings and figures from the records alone.
+"""``python -m bench report``: does Table 4 reproduce? A verdict per accuracy cell and per claim
+of the report, with the numbers, findings and figures behind them, from the records alone.
 
-``write_report`` is the only function here that reads or writes; the others turn the
-aggregates of ``bench.aggregate`` into text. The output depends on the records only (no
-clock, sorted throughout), so the same records give the same report.md byte for byte.
+``write_report`` is the only function here that writes, and with ``registered_models`` the
+only one that reads; the others turn the aggregates of ``bench.aggregate`` and the verdicts
+of ``bench.verdicts`` into text. The output depends on the records only (no clock, sorted
+throughout), so the same records give the same files byte for byte.
 """
 from __future__ import annotations
 
+import ast
+import importlib.util
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
+import natsort
 import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import aggregate, figures, store
-from bench.aggregate import Published, dataset_title
+from bench import aggregate, data, figures, store, verdicts
+from bench.aggregate import Published, dataset_title, display_name
 
 PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"
+CLAIMS_FILE = verdicts.CLAIMS_FILE
 FIGURE_DIR = "figures"
-MARK = "†"  # the published value lies outside our 95 % CI
 ENVIRONMENT_LINE = (("host", "host"), ("cpu", "CPU"), ("cpu_count", "cores"), ("gpu", "GPU"),
                     ("python", "Python"), ("tensorflow", "TensorFlow"), ("keras", "Keras"), ("onednn", "oneDNN"),
                     ("speedups", "harness speed-ups"), ("threads_per_job", "threads per run"),
                     ("jobs_at_once", "runs at once"))
-PUBLISHED_DIGITS = {"accuracy": 1, "sec_per_epoch": 2}  # as the report printed them
+REPORT_EPOCH_IMAGES = {"fashion_mnist": 60_000, "cifar10": 50_000}  # the report's epochs: whole training sets
 ERROR_CHARS = 160  # of a failed run's error text, in the findings
+# How a comparison's metric reads in the claims: (name, digits of its difference).
+CLAIM_METRICS = {"accuracy": ("accuracy (pp)", 2), "ms_per_image": ("ms / image", 2),
+                 "params_total": ("parameters", 0), "flops_per_image": ("FLOPs / image", 0)}
 
 
 # ---------------------------------------------------------------- numbers as text
@@ -38,73 +47,192 @@ def count(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:,.0f}"
 
 
-def measured_text(cell) -> str:
-    """'88.10 ± 0.40 (n=3)'; '— (n=0)' for a cell without ok runs."""
-    if cell.n == 0:
-        return "— (n=0)"
-    return f"{number(cell.mean)} ± {number(cell.std)} (n={cell.n})"
+def p_text(value: float) -> str:
+    """'0.0123'; '—' where there is no test."""
+    return "—" if math.isnan(value) else f"{value:.3g}"
+
+
+def mean_std(cell) -> str:
+    """'88.10 ± 0.40'; '—' for a cell without ok runs."""
+    return "—" if cell.n == 0 else f"{number(cell.mean)} ± {number(cell.std)}"
+
+
+def ci_text(cell) -> str:
+    """'[87.10, 89.10]'; 'NaN' at n = 1; '—' at n = 0."""
+    return "—" if cell.n == 0 else "NaN" if math.isnan(cell.ci_low) else f"[{cell.ci_low:.2f}, {cell.ci_high:.2f}]"
 
 
 def published_text(cell) -> str:
-    """'86.5 (+1.60) †': the published value, measured - published, the mark; '—' if none."""
+    """'86.5 (-9.48)': the published value and measured - published; '118,752 (other input)' for
+    a parameter count measured at another input than the report's; '—' if there is no value."""
     if math.isnan(cell.published):
         return "—"
-    text = number(cell.published, PUBLISHED_DIGITS[cell.metric])
-    if cell.n:
-        text += f" ({cell.difference:+.2f})"
-    return text + (f" {MARK}" if cell.published_outside_ci is True else "")
+    whole = cell.metric == "params_total"
+    value = count(cell.published) if whole else number(cell.published, 1)
+    if not cell.n:
+        return value
+    if math.isnan(cell.difference):
+        return f"{value} (other input)"
+    return f"{value} ({cell.difference:+,.0f})" if whole else f"{value} ({cell.difference:+.2f})"
 
 
-def parameters_text(row_cells: pd.DataFrame) -> tuple[str, str]:
-    """(measured, published) parameter counts of a row; a count per dataset where they differ."""
-    measured = row_cells[(row_cells["metric"] == "params_total") & (row_cells["n"] > 0)]
-    values = list(dict.fromkeys(measured["mean"]))
-    published = row_cells.loc[row_cells["metric"] == "params_total", "published"].iloc[0]
-    if len(values) == 1:
-        difference = "" if math.isnan(published) else f" ({values[0] - published:+,.0f})"
-        return count(values[0]), count(published) + difference
-    per_dataset = " / ".join(f"{count(v)} ({dataset_title(d)})" for d, v in zip(measured["dataset"], measured["mean"]))
-    return per_dataset or "—", count(published)
+def runs_text(cell, line) -> str:
+    """'3/5 (1 diverged, 1 failed)': ok runs of all planned (every record), the others named."""
+    if line is None:
+        return f"{cell.n}/{cell.runs}"
+    return f"{line.n_ok}/{line.n_planned}" + (f" ({line.not_ok})" if line.not_ok else "")
+
+
+def verdict_text(line) -> str:
+    """The cell's verdict; with runs not ok, whether they could change it ('—': no verdict)."""
+    if line is None:
+        return "—"
+    if not line.not_ok:
+        return line.verdict
+    return f"{line.verdict} ({'could change' if line.could_change else 'stands'} with the runs not ok)"
+
+
+def row_title(label: str) -> str:
+    """A verdicts label as the tables write it: 'fishnet55 (head=dense)' -> 'FishNet55 (head=dense)'."""
+    model, space, rest = label.partition(" ")
+    return display_name(model) + space + rest
 
 
 # ---------------------------------------------------------------- Table 4
 
 
-def table4_layout(cells: pd.DataFrame, published: Published) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of Table 4 in the report's layout, measured beside published.
+def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
+                  dataset: str) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of Table 4 on one dataset.
 
-    Per dataset: accuracy and time, each followed by 'report (Δ)' where the report has
-    values; then the parameters. Δ = measured mean - published value.
+    Accuracy: mean ± std, 95 % CI, ok/planned runs, and on the report's datasets its value
+    with Δ = measured - published and the verdict (``lines``: (row, dataset) -> verdict line).
+    Time: ours per image; the report's seconds per epoch beside it as context only, with no Δ.
+    Parameters: ours, and the report's with Δ where the input is the report's.
     """
-    datasets = list(dict.fromkeys(cells["dataset"]))
-    headers = ["Model"]
-    for dataset in datasets:
-        for metric in ("accuracy", "sec_per_epoch"):
-            headers.append(f"{dataset_title(dataset)}\n{aggregate.METRICS[metric]}")
-            headers += ["report\n(Δ)"] if dataset in published.datasets else []
-    headers += ["Parameters", "report\n(Δ)"]
+    reported = dataset in published.datasets
+    headers = ["Model", "Accuracy (%)", "95 % CI", "ok / planned runs"]
+    headers += ["report (Δ)", "verdict"] if reported else []
+    headers += ["ms / image", "images / s"]
+    headers += [f"report's s/epoch ({REPORT_EPOCH_IMAGES[dataset]:,} images)"] if reported else []
+    headers += ["Parameters"] + (["report's count (Δ)"] if reported else [])
     rows = []
-    for label, row_cells in cells.groupby("row", sort=False):
-        line = [label]
-        for cell in row_cells[row_cells["metric"] != "params_total"].itertuples():
-            line.append(measured_text(cell))
-            line += [published_text(cell)] if cell.dataset in published.datasets else []
-        rows.append(line + list(parameters_text(row_cells)))
+    for label, row_cells in cells[cells["dataset"] == dataset].groupby("row", sort=False):
+        cell = {c.metric: c for c in row_cells.itertuples()}
+        accuracy, line = cell["accuracy"], lines.get((label, dataset))
+        row = [label, mean_std(accuracy), ci_text(accuracy), runs_text(accuracy, line)]
+        row += [published_text(accuracy), verdict_text(line)] if reported else []
+        row += [mean_std(cell["ms_per_image"]), count(cell["images_per_second"].mean)]
+        seconds = published.value(accuracy.model, dataset, "sec_per_epoch")
+        row += ["—" if math.isnan(accuracy.published) else number(seconds)] if reported else []
+        row += [count(cell["params_total"].mean)] + ([published_text(cell["params_total"])] if reported else [])
+        rows.append(row)
     return headers, rows
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A GitHub table; line breaks in headers become spaces."""
-    return tabulate(rows, headers=[h.replace("\n", " ") for h in headers], tablefmt="github", disable_numparse=True)
+    """A GitHub table; '|' in a cell is escaped."""
+    rows = [[text.replace("|", "\\|") for text in row] for row in rows]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def comparisons_layout(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the comparisons table (``aggregate.comparisons``)."""
-    headers = ["Dataset", "Model", "against", "Model acc. (%)", "against acc. (%)", "difference (pp)", "Welch p"]
-    rows = [[dataset_title(c.dataset), c.row, c.against, f"{number(c.mean_row)} (n={c.n_row})",
-             f"{number(c.mean_against)} (n={c.n_against})", f"{c.difference:+.2f}",
-             "NaN" if math.isnan(c.p_value) else f"{c.p_value:.3g}"] for c in table.itertuples()]
-    return headers, rows
+def margin_text(cells: pd.DataFrame, margins: verdicts.Margins) -> str:
+    """The margins the cells' verdicts used (``verdicts.verdict_cells``) and where they come from."""
+    judged = cells.loc[cells["published"].notna(), "margin"].value_counts().sort_index()
+    used = ", ".join(f"±{margin:g} pp in {n} cell{'s' * (n > 1)}" for margin, n in judged.items()) or "none"
+    overrides = [] if margins.default is None else [f"default = {margins.default:g}"]
+    overrides += [f'"{cell}" = {value:g}' for cell, value in sorted(margins.cells.items())]
+    rule = ("the rule of bench/verdicts.py, max(1 pp, half a unit of the published value's last printed digit): "
+            "at least 1 pp, and never less than the rounding of the printed value")
+    why = (f"{margins.source} sets no [margins], so every cell takes {rule}" if not overrides else
+           f"{margins.source} [margins] sets {', '.join(overrides)}"
+           + ("" if margins.default is not None else f", and the other cells take {rule}"))
+    return f"Margin: {used}, because {why}. Each cell's margin and its source are in verdicts.csv."
+
+
+def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: verdicts.Margins,
+                verdict_cells: pd.DataFrame) -> list[str]:
+    """The Table 4 section: how to read it, the verdicts' rule and margin, a table per dataset."""
+    epochs = " and ".join(f"{n:,} {dataset_title(d)} images" for d, n in REPORT_EPOCH_IMAGES.items())
+    parts = [
+        "Per dataset and model. *Accuracy*: test accuracy after the last epoch, mean ± std over the ok runs, "
+        "with its 95 % CI. *ok / planned runs*: planned counts every record, failed, diverged and timed-out "
+        "runs included, and names the ones not ok. *report (Δ)*: the report's value and our mean − it. "
+        "'—': no ok run or no published value.",
+        "",
+        "*verdict* against the report's value. The report gives means only (over 10 runs), with no spread, so "
+        "its value is treated as a point without uncertainty of its own: *reproduced* when our mean is within "
+        "the margin of it (two one-sided t-tests, α = 0.05); *differs* when it lies outside our 95 % CI widened "
+        "by the margin; *can't tell* otherwise, and with fewer than 2 ok runs. With runs not ok, the verdict is "
+        "recomputed with each of them at the cell's lowest ok accuracy, its highest, and chance, and the cell "
+        "says whether that *could change* it. " + margin_text(verdict_cells, margins),
+        "",
+        "*Time* is ours only, per training image (see Method), which means the same whatever the epoch's "
+        f"size. The report's seconds per epoch are for its whole epochs ({epochs}) on hardware it does not "
+        "name: context, with no Δ. *Parameters*: Keras total; Δ only where our runs had the report's input "
+        "(56x56x3, 10 classes). 95 % CIs of every cell are in table4.csv, the verdicts in verdicts.csv.",
+    ]
+    for dataset in dict.fromkeys(cells["dataset"]):
+        table = markdown_table(*table4_layout(cells, lines, published, dataset))
+        parts += ["", f"### {dataset_title(dataset)}", "", table]
+    return parts
+
+
+# ---------------------------------------------------------------- claims
+
+
+def with_setup(frame: pd.DataFrame, headers: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The headers and rows with the setup first, when the frame has more than one."""
+    if frame["setup"].nunique() < 2:
+        return headers, rows
+    return ["Setup", *headers], [[setup, *row] for setup, row in zip(frame["setup"], rows)]
+
+
+def claims_layout(claims: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the claims' verdicts (``verdicts.claim_verdicts``)."""
+    headers = ["Claim", "Where", "The report's words", "Verdict", "holds / contradicted / can't tell", "Needs"]
+    rows = [[c.claim, c.section, c.quote, f"**{c.verdict}**", f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}",
+             c.needs or "—"] for c in claims.itertuples()]
+    return with_setup(claims, headers, rows)
+
+
+def difference_text(line) -> str:
+    """'+6.09 [+2.10, +10.08]': the difference with its 95 % CI, in the metric's unit."""
+    digits = CLAIM_METRICS[line.metric][1]
+    if math.isnan(line.difference):
+        return "—"
+    text = f"{line.difference:+,.{digits}f}"
+    return text if math.isnan(line.ci_low) else f"{text} [{line.ci_low:+,.{digits}f}, {line.ci_high:+,.{digits}f}]"
+
+
+def comparisons_layout(comparisons: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the claims' comparisons (``verdicts.claim_comparisons``)."""
+    headers = ["Claim", "Dataset", "Metric", "Row", "against", "Difference (95 % CI)", "p", "Holm p",
+               "Hedges' g", "Verdict"]
+    rows = [[c.claim, dataset_title(c.dataset), CLAIM_METRICS[c.metric][0], row_title(c.row), row_title(c.against),
+             difference_text(c), p_text(c.p_raw), p_text(c.p_holm),
+             "—" if math.isnan(c.hedges_g) else f"{c.hedges_g:+.2f}", c.verdict] for c in comparisons.itertuples()]
+    return with_setup(comparisons, headers, rows)
+
+
+CLAIMS_INTRO = (
+    "The report's claims, as data (bench/assets/claims.toml: its words and where they are), each judged on "
+    "every dataset it names. *holds* when all its comparisons hold, *contradicted* when any is contradicted, "
+    "*can't tell* otherwise; *Needs*: the runs a comparison lacks.")
+COMPARISONS_INTRO = (
+    "Difference = row − against, with its 95 % CI. Accuracy (pp): Welch's t-test, two-sided p, Holm-adjusted "
+    "within the family of all accuracy comparisons of one dataset (a pair compared by two claims counts once), "
+    "Hedges' g; *holds* when the Holm p < 0.05 in the claimed direction, *contradicted* when < 0.05 the other "
+    "way; a *near* claim is a TOST against value ± margin, in the same family. Time (ms / image) comes from a "
+    "shared machine, so it is measured, not tested: it holds when the rows' 95 % CIs do not overlap in the "
+    "claimed direction (Welch's p for information, no Holm p). Parameters and FLOPs are exact: every run of "
+    "the row against every run of the other. All of it, with the reasons, is in claims.csv.")
+
+
+def claims_text(judged: verdicts.Verdicts) -> list[str]:
+    """The claims section: the verdict per claim, then every comparison behind them."""
+    return ["## The report's claims", "", CLAIMS_INTRO, "", markdown_table(*claims_layout(judged.claims)), "",
+            "### Comparisons", "", COMPARISONS_INTRO, "", markdown_table(*comparisons_layout(judged.comparisons))]
 
 
 # ---------------------------------------------------------------- method and findings
@@ -133,7 +261,17 @@ def machine_sharing(frame: pd.DataFrame) -> str:
     return f" Timings come from runs that shared the machine: {'; '.join(parts)}." if parts else ""
 
 
-def method_lines(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+def set_aside_text(set_aside: int) -> str:
+    """What became of the records of a seed that has a newer one (``aggregate.one_per_seed``)."""
+    if not set_aside:
+        return "One record per configuration and seed: none set aside."
+    return (f"{set_aside} older record{'s' * (set_aside > 1)} set aside (not in the tables, nor in runs.csv): "
+            "each repeats a configuration and seed that has a newer record, as a rerun after a version bump "
+            "does, and one seed is one observation, so only the newest counts (latest finished_at, then "
+            "started_at, then run_id).")
+
+
+def method_lines(frame: pd.DataFrame, cells: pd.DataFrame, set_aside: int) -> list[str]:
     """The method in a few lines: records, n, data, settings, measures, environment."""
     ok = aggregate.ok_runs(frame)
     sizes = cells.loc[(cells["metric"] == "accuracy") & (cells["n"] > 0), "n"]
@@ -142,21 +280,23 @@ def method_lines(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     environment = "; ".join(f"{name} {distinct(frame[key])}" for key, name in ENVIRONMENT_LINE)
     return [
         f"Records: {len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}; "
-        f"n = {n} ok runs per cell (seeds {distinct(sorted(frame['seed']))}).",
+        f"n = {n} ok runs per cell (seeds {distinct(sorted(frame['seed']))}). {set_aside_text(set_aside)}",
         "Data: " + "; ".join(f"{d} ({inputs[d] or 'input not known'})" for d in sorted(inputs)) + ".",
         f"Settings of every run: {shared_settings(frame)}.",
         "Accuracy: final-epoch test accuracy (%), mean ± sample std (ddof=1) over the ok runs of one "
         "configuration (every spec field but seed and repeat); 95 % CI = mean ± t(0.975, n-1)·std/√n; "
-        "at n = 1 std and CI are NaN. Time: training seconds per epoch, the median of each run's "
-        "steady epochs (epoch 1 with tracing left out), then mean ± std over runs. Parameters: Keras total.",
+        "at n = 1 std and CI are NaN. Time: training milliseconds per image = 1000 / images per second, "
+        "a run's images per second being its training images over the median of its steady epochs "
+        "(epoch 1, with tracing, left out); then mean ± std over runs. Parameters: Keras total.",
         f"Environment: {environment}; code {distinct(frame['git_commit'])}." + machine_sharing(frame),
     ]
 
 
 def parameter_findings(frame: pd.DataFrame, cells: pd.DataFrame, published: Published) -> list[str]:
-    """Where a measured parameter count differs from the published one: by how much and why."""
-    params = cells[(cells["metric"] == "params_total") & (cells["n"] > 0) & cells["published"].notna()]
-    params = params[params["mean"] != params["published"]]
+    """Where a parameter count measured at the report's input differs from the published one:
+    by how much and why."""
+    params = cells[(cells["metric"] == "params_total") & cells["difference"].notna()]
+    params = params[params["difference"] != 0]
     inputs_of = dict(zip(zip(frame["row"], frame["dataset"]), frame["inputs"]))
     lines = []
     for (row, value), group in params.groupby(["row", "mean"], sort=False):
@@ -213,28 +353,74 @@ def report_figures(frame: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFra
     return made
 
 
-def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, comparison: pd.DataFrame,
-             figure_names: list[str], skipped: list[str]) -> str:
-    """report.md: method, Table 4, statistics, findings, figures."""
+def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
+             by_cell: dict, margins: verdicts.Margins, set_aside: int, figure_names: list[str],
+             skipped: list[str]) -> str:
+    """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
+    line), the claims, findings, figures."""
     parts = ["# fishbench report", "", "## Method", ""]
-    parts += [f"- {line}" for line in method_lines(frame, cells)]
-    parts += ["", "## Table 4", "",
-              f"Each cell: mean ± std (n ok runs). *report (Δ)*: the report's value and measured − published; "
-              f"{MARK}: the published value lies outside our 95 % CI. '—': no ok run (n=0) or no published value. "
-              "95 % CIs are in table4.csv.", ""]
-    parts.append(markdown_table(*table4_layout(cells, published)))
-    parts += ["", "## The report's comparisons", "",
-              "Test accuracy per dataset, between rows of the same settings: each FishNet against each baseline, "
-              "FishNet77 against FishNet55, and a FishNet against itself with other options (its head). "
-              "Difference = row − against in percentage points, p from Welch's t-test (two-sided; NaN with "
-              "fewer than 2 runs or no variance).", ""]
-    parts.append(markdown_table(*comparisons_layout(comparison)) if len(comparison) else "No pairs to compare.")
+    parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
+    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells)
+    parts += [""] + claims_text(judged)
     findings = parameter_findings(frame, cells, published) + status_findings(frame)
     findings += [f"Unreadable record skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
     figure_lines = [f"![{name}]({FIGURE_DIR}/{name})" for name in figure_names] or ["None: no run finished ok."]
     parts += ["", "## Figures", ""] + figure_lines
     return "\n".join(parts) + "\n"
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``write_report`` writes: report.md's text, CSV tables and figures by file name, and
+    the text for the terminal."""
+
+    markdown: str
+    tables: dict[str, pd.DataFrame]
+    figures: dict[str, Figure]
+    terminal: str
+
+
+def make_report(records: list[store.RunRecord], skipped: list[str], published_table: pd.DataFrame,
+                claims: verdicts.ClaimsFile) -> Report:
+    """The report of these records (one per configuration and seed kept) against the published
+    table (``PUBLISHED_FILE`` with values as text) and the claims."""
+    published = Published.from_frame(published_table)
+    kept, set_aside = aggregate.one_per_seed(records)
+    frame = aggregate.report_frame(kept)
+    cells = aggregate.table4_cells(frame, published)
+    judged = verdicts.evaluate(aggregate.verdict_runs(frame), published_table, claims)
+    by_cell = {(line.row, line.dataset): line for line in aggregate.with_rows(judged.cells, frame).itertuples()}
+    made = report_figures(frame, epoch_frame(kept, frame), cells)
+    text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped)
+    tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.claim_lines(judged),
+              "runs.csv": frame[["row", *store.RUN_COLUMNS]]}
+    return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
+
+
+def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts, by_cell: dict,
+             set_aside: int, skipped: list[str]) -> str:
+    """The terminal text: Table 4 per dataset, each claim's verdict, what was set aside or skipped."""
+    lines = []
+    for dataset in dict.fromkeys(cells["dataset"]):
+        headers, rows = table4_layout(cells, by_cell, published, dataset)
+        lines += [dataset_title(dataset), tabulate(rows, headers=headers, disable_numparse=True), ""]
+    lines += [f"claim {c.claim}: {c.verdict}" + (f" ({c.setup})" if judged.claims["setup"].nunique() > 1 else "")
+              for c in judged.claims.itertuples()]
+    lines += [set_aside_text(set_aside)] if set_aside else []
+    lines += [f"skipped unreadable record {message}" for message in skipped]
+    return "\n".join(lines)
+
+
+def registered_models() -> list[str]:
+    """The model names the ``models`` package registers, read from its source without importing
+    it (that would import Keras): the functions decorated with ``@register_model`` in its
+    modules, in natural order. tests/test_report.py checks them against ``models.names()``."""
+    package = Path(importlib.util.find_spec("models").origin).parent
+    names = [node.name for path in sorted(package.glob("*.py")) for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.FunctionDef)
+             and any(getattr(d, "id", getattr(d, "attr", None)) == "register_model" for d in node.decorator_list)]
+    return natsort.natsorted(names)
 
 
 def result_folders(root: Path) -> list[Path]:
@@ -250,13 +436,16 @@ def result_folders(root: Path) -> list[Path]:
     return folders
 
 
-def write_report(results: str | Path, out: str | Path) -> str:
-    """Read the records of ``results``, write the report into ``out``, return the terminal text.
+def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAIMS_FILE) -> str:
+    """Read the records of ``results`` and the claims file, write the report into ``out``,
+    return the terminal text.
 
-    Writes report.md, table4.csv, runs.csv and figures/*.png.
+    Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv and figures/*.png; nothing
+    when it raises.
 
     Raises:
-        ValueError: ``results/runs`` is missing or holds no readable record.
+        ValueError: ``results/runs`` is missing or holds no readable record, or the claims file
+            is not valid (one line, ``verdicts.load_claims``).
     """
     results, out = Path(results), Path(out)
     records, skipped = store.load_records(results)
@@ -265,19 +454,13 @@ def write_report(results: str | Path, out: str | Path) -> str:
         state = ("does not exist" if not where.is_dir() else
                  f"holds no readable record ({'; '.join(skipped)})" if skipped else "is empty")
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")
-    published = Published.from_frame(pd.read_csv(PUBLISHED_FILE, keep_default_na=False))
-    frame = aggregate.report_frame(records)
-    cells = aggregate.table4_cells(frame, published)
-    comparison = aggregate.comparisons(frame, published)
-    made = report_figures(frame, epoch_frame(records, frame), cells)
+    claims_file = verdicts.load_claims(claims, models=registered_models(), datasets=data.NAMES)
+    published = pd.read_csv(PUBLISHED_FILE, keep_default_na=False, dtype={"value": str})
+    made = make_report(records, skipped, published, claims_file)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
-    for name, figure in made.items():
+    for name, figure in made.figures.items():
         figure.savefig(out / FIGURE_DIR / name, dpi=100)
-    (out / "report.md").write_text(markdown(frame, cells, published, comparison, list(made), skipped))
-    cells.to_csv(out / "table4.csv", index=False)
-    frame[["row", *store.RUN_COLUMNS]].to_csv(out / "runs.csv", index=False)
-    headers, rows = table4_layout(cells, published)
-    lines = [tabulate(rows, headers=headers, disable_numparse=True)]
-    lines += [f"skipped unreadable record {message}" for message in skipped]
-    lines.append(f"wrote report.md, table4.csv, runs.csv and {len(made)} figures to {out}")
-    return "\n".join(lines)
+    (out / "report.md").write_text(made.markdown)
+    for name, table in made.tables.items():
+        table.to_csv(out / name, index=False)
+    return made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures to {out}"

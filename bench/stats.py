@@ -16,7 +16,6 @@ from scipy import special
 from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
-NAN_INTERVAL = (math.nan, math.nan)
 
 
 def _values(values) -> np.ndarray:
@@ -42,12 +41,6 @@ class Summary:
     std: float
     ci_low: float
     ci_high: float
-
-    def contains(self, value: float) -> bool | None:
-        """Whether ``value`` lies in [ci_low, ci_high]; None when the CI is undefined."""
-        if math.isnan(self.ci_low):
-            return None
-        return self.ci_low <= value <= self.ci_high
 
 
 def summarize(values) -> Summary:
@@ -111,29 +104,6 @@ def tost(values, low: float, high: float) -> Equivalence:
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """Two samples compared: difference of means (a - b) and Welch's two-sided p-value."""
-
-    difference: float
-    p_value: float
-
-
-def welch(a, b) -> Comparison:
-    """Welch's unequal-variance t-test of mean(a) = mean(b), two-sided.
-
-    Formula: t = (mean_a - mean_b) / se with se = sqrt(s_a^2 / n_a + s_b^2 / n_b), degrees of
-    freedom nu = se^4 / ((s_a^2 / n_a)^2 / (n_a - 1) + (s_b^2 / n_b)^2 / (n_b - 1))
-    (Welch-Satterthwaite), p = 2 * P(T_nu > |t|)
-    (``scipy.stats.ttest_ind(a, b, equal_var=False)``).
-
-    The p-value is NaN when either sample has fewer than 2 values (no variance) or when
-    se = 0 (both samples constant); the difference is NaN only when a sample is empty.
-    """
-    result = difference_of_means(a, b)
-    return Comparison(result.difference, result.p_value)
-
-
-@dataclass(frozen=True)
 class Difference:
     """mean(a) - mean(b) with Welch's 95 % CI and two-sided p, and Hedges' g.
 
@@ -141,7 +111,7 @@ class Difference:
         n_a, n_b: values in each sample (NaNs dropped).
         difference: mean_a - mean_b; NaN when a sample is empty.
         ci_low, ci_high: Welch's 95 % CI of the difference; NaN when the test is.
-        p_value: Welch's two-sided p (``welch``); NaN with n < 2 on a side or se = 0.
+        p_value: Welch's two-sided p; NaN with n < 2 on a side or se = 0.
         df: Welch-Satterthwaite degrees of freedom; NaN when the test is.
         hedges_g: ``hedges_g(a, b)``.
     """
@@ -159,8 +129,11 @@ class Difference:
 def difference_of_means(a, b) -> Difference:
     """Welch's comparison of two samples: difference of means, its 95 % CI, two-sided p, df, g.
 
-    Formula: as ``welch``; the CI is (mean_a - mean_b) ± t_{0.975, nu} * se
-    (``scipy.stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)``).
+    Formula: Welch's unequal-variance t-test of mean(a) = mean(b), two-sided:
+    t = (mean_a - mean_b) / se with se = sqrt(s_a^2 / n_a + s_b^2 / n_b), degrees of freedom
+    nu = se^4 / ((s_a^2 / n_a)^2 / (n_a - 1) + (s_b^2 / n_b)^2 / (n_b - 1)) (Welch-Satterthwaite),
+    p = 2 * P(T_nu > |t|); the CI is (mean_a - mean_b) ± t_{0.975, nu} * se
+    (``scipy.stats.ttest_ind(a, b, equal_var=False)`` and its ``confidence_interval(0.95)``).
 
     CI, p and df are NaN when either sample has fewer than 2 values or se = 0; the difference
     is NaN only when a sample is empty.

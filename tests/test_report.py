@@ -1,14 +1,18 @@
-"""Tests of ``python -m bench report``: statistics, Table 4 against the published values,
-findings, figures, bad input.
+"""Tests of ``python -m bench report``: statistics, Table 4 with a verdict per accuracy cell,
+the report's claims, one record per seed, time without deltas, findings, figures, bad input.
 
-Two kinds of records: the committed ``tests/fixtures/smoke/runs`` (made once by the real
-runner on the smoke profile, synthetic data) and hand-made ones on fashion_mnist with known
-accuracies. Every expected number is computed here from the inputs with numpy and scipy,
-not with ``bench.stats``.
+Three kinds of records: the committed ``tests/fixtures/smoke/runs`` (made once by the real
+runner on the smoke profile, synthetic data), the shipped reference run
+``results/table4-cpu/runs``, and hand-made ones on fashion_mnist with known accuracies. Every
+expected number is computed here from the inputs with numpy and scipy, not with ``bench.stats``.
 """
 import dataclasses
+import hashlib
+import itertools
 import json
+import re
 import shutil
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +21,15 @@ import pytest
 from scipy import stats as scipy_stats
 
 import models
-from bench import aggregate, cli, report, store
+from bench import aggregate, cli, figures, report, store, verdicts
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
-from bench.stats import summarize, welch
+from bench.stats import summarize
 
 SMOKE = Path(__file__).parent / "fixtures" / "smoke"
+ROOT = Path(__file__).parents[1]
+TABLE4_CPU = ROOT / "results" / "table4-cpu"
 PUBLISHED = aggregate.Published.from_frame(pd.read_csv(report.PUBLISHED_FILE, keep_default_na=False))
+VERDICTS = (verdicts.REPRODUCED, verdicts.DIFFERS, verdicts.CANT_TELL)
 
 
 def t_interval(values):
@@ -32,10 +39,11 @@ def t_interval(values):
 
 
 def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=None, status="ok",
-               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5):
-    """A record as train.py writes it, with a two-epoch history ending at ``accuracy``."""
+               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5, finished_at=None):
+    """A record as train.py writes it, with a two-epoch history ending at ``accuracy``; its spec
+    carries every model option, the defaults overridden by ``options``, as a planned spec does."""
     spec = RunSpec(
-        profile=profile, model=model, model_options=options or {}, dataset=dataset,
+        profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
         preprocess=Preprocess(size=56, channels=3), repeat=repeat, seed=repeat,
         epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
     )
@@ -43,14 +51,16 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
                 "val_accuracy": accuracy * (e + 1) / 3, "train_seconds": sec_per_epoch, "eval_seconds": 0.1}
                for e in (1, 2)]
     measured = dict(test_accuracy=accuracy, test_loss=1.0, history=history, sec_per_epoch=sec_per_epoch,
-                    params_total=params, params_trainable=params, input_shape=(56, 56, 3), num_classes=10,
-                    model_family=models.family(model))
+                    images_per_second=TRAIN_IMAGES / sec_per_epoch, params_total=params, params_trainable=params,
+                    flops_per_image=10 * params)
     return store.RunRecord(
         run_id=spec.run_id, spec=spec, status=status, **(measured if status == "ok" else {}),
+        input_shape=(56, 56, 3), num_classes=10, model_family=models.family(model),
         error=None if status == "ok" else "RuntimeError: loss is NaN at epoch 2\ntraceback...",
         environment={"host": "testhost", "cpu_model": "test cpu", "cpu_count": 2, "jobs_at_once": 1,
                      "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11",
                      "load_at_end": load_at_end},
+        started_at=finished_at, finished_at=finished_at,
     )
 
 
@@ -60,18 +70,24 @@ def write_results(folder, records):
     return folder
 
 
+TRAIN_IMAGES = 2000  # per epoch, in the hand-made records
 ACCURACIES = {  # fraction per repeat, on fashion_mnist
-    "mlp": [0.85, 0.86, 0.87],  # mean 86.0, CI holds the published 86.5: no mark
-    "fishnet55": [0.95, 0.951, 0.953],  # far above the published 88.6: marked
-    "fishnet77": [0.90],  # n = 1: std and CI NaN
+    "mlp": [0.86, 0.862, 0.866],  # tight around the published 86.5: reproduced within 1 pp
+    "fishnet55": [0.95, 0.951, 0.953],  # far above the published 88.6: differs
+    "fishnet77": [0.90],  # n = 1: std and CI NaN, can't tell
 }
 PARAMS = {"mlp": 2_411_274, "fishnet55": 118_752, "fishnet77": 1_153_306, "mobilenet": 3_239_114}
+
+
+def seconds(repeat):
+    """Training seconds per epoch of a hand-made run: 1.0, 1.5, 2.0, ... by repeat."""
+    return 1.0 + 0.5 * repeat
 
 
 @pytest.fixture(scope="module")
 def handmade(tmp_path_factory):
     """Results with known accuracies, a diverged and a failed FishNet55 run, and MobileNet."""
-    records = [run_record(model, accuracy, repeat, params=PARAMS[model])
+    records = [run_record(model, accuracy, repeat, params=PARAMS[model], sec_per_epoch=seconds(repeat))
                for model, values in ACCURACIES.items() for repeat, accuracy in enumerate(values)]
     records += [run_record("fishnet55", 0.0, 3, status="diverged"), run_record("fishnet55", 0.0, 4, status="failed")]
     records += [run_record("mobilenet", a, r, params=PARAMS["mobilenet"]) for r, a in enumerate([0.8, 0.82])]
@@ -87,6 +103,48 @@ def smoke_report(tmp_path_factory):
     return out, text
 
 
+@pytest.fixture(scope="module")
+def table4_cpu(tmp_path_factory):
+    """``python -m bench report`` on the shipped reference run, written elsewhere."""
+    out = tmp_path_factory.mktemp("table4-cpu")
+    assert cli.main(["report", "--results", str(TABLE4_CPU), "--out", str(out)]) == 0
+    return out
+
+
+def markdown_rows(markdown, heading):
+    """The first table under ``heading`` in report.md: a dict per row, keyed by column header."""
+    lines = markdown.split(f"\n{heading}\n", 1)[1].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[first:]))
+    cells = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in table]
+    return [dict(zip(cells[0], row)) for row in cells[2:]]
+
+
+def section(markdown, heading):
+    """The text of a report.md section, from its heading to the next heading of any level."""
+    return re.split(r"\n#{2,3} ", markdown.split(f"\n{heading}\n", 1)[1])[0]
+
+
+def tost_p(values, low, high):
+    """TOST p by scipy: the larger of the two one-sided t-tests against low and high."""
+    return max(scipy_stats.ttest_1samp(values, low, alternative="greater").pvalue,
+               scipy_stats.ttest_1samp(values, high, alternative="less").pvalue)
+
+
+def holm_by_hand(p_values):
+    """Holm's adjusted p: sorted, (m - i) p_(i), running maximum, capped at 1; input order."""
+    p_values = np.asarray(p_values)
+    order, m = np.argsort(p_values), len(p_values)
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(1, np.maximum.accumulate((m - np.arange(m)) * p_values[order]))
+    return adjusted
+
+
+def file_digests(folder):
+    return {p.relative_to(folder): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.parent.name != "runs"}
+
+
 # ---------------------------------------------------------------- statistics
 
 
@@ -98,28 +156,19 @@ def test_summarize_gives_the_t_interval_and_nan_at_one_value():
     assert summary.std == pytest.approx(np.std(values, ddof=1))
     assert (summary.ci_low, summary.ci_high) == pytest.approx(t_interval(values))
     one = summarize([72.0])
-    assert one.mean == 72.0 and np.isnan(one.std) and np.isnan(one.ci_low) and one.contains(72.0) is None
+    assert one.mean == 72.0 and np.isnan(one.std) and np.isnan(one.ci_low)
     assert summarize([]).n == 0 and np.isnan(summarize([]).mean)
-
-
-def test_welch_matches_scipy_and_is_nan_without_variance():
-    a, b = [90.1, 91.0, 89.7, 90.6], [86.0, 87.5, 85.9]
-    expected = scipy_stats.ttest_ind(a, b, equal_var=False)
-    result = welch(a, b)
-    assert result.difference == pytest.approx(np.mean(a) - np.mean(b))
-    assert result.p_value == pytest.approx(expected.pvalue)
-    assert np.isnan(welch([1.0], b).p_value)
-    assert np.isnan(welch([10.0, 10.0], [10.0, 10.0]).p_value)
 
 
 # ---------------------------------------------------------------- the smoke fixture, made by the real runner
 
 
 def fixture_runs():
-    """The fixture records read with json alone, as a DataFrame."""
+    """The fixture records read with json alone, as a DataFrame; time per image from images/s."""
     rows = [json.loads(p.read_text()) for p in sorted((SMOKE / "runs").glob("*.json"))]
     return pd.DataFrame([{"model": r["spec"]["model"], "accuracy": 100 * r["test_accuracy"],
-                          "sec_per_epoch": r["sec_per_epoch"], "params_total": r["params_total"]} for r in rows])
+                          "ms_per_image": 1000 / r["images_per_second"], "images_per_second": r["images_per_second"],
+                          "params_total": r["params_total"]} for r in rows])
 
 
 def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
@@ -128,6 +177,7 @@ def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
     measured = table[table["dataset"] == "synthetic"]
     runs = fixture_runs()
     assert set(measured["model"]) == set(runs["model"]) == set(aggregate.TABLE4_MODELS)
+    assert set(measured["metric"]) == {"accuracy", "ms_per_image", "images_per_second", "params_total"}
     for (model, metric), cell in measured.set_index(["model", "metric"]).iterrows():
         values = runs.loc[runs["model"] == model, metric].to_numpy(float)
         assert cell["n"] == len(values) == 2
@@ -136,32 +186,49 @@ def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
         if values.std() > 0:
             assert (cell["ci_low"], cell["ci_high"]) == pytest.approx(t_interval(values))
     mlp = runs.loc[runs["model"] == "mlp", "accuracy"]
-    assert f"{mlp.mean():.2f} ± {mlp.std(ddof=1):.2f} (n=2)" in (out / "report.md").read_text()
+    assert markdown_rows((out / "report.md").read_text(), "### synthetic")[0]["Accuracy (%)"] == (
+        f"{mlp.mean():.2f} ± {mlp.std(ddof=1):.2f}")
 
 
 def test_smoke_report_has_every_part(smoke_report):
     out, text = smoke_report
     markdown = (out / "report.md").read_text()
-    for heading in ("## Method", "## Table 4", "## The report's comparisons", "## Findings", "## Figures"):
-        assert heading in markdown
+    for heading in ("## Method", "## Table 4", "### Fashion-MNIST", "### CIFAR-10", "### synthetic",
+                    "## The report's claims", "### Comparisons", "## Findings", "## Figures"):
+        assert f"\n{heading}\n" in markdown
     assert "runs at once 2" in markdown and "shared the machine" in markdown
-    assert "— (n=0)" in markdown  # Fashion-MNIST and CIFAR-10 were not run
+    never_run = markdown_rows(markdown, "### CIFAR-10")  # Fashion-MNIST and CIFAR-10 were not run
+    assert {row["ok / planned runs"] for row in never_run} == {"0/0"}
+    assert {row["verdict"] for row in never_run} == {"—"}  # nothing to judge in a dataset never run
     assert len(pd.read_csv(out / "runs.csv")) == len(list((SMOKE / "runs").glob("*.json")))
-    figures = sorted(p.name for p in (out / report.FIGURE_DIR).glob("*.png"))
-    assert figures == ["accuracy_ci.png", "cost_synthetic.png", "curves_synthetic.png"]
-    assert all((out / report.FIGURE_DIR / name).stat().st_size > 10_000 for name in figures)
-    assert all(f"({report.FIGURE_DIR}/{name})" in markdown for name in figures)
+    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "report.md"} <= {p.name for p in out.iterdir()}
+    figures_made = sorted(p.name for p in (out / report.FIGURE_DIR).glob("*.png"))
+    assert figures_made == ["accuracy_ci.png", "cost_synthetic.png", "curves_synthetic.png"]
+    assert all((out / report.FIGURE_DIR / name).stat().st_size > 10_000 for name in figures_made)
+    assert all(f"({report.FIGURE_DIR}/{name})" in markdown for name in figures_made)
     assert "FishNet77" in text and "wrote report.md" in text
 
 
 def test_report_is_byte_for_byte_reproducible(smoke_report, tmp_path):
     out, _ = smoke_report
     report.write_report(SMOKE, tmp_path)
-    for name in ("report.md", "table4.csv", "runs.csv"):
-        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+    assert file_digests(tmp_path) == file_digests(out)  # report.md, every CSV and every figure
+    assert len(file_digests(out)) == 5 + 3
 
 
-# ---------------------------------------------------------------- published values, findings
+def test_parameter_delta_only_at_the_reports_input(smoke_report, handmade):
+    smoke, _ = smoke_report  # synthetic 32x32x3 images: the counts are of other models than the report's
+    params = pd.read_csv(smoke / "table4.csv").query("metric == 'params_total' and n > 0")
+    assert params["published"].notna().all() and params["difference"].isna().all()
+    assert "(other input)" not in (smoke / "report.md").read_text()  # synthetic is not the report's dataset
+    ours = pd.read_csv(handmade / "table4.csv").query("metric == 'params_total' and n > 0").set_index("model")
+    assert ours.loc["mobilenet", "difference"] == PARAMS["mobilenet"] - 4_253_864  # 56x56x3, 10 classes
+    row = {r["Model"]: r for r in markdown_rows((handmade / "report.md").read_text(), "### Fashion-MNIST")}
+    mobilenet = row["MobileNet"]
+    assert (mobilenet["Parameters"], mobilenet["report's count (Δ)"]) == ("3,239,114", "4,253,864 (-1,014,750)")
+
+
+# ---------------------------------------------------------------- Table 4: values and verdicts
 
 
 def test_cells_beside_published_values(handmade):
@@ -175,51 +242,221 @@ def test_cells_beside_published_values(handmade):
         assert cell["published"] == published
         assert cell["difference"] == pytest.approx(values.mean() - published)
         if len(values) > 1:
-            low, high = t_interval(values)
-            assert (cell["ci_low"], cell["ci_high"]) == pytest.approx((low, high))
-            assert bool(cell["published_outside_ci"]) == (not low <= published <= high)
+            assert (cell["ci_low"], cell["ci_high"]) == pytest.approx(t_interval(values))
         else:
-            assert np.isnan(cell["std"]) and pd.isna(cell["published_outside_ci"])
+            assert np.isnan(cell["std"]) and np.isnan(cell["ci_low"])
     assert table.loc[("cnn", "fashion_mnist", "accuracy"), "n"] == 0  # a published row never run
 
 
-def test_table_text_marks_and_missing_cells(handmade):
+def test_a_verdict_per_accuracy_cell_against_the_published_point(handmade):
+    cells = pd.read_csv(handmade / "verdicts.csv", keep_default_na=False, na_values=[""])
+    assert list(cells.columns) == list(verdicts.CELL_COLUMNS)
+    line = {model: group.iloc[0] for model, group in cells.groupby("model")}
+    mlp, fish = 100 * np.array(ACCURACIES["mlp"]), 100 * np.array(ACCURACIES["fishnet55"])
+    assert line["mlp"]["margin"] == 1.0  # max(1 pp, half of 0.1) for the printed 86.5
+    assert line["mlp"]["tost_p"] == pytest.approx(tost_p(mlp, 85.5, 87.5)) and tost_p(mlp, 85.5, 87.5) < 0.05
+    assert line["mlp"]["verdict"] == verdicts.REPRODUCED
+    low, high = t_interval(fish)
+    assert not low - 1 <= 88.6 <= high + 1 and line["fishnet55"]["verdict"] == verdicts.DIFFERS
+    assert line["fishnet77"]["verdict"] == verdicts.CANT_TELL  # one run
+    assert (line["cnn"]["n_planned"], line["cnn"]["verdict"]) == (0, verdicts.CANT_TELL)  # never run
+    rows = {r["Model"]: r for r in markdown_rows((handmade / "report.md").read_text(), "### Fashion-MNIST")}
+    assert rows["MLP"]["verdict"] == verdicts.REPRODUCED and rows["FishNet77"]["verdict"] == verdicts.CANT_TELL
+    assert rows["MLP"]["95 % CI"] == "[{:.2f}, {:.2f}]".format(*t_interval(mlp))
+    table4 = section((handmade / "report.md").read_text(), "## Table 4")
+    assert "Margin: ±1 pp in 5 cells" in table4 and "claims.toml sets no [margins]" in table4
+    assert "means only" in table4 and "treated as a point" in table4
+
+
+def test_failed_runs_stay_in_n_planned_and_the_cell_says_they_could_change_it(handmade):
+    cells = pd.read_csv(handmade / "verdicts.csv", keep_default_na=False, na_values=[""]).set_index("model")
+    fish = cells.loc["fishnet55"]
+    assert (fish["n_ok"], fish["n_planned"], fish["not_ok"]) == (3, 5, "1 diverged, 1 failed")
+    # Two runs imputed at chance (10 %) spread the CI over the published 88.6: no longer "differs".
+    assert bool(fish["could_change"]) and "chance 10.00: can't tell" in fish["if_imputed"]
+    rows = {r["Model"]: r for r in markdown_rows((handmade / "report.md").read_text(), "### Fashion-MNIST")}
+    assert rows["FishNet55"]["ok / planned runs"] == "3/5 (1 diverged, 1 failed)"
+    assert rows["FishNet55"]["verdict"] == "differs (could change with the runs not ok)"
+
+
+def test_table_text_and_missing_cells(handmade):
     markdown = (handmade / "report.md").read_text()
+    rows = {r["Model"]: r for r in markdown_rows(markdown, "### Fashion-MNIST")}
     fish = 100 * np.array(ACCURACIES["fishnet55"])
-    assert f"{fish.mean():.2f} ± {fish.std(ddof=1):.2f} (n=3)" in markdown
-    assert f"88.6 ({fish.mean() - 88.6:+.2f}) {report.MARK}" in markdown  # outside the CI
-    mlp_line = next(line for line in markdown.splitlines() if line.startswith("| MLP"))
-    assert "| 86.5 (-0.50) " in mlp_line and f"86.5 (-0.50) {report.MARK}" not in mlp_line  # inside the CI
-    assert "90.00 ± NaN (n=1)" in markdown  # FishNet77, one run
-    cnn_line = next(line for line in markdown.splitlines() if line.startswith("| CNN"))
-    assert cnn_line.count("— (n=0)") == 4
+    assert rows["FishNet55"]["Accuracy (%)"] == f"{fish.mean():.2f} ± {fish.std(ddof=1):.2f}"
+    assert rows["FishNet55"]["report (Δ)"] == f"88.6 ({fish.mean() - 88.6:+.2f})"
+    assert (rows["FishNet77"]["Accuracy (%)"], rows["FishNet77"]["95 % CI"]) == ("90.00 ± NaN", "NaN")  # one run
+    cnn = rows["CNN"]  # a published row never run
+    assert (cnn["Accuracy (%)"], cnn["ok / planned runs"], cnn["report (Δ)"]) == ("—", "0/0", "86.0")
+    assert "†" not in markdown
 
 
-def test_welch_comparisons_in_the_report(handmade):
+def test_time_columns_carry_no_delta(handmade):
+    table = pd.read_csv(handmade / "table4.csv").set_index(["model", "dataset", "metric"])
+    ms = np.array([1000 * seconds(r) / TRAIN_IMAGES for r in range(3)])
+    cell = table.loc[("mlp", "fashion_mnist", "ms_per_image")]
+    assert cell["mean"] == pytest.approx(ms.mean()) and cell["std"] == pytest.approx(ms.std(ddof=1))
+    assert table.loc[("mlp", "fashion_mnist", "images_per_second"), "mean"] == pytest.approx((1000 / ms).mean())
+    timing = table[table.index.get_level_values("metric").isin(["ms_per_image", "images_per_second"])]
+    assert timing["published"].isna().all() and timing["difference"].isna().all()
+    rows = {r["Model"]: r for r in markdown_rows((handmade / "report.md").read_text(), "### Fashion-MNIST")}
+    assert rows["MLP"]["ms / image"] == f"{ms.mean():.2f} ± {ms.std(ddof=1):.2f}"
+    assert rows["MLP"]["report's s/epoch (60,000 images)"] == "1.30"  # context: no Δ, no mark
+    assert rows["FishNet55"]["report's s/epoch (60,000 images)"] == "11.36"
+
+
+def test_cost_figure_puts_no_published_time_on_our_axis(handmade):
     frame = aggregate.report_frame(store.load_records(handmade)[0])
-    table = aggregate.comparisons(frame, PUBLISHED).set_index(["row", "against"])
+    cells = aggregate.table4_cells(frame, PUBLISHED)
+    colors = figures.row_colors(list(dict.fromkeys(cells["row"])))
+    parameters, time = figures.cost_figure(cells, "fashion_mnist", colors).axes
+    def marks(ax):  # the report's points: x markers (the legend's entry has no data)
+        return [line for line in ax.get_lines() if line.get_marker() == "x" and len(line.get_xdata())]
+
+    assert len(marks(parameters)) == 5  # the report's five models, run here or not (CNN)
+    assert marks(time) == [] and "ms per image" in time.get_xlabel()
+
+
+def test_report_epoch_sizes_cover_the_published_datasets():
+    assert list(report.REPORT_EPOCH_IMAGES) == PUBLISHED.datasets
+
+
+# ---------------------------------------------------------------- the report's claims
+
+
+def test_claims_with_raw_and_holm_p(handmade):
+    claims = pd.read_csv(handmade / "claims.csv", keep_default_na=False, na_values=[""])
+    assert list(claims.columns) == [*verdicts.COMPARISON_COLUMNS, "claim_verdict"]
     fish, mlp = 100 * np.array(ACCURACIES["fishnet55"]), 100 * np.array(ACCURACIES["mlp"])
-    line = table.loc[("FishNet55", "MLP")]
+    mobilenet = np.array([80.0, 82.0])
+    # The Fashion-MNIST family: the distinct accuracy pairs of the claims with 2 ok runs a side.
+    family = {pair: scipy_stats.ttest_ind(*pair_values, equal_var=False).pvalue for pair, pair_values in {
+        ("fishnet55 (head=dense)", "mlp"): (fish, mlp), ("fishnet55 (head=dense)", "mobilenet"): (fish, mobilenet),
+        ("mobilenet", "mlp"): (mobilenet, mlp)}.items()}
+    holm = dict(zip(family, holm_by_hand(list(family.values()))))
+    tested = claims[(claims["dataset"] == "fashion_mnist") & (claims["rule"] == "welch+holm") & claims["needs"].isna()]
+    assert set(zip(tested["row"], tested["against"])) == set(family)
+    for line in tested.itertuples():
+        assert line.p_raw == pytest.approx(family[line.row, line.against])
+        assert line.p_holm == pytest.approx(holm[line.row, line.against])
+    line = tested[tested["claim"] == "fishnet55-more-accurate-than-baselines"].iloc[0]
     assert line["difference"] == pytest.approx(fish.mean() - mlp.mean())
-    assert line["p_value"] == pytest.approx(scipy_stats.ttest_ind(fish, mlp, equal_var=False).pvalue)
-    assert np.isnan(table.loc[("FishNet77", "MLP"), "p_value"])  # n = 1
-    assert f"{line['p_value']:.3g}" in (handmade / "report.md").read_text()
+    needs = claims.loc[(claims["against"] == "cnn") & (claims["dataset"] == "fashion_mnist"), "needs"]
+    assert needs.str.contains("needs ok runs of cnn on fashion_mnist").all()
+    markdown = (handmade / "report.md").read_text()
+    comparison = next(r for r in markdown_rows(markdown, "### Comparisons")
+                      if r["Claim"] == "fishnet55-more-accurate-than-baselines" and r["against"] == "MLP")
+    assert (comparison["p"], comparison["Holm p"]) == (f"{line['p_raw']:.3g}", f"{line['p_holm']:.3g}")
 
 
-def test_comparisons_are_the_report_claims_and_no_others(tmp_path):
-    records = [run_record(model, 0.5 + 0.01 * repeat, repeat, options=options)
-               for model, options in (("mlp", None), ("cnn", None), ("fishnet55", {"head": "conv"}),
-                                      ("fishnet55", None), ("fishnet77", None))
-               for repeat in (0, 1)]
-    frame = aggregate.report_frame(records)
-    pairs = list(zip(*(aggregate.comparisons(frame, PUBLISHED)[key] for key in ("row", "against"))))
-    assert pairs == [
-        ("FishNet77", "FishNet55 (head=default)"),
-        ("FishNet77", "CNN"), ("FishNet77", "MLP"),
-        ("FishNet55 (head=default)", "FishNet55 (head=conv)"),
-        ("FishNet55 (head=default)", "CNN"), ("FishNet55 (head=default)", "MLP"),
-        ("FishNet55 (head=conv)", "CNN"), ("FishNet55 (head=conv)", "MLP"),
-    ]  # never two baselines, nor FishNets differing in both model and options
+BAD_CLAIMS = """schema_version = 1
+[[claims]]
+id = "bad-claim"
+kind = "greater"
+section = "IV.B"
+quote = "the report's words"
+metric = "accuracy"
+datasets = ["{dataset}"]
+rows = [{{ model = "{model}" }}]
+than = [{{ model = "mlp" }}]
+"""
+
+
+@pytest.mark.parametrize("model, dataset, name", [("resnet50", "cifar10", "resnet50"),
+                                                   ("fishnet55", "imagenet", "imagenet")])
+def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_path, model, dataset, name):
+    claims = tmp_path / "claims.toml"
+    claims.write_text(BAD_CLAIMS.format(model=model, dataset=dataset))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ValueError) as error:
+        report.write_report(SMOKE, out, claims=claims)
+    message = str(error.value)
+    assert "\n" not in message and "'bad-claim'" in message and "Received: " in message and repr(name) in message
+    assert not list(out.iterdir())  # nothing written
+
+
+def test_registered_models_are_read_without_keras_and_match_the_registry():
+    assert report.registered_models() == models.names()
+
+
+# ---------------------------------------------------------------- the shipped reference run
+
+
+def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
+    cells = pd.read_csv(table4_cpu / "verdicts.csv", keep_default_na=False, na_values=[""])
+    assert len(cells) == 11 and set(cells["verdict"]) <= set(VERDICTS)  # 5 models x 2 datasets + the conv head
+    assert (cells["n_ok"] == 3).all() and (cells["n_planned"] == 3).all()
+    assert cells["published"].notna().sum() == 10 and (cells.loc[cells["published"].notna(), "margin"] == 1.0).all()
+    markdown = (table4_cpu / "report.md").read_text()
+    shown = [row for heading in ("### Fashion-MNIST", "### CIFAR-10") for row in markdown_rows(markdown, heading)
+             if row["Accuracy (%)"] != "—"]
+    assert len(shown) == 11 and all(row["verdict"] in VERDICTS for row in shown)
+    assert all(row["95 % CI"].startswith("[") for row in shown)
+    assert "†" not in markdown
+
+
+def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
+    claims = pd.read_csv(table4_cpu / "claims.csv", keep_default_na=False, na_values=[""])
+    ids = [claim["id"] for claim in tomllib.loads(verdicts.CLAIMS_FILE.read_text())["claims"]]
+    markdown = (table4_cpu / "report.md").read_text()
+    assert [row["Claim"] for row in markdown_rows(markdown, "## The report's claims")] == ids
+    tested = claims[claims["rule"].isin(["welch+holm", "tost+holm"])]
+    evaluable = tested[tested["needs"].isna()]
+    assert len(evaluable) and evaluable["p_raw"].notna().all() and evaluable["p_holm"].notna().all()
+    assert (evaluable["p_holm"] >= evaluable["p_raw"]).all()
+    missing = claims[claims["needs"].notna()]
+    assert set(missing["claim"]) == {"fishnet77-more-accurate-than-fishnet55-on-cifar100"}  # no CIFAR-100 run
+    row = next(r for r in markdown_rows(markdown, "## The report's claims") if r["Claim"] in set(missing["claim"]))
+    assert "needs ok runs of fishnet77 (head=dense) on cifar100" in row["Needs"]
+
+
+def test_readme_quotes_the_generated_claims_table(table4_cpu):
+    readme = (ROOT / "README.md").read_text()
+    quoted = readme.split(README_CLAIMS_START, 1)[1].split(README_CLAIMS_END, 1)[0]
+    generated = section((table4_cpu / "report.md").read_text(), "## The report's claims")
+    table = lambda text: [line for line in text.splitlines() if line.startswith("|")]  # noqa: E731
+    assert table(quoted) == table(generated), (
+        "README.md's claims table differs from the report's: copy the claims table of "
+        "results/table4-cpu/report.md into README.md")
+
+
+README_CLAIMS_START = "<!-- claims table: copied from results/table4-cpu/report.md -->"
+README_CLAIMS_END = "<!-- end of the claims table -->"
+
+
+# ---------------------------------------------------------------- one observation per seed
+
+
+OLD, NEW = "2026-01-01T10:00:00+00:00", "2026-02-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize("first, second, kept", [
+    ((OLD, "aaaa"), (NEW, "bbbb"), 1),  # the later finished_at
+    ((NEW, "aaaa"), (OLD, "bbbb"), 0),  # whatever the order and the ids
+    ((NEW, "aaaa"), (NEW, "bbbb"), 1),  # equal times: the larger run_id, for a stable choice
+])
+def test_one_record_per_configuration_and_seed(first, second, kept):
+    pair = [dataclasses.replace(run_record("mlp", 0.5 + 0.1 * i, 0, finished_at=when), run_id=run_id)
+            for i, (when, run_id) in enumerate((first, second))]  # one seed from two versions
+    other_seed = run_record("mlp", 0.7, 1, finished_at=OLD)
+    kept_records, set_aside = aggregate.one_per_seed([pair[0], other_seed, pair[1]])
+    assert kept_records == [r for r in (pair[0], other_seed, pair[1]) if r is not pair[1 - kept]]
+    assert set_aside == [pair[1 - kept]]
+
+
+def test_report_counts_a_seed_once_and_says_what_it_set_aside(tmp_path):
+    old = dataclasses.replace(run_record("mlp", 0.5, 0, finished_at=OLD), run_id="0ld0000000000000")
+    new, other = run_record("mlp", 0.7, 0, finished_at=NEW), run_record("mlp", 0.9, 1, finished_at=NEW)
+    report.write_report(write_results(tmp_path, [old, new, other]), tmp_path)
+    accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy' and n > 0").iloc[0]
+    assert (accuracy["n"], accuracy["runs"], accuracy["mean"]) == (2, 2, pytest.approx(80.0))
+    assert list(pd.read_csv(tmp_path / "runs.csv")["run_id"]) == [new.run_id, other.run_id]
+    method = section((tmp_path / "report.md").read_text(), "## Method")
+    assert "1 older record set aside" in method and "one seed is one observation" in method
+
+
+# ---------------------------------------------------------------- findings and labels
 
 
 def test_findings_explain_parameter_counts_and_bad_runs(handmade):
@@ -253,6 +490,8 @@ def test_profiles_are_never_averaged_together(tmp_path):
     table = pd.read_csv(tmp_path / "table4.csv")
     accuracy = table[(table["metric"] == "accuracy") & (table["n"] > 0)].set_index("row")["mean"]
     assert accuracy.to_dict() == pytest.approx({"MLP (profile=a)": 50.0, "MLP (profile=b)": 90.0})
+    cells = pd.read_csv(tmp_path / "verdicts.csv")
+    assert sorted(cells.loc[cells["model"] == "mlp", "setup"]) == ["profile=a", "profile=b"]
 
 
 @pytest.mark.parametrize("loads, sentence", [
