@@ -291,7 +291,7 @@ BAD_INPUT = {  # case: (flags, a fragment of the error)
     "unknown profile": (["--profile", "huge"], "Unknown profile; accepted: "),
     "missing profile file": (["--profile", "nowhere.toml"], "profile file not found"),
     "unreadable profile": (["--profile", "broken.toml"], "unreadable profile"),
-    "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: models, "),
+    "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: recipe, models, "),
     "repeats < 1": (["--repeats", "0"], "repeats must be an integer >= 1. Received: repeats=0"),
     "jobs < 1": (["--jobs", "0"], "jobs must be an integer >= 1. Received: jobs=0"),
     "negative jobs": (["--jobs", "-2"], "jobs must be an integer >= 1. Received: jobs=-2"),
