@@ -225,6 +225,12 @@ def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> li
     return [spec for spec in specs if spec.run_id not in done]
 
 
+def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
+    """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs'."""
+    return (f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
+            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+
+
 def prepare_data(specs: list[RunSpec]) -> None:
     """Load (and so cache) every dataset once here, so workers only memory-map the cache."""
     for name, preprocess in sorted({(s.dataset, s.preprocess) for s in specs}, key=repr):
@@ -248,8 +254,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         The records written by this invocation.
     """
     pending = pending_specs(specs, results, retry_failed)
-    out(f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-        f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+    out(plan_line(specs, pending, dispatch, results))
     if not pending:
         return []
     written = []
