@@ -46,13 +46,17 @@ def _results(args, profile: config.Profile) -> Path:
 
 
 def cmd_run(args) -> int:
-    from bench import runner
+    from bench import runner, stopping
 
     profile = _profile(args)
+    rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
-    records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
+    if rule:
+        records = stopping.run_until(specs, results, dispatch, rule, args.retry_failed)
+    else:
+        records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
     print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
     if args.report:
@@ -136,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="joblib backend: loky processes here (default) or a Dask cluster")
     run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
     run.add_argument("--report", action="store_true", help="then write the report into the results folder")
+    run.add_argument("--until-ci", type=float, metavar="W",
+                     help="after the profile's repeats, add runs in rounds to every model and dataset whose "
+                     "accuracy's 95 %% CI half-width is above W percentage points or whose verdict against the "
+                     "report is can't tell (needs --max-repeats)")
+    run.add_argument("--max-repeats", type=int, metavar="N",
+                     help="with --until-ci: the most runs per model and dataset (>= the profile's repeats)")
     run.set_defaults(handler=cmd_run)
 
     plan = commands.add_parser("plan", help="the runs `run` would start with the same arguments, and their time",

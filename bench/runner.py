@@ -10,6 +10,7 @@ dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import signal
@@ -242,8 +243,11 @@ def _raise_interrupt(signum, frame):
 
 
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
-                  out=echo) -> list[RunRecord]:
+                  out=echo, environment: dict | None = None) -> list[RunRecord]:
     """Run every spec without a settled record and write each record as it arrives.
+
+    ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
+    rule that asked for the run).
 
     SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
     stay, and the same command later runs exactly the missing ones. SIGINT is handled here
@@ -270,6 +274,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                 if record is None:
                     progress.interrupted(spec)
                     continue
+                if environment:
+                    record = dataclasses.replace(record, environment={**record.environment, **environment})
                 store.write_log(results, record.run_id, log_text)
                 store.write_record(results, record)
                 written.append(record)
