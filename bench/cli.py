@@ -1,4 +1,4 @@
-"""``python -m bench {run,report,list,speed}``: each subcommand parses, calls one library function, prints.
+"""``python -m bench {run,plan,report,list,speed}``: each subcommand parses, calls one library function, prints.
 
 Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
@@ -33,24 +33,46 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 # ---------------------------------------------------------------- subcommands
 
 
-def cmd_run(args) -> int:
-    from bench import runner
-
+def _profile(args) -> config.Profile:
     overrides = {
         "run.models": args.models, "run.datasets": args.datasets, "run.repeats": args.repeats,
         "run.epochs": args.epochs, "run.batch_size": args.batch_size,
     }
-    profile = config.load_profile(args.profile, overrides, args.set)
+    return config.load_profile(args.profile, overrides, args.set)
+
+
+def _results(args, profile: config.Profile) -> Path:
+    return args.results or DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
+
+
+def cmd_run(args) -> int:
+    from bench import runner, stopping
+
+    profile = _profile(args)
+    rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
-    results = args.results or DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
+    results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
-    records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
+    if rule:
+        records = stopping.run_until(specs, results, dispatch, rule, args.retry_failed)
+    else:
+        records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
     print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
     if args.report:
         from bench import report
 
         print(report.write_report(results, results))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from bench import plan, runner
+
+    profile = _profile(args)
+    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job)
+    specs = profile.specs(dispatch.threads, speedups=args.speedups)
+    print(plan.describe(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
     return 0
 
 
@@ -86,34 +108,55 @@ def cmd_speed(args) -> int:
 # ---------------------------------------------------------------- parser
 
 
+def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose the runs and where they go, shared by ``run`` and ``plan``."""
+    parser.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
+                        "or a path to a .toml file (default: quick)")
+    parser.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
+    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names: " + ", ".join(data.NAMES))
+    parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
+    parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
+    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job)")
+    parser.add_argument("--threads-per-job", type=int, help="TensorFlow threads of each run (default: 1)")
+    parser.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
+    parser.add_argument("--no-speedups", dest="speedups", action="store_false",
+                        help="train without the harness's speed-ups, to check they change no result "
+                        "(default results: results/PROFILE-no-speedups)")
+    parser.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,report,list,speed}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,plan,report,list,speed}")
 
     run = commands.add_parser("run", help="train every model of a profile N times per dataset; resumable",
                               description="Train every model of a profile N times per dataset, in parallel; "
                               "runs already recorded in RESULTS/runs are skipped, so the same command resumes.")
-    run.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
-                     "or a path to a .toml file (default: quick)")
-    run.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
-    run.add_argument("--datasets", type=_csv, help="comma-separated dataset names: " + ", ".join(data.NAMES))
-    run.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
-    run.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
-    run.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
-    run.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job)")
-    run.add_argument("--threads-per-job", type=int, help="TensorFlow threads of each run (default: 1)")
+    add_plan_arguments(run)
     run.add_argument("--backend", choices=("loky", "dask"), default="loky",
                      help="joblib backend: loky processes here (default) or a Dask cluster")
     run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
-    run.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
     run.add_argument("--report", action="store_true", help="then write the report into the results folder")
-    run.add_argument("--no-speedups", dest="speedups", action="store_false",
-                     help="train without the harness's speed-ups, to check they change no result "
-                     "(default results: results/PROFILE-no-speedups)")
-    run.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
+    run.add_argument("--until-ci", type=float, metavar="W",
+                     help="after the profile's repeats, add runs in rounds to every model and dataset whose "
+                     "accuracy's 95 %% CI half-width is above W percentage points or whose verdict against the "
+                     "report is can't tell (needs --max-repeats)")
+    run.add_argument("--max-repeats", type=int, metavar="N",
+                     help="with --until-ci: the most runs per model and dataset (>= the profile's repeats)")
     run.set_defaults(handler=cmd_run)
+
+    plan = commands.add_parser("plan", help="the runs `run` would start with the same arguments, and their time",
+                               description="List the runs that `bench run` with the same arguments would start, "
+                               "per model and dataset, with a time estimate from the records already present; "
+                               "nothing is trained or written.")
+    add_plan_arguments(plan)
+    plan.add_argument("--estimate-from", type=Path, action="append", default=[], metavar="DIR",
+                      help="also time runs with the records of this results folder (repeatable), "
+                      "e.g. results/table4-cpu")
+    plan.set_defaults(handler=cmd_plan)
 
     report = commands.add_parser("report", help="Table 4, statistics and figures from the records",
                                  description="Aggregate the records of RESULTS/runs into report.md, table4.csv, "

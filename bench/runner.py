@@ -10,6 +10,7 @@ dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import signal
@@ -225,6 +226,12 @@ def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> li
     return [spec for spec in specs if spec.run_id not in done]
 
 
+def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
+    """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs'."""
+    return (f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
+            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+
+
 def prepare_data(specs: list[RunSpec]) -> None:
     """Load (and so cache) every dataset once here, so workers only memory-map the cache."""
     for name, preprocess in sorted({(s.dataset, s.preprocess) for s in specs}, key=repr):
@@ -236,8 +243,11 @@ def _raise_interrupt(signum, frame):
 
 
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
-                  out=echo) -> list[RunRecord]:
+                  out=echo, environment: dict | None = None) -> list[RunRecord]:
     """Run every spec without a settled record and write each record as it arrives.
+
+    ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
+    rule that asked for the run).
 
     SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
     stay, and the same command later runs exactly the missing ones. SIGINT is handled here
@@ -248,8 +258,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         The records written by this invocation.
     """
     pending = pending_specs(specs, results, retry_failed)
-    out(f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-        f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+    out(plan_line(specs, pending, dispatch, results))
     if not pending:
         return []
     written = []
@@ -265,6 +274,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                 if record is None:
                     progress.interrupted(spec)
                     continue
+                if environment:
+                    record = dataclasses.replace(record, environment={**record.environment, **environment})
                 store.write_log(results, record.run_id, log_text)
                 store.write_record(results, record)
                 written.append(record)

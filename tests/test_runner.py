@@ -300,6 +300,15 @@ BAD_INPUT = {  # case: (flags, a fragment of the error)
     "unknown --set key": (["--set", "learning_rat=0.1"], "unknown setting; accepted: "),
     "--set without a value": (["--set", "epochs"], "--set takes key=value"),
     "--scheduler without dask": (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
+    "--until-ci 0": (["--until-ci", "0", "--max-repeats", "4"],
+                     "--until-ci takes a 95 % CI half-width > 0, in percentage points. Received: --until-ci 0"),
+    "--until-ci < 0": (["--until-ci", "-1", "--max-repeats", "4"], "half-width > 0, in percentage points. "
+                       "Received: --until-ci -1"),
+    "--until-ci without --max-repeats": (["--until-ci", "2"], "--until-ci needs --max-repeats N, the most runs "
+                                         "per cell (at least the profile's repeats, 2)"),
+    "--max-repeats below the repeats": (["--until-ci", "2", "--max-repeats", "1"], "--max-repeats must be >= the "
+                                        "profile's repeats (2): it counts every run of a cell. Received: --max-repeats 1"),
+    "--max-repeats without --until-ci": (["--max-repeats", "4"], "--max-repeats needs --until-ci W"),
 }
 
 
@@ -323,7 +332,8 @@ def test_bad_input_is_a_one_line_error_exit_2_and_nothing_written(tmp_path, monk
     assert snapshot(folder) == before  # no results folder, nothing at all
 
 
-@pytest.mark.parametrize("flags", [["--jobs", "0"], ["--repeats", "0"]], ids=["jobs 0", "repeats 0"])
+@pytest.mark.parametrize("flags", [["--jobs", "0"], ["--repeats", "0"], ["--until-ci", "0", "--max-repeats", "4"]],
+                         ids=["jobs 0", "repeats 0", "until-ci 0"])
 def test_bad_input_through_the_command_line_is_one_line_on_stderr_and_status_2(tmp_path, flags):
     folder = bad_input_folder(tmp_path)
     before = snapshot(folder)
@@ -331,6 +341,56 @@ def test_bad_input_through_the_command_line_is_one_line_on_stderr_and_status_2(t
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr
     assert snapshot(folder) == before
+
+
+# ---------------------------------------------------------------- --until-ci
+
+
+def campaign(tmp_path: Path, width: str, max_repeats: int, run: dict) -> tuple[list[str], subprocess.CompletedProcess]:
+    """``bench run --until-ci`` of the tiny profile with ``run`` changed; its command and outcome."""
+    profile = write_profile(tmp_path / "tiny.toml", run)
+    command = bench_run(profile, tmp_path / "results", "--jobs", "2", "--until-ci", width,
+                        "--max-repeats", str(max_repeats))
+    done = run_cli(command, tmp_path)
+    assert done.returncode == 0, done.stderr
+    return command, done
+
+
+def test_until_ci_adds_rounds_of_runs_until_the_target_is_met(tmp_path):
+    # one run has no CI; two have one far narrower than 1000 pp
+    _, done = campaign(tmp_path, "1000", 4, {"repeats": 1})
+    found = records(tmp_path / "results")
+    assert sorted((r.spec.repeat, r.spec.seed) for r in found.values()) == [(0, 0), (1, 1)]
+    rule = "until the 95 % CI half-width <= 1000 pp and the verdict is not can't tell, at most 4 runs per cell"
+    assert all(r.status == "ok" and r.environment["stopping_rule"] == rule for r in found.values())
+    lines = [line for line in done.stdout.splitlines() if not line.startswith(("[", "plan:"))]
+    assert lines == [f"stopping rule: {rule}",
+                     "after the runs recorded so far: 1 of 1 cells open",
+                     "  MLP on synthetic (1 runs): 1 ok run(s), no CI yet",
+                     "round 1: one more run of 1 open cells",
+                     "after round 1: 0 of 1 cells open",
+                     "stopped: every cell meets the rule",
+                     f"done: 2 runs this time, 0 not ok; records in {tmp_path / 'results' / 'runs'}"]
+
+
+def test_until_ci_stops_at_max_repeats_with_exactly_that_many_runs_per_cell_and_resumes_to_nothing(tmp_path):
+    command, done = campaign(tmp_path, "1e-9", 3, {"repeats": 2, "datasets": ["synthetic", "fashion_mnist_sample"]})
+    found = records(tmp_path / "results").values()
+    cells = {}
+    for record in found:
+        assert record.status == "ok"
+        cells.setdefault(record.spec.dataset, []).append((record.spec.repeat, record.spec.seed))
+    assert {dataset: sorted(runs) for dataset, runs in cells.items()} == {
+        "synthetic": [(0, 0), (1, 1), (2, 2)], "fashion_mnist_sample": [(0, 0), (1, 1), (2, 2)]}
+    assert "round 1: one more run of 2 open cells" in done.stdout and "round 2" not in done.stdout
+    assert "  MLP on synthetic (3 runs, the most allowed): CI half-width " in done.stdout
+    assert done.stdout.splitlines()[-2] == "stopped: 2 cells still open at 3 runs, the most allowed"
+
+    before = snapshot(tmp_path / "results")
+    again = run_cli(command, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert progress_lines(again.stdout) == [] and "round 1" not in again.stdout
+    assert snapshot(tmp_path / "results") == before
 
 
 # ---------------------------------------------------------------- faults

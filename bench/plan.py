@@ -1,0 +1,237 @@
+"""``python -m bench plan``: the runs ``bench run`` would start, and how long they would take.
+
+Nothing is trained or written. The runs are the runner's own plan minus what is already
+recorded (``runner.pending_specs``). The time comes from records already present, in the
+results folder and in any other folder given (``--estimate-from``):
+
+- seconds per epoch: the median ``sec_per_epoch`` of the ok records that time the same work
+  (``timing_key``: model and options, dataset, preprocessing, batch size, augmentation);
+- overhead per run: the median of (finished_at - started_at - epochs x sec_per_epoch) over
+  the same records: building, the first epoch's tracing, per-epoch and final evaluation.
+  The worker's start-up before ``started_at`` (importing TensorFlow, a few seconds) and the
+  runner's loading of the datasets before the first run are not in it.
+
+A run is then estimated at overhead + epochs x seconds per epoch. The wall time packs the
+runs, in the order the runner starts them, each onto the first free job, as joblib hands
+them out. Timings hold for the machine that measured them: the text names its CPU.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench import aggregate, store
+from bench.runner import Dispatch, hours_minutes_seconds, pending_specs, plan_line
+from bench.spec import RunSpec
+from bench.store import RunRecord
+
+NO_RECORD = "no record to estimate from"
+
+
+# ---------------------------------------------------------------- labels
+
+
+def row_labels(specs: list[RunSpec]) -> dict[str, str]:
+    """config_key -> the report's row label ('FishNet55 (head=conv)'; ``aggregate.row_labels``)."""
+    settings = {spec.config_key: aggregate.row_settings(spec) for spec in specs}
+    keys = {config_key: aggregate.settings_key(values) for config_key, values in settings.items()}
+    rows = pd.DataFrame({"model": [spec.model for spec in specs], "settings": [settings[s.config_key] for s in specs],
+                         "row_key": [keys[s.config_key] for s in specs]}).drop_duplicates("row_key")
+    labels = aggregate.row_labels(rows)
+    return {config_key: labels[key] for config_key, key in keys.items()}
+
+
+def repeat_ranges(repeats: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2, 5, 7-8'."""
+    spans = []
+    for repeat in sorted(repeats):
+        if spans and repeat == spans[-1][1] + 1:
+            spans[-1][1] = repeat
+        else:
+            spans.append([repeat, repeat])
+    return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in spans)
+
+
+# ---------------------------------------------------------------- timings from records
+
+
+def timing_key(spec: RunSpec) -> str:
+    """What a run's seconds per epoch depend on, as text: the model and its options, the dataset,
+    its preprocessing (input shape, training-set size), the batch size and the augmentation.
+    Not the epochs, seeds, optimizer or profile name: a record of another profile times the
+    same work."""
+    fields = {name: spec.to_dict()[name] for name in ("model", "model_options", "dataset", "preprocess",
+                                                       "batch_size", "augment")}
+    return json.dumps(fields, sort_keys=True)
+
+
+def machine(record: RunRecord) -> str:
+    """Where a record was timed: 'AMD EPYC (2 cores; threads per run 1, runs at once 2)'."""
+    environment = record.environment
+    return (f"{environment.get('cpu_model') or 'unknown CPU'} ({environment.get('cpu_count', '?')} cores; "
+            f"threads per run {environment.get('threads_per_job', '?')}, "
+            f"runs at once {environment.get('jobs_at_once', '?')})")
+
+
+def overhead_seconds(record: RunRecord) -> float | None:
+    """finished_at - started_at - epochs x sec_per_epoch; None without both times."""
+    if not (record.started_at and record.finished_at and record.sec_per_epoch is not None):
+        return None
+    wall = datetime.fromisoformat(record.finished_at) - datetime.fromisoformat(record.started_at)
+    return wall.total_seconds() - record.spec.epochs * record.sec_per_epoch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The measured cost of runs of one ``timing_key``.
+
+    Attributes:
+        sec_per_epoch: median training seconds per epoch of the ok records (s).
+        overhead_s: median overhead per run (s, at least 0: the times are whole seconds);
+            None when no record has both times.
+        machines: ``machine`` of each record used.
+    """
+
+    sec_per_epoch: float
+    overhead_s: float | None
+    machines: tuple[str, ...]
+
+    def run_seconds(self, epochs: int) -> float:
+        return (self.overhead_s or 0.0) + epochs * self.sec_per_epoch
+
+
+def timings(records: list[RunRecord]) -> dict[str, Timing]:
+    """timing_key -> Timing over the ok records with a sec_per_epoch."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.status == "ok" and record.sec_per_epoch is not None:
+            groups.setdefault(timing_key(record.spec), []).append(record)
+    result = {}
+    for key, group in groups.items():
+        overheads = [s for s in map(overhead_seconds, group) if s is not None]
+        result[key] = Timing(sec_per_epoch=statistics.median(r.sec_per_epoch for r in group),
+                             overhead_s=max(0.0, statistics.median(overheads)) if overheads else None,
+                             machines=tuple(map(machine, group)))
+    return result
+
+
+def read_records(folders: list[Path]) -> tuple[list[RunRecord], list[str]]:
+    """The records of the folders, each run once, and a text per folder saying how many it gave
+    ('results/x (33 records, 1 unreadable file skipped)').
+
+    Raises:
+        ValueError: a folder that does not exist.
+    """
+    found, sources = {}, []
+    for folder in folders:
+        if not folder.is_dir():
+            raise ValueError(f"--estimate-from takes a results folder that exists. Received: --estimate-from {folder}")
+        records, problems = store.load_records(folder)
+        found.update((record.run_id, record) for record in records)
+        skipped = f", {len(problems)} unreadable file(s) skipped" if problems else ""
+        sources.append(f"{folder} ({len(records)} records{skipped})")
+    return list(found.values()), sources
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The pending runs of one configuration (model + options, dataset) and their timing."""
+
+    label: str
+    dataset: str
+    specs: tuple[RunSpec, ...]
+    timing: Timing | None
+
+    def seconds(self) -> list[float] | None:
+        return None if self.timing is None else [self.timing.run_seconds(spec.epochs) for spec in self.specs]
+
+
+def cells(pending: list[RunSpec], known: dict[str, Timing], labels: dict[str, str]) -> list[Cell]:
+    """The pending runs grouped by configuration (labels: ``row_labels``), in the order the
+    runner first starts one."""
+    groups = {}
+    for spec in pending:
+        groups.setdefault(spec.config_key, []).append(spec)
+    return [Cell(labels[key], specs[0].dataset, tuple(specs), known.get(timing_key(specs[0])))
+            for key, specs in groups.items()]
+
+
+def makespan(seconds: list[float], jobs: int) -> float:
+    """Wall time of runs started in this order, each on the first free job."""
+    free = [0.0] * min(jobs, len(seconds))
+    for duration in seconds:
+        heapq.heappush(free, heapq.heappop(free) + duration)
+    return max(free, default=0.0)
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _table(planned: list[Cell]) -> str:
+    rows = []
+    for cell in planned:
+        timing, seconds = cell.timing, cell.seconds()
+        estimate = ([hours_minutes_seconds(seconds[0]), hours_minutes_seconds(sum(seconds)), len(timing.machines)]
+                    if seconds else ["—", NO_RECORD, 0])
+        rows.append([cell.label, cell.dataset, len(cell.specs), repeat_ranges([s.repeat for s in cell.specs]),
+                     cell.specs[0].epochs, _number(timing and timing.sec_per_epoch, 2),
+                     _number(timing and timing.overhead_s, 1), *estimate])
+    headers = ("row", "dataset", "runs", "repeats", "epochs", "s/epoch", "overhead s", "per run", "all runs",
+               "records")
+    return tabulate(rows, headers=headers, disable_numparse=True, colalign=("left", "left", *["right"] * 8))
+
+
+def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> list[str]:
+    seconds = {spec.run_id: run for cell in planned for spec, run in zip(cell.specs, cell.seconds() or [])}
+    in_order = [seconds[spec.run_id] for spec in pending if spec.run_id in seconds]  # the runner's order
+    if not in_order:
+        return [f"estimate: none, every run has {NO_RECORD}"]
+    lines = [f"estimate: {hours_minutes_seconds(sum(in_order))} of runs; with {dispatch.jobs} jobs at once about "
+             f"{hours_minutes_seconds(makespan(in_order, dispatch.jobs))} of wall time (each run started, in the "
+             f"runner's order, on the first free job)"]
+    untimed = [cell for cell in planned if cell.timing is None]
+    if untimed:
+        lines.append(f"not in the estimate: {sum(len(c.specs) for c in untimed)} runs of {len(untimed)} "
+                     f"configuration(s) with {NO_RECORD}")
+    machines = Counter(m for cell in planned if cell.timing for m in cell.timing.machines)
+    if machines:
+        lines.append("timings measured on " + "; ".join(f"{m}: {n} records" for m, n in sorted(machines.items()))
+                     + ". CPUs differ between machines: on another CPU the times differ.")
+    return lines
+
+
+def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
+             estimate_from: list[Path] = ()) -> str:
+    """The text of ``bench plan``: the pending runs per configuration, with the estimate.
+
+    Args:
+        specs: the plan, as ``bench run`` makes it.
+        results: the results folder ``bench run`` would write into (read only).
+        dispatch: the jobs and threads ``bench run`` would use.
+        retry_failed: as ``bench run --retry-failed``.
+        estimate_from: other results folders whose records also time runs.
+
+    Raises:
+        ValueError: an ``estimate_from`` folder that does not exist.
+    """
+    pending = pending_specs(specs, results, retry_failed)
+    records, sources = read_records([results, *estimate_from] if results.is_dir() else list(estimate_from))
+    planned = cells(pending, timings(records), row_labels(specs))
+    lines = [plan_line(specs, pending, dispatch, results) + "; nothing is trained or written"]
+    if not pending:
+        return "\n".join(lines)
+    lines += ["", _table(planned), ""]
+    lines.append("records read for the estimate: " + (", ".join(sources) or "none"))
+    return "\n".join(lines + _totals(pending, planned, dispatch))

@@ -1,0 +1,143 @@
+"""``bench plan`` (issue 14): the pending runs per configuration and a time estimate from records.
+
+The records here are written by hand, with known seconds per epoch and start and finish
+times, so every number of the estimate is known; nothing trains.
+"""
+import dataclasses
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bench import cli, config, plan, store
+from bench.store import RunRecord
+from test_runner import snapshot, write_profile
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def fake_record(spec, sec_per_epoch: float, wall_seconds: float, cpu: str = "Fake CPU A",
+                status: str = "ok") -> RunRecord:
+    return RunRecord(run_id=spec.run_id, spec=spec, status=status, sec_per_epoch=sec_per_epoch,
+                     environment={"cpu_model": cpu, "cpu_count": 2, "threads_per_job": 1, "jobs_at_once": 2},
+                     started_at=START.isoformat(), finished_at=(START + timedelta(seconds=wall_seconds)).isoformat())
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """A profile of mlp and cnn, 3 repeats of 3 epochs, and its plan."""
+    profile = write_profile(tmp_path / "tiny.toml", {"models": ["mlp", "cnn"], "repeats": 3})
+    return profile, config.load_profile(str(profile)).specs()
+
+
+def by_model(specs, model: str) -> list:
+    return [spec for spec in specs if spec.model == model]
+
+
+# ---------------------------------------------------------------- the estimate, piece by piece
+
+
+def test_a_timing_is_the_median_seconds_per_epoch_and_the_median_overhead_of_the_ok_records(tiny):
+    _, specs = tiny
+    mlp = by_model(specs, "mlp")  # 3 epochs each
+    records = [fake_record(mlp[0], 2.0, 10), fake_record(mlp[1], 4.0, 16), fake_record(mlp[2], 3.0, 20),
+               fake_record(mlp[2], 100.0, 1000, status="failed")]  # wall - 3 x s/epoch: 4, 4, 11
+    (key, timing), = plan.timings(records).items()
+    assert key == plan.timing_key(mlp[0])
+    assert timing.sec_per_epoch == 3.0 and timing.overhead_s == 4.0
+    assert timing.run_seconds(epochs=10) == 34.0
+    assert timing.machines == ("Fake CPU A (2 cores; threads per run 1, runs at once 2)",) * 3
+
+
+def test_the_timing_key_ignores_epochs_seeds_optimizer_and_profile_but_not_model_input_or_batch(tiny):
+    _, specs = tiny
+    spec = specs[0]
+    same = [dataclasses.replace(spec, epochs=20, seed=7, repeat=7, profile="other", threads=4),
+            dataclasses.replace(spec, optimizer=dataclasses.replace(spec.optimizer, learning_rate=0.5))]
+    other = [dataclasses.replace(spec, model="cnn"), dataclasses.replace(spec, batch_size=64),
+             dataclasses.replace(spec, dataset="mnist"),
+             dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, size=16))]
+    assert all(plan.timing_key(s) == plan.timing_key(spec) for s in same)
+    assert all(plan.timing_key(s) != plan.timing_key(spec) for s in other)
+
+
+def test_an_overhead_below_zero_from_whole_second_times_counts_as_zero(tiny):
+    _, specs = tiny
+    (timing,) = plan.timings([fake_record(specs[0], 2.0, 5)]).values()  # 5 - 3 x 2 = -1
+    assert timing.overhead_s == 0.0
+
+
+def test_the_wall_time_packs_runs_in_order_onto_the_first_free_job():
+    assert plan.makespan([5, 3, 3, 1], jobs=2) == 6  # 5 | 3 + 3, then 1 after the 5
+    assert plan.makespan([1, 3, 3, 5], jobs=2) == 8  # 1 + 3 | 3 + 5: the order matters
+    assert plan.makespan([5, 3, 3, 1], jobs=1) == 12
+    assert plan.makespan([5, 3], jobs=8) == 5 and plan.makespan([], jobs=2) == 0
+
+
+def test_repeats_print_as_ranges():
+    assert plan.repeat_ranges([7, 0, 1, 2, 5, 8]) == "0-2, 5, 7-8"
+    assert plan.repeat_ranges([3]) == "3"
+
+
+# ---------------------------------------------------------------- bench plan
+
+
+def test_bench_plan_lists_the_pending_runs_and_estimates_their_time_from_the_records(tiny, tmp_path, monkeypatch,
+                                                                                      capsys):
+    profile, specs = tiny
+    mlp = by_model(specs, "mlp")
+    store.write_record(tmp_path / "results", fake_record(mlp[0], 2.0, 10))  # recorded: overhead 4 s
+    store.write_record(tmp_path / "other", fake_record(mlp[1], 4.0, 16, cpu="Fake CPU B"))  # times, not recorded
+    before = snapshot(tmp_path)
+    monkeypatch.chdir(tmp_path)
+
+    status = cli.main(["plan", "--profile", "tiny.toml", "--results", "results", "--estimate-from", "other",
+                       "--jobs", "2"])
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    assert snapshot(tmp_path) == before  # nothing written
+    lines = out.splitlines()
+    assert lines[0] == ("plan: 6 runs, 1 already recorded, 5 to run (2 jobs x 1 threads, loky) -> results/runs; "
+                        "nothing is trained or written")
+    # mlp: median 3 s/epoch x 3 epochs + 4 s = 13 s a run, 2 runs; cnn has no record
+    assert [line.split() for line in lines if line.startswith(("MLP", "CNN"))] == [
+        ["CNN", "synthetic", "3", "0-2", "3", "—", "—", "—", "no", "record", "to", "estimate", "from", "0"],
+        ["MLP", "synthetic", "2", "1-2", "3", "3.00", "4.0", "0:00:13", "0:00:26", "2"],
+    ]
+    assert "records read for the estimate: results (1 records), other (1 records)" in out
+    # in the runner's order the two mlp runs (repeats 1 and 2) go side by side on 2 jobs
+    assert "estimate: 0:00:26 of runs; with 2 jobs at once about 0:00:13 of wall time" in out
+    assert "not in the estimate: 3 runs of 1 configuration(s) with no record to estimate from" in out
+    assert ("timings measured on Fake CPU A (2 cores; threads per run 1, runs at once 2): 1 records; "
+            "Fake CPU B (2 cores; threads per run 1, runs at once 2): 1 records.") in out
+
+
+def test_bench_plan_with_everything_recorded_says_so(tiny, tmp_path, monkeypatch, capsys):
+    profile, specs = tiny
+    for spec in specs:
+        store.write_record(tmp_path / "results", fake_record(spec, 1.0, 5))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["plan", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "plan: 6 runs, 6 already recorded, 0 to run (1 jobs x 1 threads, loky) -> results/runs; "
+        "nothing is trained or written"]
+
+
+def test_bench_plan_takes_the_arguments_of_bench_run(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["plan", "--profile", "tiny.toml", "--models", "cnn", "--repeats", "2", "--epochs", "5",
+                     "--set", "batch_size=16", "--no-speedups", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plan: 2 runs, 0 already recorded, 2 to run (1 jobs x 1 threads, loky) -> "
+                          "results/tiny-no-speedups/runs")
+    assert "estimate: none, every run has no record to estimate from" in out
+    assert not (tmp_path / "results").exists()
+
+
+def test_bench_plan_refuses_a_missing_estimate_folder_in_one_line_exit_2(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    status = cli.main(["plan", "--profile", "tiny.toml", "--estimate-from", "nowhere"])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err == "error: --estimate-from takes a results folder that exists. Received: --estimate-from nowhere\n"
+    assert snapshot(tmp_path) == before

@@ -1,0 +1,92 @@
+"""The stopping rule of ``bench run --until-ci W --max-repeats N`` (issue 14), on hand-made records.
+
+Real campaigns (real workers) are in test_runner.py; here each cell's accuracies are known,
+so is whether the rule keeps it open, and why.
+"""
+import dataclasses
+
+import pytest
+
+from bench import stopping
+from bench.store import RunRecord
+from test_spec import tiny_spec
+
+RULE = stopping.StoppingRule(half_width=5.0, max_runs=10)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return stopping.load_published()
+
+
+def cell_records(spec, accuracies, statuses=None) -> list[RunRecord]:
+    """Repeats 0.. of the spec's cell with these test accuracies (fractions)."""
+    statuses = statuses or ["ok"] * len(accuracies)
+    runs = [stopping.next_run(spec, repeat) for repeat in range(len(accuracies))]
+    return [RunRecord(run_id=run.run_id, spec=run, status=status, test_accuracy=accuracy, num_classes=10)
+            for run, accuracy, status in zip(runs, accuracies, statuses)]
+
+
+def judge_one(spec, records, reference, rule=RULE) -> stopping.CellState:
+    (state,) = stopping.judge({spec.config_key: spec}, records, rule, reference, {spec.config_key: "MLP"})
+    return state
+
+
+def test_the_flags_make_a_rule_that_says_itself():
+    assert stopping.rule_from_flags(None, None, repeats=3) is None
+    rule = stopping.rule_from_flags(2.0, 10, repeats=3)
+    assert rule == stopping.StoppingRule(2.0, 10)
+    assert rule.text == ("until the 95 % CI half-width <= 2 pp and the verdict is not can't tell, "
+                         "at most 10 runs per cell")
+
+
+def test_the_next_run_of_a_cell_is_seeded_as_the_profile_seeds_its_repeats():
+    spec = tiny_spec(repeat=2, seed=102)  # a profile with seed = 100
+    later = stopping.next_run(spec, 7)
+    assert (later.repeat, later.seed) == (7, 107)
+    assert later.config_key == spec.config_key and later.run_id != spec.run_id
+
+
+def test_a_cell_with_fewer_than_two_ok_runs_stays_open(reference):
+    spec = tiny_spec()
+    state = judge_one(spec, cell_records(spec, [0.5, None], ["ok", "failed"]), reference)
+    assert state.open_because == ("1 ok run(s), no CI yet",)
+    assert (state.runs, state.next_repeat, state.label) == (2, 2, "MLP on synthetic")
+
+
+def test_without_a_published_value_only_the_width_of_the_ci_decides(reference):
+    spec = tiny_spec()
+    wide = judge_one(spec, cell_records(spec, [0.20, 0.30]), reference)  # t(0.975, 1) 12.706 x sem 5
+    assert wide.open_because == ("CI half-width 63.53 pp > 5 pp",)
+    assert judge_one(spec, cell_records(spec, [0.20, 0.30]), reference, stopping.StoppingRule(100, 10)).open_because == ()
+
+
+def test_where_the_report_has_a_value_the_cell_stays_open_while_the_verdict_is_cant_tell(reference):
+    spec = tiny_spec(dataset="fashion_mnist")  # the report: MLP 86.5 %, margin 1 pp
+    generous = stopping.StoppingRule(1000, 10)
+    unsure = judge_one(spec, cell_records(spec, [0.84, 0.89]), reference, generous)
+    assert len(unsure.open_because) == 1
+    assert unsure.open_because[0].startswith("can't tell against the report's 86.5 ± 1 (TOST p ")
+    near = [0.864, 0.865, 0.866, 0.865, 0.864, 0.866]
+    assert judge_one(spec, cell_records(spec, near), reference, generous).open_because == ()  # reproduced
+    assert judge_one(spec, cell_records(spec, [0.50, 0.51, 0.52]), reference, generous).open_because == ()  # differs
+
+
+def test_runs_of_other_cells_do_not_count(reference):
+    spec, other = tiny_spec(), tiny_spec(epochs=9)
+    state = judge_one(spec, cell_records(spec, [0.2, 0.21]) + cell_records(other, [0.9, 0.1, 0.5]), reference,
+                      stopping.StoppingRule(100, 10))
+    assert (state.runs, state.next_repeat, state.open_because) == (2, 2, ())
+
+
+def test_the_status_lines_name_each_open_cell_why_and_whether_it_is_at_the_most_runs():
+    spec = tiny_spec()
+    states = [stopping.CellState(spec, "MLP on synthetic", 3, 3, ("CI half-width 9.00 pp > 5 pp",)),
+              stopping.CellState(dataclasses.replace(spec, dataset="mnist"), "MLP on mnist", 10, 10,
+                                 ("CI half-width 6.00 pp > 5 pp",)),
+              stopping.CellState(spec, "CNN on synthetic", 3, 3, ())]
+    assert stopping.status_lines(states, RULE, "round 2") == [
+        "after round 2: 2 of 3 cells open",
+        "  MLP on synthetic (3 runs): CI half-width 9.00 pp > 5 pp",
+        "  MLP on mnist (10 runs, the most allowed): CI half-width 6.00 pp > 5 pp",
+    ]
