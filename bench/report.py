@@ -1,25 +1,21 @@
 """``python -m bench report``: does Table 4 reproduce? A verdict per accuracy cell and per claim
 of the report, with the numbers, findings and figures behind them, from the records alone.
 
-``write_report`` is the only function here that writes, and with ``registered_models`` the
-only one that reads; the others turn the aggregates of ``bench.aggregate`` and the verdicts
+``write_report`` is the only function here that reads or writes; the others turn the aggregates of ``bench.aggregate`` and the verdicts
 of ``bench.verdicts`` into text. The output depends on the records only (no clock, sorted
 throughout), so the same records give the same files byte for byte.
 """
 from __future__ import annotations
 
-import ast
-import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import natsort
 import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import aggregate, data, figures, store, verdicts
+from bench import aggregate, data, environment, figures, store, verdicts
 from bench.aggregate import Published, dataset_title, display_name
 
 PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"
@@ -412,17 +408,6 @@ def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdict
     return "\n".join(lines)
 
 
-def registered_models() -> list[str]:
-    """The model names the ``models`` package registers, read from its source without importing
-    it (that would import Keras): the functions decorated with ``@register_model`` in its
-    modules, in natural order. tests/test_report.py checks them against ``models.names()``."""
-    package = Path(importlib.util.find_spec("models").origin).parent
-    names = [node.name for path in sorted(package.glob("*.py")) for node in ast.walk(ast.parse(path.read_text()))
-             if isinstance(node, ast.FunctionDef)
-             and any(getattr(d, "id", getattr(d, "attr", None)) == "register_model" for d in node.decorator_list)]
-    return natsort.natsorted(names)
-
-
 def result_folders(root: Path) -> list[Path]:
     """The folders of ``root`` that hold records (``root/<profile>``), and root itself if it does.
 
@@ -454,7 +439,10 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
         state = ("does not exist" if not where.is_dir() else
                  f"holds no readable record ({'; '.join(skipped)})" if skipped else "is empty")
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")
-    claims_file = verdicts.load_claims(claims, models=registered_models(), datasets=data.NAMES)
+    environment.import_tensorflow_quietly()
+    import models  # late: imports Keras; the claims are checked against the registry's names
+
+    claims_file = verdicts.load_claims(claims, models=models.names(), datasets=data.NAMES)
     published = pd.read_csv(PUBLISHED_FILE, keep_default_na=False, dtype={"value": str})
     made = make_report(records, skipped, published, claims_file)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)

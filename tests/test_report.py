@@ -376,13 +376,6 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
     assert not list(out.iterdir())  # nothing written
 
 
-def test_registered_models_are_read_without_keras_and_match_the_registry():
-    assert report.registered_models() == models.names()
-
-
-# ---------------------------------------------------------------- the shipped reference run
-
-
 def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     cells = pd.read_csv(table4_cpu / "verdicts.csv", keep_default_na=False, na_values=[""])
     assert len(cells) == 11 and set(cells["verdict"]) <= set(VERDICTS)  # 5 models x 2 datasets + the conv head
