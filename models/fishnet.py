@@ -33,6 +33,7 @@ transfer branch is f"{stage}{i}_trans_block{b}_*". The classifier is "score_*".
 Weights use the Keras default initialisers (Glorot), not the official He-normal.
 """
 
+import inspect
 from dataclasses import dataclass
 
 import keras
@@ -230,7 +231,7 @@ def classifier(x, num_classes, head, bn):
 # ---------------------------------------------------------------------------- network
 
 
-def fishnet(name, input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon):
+def fishnet(name, input_shape, num_classes, *, stem, head, bridge, bn_momentum, bn_epsilon):
     """Builds the FishNet of row `name` of `CONFIGS`.
 
     Args:
@@ -341,6 +342,8 @@ OFFICIAL_SCORE_BLOCKS = {"head": "conv", "bridge": "official"}
 # params holds the parameter counts the tests expect, one tuple per case: (input_shape,
 # num_classes, options apart from the defaults, Keras count_params(), trainable or None
 # where the source gives only the total).
+OFFICIAL_99_150_201 = dict(num_down=3, network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
+                           trans_map=(2, 1, 0, 6, 5, 4))
 CONFIGS = {
     # The report's FishNet55 (spec §5, their model/applications.py), 1/8 widths, 2 levels.
     "fishnet55": dict(
@@ -369,68 +372,45 @@ CONFIGS = {
             ((56, 56, 3), 10, OFFICIAL_SCORE_BLOCKS, 1_001_754, 986_906),
         ),
     ),
-    # Official (spec §3-4, kevin-ssy/FishNet cfgs).
-    "fishnet99": dict(
-        num_down=3,
-        network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
-        num_res_blks=(2, 2, 6, 2, 1, 1, 1, 1, 2, 2),
-        num_trans_blks=(1, 1, 1, 1, 1, 4),
-        trans_map=(2, 1, 0, 6, 5, 4),
-        params=(((224, 224, 3), 1000, {}, 16_688_360, 16_628_904),),  # trainable: spec §4
-    ),
-    # Official (spec §4).
-    "fishnet150": dict(
-        num_down=3,
-        network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
-        num_res_blks=(2, 4, 8, 4, 2, 2, 2, 2, 2, 4),
-        num_trans_blks=(2, 2, 2, 2, 2, 4),
-        trans_map=(2, 1, 0, 6, 5, 4),
-        params=(((224, 224, 3), 1000, {}, 25_045_736, 24_959_400),),  # trainable: spec §4
-    ),
-    # Official (spec §4).
-    "fishnet201": dict(
-        num_down=3,
-        network_planes=(64, 128, 256, 512, 512, 512, 384, 256, 320, 832, 1600),
-        num_res_blks=(3, 4, 12, 4, 2, 2, 2, 2, 3, 10),
-        num_trans_blks=(2, 2, 2, 2, 2, 9),
-        trans_map=(2, 1, 0, 6, 5, 4),
-        params=(((224, 224, 3), 1000, {}, 44_716_392, 44_584_552),),  # trainable: spec §4
-    ),
+    # Official (spec §3-4, kevin-ssy/FishNet cfgs; trainable counts: spec §4); they differ
+    # only in their blocks per stage.
+    "fishnet99": dict(OFFICIAL_99_150_201, num_res_blks=(2, 2, 6, 2, 1, 1, 1, 1, 2, 2), num_trans_blks=(1, 1, 1, 1, 1, 4),
+                      params=(((224, 224, 3), 1000, {}, 16_688_360, 16_628_904),)),
+    "fishnet150": dict(OFFICIAL_99_150_201, num_res_blks=(2, 4, 8, 4, 2, 2, 2, 2, 2, 4), num_trans_blks=(2, 2, 2, 2, 2, 4),
+                       params=(((224, 224, 3), 1000, {}, 25_045_736, 24_959_400),)),
+    "fishnet201": dict(OFFICIAL_99_150_201, num_res_blks=(3, 4, 12, 4, 2, 2, 2, 2, 3, 10), num_trans_blks=(2, 2, 2, 2, 2, 9),
+                       params=(((224, 224, 3), 1000, {}, 44_716_392, 44_584_552),)),
 }
 
 # ---------------------------------------------------------------------------- registered
 
-
-@register_model
-def fishnet55(input_shape, num_classes, *, stem="concise", head="dense", bridge="report",
-              bn_momentum=0.99, bn_epsilon=1e-3):
-    """FishNet55 of the report: 2 levels, 1/8 of FishNet99's widths (docs/fishnet.md §5)."""
-    return fishnet("fishnet55", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
+# The options of a variant and their defaults: the report's choices, or the official ones.
+REPORT_OPTIONS = {"stem": "concise", "head": "dense", "bridge": "report", "bn_momentum": 0.99, "bn_epsilon": 1e-3}
+OFFICIAL_OPTIONS = {"stem": "official", "head": "conv", "bridge": "official", "bn_momentum": 0.9, "bn_epsilon": 1e-5}
 
 
-@register_model
-def fishnet77(input_shape, num_classes, *, stem="concise", head="dense", bridge="report",
-              bn_momentum=0.99, bn_epsilon=1e-3):
-    """FishNet77 of the report: 3 levels, 1/4 of FishNet99's widths (docs/fishnet.md §5)."""
-    return fishnet("fishnet77", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
+def variant(name, doc, defaults):
+    """Registers the builder of row `name` of `CONFIGS` under that name.
+
+    Its signature is `(input_shape, num_classes, *, <defaults>)`: the registry reads a
+    model's options from the signature, so it is written from `defaults` here rather than
+    by hand five times.
+    """
+    def build(input_shape, num_classes, **options):
+        return fishnet(name, input_shape, num_classes, **{**defaults, **options})
+
+    positional = [inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for arg in ("input_shape", "num_classes")]
+    keywords = [inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=value) for key, value in defaults.items()]
+    build.__signature__ = inspect.Signature(positional + keywords)
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return register_model(build)
 
 
-@register_model
-def fishnet99(input_shape, num_classes, *, stem="official", head="conv", bridge="official",
-              bn_momentum=0.9, bn_epsilon=1e-5):
-    """FishNet99, the official design (docs/fishnet.md §2-4)."""
-    return fishnet("fishnet99", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
-
-
-@register_model
-def fishnet150(input_shape, num_classes, *, stem="official", head="conv", bridge="official",
-               bn_momentum=0.9, bn_epsilon=1e-5):
-    """FishNet150, the official design (docs/fishnet.md §2-4)."""
-    return fishnet("fishnet150", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
-
-
-@register_model
-def fishnet201(input_shape, num_classes, *, stem="official", head="conv", bridge="official",
-               bn_momentum=0.9, bn_epsilon=1e-5):
-    """FishNet201, the official design (docs/fishnet.md §2-4)."""
-    return fishnet("fishnet201", input_shape, num_classes, stem, head, bridge, bn_momentum, bn_epsilon)
+fishnet55 = variant("fishnet55", "FishNet55 of the report: 2 levels, 1/8 of FishNet99's widths (docs/fishnet.md §5).",
+                    REPORT_OPTIONS)
+fishnet77 = variant("fishnet77", "FishNet77 of the report: 3 levels, 1/4 of FishNet99's widths (docs/fishnet.md §5).",
+                    REPORT_OPTIONS)
+fishnet99 = variant("fishnet99", "FishNet99, the official design (docs/fishnet.md §2-4).", OFFICIAL_OPTIONS)
+fishnet150 = variant("fishnet150", "FishNet150, the official design (docs/fishnet.md §2-4).", OFFICIAL_OPTIONS)
+fishnet201 = variant("fishnet201", "FishNet201, the official design (docs/fishnet.md §2-4).", OFFICIAL_OPTIONS)
