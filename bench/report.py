@@ -324,6 +324,20 @@ def status_findings(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def data_findings(frame: pd.DataFrame) -> list[str]:
+    """A line per dataset with runs on other bytes than its canonical copy (``data.CANONICAL_HASHES``),
+    which its cells count with the others."""
+    lines = []
+    for dataset, runs in frame.groupby("dataset", sort=False):
+        canonical = data.CANONICAL_HASHES.get(dataset)
+        other = runs[runs["data_hash"] != canonical]
+        if canonical is not None and len(other):
+            lines.append(f"{dataset_title(dataset)}: {len(other)} of {len(runs)} runs on other data than the "
+                         f"canonical copy (content sha256 {distinct(sorted(other['data_hash']))}), counted in its "
+                         "cells with the others.")
+    return lines
+
+
 # ---------------------------------------------------------------- assembling
 
 
@@ -358,7 +372,7 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
     parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells)
     parts += [""] + claims_text(judged)
-    findings = parameter_findings(frame, cells, published) + status_findings(frame)
+    findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Unreadable record skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
     figure_lines = [f"![{name}]({FIGURE_DIR}/{name})" for name in figure_names] or ["None: no run finished ok."]

@@ -9,9 +9,9 @@ default cannot drift between them. A value is checked, and ints are widened to f
 a float is due, when a part is made: a bad value fails where the profile is loaded, with
 one line naming the key, the value and what is accepted, never inside a worker.
 
-``RunSpec`` is one run: the model and its options, the dataset, the three parts above and
-the run's own numbers. Its JSON form (``to_dict``) is the record's ``spec``, and its hash
-is the run's identity (``run_id``).
+``RunSpec`` is one run: the model and its options, the dataset and the hash of its content,
+the three parts above and the run's own numbers. Its JSON form (``to_dict``) is the record's
+``spec``, and its hash is the run's identity (``run_id``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from bench import __version__
 
-SPEC_SCHEMA_VERSION = 2
+SPEC_SCHEMA_VERSION = 3
 TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's rows, in its order
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -253,6 +253,8 @@ class RunSpec:
         model: registered model name; ``model_options`` its builder options (all of them,
             defaults included).
         dataset: dataset name; ``preprocess`` which images of it the run sees.
+        data_hash: what the dataset's source held when the run was planned: the SHA-256 of its
+            arrays (``bench.data.content_hash``), or synthetic's generator identity.
         repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
             and augmentation.
         epochs, batch_size, eval_per_class: as in ``RunSettings``.
@@ -269,6 +271,7 @@ class RunSpec:
     model: str
     model_options: dict
     dataset: str
+    data_hash: str
     preprocess: Preprocess
     repeat: int
     seed: int
@@ -314,11 +317,23 @@ def upgrade(mapping: dict) -> dict:
     Version 1 -> 2: the recipe and its augmentation parts became settings. Every version-1
     run trained what is now the corrected recipe (per-image draws, brightness as a fraction
     of full scale, clipping), so that is what the upgrade writes down.
+
+    Version 2 -> 3: the spec names the content of its data (``data_hash``). Runs recorded
+    before it ran on the canonical files, checked by checksum against the datasets' published
+    ones, so the upgrade writes its dataset's canonical hash (``bench.data.CANONICAL_HASHES``):
+    a plan on those files computes it again and finds the run. ``synthetic`` and the embedded
+    sample have their own deterministic identity (the generator's version, the shipped file's
+    hash); a dataset with no canonical hash (cifar100) gets ``bench.data.UNKNOWN_HASH``, which
+    no plan computes, so such a run is never taken for one on checked bytes.
     """
     if mapping.get("schema_version") == 1:
         corrected = {key: value for (section, key), value in RECIPES["corrected"].items() if section == "augment"}
         mapping = {**mapping, "schema_version": 2, "recipe": "corrected",
                    "augment": {**corrected, **mapping.get("augment", {})}}
+    if mapping.get("schema_version") == 2:
+        from bench import data  # late: bench.data imports this module
+
+        mapping = {**mapping, "schema_version": 3, "data_hash": data.recorded_hash(mapping.get("dataset"))}
     return mapping
 
 

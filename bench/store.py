@@ -18,7 +18,7 @@ import pandas as pd
 
 from bench.spec import RunSpec
 
-SCHEMA_VERSION = 2  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
+SCHEMA_VERSION = 3  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
 STATUSES = ("ok", "failed", "diverged", "timeout")
 
 
@@ -106,22 +106,25 @@ def upgrade(mapping: dict) -> dict:
     """A record of an older schema as the current one (asv's habit); a newer one is refused.
 
     Version 1 -> 2: the record gains the input shape, class count and model family it was
-    built with, which version 1 left to be rebuilt from the dataset and model registries; its
-    spec is upgraded (``bench.spec.upgrade``), and so is the run id, the hash of the spec:
-    a version-1 run is found again by the same plan.
+    built with, which version 1 left to be rebuilt from the dataset and model registries.
+    Version 2 -> 3: its spec gains the hash of its data (``bench.spec.upgrade``).
+    Either way the spec is upgraded, and so is the run id, the hash of the spec: an older
+    run is found again by the same plan.
     """
     version = mapping.get("schema_version")
+    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
+    if version == SCHEMA_VERSION:
+        return mapping
+    spec = _spec(mapping.get("spec"))
+    mapping = {**mapping, "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "spec": spec.to_dict()}
     if version == 1:
         from bench import data
         import models  # late: imports Keras; only records written before version 2 need it
 
-        spec = _spec(mapping.get("spec"))
         shape, classes = data.shape_of(spec.dataset, spec.preprocess)
-        mapping = {**mapping, "schema_version": 2, "run_id": spec.run_id, "spec": spec.to_dict(),
-                   "input_shape": list(shape), "num_classes": classes, "model_family": models.family(spec.model)}
-        version = 2
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
+        mapping = {**mapping, "input_shape": list(shape), "num_classes": classes,
+                   "model_family": models.family(spec.model)}
     return mapping
 
 
@@ -217,7 +220,7 @@ def load_records(results: str | Path) -> tuple[list[RunRecord], list[str]]:
 # ---------------------------------------------------------------- pandas
 
 RUN_COLUMNS = (
-    "run_id", "config_key", "profile", "model", "model_options", "dataset", "preprocess",
+    "run_id", "config_key", "profile", "model", "model_options", "dataset", "data_hash", "preprocess",
     "repeat", "seed", "epochs", "batch_size", "optimizer", "augment", "threads", "status",
     "error", "test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_epoch",
     "images_per_second", "build_seconds", "params_total", "params_trainable",
@@ -230,7 +233,8 @@ def _run_row(record: RunRecord) -> dict:
     as_text = lambda value: json.dumps(value, sort_keys=True)  # noqa: E731 - dict columns as text
     return {
         **{k: getattr(record, k) for k in RUN_COLUMNS if hasattr(record, k) and k != "spec"},
-        **{k: getattr(spec, k) for k in ("profile", "model", "dataset", "repeat", "seed", "epochs", "batch_size", "threads")},
+        **{k: getattr(spec, k) for k in ("profile", "model", "dataset", "data_hash", "repeat", "seed", "epochs",
+                                         "batch_size", "threads")},
         **{k: as_text(spec.to_dict()[k]) for k in ("model_options", "preprocess", "optimizer", "augment")},
         "config_key": spec.config_key,
         "jobs_at_once": record.environment.get("jobs_at_once"),

@@ -138,7 +138,8 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     test = evaluation(dataset.x_test, dataset.y_test)
     monitor = test
     if spec.eval_per_class is not None:
-        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed)
+        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed,
+                                       "eval_per_class", "the test set")
         monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
     return train.prefetch(tf.data.AUTOTUNE), monitor, test
 
@@ -252,7 +253,7 @@ def run(spec: RunSpec) -> RunRecord:
 
 def _train(spec: RunSpec, base: dict) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
-    dataset = data.load(spec.dataset, spec.preprocess)
+    dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
     train, monitor, test = make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     build_start = time.perf_counter()

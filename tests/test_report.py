@@ -21,7 +21,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 import models
-from bench import aggregate, cli, figures, report, store, verdicts
+from bench import aggregate, cli, data, figures, report, store, verdicts
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 from bench.stats import summarize
 
@@ -44,7 +44,7 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
     carries every model option, the defaults overridden by ``options``, as a planned spec does."""
     spec = RunSpec(
         profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
-        preprocess=Preprocess(size=56, channels=3), repeat=repeat, seed=repeat,
+        data_hash=data.recorded_hash(dataset), preprocess=Preprocess(size=56, channels=3), repeat=repeat, seed=repeat,
         epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
     )
     history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,
@@ -447,6 +447,15 @@ def test_report_counts_a_seed_once_and_says_what_it_set_aside(tmp_path):
     assert list(pd.read_csv(tmp_path / "runs.csv")["run_id"]) == [new.run_id, other.run_id]
     method = section((tmp_path / "report.md").read_text(), "## Method")
     assert "1 older record set aside" in method and "one seed is one observation" in method
+
+
+def test_runs_on_other_than_the_canonical_data_are_named_in_the_findings(tmp_path):
+    other = dataclasses.replace(run_record("mlp", 0.8, 1), spec=dataclasses.replace(run_record("mlp", 0.8, 1).spec,
+                                                                                     data_hash="f" * 64))
+    report.write_report(write_results(tmp_path, [run_record("mlp", 0.8, 0), other]), tmp_path)
+    findings = section((tmp_path / "report.md").read_text(), "## Findings")
+    assert (f"Fashion-MNIST: 1 of 2 runs on other data than the canonical copy (content sha256 {'f' * 64}), "
+            "counted in its cells with the others.") in findings
 
 
 # ---------------------------------------------------------------- findings and labels

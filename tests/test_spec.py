@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bench import config
+from bench import config, data
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
 
@@ -52,3 +52,24 @@ def test_settings_are_widened_to_their_types():
     assert Augment(contrast=[1, 2]).contrast == (1.0, 2.0)
     assert RunSettings(models="mlp, cnn").models == ("mlp", "cnn")  # --set models=mlp,cnn
     assert RunSettings(models="mlp").models == ("mlp",)  # one name, not its letters
+
+
+def test_the_data_hash_is_part_of_the_run_id():
+    spec = tiny_spec()
+    assert spec.data_hash == data.SYNTHETIC_IDENTITY
+    assert tiny_spec(data_hash="0" * 64).run_id != spec.run_id
+    assert tiny_spec(data_hash="0" * 64).config_key != spec.config_key  # other bytes, another configuration
+
+
+@pytest.mark.parametrize("dataset, data_hash", [
+    ("synthetic", data.SYNTHETIC_IDENTITY),
+    ("fashion_mnist", data.CANONICAL_HASHES["fashion_mnist"]),
+    ("cifar10", data.CANONICAL_HASHES["cifar10"]),
+    ("fashion_mnist_sample", data.CANONICAL_HASHES["fashion_mnist_sample"]),
+    ("cifar100", data.UNKNOWN_HASH),
+])
+def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
+    old = {k: v for k, v in tiny_spec(dataset=dataset).to_dict().items() if k != "data_hash"}
+    upgraded = RunSpec.from_dict({**old, "schema_version": 2})
+    assert upgraded.schema_version == 3 and upgraded.data_hash == data_hash
+    assert upgraded == tiny_spec(dataset=dataset, data_hash=data_hash)
