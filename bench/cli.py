@@ -82,8 +82,8 @@ def cmd_report(args) -> int:
 
     if args.out and not args.results:
         raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
-    for results in [args.results] if args.results else report.result_folders(DEFAULT_RESULTS):
-        print(report.write_report(results, args.out or results))
+    print(report.write_report(args.results, args.out or args.results) if args.results
+          else report.write_reports(DEFAULT_RESULTS))
     return 0
 
 

@@ -99,7 +99,7 @@ def accepted(hint, meta) -> str:
         if typing.get_args(hint)[-1] is Ellipsis:
             return "a list of names (or one comma-separated string)"
         return "[lo, hi], two numbers with lo <= hi" + bounds_text(meta).replace(" >=", ", each >=")
-    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}[hint]
     return words + bounds_text(meta)
 
 
@@ -111,6 +111,8 @@ def _convert(hint, value):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return _convert(inner, value)
     if hint is bool and isinstance(value, bool) or hint is str and isinstance(value, str):
+        return value
+    if hint is dict and isinstance(value, dict):
         return value
     if hint is int and _is_int(value):
         return value
@@ -133,8 +135,11 @@ def _convert_tuple(args: tuple, value) -> tuple:
 
 
 def check(section: str, item: dataclasses.Field, hint, value):
-    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted."""
-    meta = item.metadata
+    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted.
+
+    A field made without ``setting`` is checked for its type only.
+    """
+    meta = {"choices": (), "minimum": None, "maximum": None, "above": None, **item.metadata}
     try:
         value = _convert(hint, value)
     except (TypeError, AttributeError):
@@ -239,6 +244,7 @@ class Augment(Settings):
 
 
 SECTIONS: dict[str, type[Settings]] = {cls.SECTION: cls for cls in (RunSettings, Preprocess, Optimizer, Augment)}
+PARTS = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}  # the sections a RunSpec holds
 
 
 # ---------------------------------------------------------------- one run
@@ -286,6 +292,14 @@ class RunSpec:
     speedups: bool = True
     schema_version: int = SPEC_SCHEMA_VERSION
 
+    def __post_init__(self):
+        """Check each field's type (the parts check their own values), ints widened to float where
+        due: a spec edited by hand fails here, in one line naming the field."""
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            if item.name not in PARTS:
+                object.__setattr__(self, item.name, check("spec", item, hints[item.name], getattr(self, item.name)))
+
     def to_dict(self) -> dict:
         """The JSON form: parts as objects, ranges as lists."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -294,8 +308,10 @@ class RunSpec:
     def from_dict(cls, mapping: dict) -> RunSpec:
         """From ``to_dict``'s form, an older version upgraded; TypeError or ValueError name what does not fit."""
         mapping = upgrade(mapping)
-        parts = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}
-        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in parts.items()}})
+        for key in PARTS:
+            if not isinstance(mapping.get(key), dict):
+                raise ValueError(f"spec.{key} must be a table. Received: {key}={mapping.get(key)!r}")
+        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in PARTS.items()}})
 
     @property
     def run_id(self) -> str:

@@ -73,3 +73,17 @@ def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
     upgraded = RunSpec.from_dict({**old, "schema_version": 2})
     assert upgraded.schema_version == 3 and upgraded.data_hash == data_hash
     assert upgraded == tiny_spec(dataset=dataset, data_hash=data_hash)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(model=5), "spec.model must be a string. Received: model=5"),
+    (dict(seed="1"), "spec.seed must be an integer. Received: seed='1'"),
+    (dict(epochs=2.5), "spec.epochs must be an integer. Received: epochs=2.5"),
+    (dict(model_options=[]), "spec.model_options must be a table. Received: model_options=[]"),
+    (dict(preprocess="size=8"), "spec.preprocess must be a table. Received: preprocess='size=8'"),
+    (dict(speedups="yes"), "spec.speedups must be true or false. Received: speedups='yes'"),
+    (dict(data_hash=None), "spec.data_hash must be a string. Received: data_hash=None"),
+])
+def test_a_spec_edited_by_hand_is_refused_naming_the_field(changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tiny_spec(**changes)
