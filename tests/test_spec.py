@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bench import config, data
+from bench import cli, config, data
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
 
@@ -87,3 +87,43 @@ def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
 def test_a_spec_edited_by_hand_is_refused_naming_the_field(changes, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         tiny_spec(**changes)
+
+
+# ---------------------------------------------------------------- through the command line
+
+BAD_SETTINGS = {  # --set KEY=VALUE on the smoke profile (synthetic, 10 test images per class)
+    "momentum=abc": "optimizer.momentum must be a number in [0, 1]. Received: momentum='abc'",
+    "weight_decay=abc": "optimizer.weight_decay must be a number >= 0. Received: weight_decay='abc'",
+    "flip=maybe": "augment.flip must be true or false. Received: flip='maybe'",
+    "brightness=abc": "augment.brightness must be a number >= 0. Received: brightness='abc'",
+    "contrast=0.5": "augment.contrast must be [lo, hi], two numbers with lo <= hi, each >= 0, or absent. "
+                    "Received: contrast=0.5",
+    "scale_pixels=maybe": "preprocess.scale_pixels must be true or false. Received: scale_pixels='maybe'",
+    "timeout_s=true": "run.timeout_s must be a number > 0. Received: timeout_s=True",
+    "eval_per_class=1000": "eval_per_class is larger than the smallest class of synthetic's test set (10 images); "
+                           "accepted: 1..10. Received: eval_per_class=1000",
+    "models=[]": "run.models must be a list of names (or one comma-separated string). Received: models=[]",
+    "subset_seed=abc": "preprocess.subset_seed must be an integer. Received: subset_seed='abc'",
+}
+BAD_SECTIONS = {  # a profile file
+    "run = 3\n": "[run] must be a table of key = value lines",
+    "[[variants]]\nmodel = 'cnn'\noptions = 3\n": "a [[variants]] row's options is a table",
+    "optimizer = 'adam'\n": "[optimizer] must be a table of key = value lines",
+}
+
+
+@pytest.mark.parametrize("setting, message", BAD_SETTINGS.items(), ids=BAD_SETTINGS)
+def test_a_bad_set_exits_2_with_one_line_naming_key_value_and_what_is_accepted(tmp_path, capsys, setting, message):
+    status = cli.main(["run", "--profile", "smoke", "--results", str(tmp_path / "results"), "--set", setting])
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_BAD_INPUT == 2
+    assert err == f"error: {message}\n" and out == ""
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("text, message", BAD_SECTIONS.items(), ids=BAD_SECTIONS)
+def test_a_profile_section_of_the_wrong_type_exits_2_with_one_line(tmp_path, capsys, text, message):
+    (tmp_path / "bad.toml").write_text(text)
+    status = cli.main(["run", "--profile", str(tmp_path / "bad.toml"), "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err, err
