@@ -567,13 +567,13 @@ def _cache_errors(folder: Path):
     try:
         yield
     except OSError as error:
-        reason = f"{error.strerror or error}" + (f": {error.filename}" if error.filename else "")
+        reason = error.strerror or str(error)
         if error.errno in FULL_DISK:
             raise CacheFull(f"the dataset cache in {folder} cannot be written ({reason}); nothing half-written is left. "
                             f"Free some space, or set ${CACHE_DIR_ENV} to a folder on another disk") from None
         received = os.environ.get(CACHE_DIR_ENV) or f"unset, so {cache_dir()}"
-        raise CacheUnusable(f"the dataset cache cannot be written ({reason}); accepted: a writable folder, created "
-                            f"if missing. Received: {CACHE_DIR_ENV}={received}") from None
+        raise CacheUnusable(f"the dataset cache in {folder} cannot be written ({reason}); accepted: a writable "
+                            f"folder, created if missing. Received: {CACHE_DIR_ENV}={received}") from None
 
 
 def _file_check(path: Path) -> dict:

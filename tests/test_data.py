@@ -421,8 +421,8 @@ def leftovers() -> list[str]:
 
 
 @pytest.mark.parametrize("error, raised, message", [
-    (errno.ENOSPC, data.CacheFull, "(No space left on device: "),
-    (errno.EACCES, data.CacheUnusable, "(Permission denied: "),
+    (errno.ENOSPC, data.CacheFull, "cannot be written (No space left on device); nothing half-written is left"),
+    (errno.EACCES, data.CacheUnusable, "cannot be written (Permission denied); accepted: a writable folder"),
     (KeyboardInterrupt, KeyboardInterrupt, None),
 ])
 def test_a_failed_or_interrupted_cache_write_leaves_nothing_half_written(monkeypatch, error, raised, message):
@@ -437,7 +437,8 @@ def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "file"))
     for name in (data.SAMPLE, data.SYNTHETIC):  # writing what a plan read, and writing an entry
         with pytest.raises(data.CacheUnusable, match=re.escape(
-                f"; accepted: a writable folder, created if missing. Received: BENCH_CACHE_DIR={tmp_path / 'file'}")):
+                f"cannot be written (Not a directory); accepted: a writable folder, created if missing. "
+                f"Received: BENCH_CACHE_DIR={tmp_path / 'file'}")):
             data.load(name, Preprocess(train_per_class=5))
 
 
