@@ -1,6 +1,7 @@
 """``python -m bench {run,plan,report,list,speed}``: each subcommand parses, calls one library function, prints.
 
-Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
+Bad input ends with a one-line ``error: ...`` and exit status 2; a full disk under the dataset
+cache with one line and 1; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from bench import config, data
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
-EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+EXIT_DISK_FULL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _csv(text: str) -> list[str]:
@@ -81,8 +82,8 @@ def cmd_report(args) -> int:
 
     if args.out and not args.results:
         raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
-    for results in [args.results] if args.results else report.result_folders(DEFAULT_RESULTS):
-        print(report.write_report(results, args.out or results))
+    print(report.write_report(args.results, args.out or args.results) if args.results
+          else report.write_reports(DEFAULT_RESULTS))
     return 0
 
 
@@ -204,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, data.DataUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except data.CacheFull as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except KeyboardInterrupt:
         print("interrupted: finished records are kept; run the same command again to run the missing ones",
               file=sys.stderr)

@@ -9,6 +9,7 @@ accepted, before anything runs.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSet
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 TABLES = ("model_options", "variants")  # the sections that are not settings
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a profile's name: results/<name> stays in results/
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,14 @@ class Profile:
         """The plan: repeats in the outer loop, then datasets, then models.
 
         Repeats outermost mean an interrupted benchmark has complete early repeats of every
-        model rather than all repeats of the first models.
+        model rather than all repeats of the first models. Each dataset is checked, and its
+        content hashed into the specs, here (``bench.data.plan_hash``), before any run starts.
         """
         run = self.run
+        hashes = {dataset: data.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in run.datasets}
         return [
             RunSpec(profile=self.name, model=model, model_options=model_options, dataset=dataset,
+                    data_hash=hashes[dataset],
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
@@ -181,6 +186,9 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
         ValueError: unknown profile, section, key or value, with what is accepted.
     """
     path = profile_path(name_or_path)
+    if not FOLDER_NAME.fullmatch(path.stem):
+        raise ValueError(f"a profile's name (its file name without .toml) names its results folder; accepted: letters, "
+                         f"digits, '.', '_', '-', starting with a letter or digit. Received: profile={name_or_path!r}")
     raw = read_profile_file(path)
     given = {section: dict(raw.get(section, {})) for section in SECTIONS}
     for setting in settings:

@@ -9,9 +9,9 @@ default cannot drift between them. A value is checked, and ints are widened to f
 a float is due, when a part is made: a bad value fails where the profile is loaded, with
 one line naming the key, the value and what is accepted, never inside a worker.
 
-``RunSpec`` is one run: the model and its options, the dataset, the three parts above and
-the run's own numbers. Its JSON form (``to_dict``) is the record's ``spec``, and its hash
-is the run's identity (``run_id``).
+``RunSpec`` is one run: the model and its options, the dataset and the hash of its content,
+the three parts above and the run's own numbers. Its JSON form (``to_dict``) is the record's
+``spec``, and its hash is the run's identity (``run_id``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from bench import __version__
 
-SPEC_SCHEMA_VERSION = 2
+SPEC_SCHEMA_VERSION = 3
 TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's rows, in its order
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -99,7 +99,7 @@ def accepted(hint, meta) -> str:
         if typing.get_args(hint)[-1] is Ellipsis:
             return "a list of names (or one comma-separated string)"
         return "[lo, hi], two numbers with lo <= hi" + bounds_text(meta).replace(" >=", ", each >=")
-    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}[hint]
     return words + bounds_text(meta)
 
 
@@ -111,6 +111,8 @@ def _convert(hint, value):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return _convert(inner, value)
     if hint is bool and isinstance(value, bool) or hint is str and isinstance(value, str):
+        return value
+    if hint is dict and isinstance(value, dict):
         return value
     if hint is int and _is_int(value):
         return value
@@ -133,8 +135,11 @@ def _convert_tuple(args: tuple, value) -> tuple:
 
 
 def check(section: str, item: dataclasses.Field, hint, value):
-    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted."""
-    meta = item.metadata
+    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted.
+
+    A field made without ``setting`` is checked for its type only.
+    """
+    meta = {"choices": (), "minimum": None, "maximum": None, "above": None, **item.metadata}
     try:
         value = _convert(hint, value)
     except (TypeError, AttributeError):
@@ -239,6 +244,7 @@ class Augment(Settings):
 
 
 SECTIONS: dict[str, type[Settings]] = {cls.SECTION: cls for cls in (RunSettings, Preprocess, Optimizer, Augment)}
+PARTS = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}  # the sections a RunSpec holds
 
 
 # ---------------------------------------------------------------- one run
@@ -253,6 +259,8 @@ class RunSpec:
         model: registered model name; ``model_options`` its builder options (all of them,
             defaults included).
         dataset: dataset name; ``preprocess`` which images of it the run sees.
+        data_hash: what the dataset's source held when the run was planned: the SHA-256 of its
+            arrays (``bench.data.content_hash``), or synthetic's generator identity.
         repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
             and augmentation.
         epochs, batch_size, eval_per_class: as in ``RunSettings``.
@@ -269,6 +277,7 @@ class RunSpec:
     model: str
     model_options: dict
     dataset: str
+    data_hash: str
     preprocess: Preprocess
     repeat: int
     seed: int
@@ -283,6 +292,14 @@ class RunSpec:
     speedups: bool = True
     schema_version: int = SPEC_SCHEMA_VERSION
 
+    def __post_init__(self):
+        """Check each field's type (the parts check their own values), ints widened to float where
+        due: a spec edited by hand fails here, in one line naming the field."""
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            if item.name not in PARTS:
+                object.__setattr__(self, item.name, check("spec", item, hints[item.name], getattr(self, item.name)))
+
     def to_dict(self) -> dict:
         """The JSON form: parts as objects, ranges as lists."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -291,8 +308,10 @@ class RunSpec:
     def from_dict(cls, mapping: dict) -> RunSpec:
         """From ``to_dict``'s form, an older version upgraded; TypeError or ValueError name what does not fit."""
         mapping = upgrade(mapping)
-        parts = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}
-        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in parts.items()}})
+        for key in PARTS:
+            if not isinstance(mapping.get(key), dict):
+                raise ValueError(f"spec.{key} must be a table. Received: {key}={mapping.get(key)!r}")
+        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in PARTS.items()}})
 
     @property
     def run_id(self) -> str:
@@ -314,11 +333,23 @@ def upgrade(mapping: dict) -> dict:
     Version 1 -> 2: the recipe and its augmentation parts became settings. Every version-1
     run trained what is now the corrected recipe (per-image draws, brightness as a fraction
     of full scale, clipping), so that is what the upgrade writes down.
+
+    Version 2 -> 3: the spec names the content of its data (``data_hash``). Runs recorded
+    before it ran on the canonical files, checked by checksum against the datasets' published
+    ones, so the upgrade writes its dataset's canonical hash (``bench.data.CANONICAL_HASHES``):
+    a plan on those files computes it again and finds the run. ``synthetic`` and the embedded
+    sample have their own deterministic identity (the generator's version, the shipped file's
+    hash); a dataset with no canonical hash (cifar100) gets ``bench.data.UNKNOWN_HASH``, which
+    no plan computes, so such a run is never taken for one on checked bytes.
     """
     if mapping.get("schema_version") == 1:
         corrected = {key: value for (section, key), value in RECIPES["corrected"].items() if section == "augment"}
         mapping = {**mapping, "schema_version": 2, "recipe": "corrected",
                    "augment": {**corrected, **mapping.get("augment", {})}}
+    if mapping.get("schema_version") == 2:
+        from bench import data  # late: bench.data imports this module
+
+        mapping = {**mapping, "schema_version": 3, "data_hash": data.recorded_hash(mapping.get("dataset"))}
     return mapping
 
 
