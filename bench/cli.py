@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import config, data
+from bench import config, data, imports
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -36,7 +36,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def _profile(args) -> config.Profile:
     overrides = {
         "run.models": args.models, "run.datasets": args.datasets, "run.repeats": args.repeats,
-        "run.epochs": args.epochs, "run.batch_size": args.batch_size,
+        "run.epochs": args.epochs, "run.batch_size": args.batch_size, "run.imports": args.imports,
     }
     return config.load_profile(args.profile, overrides, args.set)
 
@@ -89,6 +89,7 @@ def cmd_report(args) -> int:
 def cmd_list(args) -> int:
     from bench import inventory
 
+    imports.load(args.imports)
     print(inventory.datasets_table())
     print()
     print(inventory.models_table(args.input, args.classes))
@@ -126,6 +127,15 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
+    add_import_argument(parser)
+
+
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", metavar="FILE_OR_MODULE",
+                        help="a .py file (by path) or module (by name) that registers your own models with "
+                        "@models.register_model, imported here and in each run's worker (repeatable; "
+                        "default: the profile's [run] imports)")
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "models (options, parameters and FLOPs at --input), and shipped profiles.")
     listing.add_argument("--input", type=parse_shape, default=(56, 56, 3), help="input shape HxWxC for the counts (default: 56x56x3)")
     listing.add_argument("--classes", type=int, default=10, help="classes for the counts (default: 10)")
+    add_import_argument(listing)
     listing.set_defaults(handler=cmd_list)
 
     speed = commands.add_parser("speed", help="training and inference throughput per model",

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import data, environment
+from bench import data, environment, imports
 from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -66,12 +66,13 @@ class Profile:
         model rather than all repeats of the first models.
         """
         run = self.run
+        code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
         return [
             RunSpec(profile=self.name, model=model, model_options=model_options, dataset=dataset,
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
-                    speedups=speedups)
+                    speedups=speedups, model_code=code[model])
             for repeat in range(run.repeats)
             for dataset in run.datasets
             for model, model_options in self.entries(dataset)
@@ -210,13 +211,15 @@ def _check(ok: bool, message: str) -> None:
 
 
 def validate(profile: Profile) -> None:
-    """Check what the settings' own types cannot: model names and options, dataset names.
+    """Import the user's code (``run.imports``), then check what the settings' own types
+    cannot: model names and options, dataset names.
 
     Each part checked its values when it was made (``bench.spec``).
     """
     environment.import_tensorflow_quietly()
     import models  # late: imports Keras, which takes seconds
 
+    imports.load(profile.run.imports)  # the user's models, registered before their names are checked
     for model in profile.run.models:
         _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
@@ -232,3 +235,4 @@ def validate(profile: Profile) -> None:
                    f"accepted: {', '.join(data.NAMES)}. Received: dataset={dataset!r}")
     for dataset in profile.run.datasets:
         data.check_name(dataset)
+

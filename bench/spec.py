@@ -184,6 +184,9 @@ class RunSettings(Settings):
     eval_per_class: int | None = setting(
         None, "per-epoch curves on a stratified test subset of this many images per class; "
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
+    imports: tuple[str, ...] | None = setting(
+        None, "your own code to import first (`--import`): .py files by path (from the current folder) or "
+        "modules by name, that register models with @models.register_model")
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,10 @@ class RunSpec:
             ``preprocess`` and ``augment``, as overridden.
         speedups: the harness's speed-ups (``bench.speedups``); False trains stock Keras with
             TensorFlow's default settings, to check that the speed-ups change no result.
+        model_code: for a model registered outside the ``models`` package (``--import``), its
+            module, file and the file's SHA-256 (``bench.imports.model_code``): part of the
+            run's identity, since the file decides the model. Empty for the shipped models,
+            and then left out of the JSON form, so their specs and run ids are as before.
     """
 
     profile: str
@@ -281,11 +288,13 @@ class RunSpec:
     threads: int = 1
     timeout_s: float = 3600.0
     speedups: bool = True
+    model_code: dict = field(default_factory=dict)
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        """The JSON form: parts as objects, ranges as lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The JSON form: parts as objects, ranges as lists, ``model_code`` only when there is one."""
+        mapping = json.loads(json.dumps(dataclasses.asdict(self)))
+        return mapping if self.model_code else {k: v for k, v in mapping.items() if k != "model_code"}
 
     @classmethod
     def from_dict(cls, mapping: dict) -> RunSpec:
