@@ -114,7 +114,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
                         "or a path to a .toml file (default: quick)")
     parser.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
-    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names: " + ", ".join(data.NAMES))
+    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(data.NAMES)
+                        + ") or paths of .npz files with x_train, y_train, x_test, y_test")
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
     parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")

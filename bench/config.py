@@ -68,7 +68,7 @@ class Profile:
         run = self.run
         code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
         return [
-            RunSpec(profile=self.name, model=model, model_options=model_options, dataset=dataset,
+            RunSpec(profile=self.name, model=model, model_options=model_options, dataset=data.canonical(dataset),
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,

@@ -4,7 +4,8 @@ Real datasets (mnist, fashion_mnist, cifar10, cifar100) are looked for, in order
 ``$BENCH_DATA_DIR/<name>.npz``, in Debian's ``dataset-fashion-mnist`` IDX files (Fashion-MNIST
 only), then through ``keras.datasets.<name>.load_data()`` (which downloads or reads
 ``~/.keras/datasets``). ``synthetic`` is generated, ``fashion_mnist_sample`` ships inside the
-package.
+package. Any other dataset is named by the path of an ``.npz`` file holding uint8 images
+``x_train``, ``x_test`` and integer labels ``y_train``, ``y_test`` (classes: the largest label + 1).
 
 Preprocessing (resize, channels, stratified training subset) is applied once and cached on
 disk as uint8 ``.npy`` files keyed by every parameter that changes the bytes; later loads
@@ -81,10 +82,21 @@ class Dataset:
 # ---------------------------------------------------------------- validation
 
 
+def is_file(name: str) -> bool:
+    """Whether ``name`` is the path of an .npz file rather than a name of NAMES."""
+    return name.endswith(".npz")
+
+
+def canonical(name: str) -> str:
+    """How a run's spec names a dataset: a name of NAMES as it is, a file by its absolute path."""
+    return str(Path(name).resolve()) if is_file(name) else name
+
+
 def check_name(name: str) -> None:
-    """Raise ValueError unless ``name`` is a dataset of NAMES, before any data is read."""
-    if name not in NAMES:
-        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}. Received: dataset={name!r}")
+    """Raise ValueError unless ``name`` is a dataset of NAMES or an existing .npz file, before any data is read."""
+    if not (Path(name).is_file() if is_file(name) else name in NAMES):
+        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}, or the path of an .npz file with uint8 "
+                         f"images x_train, x_test and integer labels y_train, y_test. Received: dataset={name!r}")
 
 
 def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], int]:
@@ -144,6 +156,23 @@ def _from_npz(path: Path) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(f"{path} lacks arrays {sorted(missing)}")
         return {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+
+
+def _from_file(name: str) -> dict[str, np.ndarray]:
+    """A dataset named by its .npz path: the four arrays, checked as ``load`` needs them."""
+    arrays = _from_npz(Path(name))
+
+    def fits(key: str) -> bool:
+        array = arrays[key]
+        if key.startswith("x"):
+            return array.dtype == np.uint8 and array.ndim in (3, 4)
+        return np.issubdtype(array.dtype, np.integer)
+
+    wrong = [f"{key} is {arrays[key].dtype} {arrays[key].shape}" for key in arrays if not fits(key)]
+    if wrong:
+        raise ValueError(f"{name}: {'; '.join(wrong)}; accepted: uint8 images (N, H, W) or (N, H, W, C) "
+                         f"and integer labels")
+    return arrays
 
 
 def _from_debian_idx(directory: Path) -> dict[str, np.ndarray]:
@@ -344,6 +373,9 @@ def _source_identity(name: str) -> str:
         return "generated"
     if name == SAMPLE:
         return f"sample:{SAMPLE_FILE.stat().st_size}"
+    if is_file(name):
+        with open(name, "rb") as f:
+            return f"file:{hashlib.file_digest(f, 'sha256').hexdigest()}"
     return f"real:{name}"
 
 
@@ -372,6 +404,8 @@ def _raw_arrays(name: str, preprocess: Preprocess) -> tuple[dict[str, np.ndarray
         return synthetic_arrays(preprocess), "generated"
     if name == SAMPLE:
         return _from_npz(SAMPLE_FILE), f"embedded: {SAMPLE_FILE.name}"
+    if is_file(name):
+        return _from_file(name), f"file: {name}"
     return _load_real(name)
 
 
@@ -383,13 +417,18 @@ def load(name: str, preprocess: Preprocess) -> Dataset:
         ValueError: an unknown name, or a subset larger than a class holds.
     """
     check_name(name)
-    path = cache_dir() / f"{name}-{cache_key(name, preprocess, _source_identity(name))}"
-    classes = shape_of(name, preprocess)[1]
+    path = cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, _source_identity(name))}"
     cached = _read_cache(path)
     if cached is not None:
         source = json.loads((path / "meta.json").read_text())["source"]
-        return Dataset(**cached, num_classes=classes, source=source, from_cache=True)
+        return Dataset(**cached, num_classes=_classes(name, preprocess, cached), source=source, from_cache=True)
     raw, source = _raw_arrays(name, preprocess)
     arrays = apply_preprocess(raw, name, preprocess)
     _write_cache(path, arrays, {"source": source, "request": {"name": name, **asdict(preprocess)}})
-    return Dataset(**arrays, num_classes=classes, source=source)
+    return Dataset(**arrays, num_classes=_classes(name, preprocess, arrays), source=source)
+
+
+def _classes(name: str, preprocess: Preprocess, arrays: dict[str, np.ndarray]) -> int:
+    if is_file(name):
+        return int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+    return shape_of(name, preprocess)[1]

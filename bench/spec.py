@@ -175,7 +175,7 @@ class RunSettings(Settings):
     recipe: str = setting("corrected", "the report's training recipe exactly, or fishbench's corrected one: "
                           "sets the defaults of scale_pixels, draws, brightness_unit and clip", choices=tuple(RECIPES))
     models: tuple[str, ...] = setting(TABLE4_MODELS, "registered model names (`bench list`)")
-    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`)")
+    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`) or paths to .npz files")
     repeats: int = setting(3, "runs per model and dataset; repeat r uses seed + r", minimum=1)
     epochs: int = setting(2, "passes over the training set", minimum=1)
     batch_size: int = setting(32, "training images per step", unit="images", minimum=1)
