@@ -13,4 +13,4 @@ if not sys.flags.safe_path and Path(sys.path[0]).resolve() != Path(__file__).res
 
 from bench.cli import main  # noqa: E402 - after the path is settled
 
-sys.exit(main())
+sys.exit(main(prog="python -m bench"))

@@ -1,4 +1,4 @@
-"""``python -m bench {run,plan,report,list,speed}``: each subcommand parses, calls one library function, prints.
+"""``fishbench {run,plan,report,list,speed}`` (or ``python -m bench ...``): each subcommand parses, calls one library function, prints.
 
 Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
@@ -10,7 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import config, data, imports
+from bench import __version__, config, data, imports
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -138,9 +138,10 @@ def add_import_argument(parser: argparse.ArgumentParser) -> None:
                         "default: the profile's [run] imports)")
 
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0].split(": ", 1)[1])
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``prog`` is the name usage shows (None: the script's, ``fishbench``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,plan,report,list,speed}")
 
     run = commands.add_parser("run", help="train every model of a profile N times per dataset; resumable",
@@ -208,8 +209,8 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
