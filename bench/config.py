@@ -9,12 +9,15 @@ accepted, before anything runs.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import data, environment, imports
-from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSettings, RunSpec
+from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSettings, RunSpec, accepted
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 TABLES = ("model_options", "variants")  # the sections that are not settings
@@ -236,3 +239,25 @@ def validate(profile: Profile) -> None:
     for dataset in profile.run.datasets:
         data.check_name(dataset)
 
+
+# ---------------------------------------------------------------- the README's table
+
+
+def _toml(value) -> str:
+    return "absent" if value is None else f"`{json.dumps(value)}`"
+
+
+def settings_table() -> str:
+    """Every profile key as a Markdown table: its default, unit, accepted values and meaning.
+
+    Written from the fields of ``bench.spec`` alone; README.md ("Write a profile") holds a
+    copy that tests/test_newcomer.py compares with this.
+    """
+    lines = ["| key | default | unit | accepts | meaning |", "|---|---|---|---|---|"]
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            meta = item.metadata
+            lines.append(f"| `{section}.{item.name}` | {_toml(item.default)} | {meta['unit'] or '—'} "
+                         f"| {accepted(hints[item.name], meta)} | {meta['doc']} |")
+    return "\n".join(lines)
