@@ -5,7 +5,8 @@ exists: ``$BENCH_DATA_DIR/<name>.npz``, Debian's ``dataset-fashion-mnist`` IDX f
 (Fashion-MNIST only), then ``keras.datasets.<name>.load_data()`` (which downloads or reads
 ``~/.keras/datasets``); a file that exists but is not the dataset is an error naming it, never
 passed over for a download. ``synthetic`` is generated, ``fashion_mnist_sample`` ships inside
-the package.
+the package. Any other dataset is named by the path of an ``.npz`` file with the same four
+arrays (its classes: the largest label + 1).
 
 A dataset is known by its content: ``content_hash`` of its four arrays once checked
 (``check_arrays``: uint8 images of the dataset's shape, one integer label in [0, classes) per
@@ -130,10 +131,21 @@ class Dataset:
 # ---------------------------------------------------------------- validation
 
 
+def is_file(name: str) -> bool:
+    """Whether ``name`` is the path of an .npz file rather than a name of NAMES."""
+    return name.endswith(".npz")
+
+
+def canonical(name: str) -> str:
+    """How a run's spec names a dataset: a name of NAMES as it is, a file by its absolute path."""
+    return str(Path(name).resolve()) if is_file(name) else name
+
+
 def check_name(name: str) -> None:
-    """Raise ValueError unless ``name`` is a dataset of NAMES, before any data is read."""
-    if name not in NAMES:
-        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}. Received: dataset={name!r}")
+    """Raise ValueError unless ``name`` is a dataset of NAMES or an existing .npz file, before any data is read."""
+    if not (Path(name).is_file() if is_file(name) else name in NAMES):
+        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}, or the path of an .npz file with uint8 "
+                         f"images x_train, x_test and integer labels y_train, y_test. Received: dataset={name!r}")
 
 
 def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], int]:
@@ -141,6 +153,9 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
     check_name(name)
     if name == SYNTHETIC:
         native, classes = (preprocess.native_size, 1), preprocess.num_classes
+    elif is_file(name):  # known once read: inspect remembers it
+        info = inspect(name, preprocess)
+        native, classes = (info.shape[0], info.shape[2]), len(info.train_counts)
     else:
         real = REAL_DATASETS[_real_name(name)]
         native, classes = (real.shape[0], real.shape[2]), real.num_classes
@@ -151,6 +166,17 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
 def _real_name(name: str) -> str:
     """The real dataset ``name`` is, or is drawn from (the sample's is Fashion-MNIST)."""
     return "fashion_mnist" if name == SAMPLE else name
+
+
+def expected(name: str, arrays: dict[str, np.ndarray]) -> RealDataset:
+    """What ``arrays`` must be to be dataset ``name``: a real dataset's shape and classes; for an
+    .npz file, its own training images' shape and its largest label + 1."""
+    if not is_file(name):
+        return REAL_DATASETS[_real_name(name)]
+    images = np.asarray(arrays["x_train"])
+    labels = np.concatenate([np.asarray(arrays[key]).reshape(-1) for key in ("y_train", "y_test")])
+    integers = labels.size and np.issubdtype(labels.dtype, np.integer)
+    return RealDataset(Path(name).name, tuple(_as_nhwc(images).shape[1:]), int(labels.max()) + 1 if integers else 0)
 
 
 # ---------------------------------------------------------------- sources
@@ -224,6 +250,8 @@ def sources(name: str) -> list[Source]:
     """The places a real dataset, or the embedded sample, is looked for, in order."""
     if name == SAMPLE:
         return [Source(f"embedded: {SAMPLE_FILE.name}", (SAMPLE_FILE,), lambda: _from_npz(SAMPLE_FILE))]
+    if is_file(name):
+        return [Source(f"file: {name}", (Path(name),), lambda: _from_npz(Path(name)))]
     found = []
     data_dir = os.environ.get(DATA_DIR_ENV)
     if data_dir:
@@ -300,7 +328,7 @@ def check_arrays(arrays: dict[str, np.ndarray], name: str, label: str) -> dict[s
             type or shape, a length that differs between images and labels, a label outside
             [0, classes).
     """
-    real = REAL_DATASETS[_real_name(name)]
+    real = expected(name, arrays)
     checked = {}
     for part in ("train", "test"):
         images, labels = np.asarray(arrays[f"x_{part}"]), np.asarray(arrays[f"y_{part}"])
@@ -351,12 +379,14 @@ def content_hash(arrays: dict[str, np.ndarray]) -> str:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What a plan needs of a dataset's source: its data hash, where it is, images per class."""
+    """What a plan needs of a dataset's source: its data hash, where it is, images per class,
+    and the shape of an image (H, W, C) as stored."""
 
     data_hash: str
     label: str
     train_counts: tuple[int, ...]  # images of each class (index = label) in the training set
     test_counts: tuple[int, ...]
+    shape: tuple[int, int, int]
 
 
 def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
@@ -373,15 +403,16 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
     if name == SYNTHETIC:
         train, test = synthetic_per_class(preprocess)
         classes = preprocess.num_classes
-        return SourceInfo(SYNTHETIC_IDENTITY, "generated", (train,) * classes, (test,) * classes)
+        shape = (preprocess.native_size, preprocess.native_size, preprocess.channels or 1)
+        return SourceInfo(SYNTHETIC_IDENTITY, "generated", (train,) * classes, (test,) * classes, shape)
     source, absent = _first_source(name)
     memo = _memo_path(source)
     info = _read_memo(memo)
     if info is None:
         arrays = _read(name, source, absent)
-        classes = REAL_DATASETS[_real_name(name)].num_classes
+        classes = expected(name, arrays).num_classes
         counts = (tuple(np.bincount(arrays[key], minlength=classes).tolist()) for key in ("y_train", "y_test"))
-        info = SourceInfo(content_hash(arrays), source.label, *counts)
+        info = SourceInfo(content_hash(arrays), source.label, *counts, tuple(arrays["x_train"].shape[1:]))
         if memo is not None:
             from bench import store  # late: it imports pandas, which most commands never need
 
@@ -406,7 +437,8 @@ def _memo_path(source: Source) -> Path | None:
 def _read_memo(path: Path | None) -> SourceInfo | None:
     try:
         memo = json.loads(path.read_text())
-        return SourceInfo(memo["data_hash"], memo["label"], tuple(memo["train_counts"]), tuple(memo["test_counts"]))
+        return SourceInfo(memo["data_hash"], memo["label"], tuple(memo["train_counts"]), tuple(memo["test_counts"]),
+                          tuple(memo["shape"]))
     except (AttributeError, OSError, ValueError, KeyError, TypeError):  # none, absent or damaged: read again
         return None
 
@@ -676,7 +708,7 @@ def load(name: str, preprocess: Preprocess, data_hash: str | None = None) -> Dat
     """
     check_name(name)
     data_hash = data_hash or inspect(name, preprocess).data_hash
-    path = cache_dir() / f"{name}-{cache_key(name, preprocess, data_hash)}"
+    path = cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, data_hash)}"
     classes = shape_of(name, preprocess)[1]
     remove_stale(path.parent)
     cached = _read_cache(path)

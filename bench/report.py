@@ -8,6 +8,7 @@ throughout), so the same records give the same files byte for byte.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,11 +358,16 @@ def report_figures(frame: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFra
     if datasets:
         made["accuracy_ci.png"] = figures.accuracy_ci_figure(measured[measured["metric"] == "accuracy"], colors)
     for dataset in datasets:
-        made[f"curves_{dataset}.png"] = figures.curves_figure(history, dataset, colors)
-        made[f"cost_{dataset}.png"] = figures.cost_figure(cells, dataset, colors)
+        made[f"curves_{file_part(dataset)}.png"] = figures.curves_figure(history, dataset, colors)
+        made[f"cost_{file_part(dataset)}.png"] = figures.cost_figure(cells, dataset, colors)
     for index, (model, dataset, rows) in enumerate(aggregate.head_groups(frame), 1):
-        made[f"heads_{index}_{model}_{dataset}.png"] = figures.heads_figure(history, dataset, rows, colors)
+        made[f"heads_{index}_{model}_{file_part(dataset)}.png"] = figures.heads_figure(history, dataset, rows, colors)
     return made
+
+
+def file_part(dataset: str) -> str:
+    """A dataset's name as part of a file name: a dataset named by its path ('/data/my.npz') as 'data_my.npz'."""
+    return re.sub(r"[^\w.-]+", "_", dataset).strip("_")
 
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,

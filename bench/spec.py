@@ -180,7 +180,7 @@ class RunSettings(Settings):
     recipe: str = setting("corrected", "the report's training recipe exactly, or fishbench's corrected one: "
                           "sets the defaults of scale_pixels, draws, brightness_unit and clip", choices=tuple(RECIPES))
     models: tuple[str, ...] = setting(TABLE4_MODELS, "registered model names (`bench list`)")
-    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`)")
+    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`) or paths to .npz files")
     repeats: int = setting(3, "runs per model and dataset; repeat r uses seed + r", minimum=1)
     epochs: int = setting(2, "passes over the training set", minimum=1)
     batch_size: int = setting(32, "training images per step", unit="images", minimum=1)
@@ -189,6 +189,9 @@ class RunSettings(Settings):
     eval_per_class: int | None = setting(
         None, "per-epoch curves on a stratified test subset of this many images per class; "
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
+    imports: tuple[str, ...] | None = setting(
+        None, "your own code to import first (`--import`): .py files by path (from the current folder) or "
+        "modules by name, that register models with @models.register_model")
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,10 @@ class RunSpec:
             ``preprocess`` and ``augment``, as overridden.
         speedups: the harness's speed-ups (``bench.speedups``); False trains stock Keras with
             TensorFlow's default settings, to check that the speed-ups change no result.
+        model_code: for a model registered outside the ``models`` package (``--import``), its
+            module, file and the file's SHA-256 (``bench.imports.model_code``): part of the
+            run's identity, since the file decides the model. Empty for the shipped models,
+            and then left out of the JSON form, so their specs and run ids are as before.
     """
 
     profile: str
@@ -290,6 +297,7 @@ class RunSpec:
     threads: int = 1
     timeout_s: float = 3600.0
     speedups: bool = True
+    model_code: dict = field(default_factory=dict)
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def __post_init__(self):
@@ -301,8 +309,9 @@ class RunSpec:
                 object.__setattr__(self, item.name, check("spec", item, hints[item.name], getattr(self, item.name)))
 
     def to_dict(self) -> dict:
-        """The JSON form: parts as objects, ranges as lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The JSON form: parts as objects, ranges as lists, ``model_code`` only when there is one."""
+        mapping = json.loads(json.dumps(dataclasses.asdict(self)))
+        return mapping if self.model_code else {k: v for k, v in mapping.items() if k != "model_code"}
 
     @classmethod
     def from_dict(cls, mapping: dict) -> RunSpec:

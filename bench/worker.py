@@ -29,11 +29,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
     spec_path, out_path = map(Path, argv)
-    from bench import train  # after the watchdog: importing TensorFlow takes seconds
+    from bench import imports, train  # after the watchdog: importing TensorFlow takes seconds
     from bench.spec import RunSpec
     from bench.store import write_json_atomic
 
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
+    imports.load_model_code(spec.model_code)  # a user's model (--import): its file, as planned
     record = train.run(spec)
     write_json_atomic(out_path, record.to_dict())
     print(f"worker: {record.status} test_accuracy={record.test_accuracy}", flush=True)
