@@ -5,6 +5,8 @@ starts a fresh ``python -m bench.worker`` subprocess with its thread counts set 
 TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
 process, which writes each record as it arrives. A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
+Each record gets the runner's times of its run (``bench.phases``), and the last line says
+how busy the jobs were.
 Nothing outlives the runner: its loky workers and their bench.worker children exit when it
 dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
 """
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, imports, store
+from bench import data, imports, phases, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 from bench.spec import RunSpec
@@ -75,8 +77,9 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 # ---------------------------------------------------------------- one run, in a joblib task
 
 
-def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
-    env = {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+def _worker_env(spec: RunSpec, jobs: int, runner: str | None, spawned_at: float) -> dict:
+    env = {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or "",
+           phases.SPAWNED_ENV: repr(spawned_at)}
     return imports.child_env(env)  # with `python -P`: this installation, never the current folder's packages
 
 
@@ -97,7 +100,8 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
     run's failure: that is a record. The record is None when the worker was interrupted
-    (see INTERRUPTED_EXITS), so the run stays pending.
+    (see INTERRUPTED_EXITS), so the run stays pending. The record's phases get the worker's
+    start and its seconds from there to its end (``phases.timed_by_runner``).
 
     Args:
         spec: the run.
@@ -113,8 +117,9 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         command = [sys.executable, "-P", "-m", "bench.worker", str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
+            spawned_at, began = time.time(), time.monotonic()
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=_worker_env(spec, jobs_at_once, runner))
+                                       env=_worker_env(spec, jobs_at_once, runner, spawned_at))
             try:
                 returncode = process.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:
@@ -124,9 +129,10 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
             except BaseException:  # interrupted: take the worker down with us
                 process.kill()
                 raise
+        total = time.monotonic() - began
         log_text = log_path.read_text(errors="replace")
         if returncode == 0 and out_path.exists():
-            return spec, store.read_record(out_path), log_text
+            return spec, phases.timed_by_runner(store.read_record(out_path), spawned_at, total), log_text
         if returncode in INTERRUPTED_EXITS:
             return spec, None, log_text
         if returncode is None:
@@ -136,7 +142,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         record = RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
                            environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
                            started_at=started, finished_at=now_iso())
-        return spec, record, log_text
+        return spec, phases.timed_by_runner(record, spawned_at, total), log_text
 
 
 # ---------------------------------------------------------------- backends
@@ -243,11 +249,21 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def efficiency_line(records: list[RunRecord]) -> str:
+    """'efficiency: 81 % = 0:03:10 of runs / (2 jobs x 0:01:57 ...)': of the records of one invocation."""
+    (busy,) = phases.efficiencies(records)
+    return (f"efficiency: {100 * busy.share:.0f} % = {hours_minutes_seconds(busy.run_seconds)} of runs / "
+            f"({busy.jobs} jobs x {hours_minutes_seconds(busy.wall_seconds)} from the first run's start to the last "
+            f"one's end)")
+
+
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
                   out=echo, environment: dict | None = None) -> list[RunRecord]:
-    """Run every spec without a settled record and write each record as it arrives.
+    """Run every spec without a settled record and write each record as it arrives; the last
+    line says how busy the jobs were (``efficiency_line``).
 
-    ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
+    Each record's environment gets this invocation's id (``phases.INVOCATION_KEY``: its start
+    and the runner's pid) and the keys of ``environment`` (``bench.stopping``: the stopping
     rule that asked for the run).
 
     SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
@@ -262,7 +278,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     out(plan_line(specs, pending, dispatch, results))
     if not pending:
         return []
-    written = []
+    written, stamp = [], {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", **(environment or {})}
     previous = {signum: signal.signal(signum, _raise_interrupt) for signum in STOP_SIGNALS}
     try:
         from joblib import Parallel, delayed
@@ -275,12 +291,13 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                 if record is None:
                     progress.interrupted(spec)
                     continue
-                if environment:
-                    record = dataclasses.replace(record, environment={**record.environment, **environment})
+                record = dataclasses.replace(record, environment={**record.environment, **stamp})
                 store.write_log(results, record.run_id, log_text)
                 store.write_record(results, record)
                 written.append(record)
                 progress.finished(record)
+        if written:
+            out(efficiency_line(written))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

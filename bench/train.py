@@ -13,7 +13,8 @@ The recipe, in the order it runs:
      grappler off for training steps;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
      epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs; status
-     ``diverged`` when ``divergence`` finds the losses say so.
+     ``diverged`` when ``divergence`` finds the losses say so; and where the run's time went
+     (``bench.phases``: data, build, epochs, evaluations).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import tensorflow as tf
 
 import models
 from bench import data, environment
+from bench.phases import Stopwatch
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 from bench.store import RunRecord, now_iso
@@ -200,24 +202,25 @@ class EpochTimer(keras.callbacks.Callback):
     """Keras callback: per epoch, training seconds apart from evaluation seconds.
 
     Keras calls on_epoch_begin, the training steps, on_test_begin, the evaluation, then
-    on_epoch_end; the two intervals are exactly the two costs. A loss that is not finite
-    stops training and marks the run diverged.
+    on_epoch_end; the two intervals are exactly the two costs, read on ``clock`` (seconds;
+    tests pass a fake one). A loss that is not finite stops training and marks the run diverged.
     """
 
-    def __init__(self):
+    def __init__(self, clock=time.perf_counter):
         super().__init__()
+        self._clock = clock
         self.epochs: list[dict] = []
         self.diverged = False
         self._epoch_start = self._eval_start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self._clock()
 
     def on_test_begin(self, logs=None):
-        self._eval_start = time.perf_counter()
+        self._eval_start = self._clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        end = time.perf_counter()
+        end = self._clock()
         logs = logs or {}
         self.epochs.append({
             "epoch": epoch + 1,
@@ -261,32 +264,40 @@ def steady_seconds(epochs: list[dict]) -> float:
 # ---------------------------------------------------------------- the run
 
 
-def run(spec: RunSpec) -> RunRecord:
+def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
     ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
+
+    Args:
+        spec: the run.
+        startup_s: the worker's start-up before this call (``bench.phases.startup_seconds``),
+            for the record's phases; None when not known.
+        clock: the seconds clock every phase and epoch is timed on; tests pass a fake one.
     """
+    watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        record = _train(spec, base)
+        record = _train(spec, base, watch, timer)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
                            finished_at=now_iso())
-    return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()})
+    return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()},
+                               phases=watch.phases(timer.epochs, startup_s))
 
 
-def _train(spec: RunSpec, base: dict) -> RunRecord:
+def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
-    dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
-    train, monitor, test = make_inputs(dataset, spec)
+    with watch.phase("data"):
+        dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
+        train, monitor, test = make_inputs(dataset, spec)
+    watch.data_cached = dataset.from_cache
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
-    build_start = time.perf_counter()
-    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
-    build_seconds = time.perf_counter() - build_start
-    timer = EpochTimer()
+    with watch.phase("build"):
+        model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
     with TrainingGraphSettings() as graph_settings:
         callbacks = [timer, graph_settings] if spec.speedups else [timer]
         model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
@@ -295,7 +306,8 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
         last = history[-1]
         test_loss, test_accuracy = last["val_loss"], last["val_accuracy"]
         if monitor is not test and not timer.diverged:
-            test_loss, test_accuracy = model.evaluate(test, verbose=0)
+            with watch.phase("final_eval"):
+                test_loss, test_accuracy = model.evaluate(test, verbose=0)
     sec_per_epoch = steady_seconds(history)
     reason = divergence(history, float(test_loss), float(test_accuracy), dataset.num_classes)
     return RunRecord(
@@ -308,7 +320,7 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
         first_epoch_seconds=history[0]["train_seconds"],
         sec_per_epoch=sec_per_epoch,
         images_per_second=len(dataset.y_train) / sec_per_epoch,
-        build_seconds=build_seconds,
+        build_seconds=watch.seconds["build"],
         params_total=int(model.count_params()),
         params_trainable=models.count_trainable(model),
         flops_per_image=int(models.flops(model)),
