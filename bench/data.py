@@ -62,18 +62,20 @@ ACCEPTED_FILE = "uint8 x_train, y_train, x_test, y_test as keras.datasets return
 
 @dataclass(frozen=True)
 class RealDataset:
-    """A dataset with a real source: its Keras loader name, native shape and class count."""
+    """A dataset with a real source: its Keras loader name, native shape, class count and
+    training images."""
 
     keras_name: str
     shape: tuple[int, int, int]
     num_classes: int
+    train_images: int
 
 
 REAL_DATASETS = {
-    "mnist": RealDataset("mnist", (28, 28, 1), 10),
-    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10),
-    "cifar10": RealDataset("cifar10", (32, 32, 3), 10),
-    "cifar100": RealDataset("cifar100", (32, 32, 3), 100),
+    "mnist": RealDataset("mnist", (28, 28, 1), 10, 60_000),
+    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10, 60_000),
+    "cifar10": RealDataset("cifar10", (32, 32, 3), 10, 50_000),
+    "cifar100": RealDataset("cifar100", (32, 32, 3), 100, 50_000),
 }
 SYNTHETIC = "synthetic"
 SAMPLE = "fashion_mnist_sample"
@@ -161,6 +163,18 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
         native, classes = (real.shape[0], real.shape[2]), real.num_classes
     size = preprocess.size or native[0]
     return (size, size, preprocess.channels or native[1]), classes
+
+
+def train_size(name: str, preprocess: Preprocess) -> int:
+    """Training images of ``name`` as ``preprocess`` makes it, without loading it."""
+    classes = shape_of(name, preprocess)[1]
+    if name == SYNTHETIC:
+        return synthetic_per_class(preprocess)[0] * classes
+    if preprocess.train_per_class is not None:
+        return preprocess.train_per_class * classes
+    if name == SAMPLE:
+        return SAMPLE_PER_CLASS[0] * classes
+    return REAL_DATASETS[name].train_images
 
 
 def _real_name(name: str) -> str:

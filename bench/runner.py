@@ -5,8 +5,9 @@ starts a fresh ``python -m bench.worker`` subprocess with its thread counts set 
 TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
 process, which writes each record as it arrives. A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
-Each record gets the runner's times of its run (``bench.phases``), and the last line says
-how busy the jobs were.
+Pending runs start longest expected first (``bench.schedule``), so that the jobs finish
+together; each record gets the runner's times of its run (``bench.phases``), and the last line
+says how busy the jobs were.
 Nothing outlives the runner: its loky workers and their bench.worker children exit when it
 dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from bench import data, imports, phases, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
+from bench.schedule import longest_first
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
@@ -223,14 +225,17 @@ class Progress:
 
 
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
-    """The specs with no settled record: ok and diverged are kept; failed and timeout only
-    unless retried. A file in ``runs/`` that is not a record is named in a warning."""
+    """The specs with no settled record, in the order the runner starts them: longest expected
+    first, as the records time them (``schedule.longest_first``).
+
+    Settled are ok and diverged; failed and timeout too unless retried. A file in ``runs/``
+    that is not a record is named in a warning."""
     records, problems = store.load_records(results)
     for problem in problems:
         warnings.warn(f"skipping unreadable record {problem}", stacklevel=2)
     settled = {"ok", "diverged"} | (set() if retry_failed else {"failed", "timeout"})
     done = {r.run_id for r in records if r.status in settled}
-    return [spec for spec in specs if spec.run_id not in done]
+    return longest_first([spec for spec in specs if spec.run_id not in done], records)
 
 
 def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
@@ -259,8 +264,8 @@ def efficiency_line(records: list[RunRecord]) -> str:
 
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
                   out=echo, environment: dict | None = None) -> list[RunRecord]:
-    """Run every spec without a settled record and write each record as it arrives; the last
-    line says how busy the jobs were (``efficiency_line``).
+    """Run every spec without a settled record, longest expected first, and write each record
+    as it arrives; the last line says how busy the jobs were (``efficiency_line``).
 
     Each record's environment gets this invocation's id (``phases.INVOCATION_KEY``: its start
     and the runner's pid) and the keys of ``environment`` (``bench.stopping``: the stopping
