@@ -62,20 +62,18 @@ ACCEPTED_FILE = "uint8 x_train, y_train, x_test, y_test as keras.datasets return
 
 @dataclass(frozen=True)
 class RealDataset:
-    """A dataset with a real source: its Keras loader name, native shape, class count and
-    training images."""
+    """A dataset with a real source: its Keras loader name, native shape and class count."""
 
     keras_name: str
     shape: tuple[int, int, int]
     num_classes: int
-    train_images: int
 
 
 REAL_DATASETS = {
-    "mnist": RealDataset("mnist", (28, 28, 1), 10, 60_000),
-    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10, 60_000),
-    "cifar10": RealDataset("cifar10", (32, 32, 3), 10, 50_000),
-    "cifar100": RealDataset("cifar100", (32, 32, 3), 100, 50_000),
+    "mnist": RealDataset("mnist", (28, 28, 1), 10),
+    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10),
+    "cifar10": RealDataset("cifar10", (32, 32, 3), 10),
+    "cifar100": RealDataset("cifar100", (32, 32, 3), 100),
 }
 SYNTHETIC = "synthetic"
 SAMPLE = "fashion_mnist_sample"
@@ -166,15 +164,11 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
 
 
 def train_size(name: str, preprocess: Preprocess) -> int:
-    """Training images of ``name`` as ``preprocess`` makes it, without loading it."""
-    classes = shape_of(name, preprocess)[1]
-    if name == SYNTHETIC:
-        return synthetic_per_class(preprocess)[0] * classes
+    """Training images of ``name`` as ``preprocess`` makes it, without preprocessing them: the
+    stratified subset's size, else what ``inspect`` counted (remembered for a source with files)."""
     if preprocess.train_per_class is not None:
-        return preprocess.train_per_class * classes
-    if name == SAMPLE:
-        return SAMPLE_PER_CLASS[0] * classes
-    return REAL_DATASETS[name].train_images
+        return preprocess.train_per_class * shape_of(name, preprocess)[1]
+    return sum(inspect(name, preprocess).train_counts)
 
 
 def _real_name(name: str) -> str:

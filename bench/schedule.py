@@ -9,14 +9,15 @@ A run's expected seconds:
 
 - from the ok records that time the same work (``timing_key``): ``Timing.run_seconds``,
   overhead + epochs x seconds per epoch, the estimate ``bench plan`` prints;
-- otherwise from its work: forward FLOPs per image x training images x epochs x seconds per
-  FLOP. The FLOPs are counted on the model built in this process (``forward_flops``: no
-  training, no data); the price is one TensorFlow import into the runner and one build per
-  model configuration without records, against runs that each build the model again and
-  train it. The seconds per FLOP are the median of the ok records' training seconds per
-  forward FLOP per image (1 / (flops_per_image x images_per_second)), so that both kinds of
-  estimate are on one scale; with no such record, NOMINAL_SECONDS_PER_FLOP, and then every
-  run is estimated from its FLOPs alike (there is no record to time one by).
+- otherwise from its work: forward FLOPs per image x training images (``data.train_size``,
+  none preprocessed) x epochs x seconds per FLOP. The FLOPs are counted on the model built in
+  this process (``forward_flops``: no training, no data); the price is one TensorFlow import
+  into the runner and one build per model configuration without records, against runs that
+  each build the model again and train it. The seconds per FLOP are the median of the ok
+  records' training seconds per forward FLOP per image (1 / (flops_per_image x
+  images_per_second)), so that both kinds of estimate are on one scale; with no such record,
+  NOMINAL_SECONDS_PER_FLOP, and then every run is estimated from its FLOPs alike (there is no
+  record to time one by).
 
 Runs expected to take as long keep the order they were given: the profile's, repeats outermost.
 """
@@ -155,11 +156,12 @@ def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
             timing; tests pass a fake one.
     """
     known, rate = timings(records), seconds_per_flop(records)
+    images = functools.cache(data.train_size)  # once per dataset: without a subset, its source is inspected
     expected = {}
     for spec in specs:
         timing = known.get(timing_key(spec))
         expected[spec.run_id] = (timing.run_seconds(spec.epochs) if timing else
-                                 flops(spec) * data.train_size(spec.dataset, spec.preprocess) * spec.epochs * rate)
+                                 flops(spec) * images(spec.dataset, spec.preprocess) * spec.epochs * rate)
     return expected
 
 

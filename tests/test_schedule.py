@@ -2,6 +2,7 @@
 FLOPs otherwise; ties in the profile's order. Records and FLOPs are made up here; nothing trains."""
 import dataclasses
 
+import numpy as np
 import pytest
 
 import models
@@ -83,7 +84,15 @@ def test_the_training_set_size_is_known_without_loading_the_data(name, per_class
     spec = config.load_profile("smoke").specs()[0]
     preprocess = dataclasses.replace(spec.preprocess, native_size=8, channels=1, train_per_class=per_class)
     assert data.train_size(name, preprocess) == images == len(data.load(name, preprocess).y_train)
-    assert data.train_size("cifar10", preprocess) == (50_000 if per_class is None else per_class * 10)
+
+
+def test_the_training_set_of_a_dataset_file_is_counted_once_and_remembered(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=rng.integers(0, 255, (30, 8, 8, 1), dtype=np.uint8), y_train=np.arange(30) % 3,
+             x_test=rng.integers(0, 255, (9, 8, 8, 1), dtype=np.uint8), y_test=np.arange(9) % 3)
+    preprocess = config.load_profile("smoke").specs()[0].preprocess
+    assert data.train_size(str(path), dataclasses.replace(preprocess, size=None, channels=None)) == 30
 
 
 def test_forward_flops_are_counted_on_the_model_built_at_the_datas_input(specs):
