@@ -80,9 +80,10 @@ def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
-# group; a runner's death ends its workers): not a failure of the run, so no record.
-INTERRUPTED_EXITS = (-signal.SIGINT, -signal.SIGTERM, EXIT_ORPHANED)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the runner's; both stop it the same way
+# group, a closed terminal hangs it up; a runner's death ends its workers): not a failure
+# of the run, so no record.
+INTERRUPTED_EXITS = (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP, EXIT_ORPHANED)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the runner's; all stop it the same way
 
 
 def _death_reason(returncode: int) -> str:
@@ -112,8 +113,9 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         command = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=_worker_env(spec, jobs_at_once, runner))
+            with _sigint_blocked():  # until the worker is ready to die of it (bench.worker)
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           env=_worker_env(spec, jobs_at_once, runner))
             try:
                 returncode = process.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:
@@ -136,6 +138,21 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
                            environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
                            started_at=started, finished_at=now_iso())
         return spec, record, log_text
+
+
+@contextmanager
+def _sigint_blocked():
+    """SIGINT held back in this thread, and so in a child started meanwhile, which unblocks it.
+
+    A worker's Python would turn a SIGINT during its start-up (``site``, its imports) into a
+    KeyboardInterrupt traceback and exit 1, a failure; blocked, the signal waits until the
+    worker makes it fatal, and the worker dies of it at any moment (bench.worker).
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ---------------------------------------------------------------- backends
@@ -242,6 +259,19 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+@contextmanager
+def stopped_by_signals():
+    """STOP_SIGNALS raise KeyboardInterrupt while the block runs, SIGINT even where a shell
+    ignored it, SIGHUP not where it is ignored (nohup: it should run on)."""
+    signums = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
                   out=echo, environment: dict | None = None) -> list[RunRecord]:
     """Run every spec without a settled record and write each record as it arrives.
@@ -249,10 +279,10 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
     rule that asked for the run).
 
-    SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
-    stay, and the same command later runs exactly the missing ones. SIGINT is handled here
-    even when the shell started the runner in the background with SIGINT ignored. A run's log is written
-    before its record, so a recorded run always has its log.
+    SIGTERM, SIGINT and SIGHUP stop it the same way: in-flight workers are killed, finished
+    records stay, and the same command later runs exactly the missing ones. SIGINT is handled
+    here even when the shell started the runner in the background with SIGINT ignored. A
+    run's log is written before its record, so a recorded run always has its log.
 
     Returns:
         The records written by this invocation.
@@ -262,8 +292,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     if not pending:
         return []
     written = []
-    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in STOP_SIGNALS}
-    try:
+    with stopped_by_signals():
         from joblib import Parallel, delayed
 
         prepare_data(pending)
@@ -280,7 +309,4 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                 store.write_record(results, record)
                 written.append(record)
                 progress.finished(record)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     return written

@@ -2,8 +2,9 @@
 
 Each test writes its own tiny profile into tmp_path (an MLP on 8x8 synthetic images, 100
 training images) and uses a private dataset cache, so a run costs a few seconds, most of
-them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM and SIGKILL
-to the runner, SIGKILL to a worker, a timeout, a diverging learning rate, corrupt files.
+them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM, SIGHUP and
+SIGKILL to the runner, SIGKILL to a worker, SIGINT to a worker at once after its start, a
+timeout, a diverging learning rate, corrupt files.
 """
 import concurrent.futures
 import dataclasses
@@ -15,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -397,14 +399,15 @@ def test_until_ci_stops_at_max_repeats_with_exactly_that_many_runs_per_cell_and_
 
 
 @contextmanager
-def midway(tmp_path: Path):
+def midway(tmp_path: Path, wrapper: tuple[str, ...] = ()):
     """A runner of the tiny profile with 3 runs, 2 at once, once a run is recorded and another is in flight.
 
-    Yields the runner's Popen, the processes under it, and the command that started it.
+    Yields the runner's Popen, the processes under it, and the command that started it
+    (``wrapper`` first: nohup, say, which then runs the runner in its own process).
     """
     results = tmp_path / "results"
     command = bench_run(write_profile(tmp_path / "tiny.toml", {"repeats": 3}), results, "--jobs", "2")
-    with started(command, tmp_path) as (process, tree):
+    with started([*wrapper, *command], tmp_path) as (process, tree):
         wait_for(lambda: store.runs_dir(results).is_dir() and any(store.runs_dir(results).glob("*.json"))
                  and bench_workers(process.pid), "a finished record and a run in flight")
         tree.extend(descendants(process.pid))
@@ -428,8 +431,9 @@ def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, com
     assert {k: v for k, v in snapshot(results).items() if k in kept} == kept  # finished records untouched
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocation_runs_the_rest(tmp_path, signum):
+    """SIGHUP is the terminal closing."""
     with midway(tmp_path) as (process, tree, command):
         process.send_signal(signum)
         out, err = process.communicate(timeout=PATIENCE)
@@ -438,6 +442,15 @@ def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocati
         wait_for(lambda: not living(tree), "the loky workers and their bench.worker children to end", timeout=30)
     assert len(progress_lines(out)) == len(records(tmp_path / "results"))
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
+
+
+def test_a_runner_started_with_nohup_runs_on_through_a_hangup(tmp_path):
+    with midway(tmp_path, wrapper=("nohup",)) as (process, tree, command):
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0, err
+    assert len(progress_lines(out)) == 3
+    assert all(r.status == "ok" for r in records(tmp_path / "results").values())
 
 
 def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_the_rest(tmp_path):
@@ -495,7 +508,7 @@ def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
     assert {k: v for k, v in snapshot(results).items() if k in unchanged} == unchanged
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_path, signum):
     """Ctrl-C in a terminal reaches every worker too: an interrupted run is pending, not failed.
 
@@ -527,6 +540,22 @@ def test_a_runner_started_with_sigint_ignored_still_has_its_workers_stop_on_sigi
     out, err = started.communicate(timeout=PATIENCE)
     assert started.returncode == 0, err
     assert "interrupted, not recorded" in out and not records(tmp_path / "results")
+
+
+@pytest.mark.parametrize("delay", [0, 0.005, 0.01, 0.015, 0.02, 0.05, 0.2])
+def test_a_worker_interrupted_at_any_moment_of_its_start_is_not_recorded(tmp_path, monkeypatch, delay):
+    """Even while Python starts (``site``, imports): no KeyboardInterrupt traceback, no failed record."""
+    spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
+    popen = subprocess.Popen
+
+    def interrupted_after_delay(*args, **kwargs):
+        process = popen(*args, **kwargs)
+        threading.Timer(delay, process.send_signal, [signal.SIGINT]).start()
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", interrupted_after_delay)
+    returned, record, log = runner.run_in_subprocess(spec, 1)
+    assert returned == spec and record is None, record.error
 
 
 def run_in_process(tmp_path: Path, run: dict | None = None, **sections) -> tuple[list[RunRecord], list[str]]:
