@@ -5,8 +5,11 @@ starts a fresh ``python -m bench.worker`` subprocess with its thread counts set 
 TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
 process, which writes each record as it arrives. A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
+
 Nothing outlives the runner: its loky workers and their bench.worker children exit when it
-dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
+dies, even by kill -9 (see bench.lifetime), and what they write outside the results folder
+is in the runner's temporary folder, removed on every exit path (bench.scratch). Nothing
+here knows about tables.
 """
 from __future__ import annotations
 
@@ -16,16 +19,15 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, store
+from bench import data, scratch, store
 from bench.environment import JOBS_ENV
-from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
+from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, WORKER_MODULE, exit_with_parent, process_token
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
@@ -75,8 +77,9 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 # ---------------------------------------------------------------- one run, in a joblib task
 
 
-def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
-    return {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+def _worker_env(spec: RunSpec, jobs: int, runner: str | None, folder: Path) -> dict:
+    return {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or "",
+            "TMPDIR": str(folder / scratch.WORKER_TMP)}
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
@@ -92,7 +95,8 @@ def _death_reason(returncode: int) -> str:
     return f"worker exited with status {returncode} without writing a record"
 
 
-def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None) -> tuple[RunSpec, RunRecord | None, str]:
+def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None,
+                      folder: Path | None = None) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
@@ -104,18 +108,20 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         jobs_at_once: how many runs the benchmark runs side by side (recorded).
         runner: ``bench.lifetime.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
+        folder: the runner's temporary folder (``bench.scratch``); the run's own folder goes
+            into it when this process is on the runner's machine.
     """
     if runner and process_token(os.getppid()) == runner:
         exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
-    with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
-        spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
+    with scratch.run_folder(spec.run_id, folder) as run:
+        spec_path, out_path, log_path = (run / name for name in (scratch.SPEC, scratch.RECORD, scratch.LOG))
         store.write_json_atomic(spec_path, spec.to_dict())
-        command = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
+        command = [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
             with _sigint_blocked():  # until the worker is ready to die of it (bench.worker)
                 process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           env=_worker_env(spec, jobs_at_once, runner))
+                                           env=_worker_env(spec, jobs_at_once, runner, run))
             try:
                 returncode = process.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:
@@ -159,14 +165,19 @@ def _sigint_blocked():
 
 
 @contextmanager
-def backend_context(dispatch: Dispatch):
-    """joblib's parallel_config for the dispatch; a Dask client while it is open."""
+def backend_context(dispatch: Dispatch, folder: Path):
+    """joblib's parallel_config for the dispatch; a Dask client while it is open.
+
+    A LocalCluster (its scheduler and workers) keeps its scratch space in ``folder``, the
+    runner's temporary folder.
+    """
     from joblib import parallel_config
 
     if dispatch.backend == "loky":
         with parallel_config(backend="loky", n_jobs=dispatch.jobs, idle_worker_timeout=LOKY_IDLE_SECONDS):
             yield
         return
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if dispatch.scheduler:
@@ -177,8 +188,9 @@ def backend_context(dispatch: Dispatch):
         with client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
             yield client
         return
-    with LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, processes=True) as cluster, Client(cluster) as client, \
+    with dask.config.set({"temporary-directory": str(folder)}), \
+            LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                         processes=True) as cluster, Client(cluster) as client, \
             parallel_config(backend="dask", n_jobs=dispatch.jobs):
         yield client
 
@@ -297,8 +309,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
 
         prepare_data(pending)
         progress, runner = Progress(total=len(pending), out=out), process_token(os.getpid())
-        with backend_context(dispatch):
-            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner) for spec in pending)
+        with scratch.runner_folder() as folder, backend_context(dispatch, folder):
+            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder) for spec in pending)
             for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
                 if record is None:
                     progress.interrupted(spec)

@@ -22,11 +22,11 @@ SLEEPER = "import time; time.sleep(120)"
 DEADLINE = 10 * lifetime.PARENT_POLL_SECONDS + 20  # seconds; the machine is shared
 
 
-def start(code: str, runner_token: str | None = None) -> subprocess.Popen:
+def start(code: str, runner_token: str | None = None, args: list[str] = ()) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if key != lifetime.RUNNER_ENV}
     if runner_token is not None:
         env[lifetime.RUNNER_ENV] = runner_token
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def watching(runner_token: str | None = None) -> subprocess.Popen:
@@ -129,3 +129,19 @@ def test_a_runner_token_naming_no_live_local_process_leaves_the_parent_alone_wat
     runner.send_signal(signal.SIGKILL)
     time.sleep(3 * lifetime.PARENT_POLL_SECONDS)
     assert child.poll() is None  # still running: its parent, this test, lives
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def test_worker_processes_finds_the_bench_workers_of_one_folder_or_of_all(processes, tmp_path):
+    def worker(folder: Path) -> subprocess.Popen:  # a sleeper with a worker's command line
+        return start(SLEEPER, None, ["-m", lifetime.WORKER_MODULE, str(folder / "r" / "spec.json"),
+                                     str(folder / "r" / "record.json")])
+
+    mine, theirs = worker(tmp_path / "mine"), worker(tmp_path / "theirs")
+    processes.extend([mine, theirs, start(SLEEPER)])
+    time.sleep(0.5)  # their command lines are read from /proc once they run
+    assert {p.pid for p in lifetime.worker_processes(under=tmp_path / "mine")} == {mine.pid}
+    assert {mine.pid, theirs.pid} <= {p.pid for p in lifetime.worker_processes()}
+    assert lifetime.worker_processes(under=tmp_path / "min") == []  # a folder, not a prefix of a name

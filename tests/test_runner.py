@@ -4,7 +4,9 @@ Each test writes its own tiny profile into tmp_path (an MLP on 8x8 synthetic ima
 training images) and uses a private dataset cache, so a run costs a few seconds, most of
 them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM, SIGHUP and
 SIGKILL to the runner, SIGKILL to a worker, SIGINT to a worker at once after its start, a
-timeout, a diverging learning rate, corrupt files.
+timeout, a diverging learning rate, corrupt files. Every test runs with a temporary
+directory of its module's own, which must be empty after each test: nothing a benchmark
+starts may leave a file there, however it ends.
 """
 import concurrent.futures
 import dataclasses
@@ -16,6 +18,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -47,6 +50,23 @@ def private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(data.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_tmp(tmp_path_factory):
+    """A temporary directory of this module's own, for the runners it starts and for this process."""
+    folder = tmp_path_factory.mktemp("tmp")  # first: pytest's own base folder is not to move into it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(private_tmp):
+    """After each test, nothing is left in the temporary directory."""
+    yield
+    assert sorted(p.name for p in private_tmp.iterdir()) == []
 
 
 def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
@@ -433,7 +453,8 @@ def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, com
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocation_runs_the_rest(tmp_path, signum):
-    """SIGHUP is the terminal closing."""
+    """SIGHUP is the terminal closing. Each leaves nothing in the temporary directory, though
+    loky kills its workers with SIGKILL (``leaves_nothing_behind``)."""
     with midway(tmp_path) as (process, tree, command):
         process.send_signal(signum)
         out, err = process.communicate(timeout=PATIENCE)
@@ -454,6 +475,7 @@ def test_a_runner_started_with_nohup_runs_on_through_a_hangup(tmp_path):
 
 
 def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_the_rest(tmp_path):
+    """The runner's temporary folder stays until the next runner on this machine removes it."""
     with midway(tmp_path) as (process, tree, command):
         process.kill()
         process.wait()
@@ -586,15 +608,16 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
 # ---------------------------------------------------------------- pieces
 
 
-def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts(monkeypatch):
+def test_each_worker_gets_its_thread_counts_the_runner_identity_and_a_tmpdir_before_tensorflow_starts(monkeypatch):
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     spec = config.load_profile("smoke").specs(threads=3)[0]
-    env = runner._worker_env(spec, jobs=2, runner="boot:1:2")
+    env = runner._worker_env(spec, jobs=2, runner="boot:1:2", folder=Path("/scratch/run"))
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
     assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
+    assert env["TMPDIR"] == "/scratch/run/tmp"  # goes with the run
     assert env[ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
     stock = dataclasses.replace(spec, speedups=False)
-    assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None)  # TensorFlow's default
+    assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None, folder=Path("/scratch/run"))
 
 
 def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():
