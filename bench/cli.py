@@ -1,6 +1,7 @@
 """``python -m bench {run,plan,report,list,speed}``: each subcommand parses, calls one library function, prints.
 
-Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
+Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
+that another ``bench run`` holds; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import config, data
+from bench import config, data, lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
-    except (ValueError, data.DataUnavailable) as error:
+    except (ValueError, data.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

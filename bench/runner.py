@@ -6,7 +6,7 @@ TensorFlow starts, waits for it with a timeout, and returns the record and the l
 process, which writes each record as it arrives. A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
 
-Nothing outlives the runner: its loky workers and their bench.worker children exit when it
+One runner at a time works on a results folder (bench.lock). Nothing outlives the runner: its loky workers and their bench.worker children exit when it
 dies, even by kill -9 (see bench.lifetime), and what they write outside the results folder
 is in the runner's temporary folder, removed on every exit path (bench.scratch). Nothing
 here knows about tables.
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, scratch, store
+from bench import data, lock, scratch, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, WORKER_MODULE, exit_with_parent, process_token
 from bench.spec import RunSpec
@@ -267,6 +267,14 @@ def prepare_data(specs: list[RunSpec]) -> None:
         data.load(name, preprocess)
 
 
+def remove_partial_writes(results: Path) -> None:
+    """Remove what writes cut short by a kill -9 left in runs/ and logs/ (``bench.store``'s
+    ``.<name>.XXXX.tmp``); only the lock's holder may, since another runner's could be live."""
+    for pattern in ("runs/.*.json.*.tmp", "logs/.*.log.*.tmp"):
+        for path in results.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -291,20 +299,26 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
     rule that asked for the run).
 
-    SIGTERM, SIGINT and SIGHUP stop it the same way: in-flight workers are killed, finished
-    records stay, and the same command later runs exactly the missing ones. SIGINT is handled
-    here even when the shell started the runner in the background with SIGINT ignored. A
-    run's log is written before its record, so a recorded run always has its log.
+    It holds the results folder (``bench.lock``) from before it reads the records until its
+    last worker has ended, and writes the records of runs recorded by none before. SIGTERM,
+    SIGINT and SIGHUP stop it the same way: in-flight workers are killed, finished records
+    stay, and the same command later runs exactly the missing ones. SIGINT is handled here
+    even when the shell started the runner in the background with SIGINT ignored. A run's
+    log is written before its record, so a recorded run always has its log.
 
     Returns:
         The records written by this invocation.
+
+    Raises:
+        ValueError: the results folder cannot be written; lock.Busy: another runner holds it.
     """
-    pending = pending_specs(specs, results, retry_failed)
-    out(plan_line(specs, pending, dispatch, results))
-    if not pending:
-        return []
-    written = []
-    with stopped_by_signals():
+    with stopped_by_signals(), lock.hold(results):
+        remove_partial_writes(results)
+        pending = pending_specs(specs, results, retry_failed)
+        out(plan_line(specs, pending, dispatch, results))
+        if not pending:
+            return []
+        written = []
         from joblib import Parallel, delayed
 
         prepare_data(pending)

@@ -4,7 +4,8 @@ Each test writes its own tiny profile into tmp_path (an MLP on 8x8 synthetic ima
 training images) and uses a private dataset cache, so a run costs a few seconds, most of
 them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM, SIGHUP and
 SIGKILL to the runner, SIGKILL to a worker, SIGINT to a worker at once after its start, a
-timeout, a diverging learning rate, corrupt files. Every test runs with a temporary
+second runner on the same folder, a timeout, a diverging learning rate, corrupt files, a
+folder that cannot be written. Every test runs with a temporary
 directory of its module's own, which must be empty after each test: nothing a benchmark
 starts may leave a file there, however it ends.
 """
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import cli, config, data, runner, store
+from bench import cli, config, data, lock, runner, store
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
 from bench.store import RunRecord
@@ -105,11 +107,11 @@ def progress_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("[")]
 
 
-def assert_only_whole_records(results: Path) -> None:
-    """Every record in runs/ is whole; the one other thing allowed is the temp file of a
-    write that a kill -9 cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
+def assert_only_whole_records(results: Path, cut_short: bool = False) -> None:
+    """Every record in runs/ is whole; the one other thing allowed, after a kill -9 (``cut_short``),
+    is the temp file of a write that it cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
     for path in store.runs_dir(results).iterdir():
-        if re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
+        if cut_short and re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
             continue
         assert re.fullmatch(r"[0-9a-f]{16}\.json", path.name), f"stray file {path.name}"
         assert store.read_record(path).run_id == path.stem  # raises on half a record
@@ -277,6 +279,20 @@ def test_a_corrupt_or_foreign_json_in_runs_is_named_in_a_warning_and_never_stops
     assert snapshot(results) == before  # skipped, not deleted, not rerun
 
 
+def test_the_temp_files_of_writes_cut_short_go_at_the_next_start_and_nothing_else_does(finished, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(finished["results"], results)
+    run_id = next(iter(records(results)))
+    partial = [results / "runs" / f".{run_id}.json.k2j3x9_q.tmp", results / "logs" / f".{run_id}.log.abc123.tmp"]
+    foreign = [results / "runs" / "notes.tmp", results / "logs" / "mine.json.tmp", results / ".hidden.json.tmp"]
+    for path in partial + foreign:
+        path.write_text('{"run_id": "')
+    again = run_cli(bench_run(finished["profile"], results, "--jobs", "2"), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [path for path in partial if path.exists()] == []
+    assert all(path.exists() for path in foreign)
+
+
 def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(finished, tmp_path):
     results = tmp_path / "results"
     done = run_cli(bench_run(finished["profile"], results, "--jobs", "2", "--backend", "dask"), tmp_path)
@@ -365,6 +381,41 @@ def test_bad_input_through_the_command_line_is_one_line_on_stderr_and_status_2(t
     assert snapshot(folder) == before
 
 
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this user cannot write into; for root, who can write anywhere, one in sysfs."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("no folder this user cannot write into")
+
+
+@pytest.mark.parametrize("case", ["a file", "under a file", "not writable"])
+def test_a_results_folder_that_cannot_be_written_is_a_one_line_error_exit_2_before_anything_runs(
+        tmp_path, monkeypatch, capsys, case):
+    folder = bad_input_folder(tmp_path)
+    (folder / "file").write_text("not a folder")
+    results, reason = {
+        "a file": (folder / "file", "is a file"),
+        "under a file": (folder / "file" / "results", f"lies under a file, {folder / 'file'}"),
+        "not writable": (unwritable_folder(folder), "is not writable (Permission denied)"),
+    }[case]
+    before = snapshot(folder)
+    monkeypatch.setattr(runner, "prepare_data", lambda pending: pytest.fail("it ran"))
+    monkeypatch.chdir(folder)
+    status = cli.main(["run", "--profile", "tiny.toml", "--results", str(results)])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err == (f"error: --results must be a folder this user can write into; {results} {reason}. "
+                   f"Received: --results {results}\n")
+    assert snapshot(folder) == before
+
+
 # ---------------------------------------------------------------- --until-ci
 
 
@@ -436,7 +487,7 @@ def midway(tmp_path: Path, wrapper: tuple[str, ...] = ()):
 
 def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, command: list[str]) -> None:
     results = tmp_path / "results"
-    assert_only_whole_records(results)
+    assert_only_whole_records(results, cut_short=True)
     kept = {name: content for name, content in snapshot(results).items() if name.startswith("runs/")}
     recorded = len(records(results))
     assert 1 <= recorded < 3
@@ -603,6 +654,47 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
     assert record.test_accuracy is None and record.history == []
     assert store.log_path(tmp_path / "results", record.run_id).exists()
     assert "timeout" in lines[-1] and "acc -" in lines[-1]
+
+
+# ---------------------------------------------------------------- one runner per results folder
+
+# Imported at the start of every Python process given PYTHONPATH with it: a worker notes its spec.
+WORKER_COUNTER = """import os, sys
+if sys.orig_argv[1:3] == ["-m", "bench.worker"]:
+    with open(os.environ["FISHBENCH_TEST_STARTS"], "a") as starts:
+        starts.write(sys.orig_argv[3] + "\\n")
+"""
+
+
+@pytest.mark.parametrize("second_after", [0, 0.5, 2, "a record"], ids=lambda a: f"second after {a}")
+def test_two_runners_on_one_folder_train_every_run_exactly_once(tmp_path, monkeypatch, second_after):
+    """The second runner, whichever it is, stops at once naming the first; every run starts once."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(WORKER_COUNTER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "hook"), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("FISHBENCH_TEST_STARTS", str(tmp_path / "starts"))
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
+    command = bench_run(profile, results, "--jobs", "2")
+    with started(command, tmp_path) as (first, _):
+        if second_after == "a record":
+            wait_for(lambda: list(store.runs_dir(results).glob("*.json")), "the first record")
+        else:
+            time.sleep(second_after)
+        with started(command, tmp_path) as (second, _):
+            outcomes = {process: process.communicate(timeout=PATIENCE) for process in (first, second)}
+    assert sorted(process.returncode for process in outcomes) == [0, 2]
+    (winner,) = (process for process in outcomes if process.returncode == 0)
+    (loser,) = set(outcomes) - {winner}
+    out, err = outcomes[loser]
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: results folder {results} is in use by another bench run: pid {winner.pid} on host "
+                          f"{socket.gethostname()} since 20")
+    assert f"python -m bench run --profile {profile} " in err
+    assert len(progress_lines(outcomes[winner][0])) == 4
+    trained = [Path(line).parent.name for line in (tmp_path / "starts").read_text().splitlines()]
+    assert sorted(trained) == sorted(expected_ids(profile))  # each run's worker started once
+    assert {r.status for r in records(results).values()} == {"ok"}
+    assert not (results / lock.LOCK_NAME).exists()
 
 
 # ---------------------------------------------------------------- pieces
