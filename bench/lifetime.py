@@ -18,6 +18,7 @@ import psutil
 
 PARENT_POLL_SECONDS = 1.0
 RUNNER_ENV = "BENCH_RUNNER"  # process_token() of the runner; set for every worker
+PARENT_ENV = "BENCH_PARENT"  # pid of the process that started the worker; set for every worker
 WORKER_MODULE = "bench.worker"  # run as ``python -m bench.worker SPEC.json OUT.json``
 EXIT_ORPHANED = 3
 _ENDED = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
@@ -41,21 +42,29 @@ def process_token(pid: int) -> str | None:
 _watching = threading.Event()
 
 
-def exit_with_parent() -> None:
+def exit_with_parent(parent: int | None = None, note: Path | None = None) -> None:
     """End this process when its parent or the runner (``BENCH_RUNNER``) dies; once per process.
 
     A runner token that names no live process here (another machine's) is ignored: the
     parent alone is watched.
+
+    Args:
+        parent: the pid of the process that started this one, if known; None takes the
+            parent of the moment, which is already init's when the parent died first.
+        note: a file to write when it is the parent that died, before exiting: how the
+            runner tells a run whose joblib worker was killed under it from the others.
     """
     if _watching.is_set():
         return
     _watching.set()
-    parent = os.getppid()
+    parent = parent or os.getppid()
     runner = _find(os.environ.get(RUNNER_ENV) or "")
 
     def watch():
         while os.getppid() == parent and (runner is None or _alive(runner)):
             time.sleep(PARENT_POLL_SECONDS)
+        if note and os.getppid() != parent:
+            note.write_text(f"parent {parent} died\n")
         os._exit(EXIT_ORPHANED)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()

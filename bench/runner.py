@@ -4,30 +4,37 @@ Each run is one task for joblib (loky processes by default, or a Dask cluster); 
 starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
 TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
 process, which writes each record as it arrives. A worker that dies or times out still
-yields a record saying so; one that was interrupted yields none, so it runs next time.
+yields a record saying so; one that was interrupted yields none, so it runs next time. A
+loky worker killed under its run makes that run a failed record, and the others go on.
 
-One runner at a time works on a results folder (bench.lock). Nothing outlives the runner: its loky workers and their bench.worker children exit when it
-dies, even by kill -9 (see bench.lifetime), and what they write outside the results folder
-is in the runner's temporary folder, removed on every exit path (bench.scratch). Nothing
-here knows about tables.
+One runner at a time works on a results folder (bench.lock). Nothing outlives the runner:
+its loky workers and their bench.worker children exit when it dies, even by kill -9 (see
+bench.lifetime), and what they write outside the results folder is in the runner's
+temporary folder, removed on every exit path (bench.scratch). Nothing here knows about
+tables.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import data, lock, scratch, store
 from bench.environment import JOBS_ENV
-from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, WORKER_MODULE, exit_with_parent, process_token
+from bench.lifetime import (EXIT_ORPHANED, PARENT_ENV, PARENT_POLL_SECONDS, RUNNER_ENV, WORKER_MODULE,
+                            exit_with_parent, process_token)
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
@@ -37,6 +44,7 @@ BACKENDS = ("loky", "dask")
 # Idle loky workers exit after this many seconds instead of joblib's 300 (plus loky's 30 s
 # grace); one that ran a task exits at once when the runner dies (see run_in_subprocess).
 LOKY_IDLE_SECONDS = 10
+UNBLAMED_BREAKS = 3  # pools broken with no run to blame before the runner gives up
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 
 def _worker_env(spec: RunSpec, jobs: int, runner: str | None, folder: Path) -> dict:
     return {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or "",
-            "TMPDIR": str(folder / scratch.WORKER_TMP)}
+            PARENT_ENV: str(os.getpid()), "TMPDIR": str(folder / scratch.WORKER_TMP)}
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
@@ -93,6 +101,13 @@ def _death_reason(returncode: int) -> str:
     if returncode < 0:
         return f"worker killed by signal {signal.Signals(-returncode).name}"
     return f"worker exited with status {returncode} without writing a record"
+
+
+def failure(spec: RunSpec, status: str, error: str, started: str | None, jobs_at_once: int) -> RunRecord:
+    """The record of a run whose worker wrote none."""
+    return RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
+                     environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
+                     started_at=started, finished_at=now_iso())
 
 
 def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None,
@@ -140,10 +155,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
             status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
         else:
             status, error = "failed", f"{_death_reason(returncode)}; log tail:\n{log_text[-LOG_TAIL_CHARS:]}"
-        record = RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
-                           environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
-                           started_at=started, finished_at=now_iso())
-        return spec, record, log_text
+        return spec, failure(spec, status, error, started, jobs_at_once), log_text
 
 
 @contextmanager
@@ -159,6 +171,30 @@ def _sigint_blocked():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def killed_under(specs: list[RunSpec], folder: Path, error: BrokenProcessPool,
+                 jobs_at_once: int) -> list[tuple[RunSpec, RunRecord, str]]:
+    """After a joblib worker died: the runs it was running, as failed records with their logs.
+
+    loky then kills its other workers and their bench.workers; the bench.worker under the
+    dead one is orphaned and writes ``scratch.PARENT_DIED`` into its run's folder before it
+    exits (bench.lifetime). Once they are all gone, a run with that note is the dead
+    worker's; the other runs in flight are not to blame, and their folders go, to rerun.
+    """
+    scratch.end_workers(folder, grace=2 * PARENT_POLL_SECONDS + 1)
+    codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))
+    cause = f"the joblib worker running it died (exit codes {codes[1] if codes else 'unknown'})"
+    found = []
+    for spec in specs:
+        run = folder / spec.run_id
+        if (run / scratch.PARENT_DIED).exists():
+            log = (run / scratch.LOG).read_text(errors="replace") if (run / scratch.LOG).exists() else ""
+            started = datetime.fromtimestamp((run / scratch.SPEC).stat().st_mtime, timezone.utc)
+            found.append((spec, failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}",
+                                        started.isoformat(timespec="seconds"), jobs_at_once), log))
+        shutil.rmtree(run, ignore_errors=True)
+    return found
 
 
 # ---------------------------------------------------------------- backends
@@ -318,21 +354,47 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         out(plan_line(specs, pending, dispatch, results))
         if not pending:
             return []
-        written = []
-        from joblib import Parallel, delayed
-
         prepare_data(pending)
-        progress, runner = Progress(total=len(pending), out=out), process_token(os.getpid())
-        with scratch.runner_folder() as folder, backend_context(dispatch, folder):
-            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder) for spec in pending)
-            for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
-                if record is None:
-                    progress.interrupted(spec)
-                    continue
-                if environment:
-                    record = dataclasses.replace(record, environment={**record.environment, **environment})
-                store.write_log(results, record.run_id, log_text)
-                store.write_record(results, record)
-                written.append(record)
-                progress.finished(record)
+        with scratch.runner_folder() as folder:
+            return _dispatch(pending, results, dispatch, folder, Progress(total=len(pending), out=out), environment)
+
+
+def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder: Path, progress: Progress,
+              environment: dict | None) -> list[RunRecord]:
+    """Run the specs through joblib; when a killed joblib worker breaks the pool, record its
+    run failed and run the others in a new pool."""
+    from joblib import Parallel, delayed
+
+    written, todo, runner, unblamed = [], list(pending), process_token(os.getpid()), 0
+
+    def settle(spec: RunSpec, record: RunRecord | None, log_text: str) -> None:
+        todo.remove(spec)
+        if record is None:
+            progress.interrupted(spec)
+            return
+        written.append(keep(results, record, log_text, environment))
+        progress.finished(written[-1])
+
+    while todo:
+        try:
+            with backend_context(dispatch, folder):
+                tasks = [delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder) for spec in todo]
+                for outcome in Parallel(return_as="generator_unordered")(tasks):
+                    settle(*outcome)
+        except BrokenProcessPool as error:
+            killed = killed_under(todo, folder, error, dispatch.jobs)
+            unblamed += not killed
+            if unblamed >= UNBLAMED_BREAKS:
+                raise
+            for outcome in killed:
+                settle(*outcome)
     return written
+
+
+def keep(results: Path, record: RunRecord, log_text: str, environment: dict | None) -> RunRecord:
+    """Write a run's log, then its record."""
+    if environment:
+        record = dataclasses.replace(record, environment={**record.environment, **environment})
+    store.write_log(results, record.run_id, log_text)
+    store.write_record(results, record)
+    return record

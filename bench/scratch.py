@@ -23,8 +23,9 @@ from bench import lifetime
 
 PREFIX = "fishbench-runner-"
 RUN_PREFIX = "fishbench-run-"  # a run's folder where the runner's is not at hand (a Dask worker elsewhere)
-# A run's folder: its spec, the worker's record and log, and the worker's TMPDIR.
-SPEC, RECORD, LOG, WORKER_TMP = "spec.json", "record.json", "run.log", "tmp"
+# A run's folder: its spec, the worker's record and log, the worker's TMPDIR, and the note
+# an orphaned worker leaves there (bench.lifetime.exit_with_parent).
+SPEC, RECORD, LOG, WORKER_TMP, PARENT_DIED = "spec.json", "record.json", "run.log", "tmp", "parent-died"
 END_SECONDS = 10  # to wait for a killed worker to be gone
 
 

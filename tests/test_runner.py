@@ -3,9 +3,9 @@
 Each test writes its own tiny profile into tmp_path (an MLP on 8x8 synthetic images, 100
 training images) and uses a private dataset cache, so a run costs a few seconds, most of
 them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM, SIGHUP and
-SIGKILL to the runner, SIGKILL to a worker, SIGINT to a worker at once after its start, a
-second runner on the same folder, a timeout, a diverging learning rate, corrupt files, a
-folder that cannot be written. Every test runs with a temporary
+SIGKILL to the runner, SIGKILL to a worker and to a loky worker, SIGINT to a worker at
+once after its start, a second runner on the same folder, a timeout, a diverging learning
+rate, corrupt files, a folder that cannot be written. Every test runs with a temporary
 directory of its module's own, which must be empty after each test: nothing a benchmark
 starts may leave a file there, however it ends.
 """
@@ -535,33 +535,40 @@ def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
 
 
-@pytest.fixture(scope="module")
-def worker_killed(private_cache, tmp_path_factory):
-    """The tiny profile with one of its two workers killed with SIGKILL mid-run."""
+KILLED = {  # whose SIGKILL: the start of the victim's error
+    "bench.worker": "worker killed by signal SIGKILL; log tail:",
+    "its loky worker": "the joblib worker running it died (exit codes {SIGKILL(-9)}); log tail:",
+}
+
+
+@pytest.fixture(scope="module", params=KILLED, ids=KILLED)
+def worker_killed(request, private_cache, tmp_path_factory):
+    """The tiny profile with one of its two workers, or the loky worker that runs it, killed with SIGKILL mid-run."""
     folder = tmp_path_factory.mktemp("worker-killed")
     profile = write_profile(folder / "tiny.toml")
     results = folder / "results"
     command = bench_run(profile, results, "--jobs", "2")
     with started(command, folder) as (process, tree):
-        victim = wait_for(lambda: bench_workers(process.pid), "a bench.worker process")[0]
-        spec_path = Path(victim.cmdline()[-2])
+        worker = wait_for(lambda: bench_workers(process.pid), "a bench.worker process")[0]
+        spec_path = Path(worker.cmdline()[-2])
         victim_id = RunSpec.from_dict(json.loads(spec_path.read_text())).run_id
-        victim.kill()
+        (worker if request.param == "bench.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
     assert process.returncode == 0, err
     return {"folder": folder, "profile": profile, "results": results, "command": command,
-            "victim": victim_id, "stdout": out}
+            "victim": victim_id, "stdout": out, "error": KILLED[request.param]}
 
 
 def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_others_go_on(worker_killed):
     found, victim = records(worker_killed["results"]), worker_killed["victim"]
     assert set(found) == expected_ids(worker_killed["profile"])
     assert found[victim].status == "failed"
-    assert found[victim].error.startswith("worker killed by signal SIGKILL")
-    assert found[victim].spec.model == "mlp" and found[victim].finished_at
+    assert found[victim].error.startswith(worker_killed["error"])
+    assert found[victim].spec.model == "mlp" and found[victim].started_at and found[victim].finished_at
     (other,) = set(found) - {victim}
     assert found[other].status == "ok"
     assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]
+    assert len(progress_lines(worker_killed["stdout"])) == 2
     assert any(": failed " in line for line in progress_lines(worker_killed["stdout"]))
 
 
