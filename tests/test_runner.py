@@ -713,7 +713,7 @@ def test_each_worker_gets_its_thread_counts_the_runner_identity_and_a_tmpdir_bef
     env = runner._worker_env(spec, jobs=2, runner="boot:1:2", folder=Path("/scratch/run"))
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
     assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
-    assert env["TMPDIR"] == "/scratch/run/tmp"  # goes with the run
+    assert env[runner.PARENT_ENV] == str(os.getpid()) and env["TMPDIR"] == "/scratch/run/tmp"  # goes with the run
     assert env[ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
     stock = dataclasses.replace(spec, speedups=False)
     assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None, folder=Path("/scratch/run"))
