@@ -34,7 +34,7 @@ from pathlib import Path
 from bench import data, lock, scratch, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import (EXIT_ORPHANED, PARENT_ENV, PARENT_POLL_SECONDS, RUNNER_ENV, WORKER_MODULE,
-                            exit_with_parent, process_token)
+                            exit_with_parent, process_token, worker_processes)
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
@@ -44,6 +44,7 @@ BACKENDS = ("loky", "dask")
 # Idle loky workers exit after this many seconds instead of joblib's 300 (plus loky's 30 s
 # grace); one that ran a task exits at once when the runner dies (see run_in_subprocess).
 LOKY_IDLE_SECONDS = 10
+SAMPLE_SECONDS = 1.0  # how often a run counts the runs on its machine (its record's jobs_at_once)
 UNBLAMED_BREAKS = 3  # pools broken with no run to blame before the runner gives up
 
 
@@ -116,11 +117,12 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
     run's failure: that is a record. The record is None when the worker was interrupted
-    (see INTERRUPTED_EXITS), so the run stays pending.
+    (see INTERRUPTED_EXITS), so the run stays pending. The record's ``jobs_at_once`` is the
+    most runs seen on this machine while it ran, of any runner, itself included.
 
     Args:
         spec: the run.
-        jobs_at_once: how many runs the benchmark runs side by side (recorded).
+        jobs_at_once: how many runs this runner runs side by side (for the worker).
         runner: ``bench.lifetime.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
         folder: the runner's temporary folder (``bench.scratch``); the run's own folder goes
@@ -134,28 +136,43 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         command = [sys.executable, "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
-            with _sigint_blocked():  # until the worker is ready to die of it (bench.worker)
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                           env=_worker_env(spec, jobs_at_once, runner, run))
-            try:
-                returncode = process.wait(timeout=spec.timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                returncode = None
-            except BaseException:  # interrupted: take the worker down with us
-                process.kill()
-                raise
+            returncode, at_once = _run_worker(command, log, _worker_env(spec, jobs_at_once, runner, run), spec.timeout_s)
         log_text = log_path.read_text(errors="replace")
         if returncode == 0 and out_path.exists():
-            return spec, store.read_record(out_path), log_text
+            record = store.read_record(out_path)
+            return spec, dataclasses.replace(record, environment={**record.environment, "jobs_at_once": at_once}), log_text
         if returncode in INTERRUPTED_EXITS:
             return spec, None, log_text
         if returncode is None:
             status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
         else:
             status, error = "failed", f"{_death_reason(returncode)}; log tail:\n{log_text[-LOG_TAIL_CHARS:]}"
-        return spec, failure(spec, status, error, started, jobs_at_once), log_text
+        return spec, failure(spec, status, error, started, at_once), log_text
+
+
+def _run_worker(command: list[str], log, env: dict, timeout_s: float) -> tuple[int | None, int]:
+    """Start a worker and wait for it, killing it at the timeout or when interrupted.
+
+    Returns:
+        Its exit status (None: killed at the timeout), and the most workers seen running at
+        once on this machine meanwhile, counted every SAMPLE_SECONDS.
+    """
+    with _sigint_blocked():  # until the worker is ready to die of it (bench.worker)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    deadline, at_once = time.monotonic() + timeout_s, 1
+    try:
+        while True:
+            at_once = max(at_once, 1 + sum(worker.pid != process.pid for worker in worker_processes()))
+            try:
+                return process.wait(timeout=min(SAMPLE_SECONDS, max(deadline - time.monotonic(), 0))), at_once
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    process.kill()
+                    process.wait()
+                    return None, at_once
+    except BaseException:  # interrupted: take the worker down with us
+        process.kill()
+        raise
 
 
 @contextmanager
@@ -333,7 +350,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     """Run every spec without a settled record and write each record as it arrives.
 
     ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
-    rule that asked for the run).
+    rule that asked for the run). Jobs are capped at the runs to run.
 
     It holds the results folder (``bench.lock``) from before it reads the records until its
     last worker has ended, and writes the records of runs recorded by none before. SIGTERM,
@@ -351,6 +368,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     with stopped_by_signals(), lock.hold(results):
         remove_partial_writes(results)
         pending = pending_specs(specs, results, retry_failed)
+        dispatch = dataclasses.replace(dispatch, jobs=max(1, min(dispatch.jobs, len(pending))))
         out(plan_line(specs, pending, dispatch, results))
         if not pending:
             return []
