@@ -1,7 +1,7 @@
 """``python -m bench {run,plan,report,list,speed}``: each subcommand parses, calls one library function, prints.
 
 Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
-that another ``bench run`` holds; an interrupt with 130.
+that another ``bench run`` holds; a record that cannot be written, with 1; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from bench import config, data, lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
-EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _csv(text: str) -> list[str]:
@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, data.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except lock.WriteFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: finished records are kept; run the same command again to run the missing ones",
               file=sys.stderr)

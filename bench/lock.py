@@ -1,4 +1,4 @@
-"""One runner per results folder: a lock taken before anything runs.
+"""One runner per results folder: a lock taken before anything runs, and the folder's write errors in one line.
 
 ``bench run`` holds ``<results>/.run.lock`` (``fcntl.flock``) from before it looks for the
 pending runs until its last worker has ended, so a run that one runner recorded is never
@@ -36,6 +36,10 @@ _held: dict[Path, list[int]] = {}  # resolved results folder -> [lock file descr
 
 class Busy(Exception):
     """Another runner holds the results folder."""
+
+
+class WriteFailed(Exception):
+    """Writing into a held results folder failed (a full disk, say); the records written before stay whole."""
 
 
 @contextmanager

@@ -363,7 +363,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         The records written by this invocation.
 
     Raises:
-        ValueError: the results folder cannot be written; lock.Busy: another runner holds it.
+        ValueError: the results folder cannot be written; lock.Busy: another runner holds it;
+        lock.WriteFailed: a record could not be written (the ones before it are whole).
     """
     with stopped_by_signals(), lock.hold(results):
         remove_partial_writes(results)
@@ -410,9 +411,14 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
 
 
 def keep(results: Path, record: RunRecord, log_text: str, environment: dict | None) -> RunRecord:
-    """Write a run's log, then its record."""
+    """Write a run's log, then its record; a failed write stops the runner in one line."""
     if environment:
         record = dataclasses.replace(record, environment={**record.environment, **environment})
-    store.write_log(results, record.run_id, log_text)
-    store.write_record(results, record)
+    try:
+        store.write_log(results, record.run_id, log_text)
+        store.write_record(results, record)
+    except OSError as error:
+        raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "
+                               f"({error.strerror or error}); the records written before it are kept: make room, "
+                               f"then run the same command again") from None
     return record

@@ -5,12 +5,13 @@ training images) and uses a private dataset cache, so a run costs a few seconds,
 them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM, SIGHUP and
 SIGKILL to the runner, SIGKILL to a worker and to a loky worker, SIGINT to a worker at
 once after its start, a second runner on the same folder, a timeout, a diverging learning
-rate, corrupt files, a folder that cannot be written. Every test runs with a temporary
-directory of its module's own, which must be empty after each test: nothing a benchmark
-starts may leave a file there, however it ends.
+rate, corrupt files, a folder that cannot be written, a full disk. Every test runs with a
+temporary directory of its module's own, which must be empty after each test: nothing a
+benchmark starts may leave a file there, however it ends.
 """
 import concurrent.futures
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -457,6 +458,36 @@ def test_a_results_folder_that_cannot_be_written_is_a_one_line_error_exit_2_befo
     assert err == (f"error: --results must be a folder this user can write into; {results} {reason}. "
                    f"Received: --results {results}\n")
     assert snapshot(folder) == before
+
+
+def test_a_full_disk_while_writing_a_record_is_a_one_line_error_exit_1_and_leaves_whole_records(
+        tmp_path, monkeypatch, capsys):
+    """The disk fills up while the second record is written: the first stays, nothing half-written."""
+    write_profile(tmp_path / "tiny.toml")
+    dump, writes = json.dump, []
+
+    def full_disk(payload, file, **options):
+        if "status" in payload:  # a record, written into runs/ (a spec has no status)
+            writes.append(payload["run_id"])
+            if len(writes) == 2:
+                file.write('{"run_id": "')
+                raise OSError(errno.ENOSPC, "No space left on device")
+        dump(payload, file, **options)
+
+    monkeypatch.setattr(json, "dump", full_disk)
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["run", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"])
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_FAILED == 1
+    runs = store.runs_dir("results")
+    assert err == (f"error: cannot write the record of run {writes[1]} into {runs} (No space left on device); the "
+                   "records written before it are kept: make room, then run the same command again\n")
+    assert sorted(p.name for p in runs.iterdir()) == [f"{writes[0]}.json"]
+    assert_only_whole_records(Path("results"))
+
+    monkeypatch.setattr(json, "dump", dump)
+    assert cli.main(["run", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"]) == 0
+    assert "2 runs, 1 already recorded, 1 to run" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- --until-ci
