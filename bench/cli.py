@@ -1,7 +1,8 @@
 """``fishbench {run,plan,report,list,speed}`` (or ``python -m bench ...``): each subcommand parses, calls one library function, prints.
 
-Bad input ends with a one-line ``error: ...`` and exit status 2; a full disk under the dataset
-cache with one line and 1; an interrupt with 130.
+Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
+that another ``bench run`` holds; a full disk under the dataset cache, or a record that cannot
+be written, with one line and 1; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
@@ -11,11 +12,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import __version__, config, data, imports
+from bench import __version__, config, data, imports, lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
-EXIT_DISK_FULL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _csv(text: str) -> list[str]:
@@ -215,12 +216,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
-    except (ValueError, data.DataUnavailable) as error:
+    except (ValueError, data.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except data.CacheFull as error:
         print(f"error: {error}", file=sys.stderr)
-        return EXIT_DISK_FULL
+        return EXIT_FAILED
+    except lock.WriteFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted: finished records are kept; run the same command again to run the missing ones",
               file=sys.stderr)

@@ -4,17 +4,22 @@ A benchmark's processes must not outlive it. The runner passes its identity, a t
 every worker in ``BENCH_RUNNER``; a worker (and a loky worker of the runner, whose process
 outlives a runner killed with -9) calls ``exit_with_parent`` and exits with EXIT_ORPHANED
 once its parent or the runner is gone. The runner reads that exit as an interruption.
+``worker_processes`` finds the workers on this machine: how many run at once, and which
+ones still write into a runner's temporary folder.
 """
 from __future__ import annotations
 
 import os
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
 PARENT_POLL_SECONDS = 1.0
 RUNNER_ENV = "BENCH_RUNNER"  # process_token() of the runner; set for every worker
+PARENT_ENV = "BENCH_PARENT"  # pid of the process that started the worker; set for every worker
+WORKER_MODULE = "bench.worker"  # run as ``python -m bench.worker SPEC.json OUT.json``
 EXIT_ORPHANED = 3
 _ENDED = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
@@ -37,30 +42,63 @@ def process_token(pid: int) -> str | None:
 _watching = threading.Event()
 
 
-def exit_with_parent() -> None:
+def exit_with_parent(parent: int | None = None, note: Path | None = None) -> None:
     """End this process when its parent or the runner (``BENCH_RUNNER``) dies; once per process.
 
     A runner token that names no live process here (another machine's) is ignored: the
     parent alone is watched.
+
+    Args:
+        parent: the pid of the process that started this one, if known; None takes the
+            parent of the moment, which is already init's when the parent died first.
+        note: a file to write when it is the parent that died, before exiting: how the
+            runner tells a run whose joblib worker was killed under it from the others.
     """
     if _watching.is_set():
         return
     _watching.set()
-    parent = os.getppid()
+    parent = parent or os.getppid()
     runner = _find(os.environ.get(RUNNER_ENV) or "")
 
     def watch():
         while os.getppid() == parent and (runner is None or _alive(runner)):
             time.sleep(PARENT_POLL_SECONDS)
+        if note and os.getppid() != parent:
+            note.write_text(f"parent {parent} died\n")
         os._exit(EXIT_ORPHANED)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def worker_processes(under: Path | None = None) -> list[psutil.Process]:
+    """The live ``python -m bench.worker`` processes on this machine, of every runner.
+
+    Args:
+        under: only those whose spec file lies in this folder (one runner's temporary folder).
+    """
+    prefix = str(under) + os.sep if under else ""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        command = process.info["cmdline"] or []
+        if (process.info["status"] not in _ENDED and _runs_module(command, WORKER_MODULE)
+                and any(arg.startswith(prefix) for arg in command[-2:])):
+            found.append(process)
+    return found
+
+
+def _runs_module(command: list[str], module: str) -> bool:
+    return any(flag == "-m" and name == module for flag, name in zip(command, command[1:]))
 
 
 def _token(process: psutil.Process) -> str | None:
     if process.status() in _ENDED:
         return None
     return f"{psutil.boot_time():.0f}:{process.pid}:{process.create_time()!r}"
+
+
+def alive(token: str) -> bool:
+    """Whether ``token`` names a live process on this machine."""
+    return _find(token) is not None
 
 
 def _find(token: str) -> psutil.Process | None:

@@ -4,31 +4,40 @@ Each run is one task for joblib (loky processes by default, or a Dask cluster); 
 starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
 TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
 process, which writes each record as it arrives. A worker that dies or times out still
-yields a record saying so; one that was interrupted yields none, so it runs next time.
+yields a record saying so; one that was interrupted yields none, so it runs next time. A
+loky worker killed under its run makes that run a failed record, and the others go on.
 Pending runs start longest expected first (``bench.schedule``), so that the jobs finish
-together; each record gets the runner's times of its run (``bench.phases``), and the last line
-says how busy the jobs were.
-Nothing outlives the runner: its loky workers and their bench.worker children exit when it
-dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
+together; each record gets the runner's times of its run (``bench.phases``), and the last
+line says how busy the jobs were.
+
+One runner at a time works on a results folder (bench.lock). Nothing outlives the runner:
+its loky workers and their bench.worker children exit when it dies, even by kill -9 (see
+bench.lifetime), and what they write outside the results folder is in the runner's
+temporary folder, removed on every exit path (bench.scratch). Nothing here knows about
+tables.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import data, imports, phases, store
+from bench import data, imports, lock, phases, scratch, store
 from bench.environment import JOBS_ENV
-from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
+from bench.lifetime import (EXIT_ORPHANED, PARENT_ENV, PARENT_POLL_SECONDS, RUNNER_ENV, WORKER_MODULE,
+                            exit_with_parent, process_token, worker_processes)
 from bench.schedule import longest_first
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
@@ -39,6 +48,8 @@ BACKENDS = ("loky", "dask")
 # Idle loky workers exit after this many seconds instead of joblib's 300 (plus loky's 30 s
 # grace); one that ran a task exits at once when the runner dies (see run_in_subprocess).
 LOKY_IDLE_SECONDS = 10
+SAMPLE_SECONDS = 1.0  # how often a run counts the runs on its machine (its record's jobs_at_once)
+UNBLAMED_BREAKS = 3  # pools broken with no run to blame before the runner gives up
 
 
 @dataclass(frozen=True)
@@ -79,16 +90,17 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 # ---------------------------------------------------------------- one run, in a joblib task
 
 
-def _worker_env(spec: RunSpec, jobs: int, runner: str | None, spawned_at: float) -> dict:
+def _worker_env(spec: RunSpec, jobs: int, runner: str | None, folder: Path, spawned_at: float) -> dict:
     env = {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or "",
-           phases.SPAWNED_ENV: repr(spawned_at)}
+           PARENT_ENV: str(os.getpid()), "TMPDIR": str(folder / scratch.WORKER_TMP), phases.SPAWNED_ENV: repr(spawned_at)}
     return imports.child_env(env)  # with `python -P`: this installation, never the current folder's packages
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
-# group; a runner's death ends its workers): not a failure of the run, so no record.
-INTERRUPTED_EXITS = (-signal.SIGINT, -signal.SIGTERM, EXIT_ORPHANED)
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the runner's; both stop it the same way
+# group, a closed terminal hangs it up; a runner's death ends its workers): not a failure
+# of the run, so no record.
+INTERRUPTED_EXITS = (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP, EXIT_ORPHANED)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # the runner's; all stop it the same way
 
 
 def _death_reason(returncode: int) -> str:
@@ -97,68 +109,138 @@ def _death_reason(returncode: int) -> str:
     return f"worker exited with status {returncode} without writing a record"
 
 
-def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None) -> tuple[RunSpec, RunRecord | None, str]:
+def failure(spec: RunSpec, status: str, error: str, started: str | None, jobs_at_once: int) -> RunRecord:
+    """The record of a run whose worker wrote none."""
+    return RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
+                     environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
+                     started_at=started, finished_at=now_iso())
+
+
+def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None,
+                      folder: Path | None = None) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
     run's failure: that is a record. The record is None when the worker was interrupted
-    (see INTERRUPTED_EXITS), so the run stays pending. The record's phases get the worker's
-    start and its seconds from there to its end (``phases.timed_by_runner``).
+    (see INTERRUPTED_EXITS), so the run stays pending. The record's ``jobs_at_once`` is the
+    most runs seen on this machine while it ran, of any runner, itself included; its phases
+    get the worker's start and its seconds from there to its end (``phases.timed_by_runner``).
 
     Args:
         spec: the run.
-        jobs_at_once: how many runs the benchmark runs side by side (recorded).
+        jobs_at_once: how many runs this runner runs side by side (for the worker).
         runner: ``bench.lifetime.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
+        folder: the runner's temporary folder (``bench.scratch``); the run's own folder goes
+            into it when this process is on the runner's machine.
     """
     if runner and process_token(os.getppid()) == runner:
         exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
-    with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
-        spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
+    with scratch.run_folder(spec.run_id, folder) as run:
+        spec_path, out_path, log_path = (run / name for name in (scratch.SPEC, scratch.RECORD, scratch.LOG))
         store.write_json_atomic(spec_path, spec.to_dict())
-        command = [sys.executable, "-P", "-m", "bench.worker", str(spec_path), str(out_path)]
+        command = [sys.executable, "-P", "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
             spawned_at, began = time.time(), time.monotonic()
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=_worker_env(spec, jobs_at_once, runner, spawned_at))
-            try:
-                returncode = process.wait(timeout=spec.timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                returncode = None
-            except BaseException:  # interrupted: take the worker down with us
-                process.kill()
-                raise
+            env = _worker_env(spec, jobs_at_once, runner, run, spawned_at)
+            returncode, at_once = _run_worker(command, log, env, spec.timeout_s)
         total = time.monotonic() - began
         log_text = log_path.read_text(errors="replace")
         if returncode == 0 and out_path.exists():
-            return spec, phases.timed_by_runner(store.read_record(out_path), spawned_at, total), log_text
+            record = store.read_record(out_path)
+            record = dataclasses.replace(record, environment={**record.environment, "jobs_at_once": at_once})
+            return spec, phases.timed_by_runner(record, spawned_at, total), log_text
         if returncode in INTERRUPTED_EXITS:
             return spec, None, log_text
         if returncode is None:
             status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
         else:
             status, error = "failed", f"{_death_reason(returncode)}; log tail:\n{log_text[-LOG_TAIL_CHARS:]}"
-        record = RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
-                           environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
-                           started_at=started, finished_at=now_iso())
-        return spec, phases.timed_by_runner(record, spawned_at, total), log_text
+        return spec, phases.timed_by_runner(failure(spec, status, error, started, at_once), spawned_at, total), log_text
+
+
+def _run_worker(command: list[str], log, env: dict, timeout_s: float) -> tuple[int | None, int]:
+    """Start a worker and wait for it, killing it at the timeout or when interrupted.
+
+    Returns:
+        Its exit status (None: killed at the timeout), and the most workers seen running at
+        once on this machine meanwhile, counted every SAMPLE_SECONDS.
+    """
+    with _sigint_blocked():  # until the worker is ready to die of it (bench.worker)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    deadline, at_once = time.monotonic() + timeout_s, 1
+    try:
+        while True:
+            at_once = max(at_once, 1 + sum(worker.pid != process.pid for worker in worker_processes()))
+            try:
+                return process.wait(timeout=min(SAMPLE_SECONDS, max(deadline - time.monotonic(), 0))), at_once
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    process.kill()
+                    process.wait()
+                    return None, at_once
+    except BaseException:  # interrupted: take the worker down with us
+        process.kill()
+        raise
+
+
+@contextmanager
+def _sigint_blocked():
+    """SIGINT held back in this thread, and so in a child started meanwhile, which unblocks it.
+
+    A worker's Python would turn a SIGINT during its start-up (``site``, its imports) into a
+    KeyboardInterrupt traceback and exit 1, a failure; blocked, the signal waits until the
+    worker makes it fatal, and the worker dies of it at any moment (bench.worker).
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def killed_under(specs: list[RunSpec], folder: Path, error: BrokenProcessPool,
+                 jobs_at_once: int) -> list[tuple[RunSpec, RunRecord, str]]:
+    """After a joblib worker died: the runs it was running, as failed records with their logs.
+
+    loky then kills its other workers and their bench.workers; the bench.worker under the
+    dead one is orphaned and writes ``scratch.PARENT_DIED`` into its run's folder before it
+    exits (bench.lifetime). Once they are all gone, a run with that note is the dead
+    worker's; the other runs in flight are not to blame, and their folders go, to rerun.
+    """
+    scratch.end_workers(folder, grace=2 * PARENT_POLL_SECONDS + 1)
+    codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))
+    cause = f"the joblib worker running it died (exit codes {codes[1] if codes else 'unknown'})"
+    found = []
+    for spec in specs:
+        run = folder / spec.run_id
+        if (run / scratch.PARENT_DIED).exists():
+            log = (run / scratch.LOG).read_text(errors="replace") if (run / scratch.LOG).exists() else ""
+            started = datetime.fromtimestamp((run / scratch.SPEC).stat().st_mtime, timezone.utc)
+            found.append((spec, failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}",
+                                        started.isoformat(timespec="seconds"), jobs_at_once), log))
+        shutil.rmtree(run, ignore_errors=True)
+    return found
 
 
 # ---------------------------------------------------------------- backends
 
 
 @contextmanager
-def backend_context(dispatch: Dispatch):
-    """joblib's parallel_config for the dispatch; a Dask client while it is open."""
+def backend_context(dispatch: Dispatch, folder: Path):
+    """joblib's parallel_config for the dispatch; a Dask client while it is open.
+
+    A LocalCluster (its scheduler and workers) keeps its scratch space in ``folder``, the
+    runner's temporary folder.
+    """
     from joblib import parallel_config
 
     if dispatch.backend == "loky":
         with parallel_config(backend="loky", n_jobs=dispatch.jobs, idle_worker_timeout=LOKY_IDLE_SECONDS):
             yield
         return
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if dispatch.scheduler:
@@ -169,8 +251,9 @@ def backend_context(dispatch: Dispatch):
         with client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
             yield client
         return
-    with LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1",
-                      dashboard_address=None, processes=True) as cluster, Client(cluster) as client, \
+    with dask.config.set({"temporary-directory": str(folder)}), \
+            LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                         processes=True) as cluster, Client(cluster) as client, \
             parallel_config(backend="dask", n_jobs=dispatch.jobs):
         yield client
 
@@ -250,6 +333,14 @@ def prepare_data(specs: list[RunSpec]) -> None:
         data.load(name, preprocess)
 
 
+def remove_partial_writes(results: Path) -> None:
+    """Remove what writes cut short by a kill -9 left in runs/ and logs/ (``bench.store``'s
+    ``.<name>.XXXX.tmp``); only the lock's holder may, since another runner's could be live."""
+    for pattern in ("runs/.*.json.*.tmp", "logs/.*.log.*.tmp"):
+        for path in results.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
@@ -262,6 +353,19 @@ def efficiency_line(records: list[RunRecord]) -> str:
             f"one's end)")
 
 
+@contextmanager
+def stopped_by_signals():
+    """STOP_SIGNALS raise KeyboardInterrupt while the block runs, SIGINT even where a shell
+    ignored it, SIGHUP not where it is ignored (nohup: it should run on)."""
+    signums = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
                   out=echo, environment: dict | None = None) -> list[RunRecord]:
     """Run every spec without a settled record, longest expected first, and write each record
@@ -269,41 +373,79 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
 
     Each record's environment gets this invocation's id (``phases.INVOCATION_KEY``: its start
     and the runner's pid) and the keys of ``environment`` (``bench.stopping``: the stopping
-    rule that asked for the run).
+    rule that asked for the run). Jobs are capped at the runs to run.
 
-    SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
+    It holds the results folder (``bench.lock``) from before it reads the records until its
+    last worker has ended, and writes the records of runs recorded by none before. SIGTERM,
+    SIGINT and SIGHUP stop it the same way: in-flight workers are killed, finished records
     stay, and the same command later runs exactly the missing ones. SIGINT is handled here
-    even when the shell started the runner in the background with SIGINT ignored. A run's log is written
-    before its record, so a recorded run always has its log.
+    even when the shell started the runner in the background with SIGINT ignored. A run's
+    log is written before its record, so a recorded run always has its log.
 
     Returns:
         The records written by this invocation.
-    """
-    pending = pending_specs(specs, results, retry_failed)
-    out(plan_line(specs, pending, dispatch, results))
-    if not pending:
-        return []
-    written, stamp = [], {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", **(environment or {})}
-    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in STOP_SIGNALS}
-    try:
-        from joblib import Parallel, delayed
 
+    Raises:
+        ValueError: the results folder cannot be written; lock.Busy: another runner holds it;
+        lock.WriteFailed: a record could not be written (the ones before it are whole).
+    """
+    with stopped_by_signals(), lock.hold(results):
+        remove_partial_writes(results)
+        pending = pending_specs(specs, results, retry_failed)
+        dispatch = dataclasses.replace(dispatch, jobs=max(1, min(dispatch.jobs, len(pending))))
+        out(plan_line(specs, pending, dispatch, results))
+        if not pending:
+            return []
         prepare_data(pending)
-        progress, runner = Progress(total=len(pending), out=out), process_token(os.getpid())
-        with backend_context(dispatch):
-            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner) for spec in pending)
-            for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
-                if record is None:
-                    progress.interrupted(spec)
-                    continue
-                record = dataclasses.replace(record, environment={**record.environment, **stamp})
-                store.write_log(results, record.run_id, log_text)
-                store.write_record(results, record)
-                written.append(record)
-                progress.finished(record)
+        stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", **(environment or {})}
+        with scratch.runner_folder() as folder:
+            written = _dispatch(pending, results, dispatch, folder, Progress(total=len(pending), out=out), stamp)
         if written:
             out(efficiency_line(written))
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        return written
+
+
+def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder: Path, progress: Progress,
+              environment: dict | None) -> list[RunRecord]:
+    """Run the specs through joblib; when a killed joblib worker breaks the pool, record its
+    run failed and run the others in a new pool."""
+    from joblib import Parallel, delayed
+
+    written, todo, runner, unblamed = [], list(pending), process_token(os.getpid()), 0
+
+    def settle(spec: RunSpec, record: RunRecord | None, log_text: str) -> None:
+        todo.remove(spec)
+        if record is None:
+            progress.interrupted(spec)
+            return
+        written.append(keep(results, record, log_text, environment))
+        progress.finished(written[-1])
+
+    while todo:
+        try:
+            with backend_context(dispatch, folder):
+                tasks = [delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder) for spec in todo]
+                for outcome in Parallel(return_as="generator_unordered")(tasks):
+                    settle(*outcome)
+        except BrokenProcessPool as error:
+            killed = killed_under(todo, folder, error, dispatch.jobs)
+            unblamed += not killed
+            if unblamed >= UNBLAMED_BREAKS:
+                raise
+            for outcome in killed:
+                settle(*outcome)
     return written
+
+
+def keep(results: Path, record: RunRecord, log_text: str, environment: dict | None) -> RunRecord:
+    """Write a run's log, then its record; a failed write stops the runner in one line."""
+    if environment:
+        record = dataclasses.replace(record, environment={**record.environment, **environment})
+    try:
+        store.write_log(results, record.run_id, log_text)
+        store.write_record(results, record)
+    except OSError as error:
+        raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "
+                               f"({error.strerror or error}); the records written before it are kept: make room, "
+                               f"then run the same command again") from None
+    return record

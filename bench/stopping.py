@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import data, runner, store, verdicts
+from bench import data, lock, runner, store, verdicts
 from bench.plan import row_labels
 from bench.spec import RunSpec
 from bench.stats import summarize
@@ -188,6 +188,12 @@ def run_until(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, ru
     Returns:
         The records written by this invocation, each with the rule in its environment.
     """
+    with runner.stopped_by_signals(), lock.hold(results):  # one hold for all rounds: no runner between them
+        return _rounds(specs, results, dispatch, rule, retry_failed, out)
+
+
+def _rounds(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule: StoppingRule,
+            retry_failed: bool, out) -> list[RunRecord]:
     stamp = {RULE_KEY: rule.text}
     out(f"stopping rule: {rule.text}")
     written = runner.run_benchmark(specs, results, dispatch, retry_failed, out, environment=stamp)

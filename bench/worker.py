@@ -10,27 +10,36 @@ in ``BENCH_SPAWNED_AT`` (``bench.phases``); the runner adds the write of OUT.jso
 A worker never outlives the benchmark that started it: it exits when its parent dies, and
 when the runner dies. The two differ under loky, whose worker processes (the parents here)
 outlive a runner killed with -9; so the runner passes its identity in ``BENCH_RUNNER``, and
-its loky workers use ``exit_with_parent`` too (see bench.runner.run_in_subprocess).
+its loky workers use ``exit_with_parent`` too (see bench.runner.run_in_subprocess). When its
+parent dies first, it leaves a note beside OUT.json: the runner records that run failed.
+
+An interrupted worker writes no record, whenever the interrupt comes: SIGINT, SIGTERM and
+SIGHUP kill it outright (their default actions), never through a Python exception that
+could become a failed run. The runner starts it with SIGINT blocked, so a SIGINT during
+Python's start-up waits for the worker to make it fatal.
 """
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
-from bench.lifetime import exit_with_parent
+from bench.lifetime import PARENT_ENV, exit_with_parent
+from bench.scratch import PARENT_DIED
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m bench.worker SPEC.json OUT.json", file=sys.stderr)
         return 2
-    # A shell that starts a job in the background (`cmd &`, nohup) has it ignore SIGINT, and
-    # children inherit that; the runner stops a worker with SIGINT, so it gets Python's own.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    exit_with_parent()
+    # SIGINT at its default kills the worker wherever it is, never a KeyboardInterrupt that a
+    # handler could turn into a failed run; also where a shell ignored it (`cmd &`, nohup).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     spec_path, out_path = map(Path, argv)
+    exit_with_parent(int(os.environ.get(PARENT_ENV) or 0) or None, note=out_path.with_name(PARENT_DIED))
     from bench import imports, phases, train  # after the watchdog: importing TensorFlow takes seconds
     from bench.spec import RunSpec
     from bench.store import write_json_atomic

@@ -16,17 +16,22 @@ import pytest
 from bench import lifetime
 
 ROOT = Path(__file__).resolve().parents[1]  # the children import this checkout's bench
-WATCHER = ("import sys, time; from bench.lifetime import exit_with_parent; "
+WATCHER = ("import sys, time; from pathlib import Path; from bench.lifetime import exit_with_parent; "
            "exit_with_parent(); exit_with_parent(); print('watching', flush=True); time.sleep(120)")
+
+
+def noting(note: Path, parent: int | None = None) -> str:
+    """WATCHER that leaves ``note`` when its parent dies, the parent's pid given or not."""
+    return WATCHER.replace("exit_with_parent(); exit_with_parent()", f"exit_with_parent({parent}, Path({str(note)!r}))")
 SLEEPER = "import time; time.sleep(120)"
 DEADLINE = 10 * lifetime.PARENT_POLL_SECONDS + 20  # seconds; the machine is shared
 
 
-def start(code: str, runner_token: str | None = None) -> subprocess.Popen:
+def start(code: str, runner_token: str | None = None, args: list[str] = ()) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if key != lifetime.RUNNER_ENV}
     if runner_token is not None:
         env[lifetime.RUNNER_ENV] = runner_token
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def watching(runner_token: str | None = None) -> subprocess.Popen:
@@ -87,17 +92,44 @@ def test_exit_with_parent_starts_one_watch_however_often_it_is_called(processes)
     assert out == "watching\n1\n" and process.returncode == 0
 
 
-def test_a_watching_process_exits_when_its_parent_dies(processes):
-    parent = start(f"import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', {WATCHER!r}]); "
+def test_a_watching_process_exits_when_its_parent_dies_and_leaves_its_note(processes, tmp_path):
+    note = tmp_path / "parent-died"
+    parent = start(f"import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', {noting(note)!r}]); "
                    "print(child.pid, flush=True); child.wait()")
     processes.append(parent)
     lines = {parent.stdout.readline(), parent.stdout.readline()}  # the child's pid; "watching" from the child
     (pid,) = lines - {"watching\n"}
     child = psutil.Process(int(pid))
+    assert not note.exists()
     parent.kill()
     parent.wait()
     gone, _ = psutil.wait_procs([child], timeout=DEADLINE)  # reaped by init, so no exit status here
     assert gone, "the orphan outlived its parent"
+    assert note.read_text() == f"parent {parent.pid} died\n"
+
+
+def test_a_process_whose_parent_died_before_it_watched_exits_at_once(processes, tmp_path):
+    """Given the pid of the parent that started it, a process knows it is already orphaned."""
+    gone = start("pass")
+    processes.append(gone)
+    gone.wait()
+    note = tmp_path / "parent-died"
+    child = start(noting(note, gone.pid))
+    processes.append(child)
+    assert child.wait(timeout=DEADLINE) == lifetime.EXIT_ORPHANED
+    assert note.read_text() == f"parent {gone.pid} died\n"
+
+
+def test_a_watching_process_leaves_no_note_when_the_runner_dies_before_its_parent(processes, tmp_path):
+    runner = start(SLEEPER)
+    processes.append(runner)
+    note = tmp_path / "parent-died"
+    child = start(noting(note), lifetime.process_token(runner.pid))
+    processes.append(child)
+    assert child.stdout.readline() == "watching\n"
+    runner.kill()
+    assert child.wait(timeout=DEADLINE) == lifetime.EXIT_ORPHANED
+    assert not note.exists()  # its parent, this test, lives: not a joblib worker's death
 
 
 @pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
@@ -129,3 +161,19 @@ def test_a_runner_token_naming_no_live_local_process_leaves_the_parent_alone_wat
     runner.send_signal(signal.SIGKILL)
     time.sleep(3 * lifetime.PARENT_POLL_SECONDS)
     assert child.poll() is None  # still running: its parent, this test, lives
+
+
+# ---------------------------------------------------------------- worker processes
+
+
+def test_worker_processes_finds_the_bench_workers_of_one_folder_or_of_all(processes, tmp_path):
+    def worker(folder: Path) -> subprocess.Popen:  # a sleeper with a worker's command line
+        return start(SLEEPER, None, ["-m", lifetime.WORKER_MODULE, str(folder / "r" / "spec.json"),
+                                     str(folder / "r" / "record.json")])
+
+    mine, theirs = worker(tmp_path / "mine"), worker(tmp_path / "theirs")
+    processes.extend([mine, theirs, start(SLEEPER)])
+    time.sleep(0.5)  # their command lines are read from /proc once they run
+    assert {p.pid for p in lifetime.worker_processes(under=tmp_path / "mine")} == {mine.pid}
+    assert {mine.pid, theirs.pid} <= {p.pid for p in lifetime.worker_processes()}
+    assert lifetime.worker_processes(under=tmp_path / "min") == []  # a folder, not a prefix of a name

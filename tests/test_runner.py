@@ -2,19 +2,27 @@
 
 Each test writes its own tiny profile into tmp_path (an MLP on 8x8 synthetic images, 100
 training images) and uses a private dataset cache, so a run costs a few seconds, most of
-them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM and SIGKILL
-to the runner, SIGKILL to a worker, a timeout, a diverging learning rate, corrupt files.
+them TensorFlow starting in the worker. The faults are real: SIGINT, SIGTERM, SIGHUP and
+SIGKILL to the runner, SIGKILL to a worker and to a loky worker, SIGINT to a worker at
+once after its start, a second runner on the same folder, a timeout, a diverging learning
+rate, corrupt files, a folder that cannot be written, a full disk. Every test runs with a
+temporary directory of its module's own, which must be empty after each test: nothing a
+benchmark starts may leave a file there, however it ends.
 """
 import concurrent.futures
 import dataclasses
+import errno
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,7 +31,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import cli, config, data, runner, store
+from bench import cli, config, data, lock, runner, store
 from bench.phases import SPAWNED_ENV
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
@@ -46,6 +54,23 @@ def private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(data.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_tmp(tmp_path_factory):
+    """A temporary directory of this module's own, for the runners it starts and for this process."""
+    folder = tmp_path_factory.mktemp("tmp")  # first: pytest's own base folder is not to move into it
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(folder))
+        patch.setattr(tempfile, "tempdir", str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind(private_tmp):
+    """After each test, nothing is left in the temporary directory."""
+    yield
+    assert sorted(p.name for p in private_tmp.iterdir()) == []
 
 
 def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
@@ -84,11 +109,11 @@ def progress_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith("[")]
 
 
-def assert_only_whole_records(results: Path) -> None:
-    """Every record in runs/ is whole; the one other thing allowed is the temp file of a
-    write that a kill -9 cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
+def assert_only_whole_records(results: Path, cut_short: bool = False) -> None:
+    """Every record in runs/ is whole; the one other thing allowed, after a kill -9 (``cut_short``),
+    is the temp file of a write that it cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
     for path in store.runs_dir(results).iterdir():
-        if re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
+        if cut_short and re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
             continue
         assert re.fullmatch(r"[0-9a-f]{16}\.json", path.name), f"stray file {path.name}"
         assert store.read_record(path).run_id == path.stem  # raises on half a record
@@ -153,15 +178,39 @@ def started(command: list[str], cwd: Path):
 # ---------------------------------------------------------------- a finished benchmark
 
 
+def loky_workers(pid: int) -> list[psutil.Process]:
+    """The loky worker processes of a runner (``python -m ...popen_loky_posix --process-name LokyProcess-N``)."""
+    found = []
+    for process in living(descendants(pid)):
+        try:
+            if any(arg.startswith("LokyProcess-") for arg in process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
+def run_watching_the_pool(command: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, int]:
+    """Run a runner to its end; its outcome, and the most loky workers it had at once."""
+    with started(command, cwd) as (process, tree):
+        pool = 0
+        while process.poll() is None:
+            pool = max(pool, len(loky_workers(process.pid)))
+            time.sleep(0.1)
+        out, err = process.communicate(timeout=PATIENCE)
+    return subprocess.CompletedProcess(command, process.returncode, out, err), pool
+
+
 @pytest.fixture(scope="module")
 def finished(private_cache, tmp_path_factory):
-    """The tiny profile run once through the command line, 2 runs 2 jobs at once."""
+    """The tiny profile run once through the command line, 2 runs, --jobs 16 (so 2 at once)."""
     folder = tmp_path_factory.mktemp("finished")
     profile = write_profile(folder / "tiny.toml")
-    command = bench_run(profile, folder / "results", "--jobs", "2")
-    done = run_cli(command, folder)
+    command = bench_run(profile, folder / "results", "--jobs", "16")
+    done, pool = run_watching_the_pool(command, folder)
     assert done.returncode == 0, done.stderr
-    return {"folder": folder, "profile": profile, "results": folder / "results", "command": command, "done": done}
+    return {"folder": folder, "profile": profile, "results": folder / "results", "command": command, "done": done,
+            "pool": pool}
 
 
 SPEC_FIELDS = ("profile", "model", "model_options", "dataset", "preprocess", "recipe", "repeat", "seed", "epochs",
@@ -197,7 +246,8 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert record.flops_per_image > 0 and record.build_seconds > 0
         environment = record.environment
         assert all(key in environment for key in ENVIRONMENT_FIELDS)
-        assert environment["threads_per_job"] == 1 and environment["jobs_at_once"] == 2
+        # the runs seen at once on the machine: these two, and any other runner's
+        assert environment["threads_per_job"] == 1 and environment["jobs_at_once"] >= 2
         assert environment["gpu"] is None and environment["tensorflow"] and environment["host"]
         started, ended = (datetime.fromisoformat(t) for t in (record.started_at, record.finished_at))
         assert started <= ended
@@ -234,6 +284,24 @@ def test_progress_says_model_dataset_repeat_status_accuracy_speed_count_and_eta(
     assert len(invocations) == 1
 
 
+def test_jobs_are_capped_at_the_runs_to_run(finished):
+    """--jobs 16 for 2 runs starts 2 loky workers, not 16."""
+    assert "(2 jobs x 1 threads, loky)" in finished["done"].stdout
+    assert finished["pool"] == 2
+
+
+def test_two_runners_sharing_the_machine_record_the_runs_they_ran_together(tmp_path):
+    profile = write_profile(tmp_path / "tiny.toml", {"repeats": 1})
+    commands = [bench_run(profile, tmp_path / name, "--jobs", "1") for name in ("first", "second")]
+    with started(commands[0], tmp_path) as (first, _), started(commands[1], tmp_path) as (second, _):
+        for process in (first, second):
+            process.communicate(timeout=PATIENCE)
+            assert process.returncode == 0
+    for name in ("first", "second"):
+        (record,) = records(tmp_path / name).values()
+        assert record.environment["jobs_at_once"] >= 2  # each runner runs 1 at once; the machine ran 2
+
+
 def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finished):
     found = store.load_records(finished["results"])[0]
     runs, history = store.runs_frame(found), store.history_frame(found)
@@ -267,6 +335,20 @@ def test_a_corrupt_or_foreign_json_in_runs_is_named_in_a_warning_and_never_stops
     assert snapshot(results) == before  # skipped, not deleted, not rerun
 
 
+def test_the_temp_files_of_writes_cut_short_go_at_the_next_start_and_nothing_else_does(finished, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(finished["results"], results)
+    run_id = next(iter(records(results)))
+    partial = [results / "runs" / f".{run_id}.json.k2j3x9_q.tmp", results / "logs" / f".{run_id}.log.abc123.tmp"]
+    foreign = [results / "runs" / "notes.tmp", results / "logs" / "mine.json.tmp", results / ".hidden.json.tmp"]
+    for path in partial + foreign:
+        path.write_text('{"run_id": "')
+    again = run_cli(bench_run(finished["profile"], results, "--jobs", "2"), tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [path for path in partial if path.exists()] == []
+    assert all(path.exists() for path in foreign)
+
+
 def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(finished, tmp_path):
     results = tmp_path / "results"
     done = run_cli(bench_run(finished["profile"], results, "--jobs", "2", "--backend", "dask"), tmp_path)
@@ -276,7 +358,7 @@ def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(fini
     assert set(by_dask) == set(by_loky)
     for run_id, record in by_dask.items():
         assert record.status == "ok" and record.spec == by_loky[run_id].spec
-        assert len(record.history) == 3 and record.environment["jobs_at_once"] == 2
+        assert len(record.history) == 3 and record.environment["jobs_at_once"] >= 2
         assert record.params_total == by_loky[run_id].params_total
         # one thread, same seed: the same training, whichever process ran it
         assert record.test_accuracy == by_loky[run_id].test_accuracy
@@ -355,6 +437,71 @@ def test_bad_input_through_the_command_line_is_one_line_on_stderr_and_status_2(t
     assert snapshot(folder) == before
 
 
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this user cannot write into; for root, who can write anywhere, one in sysfs."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    if Path("/sys/kernel").is_dir():
+        return Path("/sys/kernel")
+    pytest.skip("no folder this user cannot write into")
+
+
+@pytest.mark.parametrize("case", ["a file", "under a file", "not writable"])
+def test_a_results_folder_that_cannot_be_written_is_a_one_line_error_exit_2_before_anything_runs(
+        tmp_path, monkeypatch, capsys, case):
+    folder = bad_input_folder(tmp_path)
+    (folder / "file").write_text("not a folder")
+    results, reason = {
+        "a file": (folder / "file", "is a file"),
+        "under a file": (folder / "file" / "results", f"lies under a file, {folder / 'file'}"),
+        "not writable": (unwritable_folder(folder), "is not writable (Permission denied)"),
+    }[case]
+    before = snapshot(folder)
+    monkeypatch.setattr(runner, "prepare_data", lambda pending: pytest.fail("it ran"))
+    monkeypatch.chdir(folder)
+    status = cli.main(["run", "--profile", "tiny.toml", "--results", str(results)])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err == (f"error: --results must be a folder this user can write into; {results} {reason}. "
+                   f"Received: --results {results}\n")
+    assert snapshot(folder) == before
+
+
+def test_a_full_disk_while_writing_a_record_is_a_one_line_error_exit_1_and_leaves_whole_records(
+        tmp_path, monkeypatch, capsys):
+    """The disk fills up while the second record is written: the first stays, nothing half-written."""
+    write_profile(tmp_path / "tiny.toml")
+    dump, writes = json.dump, []
+
+    def full_disk(payload, file, **options):
+        if "status" in payload:  # a record, written into runs/ (a spec has no status)
+            writes.append(payload["run_id"])
+            if len(writes) == 2:
+                file.write('{"run_id": "')
+                raise OSError(errno.ENOSPC, "No space left on device")
+        dump(payload, file, **options)
+
+    monkeypatch.setattr(json, "dump", full_disk)
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["run", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"])
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_FAILED == 1
+    runs = store.runs_dir("results")
+    assert err == (f"error: cannot write the record of run {writes[1]} into {runs} (No space left on device); the "
+                   "records written before it are kept: make room, then run the same command again\n")
+    assert sorted(p.name for p in runs.iterdir()) == [f"{writes[0]}.json"]
+    assert_only_whole_records(Path("results"))
+
+    monkeypatch.setattr(json, "dump", dump)
+    assert cli.main(["run", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"]) == 0
+    assert "2 runs, 1 already recorded, 1 to run" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- --until-ci
 
 
@@ -409,14 +556,15 @@ def test_until_ci_stops_at_max_repeats_with_exactly_that_many_runs_per_cell_and_
 
 
 @contextmanager
-def midway(tmp_path: Path):
+def midway(tmp_path: Path, wrapper: tuple[str, ...] = ()):
     """A runner of the tiny profile with 3 runs, 2 at once, once a run is recorded and another is in flight.
 
-    Yields the runner's Popen, the processes under it, and the command that started it.
+    Yields the runner's Popen, the processes under it, and the command that started it
+    (``wrapper`` first: nohup, say, which then runs the runner in its own process).
     """
     results = tmp_path / "results"
     command = bench_run(write_profile(tmp_path / "tiny.toml", {"repeats": 3}), results, "--jobs", "2")
-    with started(command, tmp_path) as (process, tree):
+    with started([*wrapper, *command], tmp_path) as (process, tree):
         wait_for(lambda: store.runs_dir(results).is_dir() and any(store.runs_dir(results).glob("*.json"))
                  and bench_workers(process.pid), "a finished record and a run in flight")
         tree.extend(descendants(process.pid))
@@ -425,7 +573,7 @@ def midway(tmp_path: Path):
 
 def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, command: list[str]) -> None:
     results = tmp_path / "results"
-    assert_only_whole_records(results)
+    assert_only_whole_records(results, cut_short=True)
     kept = {name: content for name, content in snapshot(results).items() if name.startswith("runs/")}
     recorded = len(records(results))
     assert 1 <= recorded < 3
@@ -440,8 +588,10 @@ def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, com
     assert {k: v for k, v in snapshot(results).items() if k in kept} == kept  # finished records untouched
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocation_runs_the_rest(tmp_path, signum):
+    """SIGHUP is the terminal closing. Each leaves nothing in the temporary directory, though
+    loky kills its workers with SIGKILL (``leaves_nothing_behind``)."""
     with midway(tmp_path) as (process, tree, command):
         process.send_signal(signum)
         out, err = process.communicate(timeout=PATIENCE)
@@ -452,7 +602,17 @@ def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocati
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
 
 
+def test_a_runner_started_with_nohup_runs_on_through_a_hangup(tmp_path):
+    with midway(tmp_path, wrapper=("nohup",)) as (process, tree, command):
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0, err
+    assert len(progress_lines(out)) == 3
+    assert all(r.status == "ok" for r in records(tmp_path / "results").values())
+
+
 def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_the_rest(tmp_path):
+    """The runner's temporary folder stays until the next runner on this machine removes it."""
     with midway(tmp_path) as (process, tree, command):
         process.kill()
         process.wait()
@@ -461,33 +621,40 @@ def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
 
 
-@pytest.fixture(scope="module")
-def worker_killed(private_cache, tmp_path_factory):
-    """The tiny profile with one of its two workers killed with SIGKILL mid-run."""
+KILLED = {  # whose SIGKILL: the start of the victim's error
+    "bench.worker": "worker killed by signal SIGKILL; log tail:",
+    "its loky worker": "the joblib worker running it died (exit codes {SIGKILL(-9)}); log tail:",
+}
+
+
+@pytest.fixture(scope="module", params=KILLED, ids=KILLED)
+def worker_killed(request, private_cache, tmp_path_factory):
+    """The tiny profile with one of its two workers, or the loky worker that runs it, killed with SIGKILL mid-run."""
     folder = tmp_path_factory.mktemp("worker-killed")
     profile = write_profile(folder / "tiny.toml")
     results = folder / "results"
     command = bench_run(profile, results, "--jobs", "2")
     with started(command, folder) as (process, tree):
-        victim = wait_for(lambda: bench_workers(process.pid), "a bench.worker process")[0]
-        spec_path = Path(victim.cmdline()[-2])
+        worker = wait_for(lambda: bench_workers(process.pid), "a bench.worker process")[0]
+        spec_path = Path(worker.cmdline()[-2])
         victim_id = RunSpec.from_dict(json.loads(spec_path.read_text())).run_id
-        victim.kill()
+        (worker if request.param == "bench.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
     assert process.returncode == 0, err
     return {"folder": folder, "profile": profile, "results": results, "command": command,
-            "victim": victim_id, "stdout": out}
+            "victim": victim_id, "stdout": out, "error": KILLED[request.param]}
 
 
 def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_others_go_on(worker_killed):
     found, victim = records(worker_killed["results"]), worker_killed["victim"]
     assert set(found) == expected_ids(worker_killed["profile"])
     assert found[victim].status == "failed"
-    assert found[victim].error.startswith("worker killed by signal SIGKILL")
-    assert found[victim].spec.model == "mlp" and found[victim].finished_at
+    assert found[victim].error.startswith(worker_killed["error"])
+    assert found[victim].spec.model == "mlp" and found[victim].started_at and found[victim].finished_at
     (other,) = set(found) - {victim}
     assert found[other].status == "ok"
     assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]
+    assert len(progress_lines(worker_killed["stdout"])) == 2
     assert any(": failed " in line for line in progress_lines(worker_killed["stdout"]))
 
 
@@ -507,7 +674,7 @@ def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
     assert {k: v for k, v in snapshot(results).items() if k in unchanged} == unchanged
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_path, signum):
     """Ctrl-C in a terminal reaches every worker too: an interrupted run is pending, not failed.
 
@@ -541,6 +708,22 @@ def test_a_runner_started_with_sigint_ignored_still_has_its_workers_stop_on_sigi
     assert "interrupted, not recorded" in out and not records(tmp_path / "results")
 
 
+@pytest.mark.parametrize("delay", [0, 0.005, 0.01, 0.015, 0.02, 0.05, 0.2])
+def test_a_worker_interrupted_at_any_moment_of_its_start_is_not_recorded(tmp_path, monkeypatch, delay):
+    """Even while Python starts (``site``, imports): no KeyboardInterrupt traceback, no failed record."""
+    spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
+    popen = subprocess.Popen
+
+    def interrupted_after_delay(*args, **kwargs):
+        process = popen(*args, **kwargs)
+        threading.Timer(delay, process.send_signal, [signal.SIGINT]).start()
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", interrupted_after_delay)
+    returned, record, log = runner.run_in_subprocess(spec, 1)
+    assert returned == spec and record is None, record.error
+
+
 def run_in_process(tmp_path: Path, run: dict | None = None, **sections) -> tuple[list[RunRecord], list[str]]:
     """One run of a tiny profile through runner.run_benchmark, jobs=1 (no loky), worker in a subprocess."""
     profile = config.load_profile(str(write_profile(tmp_path / "tiny.toml", {"repeats": 1, **(run or {})}, **sections)))
@@ -568,19 +751,62 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
     assert timed == {"spawned_at", "total"}  # only the runner's times: the worker wrote no record
 
 
+# ---------------------------------------------------------------- one runner per results folder
+
+# Imported at the start of every Python process given PYTHONPATH with it: a worker notes its spec.
+WORKER_COUNTER = """import os, sys
+if sys.orig_argv[1:3] == ["-m", "bench.worker"]:
+    with open(os.environ["FISHBENCH_TEST_STARTS"], "a") as starts:
+        starts.write(sys.orig_argv[3] + "\\n")
+"""
+
+
+@pytest.mark.parametrize("second_after", [0, 0.5, 2, "a record"], ids=lambda a: f"second after {a}")
+def test_two_runners_on_one_folder_train_every_run_exactly_once(tmp_path, monkeypatch, second_after):
+    """The second runner, whichever it is, stops at once naming the first; every run starts once."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(WORKER_COUNTER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "hook"), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("FISHBENCH_TEST_STARTS", str(tmp_path / "starts"))
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
+    command = bench_run(profile, results, "--jobs", "2")
+    with started(command, tmp_path) as (first, _):
+        if second_after == "a record":
+            wait_for(lambda: list(store.runs_dir(results).glob("*.json")), "the first record")
+        else:
+            time.sleep(second_after)
+        with started(command, tmp_path) as (second, _):
+            outcomes = {process: process.communicate(timeout=PATIENCE) for process in (first, second)}
+    assert sorted(process.returncode for process in outcomes) == [0, 2]
+    (winner,) = (process for process in outcomes if process.returncode == 0)
+    (loser,) = set(outcomes) - {winner}
+    out, err = outcomes[loser]
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: results folder {results} is in use by another bench run: pid {winner.pid} on host "
+                          f"{socket.gethostname()} since 20")
+    assert f"python -m bench run --profile {profile} " in err
+    assert len(progress_lines(outcomes[winner][0])) == 4
+    trained = [Path(line).parent.name for line in (tmp_path / "starts").read_text().splitlines()]
+    assert sorted(trained) == sorted(expected_ids(profile))  # each run's worker started once
+    assert {r.status for r in records(results).values()} == {"ok"}
+    assert not (results / lock.LOCK_NAME).exists()
+
+
 # ---------------------------------------------------------------- pieces
 
 
-def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts(monkeypatch):
+def test_each_worker_gets_its_thread_counts_the_runner_identity_and_a_tmpdir_before_tensorflow_starts(monkeypatch):
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     spec = config.load_profile("smoke").specs(threads=3)[0]
-    env = runner._worker_env(spec, jobs=2, runner="boot:1:2", spawned_at=1735689600.125)
+    env = runner._worker_env(spec, jobs=2, runner="boot:1:2", folder=Path("/scratch/run"), spawned_at=1735689600.125)
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
     assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
+    assert env[runner.PARENT_ENV] == str(os.getpid()) and env["TMPDIR"] == "/scratch/run/tmp"  # goes with the run
     assert env[ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
     assert env[SPAWNED_ENV] == "1735689600.125"  # the start-up is timed from it
     stock = dataclasses.replace(spec, speedups=False)
-    assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None, spawned_at=0.0)  # TensorFlow's default
+    env = runner._worker_env(stock, jobs=2, runner=None, folder=Path("/scratch/run"), spawned_at=0.0)
+    assert ONEDNN_ENV not in env  # TensorFlow's default
 
 
 def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():
