@@ -50,6 +50,7 @@ def hold(results: Path):
         ValueError: ``results`` is a file, lies under one, or cannot be written.
         Busy: another process holds it (the message names that process).
     """
+    new = not results.exists()
     key = _create(results).resolve()
     if key not in _held:
         _held[key] = [_acquire(results), 0]
@@ -62,6 +63,8 @@ def hold(results: Path):
             fd, _ = _held.pop(key)
             (key / LOCK_NAME).unlink(missing_ok=True)  # before unlocking: a runner that opened it sees it gone
             os.close(fd)
+            if new and not any(key.iterdir()):  # made for nothing (the run stopped before any record)
+                key.rmdir()
 
 
 def _create(results: Path) -> Path:
