@@ -328,6 +328,46 @@ def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     return groups
 
 
+# ---------------------------------------------------------------- the report's CSVs of runs
+
+
+def csv_value(value):
+    """A value as one CSV cell: a list as its items separated by spaces ([0.5, 1.5] -> '0.5 1.5'),
+    never JSON; the rest as it is."""
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:
+    """runs.csv: a line per run of ``frame`` (``report_frame``), in its order, and a column per
+    setting and measure: row, run_id, config_key, the spec's fields (its parts and the model's
+    options as 'preprocess.size', 'model_options.head'), the record's outcome and measures, its
+    files ('files.log') and its environment ('environment.host'). Lists per ``csv_value``; the
+    per-epoch history is in ``history_table``."""
+    lines = {}
+    for record in records:
+        fields = record.to_dict()
+        spec, environment = fields.pop("spec"), fields.pop("environment")
+        del fields["history"], spec["schema_version"]
+        lines[record.run_id] = {"run_id": record.run_id, "config_key": record.spec.config_key, **flatten(spec),
+                                **flatten(fields), **flatten(environment, "environment.")}
+    table = pd.DataFrame([lines[run_id] for run_id in frame["run_id"]]).map(csv_value)
+    table.insert(0, "row", list(frame["row"]))
+    return table
+
+
+def history_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:
+    """history.csv, long: a line per run, epoch and metric (run_id, row, dataset, seed, epoch,
+    metric, value), the runs in ``frame``'s order; metrics as the records hold them (accuracy
+    as a fraction, seconds)."""
+    history = store.history_frame(records)
+    metrics = [c for c in history.columns if c not in ("run_id", "config_key", "model", "dataset", "repeat", "epoch")]
+    long = history.melt(id_vars=["run_id", "epoch"], value_vars=metrics, var_name="metric", value_name="value")
+    runs = frame[["run_id", "row", "dataset", "seed"]].assign(_order=range(len(frame)))
+    long = long.merge(runs, on="run_id").assign(_metric=lambda t: t["metric"].map(metrics.index))
+    return (long.sort_values(["_order", "epoch", "_metric"], kind="stable")
+            [["run_id", "row", "dataset", "seed", "epoch", "metric", "value"]].reset_index(drop=True))
+
+
 # ---------------------------------------------------------------- inputs, for the findings
 
 

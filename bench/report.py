@@ -393,7 +393,7 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published_ta
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped)
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.claim_lines(judged),
-              "runs.csv": frame[["row", *store.RUN_COLUMNS]]}
+              "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
 
 
@@ -428,8 +428,8 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
     """Read the records of ``results`` and the claims file, write the report into ``out``,
     return the terminal text.
 
-    Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv and figures/*.png and *.pdf; nothing
-    when it raises.
+    Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
+    figures/*.png and *.pdf; nothing when it raises.
 
     Raises:
         ValueError: ``results/runs`` is missing or holds no readable record, or the claims file

@@ -199,7 +199,8 @@ def test_smoke_report_has_every_part(smoke_report):
     assert "### Fashion-MNIST" not in markdown and "### CIFAR-10" not in markdown  # not run: no table
     assert "runs at once 2" in markdown and "shared the machine" in markdown
     assert len(pd.read_csv(out / "runs.csv")) == len(list((SMOKE / "runs").glob("*.json")))
-    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "report.md"} <= {p.name for p in out.iterdir()}
+    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "history.csv", "report.md"} <= {
+        p.name for p in out.iterdir()}
     figures_made = sorted(p.name for p in (out / report.FIGURE_DIR).glob("*.png"))
     assert figures_made == ["accuracy_ci.png", "cost_synthetic.png", "curves_synthetic.png"]
     assert all((out / report.FIGURE_DIR / name).stat().st_size > 10_000 for name in figures_made)
@@ -213,7 +214,7 @@ def test_report_is_byte_for_byte_reproducible(smoke_report, tmp_path):
     out, _ = smoke_report
     report.write_report(SMOKE, tmp_path)
     assert file_digests(tmp_path) == file_digests(out)  # report.md, every CSV and every figure
-    assert len(file_digests(out)) == 5 + 3 * 2
+    assert len(file_digests(out)) == 6 + 3 * 2
 
 
 def test_parameter_delta_only_at_the_reports_input(smoke_report, handmade):
@@ -318,6 +319,37 @@ def test_cost_figure_puts_no_published_time_on_our_axis(handmade):
 
 def test_report_epoch_sizes_cover_the_published_datasets():
     assert list(report.REPORT_EPOCH_IMAGES) == PUBLISHED.datasets
+
+
+def test_runs_csv_has_a_column_per_setting_and_no_json(smoke_report, handmade):
+    out, _ = smoke_report
+    runs = pd.read_csv(out / "runs.csv")
+    records = {r.run_id: r for r in store.load_records(SMOKE)[0]}
+    assert set(runs["run_id"]) == set(records)
+    assert {"preprocess.native_size", "optimizer.learning_rate", "augment.flip", "environment.host",
+            "test_accuracy", "params_total"} <= set(runs.columns)
+    texts = runs.select_dtypes(["object", "string"]).stack().astype(str)
+    assert not texts.str.contains(r"^[\[{]").any()  # no JSON object or list in a cell
+    line = runs.set_index("run_id").loc[next(iter(records))]
+    record = records[line.name]
+    assert line["augment.contrast"] == " ".join(map(str, record.spec.augment.contrast))  # a range: "0.5 1.5"
+    assert line["optimizer.learning_rate"] == record.spec.optimizer.learning_rate
+    assert line["test_accuracy"] == pytest.approx(record.test_accuracy)
+    options = pd.read_csv(handmade / "runs.csv").groupby("model")["model_options.head"].first()
+    assert options["fishnet55"] == "dense" and pd.isna(options["mlp"])  # a model's own options only
+
+
+def test_history_csv_is_long_run_epoch_metric_value(smoke_report):
+    out, _ = smoke_report
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == ["run_id", "row", "dataset", "seed", "epoch", "metric", "value"]
+    records = store.load_records(SMOKE)[0]
+    assert len(history) == sum(len(r.history) for r in records) * 6  # six metrics per epoch
+    record = records[0]
+    for epoch in record.history:
+        lines = history[(history["run_id"] == record.run_id) & (history["epoch"] == epoch["epoch"])]
+        assert dict(zip(lines["metric"], lines["value"])) == pytest.approx(
+            {k: v for k, v in epoch.items() if k != "epoch"})
 
 
 # ---------------------------------------------------------------- the first report a user sees
