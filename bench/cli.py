@@ -37,6 +37,7 @@ def _profile(args) -> config.Profile:
     overrides = {
         "run.models": args.models, "run.datasets": args.datasets, "run.repeats": args.repeats,
         "run.epochs": args.epochs, "run.batch_size": args.batch_size,
+        "run.tensorboard": args.tensorboard or None, "run.save_weights": args.save_weights or None,
     }
     return config.load_profile(args.profile, overrides, args.set)
 
@@ -124,6 +125,10 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train without the harness's speed-ups, to check they change no result "
                         "(default results: results/PROFILE-no-speedups)")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard logs, into RESULTS/tensorboard/ (profile key run.tensorboard)")
+    parser.add_argument("--save-weights", action="store_true",
+                        help="also keep each run's final weights, RESULTS/weights/*.weights.h5 (run.save_weights)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
 

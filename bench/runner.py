@@ -2,8 +2,10 @@
 
 Each run is one task for joblib (loky processes by default, or a Dask cluster); the task
 starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
-TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
-process, which writes each record as it arrives. A worker that dies or times out still
+TensorFlow starts, its output going into the run's log (``bench.runfiles``: in the results
+folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
+the record and the log to this process, which writes each record as it arrives and shows
+the runs in flight (``bench.progress``). A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
 Nothing outlives the runner: its loky workers and their bench.worker children exit when it
 dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
@@ -17,13 +19,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, store
+from bench import data, runfiles, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 from bench.spec import RunSpec
@@ -91,7 +92,8 @@ def _death_reason(returncode: int) -> str:
     return f"worker exited with status {returncode} without writing a record"
 
 
-def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None) -> tuple[RunSpec, RunRecord | None, str]:
+def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None,
+                      files: runfiles.RunFiles | None = None) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
@@ -103,17 +105,24 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         jobs_at_once: how many runs the benchmark runs side by side (recorded).
         runner: ``bench.lifetime.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
+        files: where the run's files go; its log is written there as the worker runs when the
+            results folder is at hand here, else into a temporary folder (the runner puts it in
+            place with the record). None: a temporary log only.
     """
     if runner and process_token(os.getppid()) == runner:
         exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
     with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
         spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
+        log_path = files.log_or(log_path) if files else log_path
         store.write_json_atomic(spec_path, spec.to_dict())
         command = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
+            log.write(runfiles.event_line("start", run_id=spec.run_id))
+            log.flush()
+            env = {**_worker_env(spec, jobs_at_once, runner), **(files.worker_env(spec) if files else {})}
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=_worker_env(spec, jobs_at_once, runner))
+                                       env=env)
             try:
                 returncode = process.wait(timeout=spec.timeout_s)
             except subprocess.TimeoutExpired:
@@ -181,40 +190,6 @@ def hours_minutes_seconds(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-@dataclass
-class Progress:
-    """Prints a line per finished run and the overall count with an ETA.
-
-    The ETA assumes the remaining runs take as long, on average, as the finished ones.
-    """
-
-    total: int
-    out: object = echo
-    done: int = 0
-    started: float = 0.0
-
-    def __post_init__(self):
-        self.started = time.monotonic()
-
-    def eta(self) -> str:
-        if not self.done:
-            return "?"
-        return hours_minutes_seconds((time.monotonic() - self.started) / self.done * (self.total - self.done))
-
-    def _line(self, spec: RunSpec, outcome: str) -> None:
-        self.done += 1
-        self.out(f"[{self.done}/{self.total}] {spec.model:<10} {spec.dataset:<20} repeat {spec.repeat}: "
-                 f"{outcome}  ETA {self.eta()}")
-
-    def finished(self, record: RunRecord) -> None:
-        accuracy = f"{record.test_accuracy:.4f}" if record.test_accuracy is not None else "-"
-        speed = f"{record.sec_per_epoch:.2f} s/epoch" if record.sec_per_epoch is not None else "-"
-        self._line(record.spec, f"{record.status:<8} acc {accuracy}  {speed}")
-
-    def interrupted(self, spec: RunSpec) -> None:
-        self._line(spec, "interrupted, not recorded: it runs again next time")
-
-
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
     """The specs with no settled record: ok and diverged are kept; failed and timeout only
     unless retried. A file in ``runs/`` that is not a record is named in a warning."""
@@ -251,8 +226,9 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
 
     SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
     stay, and the same command later runs exactly the missing ones. SIGINT is handled here
-    even when the shell started the runner in the background with SIGINT ignored. A run's log is written
-    before its record, so a recorded run always has its log.
+    even when the shell started the runner in the background with SIGINT ignored. A run's log
+    and history are in place before its record, which names them, so a recorded run always
+    has its log.
 
     Returns:
         The records written by this invocation.
@@ -266,20 +242,21 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     try:
         from joblib import Parallel, delayed
 
+        from bench import progress  # late: it imports bench.plan, which imports this module
+
         prepare_data(pending)
-        progress, runner = Progress(total=len(pending), out=out), process_token(os.getpid())
-        with backend_context(dispatch):
-            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner) for spec in pending)
+        files, runner = runfiles.plan(pending, results), process_token(os.getpid())
+        campaign = progress.Campaign(pending, files, dispatch.jobs, store.load_records(results)[0])
+        with backend_context(dispatch), progress.shown(campaign, out) as finished:
+            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner, files[spec.run_id]) for spec in pending)
             for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
-                if record is None:
-                    progress.interrupted(spec)
-                    continue
-                if environment:
-                    record = dataclasses.replace(record, environment={**record.environment, **environment})
-                store.write_log(results, record.run_id, log_text)
-                store.write_record(results, record)
-                written.append(record)
-                progress.finished(record)
+                if record is not None:
+                    if environment:
+                        record = dataclasses.replace(record, environment={**record.environment, **environment})
+                    record = runfiles.keep(files[spec.run_id], record, log_text)
+                    store.write_record(results, record)
+                    written.append(record)
+                finished(spec, record)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

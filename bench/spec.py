@@ -42,11 +42,11 @@ RECIPES = {
                ("augment", "brightness_unit"): "pixel",  # random_brightness(img, 0.2) on 0-255 pixels
                ("augment", "clip"): False},  # nothing clips after brightness or contrast
 }
-# Execution settings change how fast a run goes, not what it computes: they are recorded
-# but left out of its identity, so a resumed run may use other threads or a longer timeout.
-# (The speed-ups, bench.speedups, change float32 rounding, not the arithmetic; `--no-speedups`
-# checks that.)
-EXECUTION_FIELDS = ("threads", "timeout_s", "speedups")
+# Execution settings change how fast a run goes or what it leaves beside its record, not what
+# it computes: they are recorded but left out of its identity, so a resumed run may use other
+# threads, a longer timeout, or keep its TensorBoard logs. (The speed-ups, bench.speedups,
+# change float32 rounding, not the arithmetic; `--no-speedups` checks that.)
+EXECUTION_FIELDS = ("threads", "timeout_s", "speedups", "tensorboard", "save_weights")
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")
 
@@ -184,6 +184,10 @@ class RunSettings(Settings):
     eval_per_class: int | None = setting(
         None, "per-epoch curves on a stratified test subset of this many images per class; "
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
+    tensorboard: bool = setting(False, "also write TensorBoard logs per epoch, in tensorboard/ of the results "
+                                "(not part of a run's identity)")
+    save_weights: bool = setting(False, "also keep each run's final weights, in weights/ of the results "
+                                 "(not part of a run's identity)")
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,8 @@ class RunSpec:
             ``preprocess`` and ``augment``, as overridden.
         speedups: the harness's speed-ups (``bench.speedups``); False trains stock Keras with
             TensorFlow's default settings, to check that the speed-ups change no result.
+        tensorboard, save_weights: also write TensorBoard logs, keep the final weights
+            (``bench.runfiles``).
     """
 
     profile: str
@@ -281,6 +287,8 @@ class RunSpec:
     threads: int = 1
     timeout_s: float = 3600.0
     speedups: bool = True
+    tensorboard: bool = False
+    save_weights: bool = False
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def to_dict(self) -> dict:

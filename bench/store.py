@@ -43,6 +43,9 @@ class RunRecord:
         flops_per_image: forward FLOPs per image (2 per multiply-add).
         input_shape: (height, width, channels) the model was built for; num_classes its outputs.
         model_family: the registry's family of the model ("fishnet", "baseline", ...).
+        files: the run's files beside its record, kind ("log", "history", "tensorboard",
+            "weights") -> path relative to the results folder (``bench.runfiles``); empty in
+            records written before runs had them.
         environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
             the machine's 1-minute load average at the run's start and end
             (load_at_start, load_at_end).
@@ -66,6 +69,7 @@ class RunRecord:
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
     model_family: str | None = None
+    files: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
@@ -135,8 +139,9 @@ def _check_types(mapping: dict) -> None:
         value = mapping.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"{key} is {value!r}, not a number or null")
-    if not isinstance(mapping.get("environment", {}), dict):
-        raise ValueError("environment is not an object")
+    for key in ("environment", "files"):
+        if not isinstance(mapping.get(key, {}), dict):
+            raise ValueError(f"{key} is not an object")
     history = mapping.get("history", [])
     if not (isinstance(history, list) and all(isinstance(epoch, dict) for epoch in history)):
         raise ValueError("history is not a list of objects")
@@ -151,17 +156,6 @@ def now_iso() -> str:
 
 def runs_dir(results: str | Path) -> Path:
     return Path(results) / "runs"
-
-
-def log_path(results: str | Path, run_id: str) -> Path:
-    return Path(results) / "logs" / f"{run_id}.log"
-
-
-def write_log(results: str | Path, run_id: str, text: str) -> Path:
-    """A worker's output beside the records, in ``<results>/logs/<run_id>.log``, atomically."""
-    path = log_path(results, run_id)
-    _write_atomic(path, lambda f: f.write(text))
-    return path
 
 
 def record_path(results: str | Path, run_id: str) -> Path:
@@ -181,6 +175,11 @@ def _write_atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that a reader sees the whole file or none of it (temp file, fsync, rename)."""
+    _write_atomic(path, lambda f: f.write(text))
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

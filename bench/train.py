@@ -9,8 +9,9 @@ The recipe, in the order it runs:
      the spec's optimizer either way; ``build_model``);
   4. fit for the spec's epochs, evaluating after each epoch on the whole test set (or on a
      stratified subset of it, ``eval_per_class``); a callback times training and evaluation
-     apart and stops a run whose loss is not finite; with the speed-ups, another turns
-     grappler off for training steps;
+     apart and stops a run whose loss is not finite; another prints an event line as each
+     epoch begins and ends (``bench.runfiles``); with the speed-ups, another turns grappler
+     off for training steps; TensorBoard's, when asked for;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
      epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs.
 """
@@ -18,16 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import statistics
 import time
 import traceback
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import models
-from bench import data, environment
+from bench import data, environment, runfiles
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 from bench.store import RunRecord, now_iso
@@ -224,6 +227,22 @@ class EpochTimer(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochEvents(keras.callbacks.Callback):
+    """Keras callback: an event line on stdout as each epoch begins and ends (``bench.runfiles``),
+    which the runner reads from the run's log while it trains. The end's carries the epoch's
+    history entry, so it must come after ``timer`` in the callbacks."""
+
+    def __init__(self, timer: EpochTimer, epochs: int):
+        super().__init__()
+        self.timer, self.total = timer, epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        print(runfiles.event_line("epoch_begin", epoch=epoch + 1, epochs=self.total), end="", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(runfiles.event_line("epoch", epochs=self.total, **self.timer.epochs[-1]), end="", flush=True)
+
+
 def steady_seconds(epochs: list[dict]) -> float:
     """Median training seconds of epochs 2.. (epoch 1 includes tracing), or epoch 1's alone."""
     seconds = [e["train_seconds"] for e in epochs]
@@ -233,16 +252,22 @@ def steady_seconds(epochs: list[dict]) -> float:
 # ---------------------------------------------------------------- the run
 
 
-def run(spec: RunSpec) -> RunRecord:
+def run(spec: RunSpec, tensorboard: Path | None = None, weights: Path | None = None) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
     ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
+
+    Args:
+        spec: the run.
+        tensorboard: a folder for TensorBoard logs (per epoch, no graph), emptied first; None: none.
+        weights: a ``.weights.h5`` file for the final weights, written after the final
+            evaluation; None: not kept.
     """
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        record = _train(spec, base)
+        record = _train(spec, base, tensorboard, weights)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
@@ -250,7 +275,7 @@ def run(spec: RunSpec) -> RunRecord:
     return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()})
 
 
-def _train(spec: RunSpec, base: dict) -> RunRecord:
+def _train(spec: RunSpec, base: dict, tensorboard: Path | None, weights: Path | None) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
     dataset = data.load(spec.dataset, spec.preprocess)
     train, monitor, test = make_inputs(dataset, spec)
@@ -260,7 +285,10 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
     build_seconds = time.perf_counter() - build_start
     timer = EpochTimer()
     with TrainingGraphSettings() as graph_settings:
-        callbacks = [timer, graph_settings] if spec.speedups else [timer]
+        callbacks = [timer, EpochEvents(timer, spec.epochs), *([graph_settings] if spec.speedups else [])]
+        if tensorboard:
+            shutil.rmtree(tensorboard, ignore_errors=True)  # a rerun's logs only
+            callbacks.append(keras.callbacks.TensorBoard(str(tensorboard), write_graph=False))
         model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
                   shuffle=False)  # the pipeline shuffles; Keras's flag would only warn
         history = timer.epochs
@@ -268,6 +296,9 @@ def _train(spec: RunSpec, base: dict) -> RunRecord:
         test_loss, test_accuracy = last["val_loss"], last["val_accuracy"]
         if monitor is not test and not timer.diverged:
             test_loss, test_accuracy = model.evaluate(test, verbose=0)
+    if weights:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        model.save_weights(str(weights))
     sec_per_epoch = steady_seconds(history)
     return RunRecord(
         **base,

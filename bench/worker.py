@@ -1,5 +1,9 @@
 """``python -m bench.worker SPEC.json OUT.json``: one training run in a fresh process.
 
+Its output (the runner makes it the run's log) carries an event line per epoch as it trains,
+and ``BENCH_TENSORBOARD_DIR`` and ``BENCH_WEIGHTS_FILE`` in its environment say where
+TensorBoard logs and the final weights go, if anywhere (``bench.runfiles``).
+
 The runner starts one worker per run, with TF_NUM_INTRAOP_THREADS and
 TF_NUM_INTEROP_THREADS already in its environment so TensorFlow reads them at start-up.
 The worker writes its RunRecord to OUT.json (atomically) and exits 0 whatever the run's
@@ -13,6 +17,7 @@ its loky workers use ``exit_with_parent`` too (see bench.runner.run_in_subproces
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,12 +34,13 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
     spec_path, out_path = map(Path, argv)
-    from bench import train  # after the watchdog: importing TensorFlow takes seconds
+    from bench import runfiles, train  # after the watchdog: importing TensorFlow takes seconds
     from bench.spec import RunSpec
     from bench.store import write_json_atomic
 
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
-    record = train.run(spec)
+    outputs = (os.environ.get(name) for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV))
+    record = train.run(spec, *(Path(path) if path else None for path in outputs))
     write_json_atomic(out_path, record.to_dict())
     print(f"worker: {record.status} test_accuracy={record.test_accuracy}", flush=True)
     return 0
