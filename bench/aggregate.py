@@ -32,8 +32,9 @@ DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifa
 METRICS = {"accuracy": "Accuracy (%)", "ms_per_image": "ms / training image",
            "images_per_second": "training images / s", "params_total": "Parameters"}
 REPORT_INPUT = ((56, 56, 3), 10)  # the report's models: 56x56x3 images, 10 classes (its Table 4)
-# Spec fields a table row does not depend on: they differ between the cells and repeats of a row.
-NOT_ROW_FIELDS = (*EXECUTION_FIELDS, *REPEAT_FIELDS, "dataset")
+# Spec fields a table row does not depend on: they differ between the cells and repeats of a row
+# (the data hash goes with the dataset; the report names runs on other than canonical data).
+NOT_ROW_FIELDS = (*EXECUTION_FIELDS, *REPEAT_FIELDS, "dataset", "data_hash")
 UNSET = "default"  # how a label shows a setting one row has and another does not (a model option)
 ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "threads_per_job", "git_commit")
 ONEDNN_WORDS = {True: "on", False: "off"}  # records older than the setting say nothing

@@ -1,6 +1,7 @@
-"""``python -m bench {run,plan,report,list,speed}``: each subcommand parses, calls one library function, prints.
+"""``fishbench {run,plan,report,list,speed}`` (or ``python -m bench ...``): each subcommand parses, calls one library function, prints.
 
-Bad input ends with a one-line ``error: ...`` and exit status 2; an interrupt with 130.
+Bad input ends with a one-line ``error: ...`` and exit status 2; a full disk under the dataset
+cache with one line and 1; an interrupt with 130.
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
@@ -10,11 +11,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import config, data
+from bench import __version__, config, data, imports
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
-EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+EXIT_DISK_FULL, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _csv(text: str) -> list[str]:
@@ -36,7 +37,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def _profile(args) -> config.Profile:
     overrides = {
         "run.models": args.models, "run.datasets": args.datasets, "run.repeats": args.repeats,
-        "run.epochs": args.epochs, "run.batch_size": args.batch_size,
+        "run.epochs": args.epochs, "run.batch_size": args.batch_size, "run.imports": args.imports,
         "run.tensorboard": args.tensorboard or None, "run.save_weights": args.save_weights or None,
     }
     return config.load_profile(args.profile, overrides, args.set)
@@ -82,14 +83,15 @@ def cmd_report(args) -> int:
 
     if args.out and not args.results:
         raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
-    for results in [args.results] if args.results else report.result_folders(DEFAULT_RESULTS):
-        print(report.write_report(results, args.out or results))
+    print(report.write_report(args.results, args.out or args.results) if args.results
+          else report.write_reports(DEFAULT_RESULTS))
     return 0
 
 
 def cmd_list(args) -> int:
     from bench import inventory
 
+    imports.load(args.imports)
     print(inventory.datasets_table())
     print()
     print(inventory.models_table(args.input, args.classes))
@@ -114,7 +116,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
                         "or a path to a .toml file (default: quick)")
     parser.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
-    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names: " + ", ".join(data.NAMES))
+    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(data.NAMES)
+                        + ") or paths of .npz files with x_train, y_train, x_test, y_test")
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
     parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
@@ -131,10 +134,20 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also keep each run's final weights, RESULTS/weights/*.weights.h5 (run.save_weights)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
+    add_import_argument(parser)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0].split(": ", 1)[1])
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", metavar="FILE_OR_MODULE",
+                        help="a .py file (by path) or module (by name) that registers your own models with "
+                        "@models.register_model, imported here and in each run's worker (repeatable; "
+                        "default: the profile's [run] imports)")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``prog`` is the name usage shows (None: the script's, ``fishbench``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,plan,report,list,speed}")
 
     run = commands.add_parser("run", help="train every model of a profile N times per dataset; resumable",
@@ -176,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "models (options, parameters and FLOPs at --input), and shipped profiles.")
     listing.add_argument("--input", type=parse_shape, default=(56, 56, 3), help="input shape HxWxC for the counts (default: 56x56x3)")
     listing.add_argument("--classes", type=int, default=10, help="classes for the counts (default: 10)")
+    add_import_argument(listing)
     listing.set_defaults(handler=cmd_list)
 
     speed = commands.add_parser("speed", help="training and inference throughput per model",
@@ -201,14 +215,17 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
     except (ValueError, data.DataUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except data.CacheFull as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except KeyboardInterrupt:
         print("interrupted: finished records are kept; run the same command again to run the missing ones",
               file=sys.stderr)

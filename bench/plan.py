@@ -227,7 +227,8 @@ def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_fail
         ValueError: an ``estimate_from`` folder that does not exist.
     """
     pending = pending_specs(specs, results, retry_failed)
-    records, sources = read_records([results, *estimate_from] if results.is_dir() else list(estimate_from))
+    folders = {path.resolve(): path for path in reversed(([results] if results.is_dir() else []) + list(estimate_from))}
+    records, sources = read_records(list(reversed(folders.values())))  # each folder once, named as given
     planned = cells(pending, timings(records), row_labels(specs))
     lines = [plan_line(specs, pending, dispatch, results) + "; nothing is trained or written"]
     if not pending:

@@ -8,6 +8,8 @@ throughout), so the same records give the same files byte for byte.
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -327,6 +329,20 @@ def status_findings(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def data_findings(frame: pd.DataFrame) -> list[str]:
+    """A line per dataset with runs on other bytes than its canonical copy (``data.CANONICAL_HASHES``),
+    which its cells count with the others."""
+    lines = []
+    for dataset, runs in frame.groupby("dataset", sort=False):
+        canonical = data.CANONICAL_HASHES.get(dataset)
+        other = runs[runs["data_hash"] != canonical]
+        if canonical is not None and len(other):
+            lines.append(f"{dataset_title(dataset)}: {len(other)} of {len(runs)} runs on other data than the "
+                         f"canonical copy (content sha256 {distinct(sorted(other['data_hash']))}), counted in its "
+                         "cells with the others.")
+    return lines
+
+
 # ---------------------------------------------------------------- assembling
 
 
@@ -345,11 +361,16 @@ def report_figures(frame: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFra
     if datasets:
         made["accuracy_ci.png"] = figures.accuracy_ci_figure(measured[measured["metric"] == "accuracy"], colors)
     for dataset in datasets:
-        made[f"curves_{dataset}.png"] = figures.curves_figure(history, dataset, colors)
-        made[f"cost_{dataset}.png"] = figures.cost_figure(cells, dataset, colors)
+        made[f"curves_{file_part(dataset)}.png"] = figures.curves_figure(history, dataset, colors)
+        made[f"cost_{file_part(dataset)}.png"] = figures.cost_figure(cells, dataset, colors)
     for index, (model, dataset, rows) in enumerate(aggregate.head_groups(frame), 1):
-        made[f"heads_{index}_{model}_{dataset}.png"] = figures.heads_figure(history, dataset, rows, colors)
+        made[f"heads_{index}_{model}_{file_part(dataset)}.png"] = figures.heads_figure(history, dataset, rows, colors)
     return made
+
+
+def file_part(dataset: str) -> str:
+    """A dataset's name as part of a file name: a dataset named by its path ('/data/my.npz') as 'data_my.npz'."""
+    return re.sub(r"[^\w.-]+", "_", dataset).strip("_")
 
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
@@ -361,8 +382,8 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
     parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells)
     parts += [""] + claims_text(judged)
-    findings = parameter_findings(frame, cells, published) + status_findings(frame)
-    findings += [f"Unreadable record skipped: {message}" for message in skipped]
+    findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
+    findings += [f"Record file skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
     figure_lines = [f"![{name}]({FIGURE_DIR}/{name})" for name in figure_names] or ["None: no run finished ok."]
     parts += ["", "## Figures", ""] + figure_lines
@@ -407,7 +428,7 @@ def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdict
     lines += [f"claim {c.claim}: {c.verdict}" + (f" ({c.setup})" if judged.claims["setup"].nunique() > 1 else "")
               for c in judged.claims.itertuples()]
     lines += [set_aside_text(set_aside)] if set_aside else []
-    lines += [f"skipped unreadable record {message}" for message in skipped]
+    lines += [f"skipped record file {message}" for message in skipped]
     return "\n".join(lines)
 
 
@@ -422,6 +443,26 @@ def result_folders(root: Path) -> list[Path]:
     if not folders:
         raise ValueError(f"nothing to report: no folder with runs/ in {root}/; run `python -m bench run` first")
     return folders
+
+
+def write_reports(root: Path) -> str:
+    """Write the report of each results folder in ``root`` (``result_folders``) into it; return
+    their terminal texts. A folder that cannot be reported is skipped with a warning saying why,
+    and the others are still written.
+
+    Raises:
+        ValueError: no folder could be reported (each named, with why).
+    """
+    texts, skipped = [], []
+    for folder in result_folders(root):
+        try:
+            texts.append(write_report(folder, folder))
+        except ValueError as error:
+            warnings.warn(f"skipped {folder}: {error}", stacklevel=2)
+            skipped.append(f"{folder}: {error}")
+    if not texts:
+        raise ValueError(f"no folder in {root}/ could be reported: {'; '.join(skipped)}")
+    return "\n".join(texts)
 
 
 def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAIMS_FILE) -> str:

@@ -84,7 +84,7 @@ class RunFiles:
     """Where one run's files go in a results folder.
 
     Attributes:
-        results: the results folder.
+        results: the results folder, absolute.
         name: the files' name (see the module docstring).
         label: the model and its distinguishing options as the progress shows them
             ('fishnet55 head=conv').
@@ -132,8 +132,10 @@ def distinguishing_options(specs: list[RunSpec]) -> dict[str, list[str]]:
 def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
     """run_id -> RunFiles of each spec, its options in the name where the model's runs, these and
     the ones recorded in ``results``, differ in them; a name whose log is another run's gets the
-    run id appended. Makes the logs folder, so that runs on this machine write into it."""
-    (Path(results) / KINDS["log"][0]).mkdir(parents=True, exist_ok=True)
+    run id appended. Makes the logs folder, so that runs on this machine write into it. The
+    paths are absolute: a joblib worker's current folder may be another."""
+    results = Path(results).resolve()
+    (results / KINDS["log"][0]).mkdir(parents=True, exist_ok=True)
     recorded = [record.spec for record in store.load_records(results)[0]]
     keys = distinguishing_options([*specs, *recorded])
     planned = {}
@@ -141,9 +143,9 @@ def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
         options = [f"{key}={_text(spec.model_options.get(key))}" for key in keys[spec.model]]
         label = " ".join([spec.model, *options])
         name = "-".join([spec.model, *options, spec.dataset, f"seed{spec.seed}"])
-        files = RunFiles(Path(results), name, label)
+        files = RunFiles(results, name, label)
         if run_id_of(files.path("log")) not in (None, spec.run_id):
-            files = RunFiles(Path(results), f"{name}-{spec.run_id}", label)
+            files = RunFiles(results, f"{name}-{spec.run_id}", label)
         planned[spec.run_id] = files
     return planned
 

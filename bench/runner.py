@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, runfiles, store
+from bench import data, imports, runfiles, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 from bench.spec import RunSpec
@@ -77,7 +77,8 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 
 
 def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
-    return {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+    env = {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+    return imports.child_env(env)  # with `python -P`: this installation, never the current folder's packages
 
 
 # How a worker ends when the benchmark is interrupted (Ctrl-C reaches the whole process
@@ -115,7 +116,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
         log_path = files.log_or(log_path) if files else log_path
         store.write_json_atomic(spec_path, spec.to_dict())
-        command = [sys.executable, "-m", "bench.worker", str(spec_path), str(out_path)]
+        command = [sys.executable, "-P", "-m", "bench.worker", str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
             log.write(runfiles.event_line("start", run_id=spec.run_id))

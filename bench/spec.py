@@ -9,9 +9,9 @@ default cannot drift between them. A value is checked, and ints are widened to f
 a float is due, when a part is made: a bad value fails where the profile is loaded, with
 one line naming the key, the value and what is accepted, never inside a worker.
 
-``RunSpec`` is one run: the model and its options, the dataset, the three parts above and
-the run's own numbers. Its JSON form (``to_dict``) is the record's ``spec``, and its hash
-is the run's identity (``run_id``).
+``RunSpec`` is one run: the model and its options, the dataset and the hash of its content,
+the three parts above and the run's own numbers. Its JSON form (``to_dict``) is the record's
+``spec``, and its hash is the run's identity (``run_id``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from bench import __version__
 
-SPEC_SCHEMA_VERSION = 2
+SPEC_SCHEMA_VERSION = 3
 TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's rows, in its order
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -99,7 +99,7 @@ def accepted(hint, meta) -> str:
         if typing.get_args(hint)[-1] is Ellipsis:
             return "a list of names (or one comma-separated string)"
         return "[lo, hi], two numbers with lo <= hi" + bounds_text(meta).replace(" >=", ", each >=")
-    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a table"}[hint]
     return words + bounds_text(meta)
 
 
@@ -111,6 +111,8 @@ def _convert(hint, value):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return _convert(inner, value)
     if hint is bool and isinstance(value, bool) or hint is str and isinstance(value, str):
+        return value
+    if hint is dict and isinstance(value, dict):
         return value
     if hint is int and _is_int(value):
         return value
@@ -133,8 +135,11 @@ def _convert_tuple(args: tuple, value) -> tuple:
 
 
 def check(section: str, item: dataclasses.Field, hint, value):
-    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted."""
-    meta = item.metadata
+    """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted.
+
+    A field made without ``setting`` is checked for its type only.
+    """
+    meta = {"choices": (), "minimum": None, "maximum": None, "above": None, **item.metadata}
     try:
         value = _convert(hint, value)
     except (TypeError, AttributeError):
@@ -175,7 +180,7 @@ class RunSettings(Settings):
     recipe: str = setting("corrected", "the report's training recipe exactly, or fishbench's corrected one: "
                           "sets the defaults of scale_pixels, draws, brightness_unit and clip", choices=tuple(RECIPES))
     models: tuple[str, ...] = setting(TABLE4_MODELS, "registered model names (`bench list`)")
-    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`)")
+    datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`) or paths to .npz files")
     repeats: int = setting(3, "runs per model and dataset; repeat r uses seed + r", minimum=1)
     epochs: int = setting(2, "passes over the training set", minimum=1)
     batch_size: int = setting(32, "training images per step", unit="images", minimum=1)
@@ -184,6 +189,9 @@ class RunSettings(Settings):
     eval_per_class: int | None = setting(
         None, "per-epoch curves on a stratified test subset of this many images per class; "
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
+    imports: tuple[str, ...] | None = setting(
+        None, "your own code to import first (`--import`): .py files by path (from the current folder) or "
+        "modules by name, that register models with @models.register_model")
     tensorboard: bool = setting(False, "also write TensorBoard logs per epoch, in tensorboard/ of the results "
                                 "(not part of a run's identity)")
     save_weights: bool = setting(False, "also keep each run's final weights, in weights/ of the results "
@@ -243,6 +251,7 @@ class Augment(Settings):
 
 
 SECTIONS: dict[str, type[Settings]] = {cls.SECTION: cls for cls in (RunSettings, Preprocess, Optimizer, Augment)}
+PARTS = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}  # the sections a RunSpec holds
 
 
 # ---------------------------------------------------------------- one run
@@ -257,6 +266,8 @@ class RunSpec:
         model: registered model name; ``model_options`` its builder options (all of them,
             defaults included).
         dataset: dataset name; ``preprocess`` which images of it the run sees.
+        data_hash: what the dataset's source held when the run was planned: the SHA-256 of its
+            arrays (``bench.data.content_hash``), or synthetic's generator identity.
         repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
             and augmentation.
         epochs, batch_size, eval_per_class: as in ``RunSettings``.
@@ -267,6 +278,10 @@ class RunSpec:
             ``preprocess`` and ``augment``, as overridden.
         speedups: the harness's speed-ups (``bench.speedups``); False trains stock Keras with
             TensorFlow's default settings, to check that the speed-ups change no result.
+        model_code: for a model registered outside the ``models`` package (``--import``), its
+            module, file and the file's SHA-256 (``bench.imports.model_code``): part of the
+            run's identity, since the file decides the model. Empty for the shipped models,
+            and then left out of the JSON form, so their specs and run ids are as before.
         tensorboard, save_weights: also write TensorBoard logs, keep the final weights
             (``bench.runfiles``).
     """
@@ -275,6 +290,7 @@ class RunSpec:
     model: str
     model_options: dict
     dataset: str
+    data_hash: str
     preprocess: Preprocess
     repeat: int
     seed: int
@@ -287,20 +303,32 @@ class RunSpec:
     threads: int = 1
     timeout_s: float = 3600.0
     speedups: bool = True
+    model_code: dict = field(default_factory=dict)
     tensorboard: bool = False
     save_weights: bool = False
     schema_version: int = SPEC_SCHEMA_VERSION
 
+    def __post_init__(self):
+        """Check each field's type (the parts check their own values), ints widened to float where
+        due: a spec edited by hand fails here, in one line naming the field."""
+        hints = typing.get_type_hints(type(self))
+        for item in dataclasses.fields(self):
+            if item.name not in PARTS:
+                object.__setattr__(self, item.name, check("spec", item, hints[item.name], getattr(self, item.name)))
+
     def to_dict(self) -> dict:
-        """The JSON form: parts as objects, ranges as lists."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The JSON form: parts as objects, ranges as lists, ``model_code`` only when there is one."""
+        mapping = json.loads(json.dumps(dataclasses.asdict(self)))
+        return mapping if self.model_code else {k: v for k, v in mapping.items() if k != "model_code"}
 
     @classmethod
     def from_dict(cls, mapping: dict) -> RunSpec:
         """From ``to_dict``'s form, an older version upgraded; TypeError or ValueError name what does not fit."""
         mapping = upgrade(mapping)
-        parts = {"preprocess": Preprocess, "optimizer": Optimizer, "augment": Augment}
-        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in parts.items()}})
+        for key in PARTS:
+            if not isinstance(mapping.get(key), dict):
+                raise ValueError(f"spec.{key} must be a table. Received: {key}={mapping.get(key)!r}")
+        return cls(**{**mapping, **{key: part(**mapping[key]) for key, part in PARTS.items()}})
 
     @property
     def run_id(self) -> str:
@@ -322,11 +350,23 @@ def upgrade(mapping: dict) -> dict:
     Version 1 -> 2: the recipe and its augmentation parts became settings. Every version-1
     run trained what is now the corrected recipe (per-image draws, brightness as a fraction
     of full scale, clipping), so that is what the upgrade writes down.
+
+    Version 2 -> 3: the spec names the content of its data (``data_hash``). Runs recorded
+    before it ran on the canonical files, checked by checksum against the datasets' published
+    ones, so the upgrade writes its dataset's canonical hash (``bench.data.CANONICAL_HASHES``):
+    a plan on those files computes it again and finds the run. ``synthetic`` and the embedded
+    sample have their own deterministic identity (the generator's version, the shipped file's
+    hash); a dataset with no canonical hash (cifar100) gets ``bench.data.UNKNOWN_HASH``, which
+    no plan computes, so such a run is never taken for one on checked bytes.
     """
     if mapping.get("schema_version") == 1:
         corrected = {key: value for (section, key), value in RECIPES["corrected"].items() if section == "augment"}
         mapping = {**mapping, "schema_version": 2, "recipe": "corrected",
                    "augment": {**corrected, **mapping.get("augment", {})}}
+    if mapping.get("schema_version") == 2:
+        from bench import data  # late: bench.data imports this module
+
+        mapping = {**mapping, "schema_version": 3, "data_hash": data.recorded_hash(mapping.get("dataset"))}
     return mapping
 
 

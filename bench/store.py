@@ -2,13 +2,17 @@
 
 Records are the source of truth: one JSON file per run in ``<results>/runs/<run_id>.json``,
 written to a temporary file and renamed, so a reader never sees half a record. Tables and
-figures are derived only from them.
+figures are derived only from them. The files are strict JSON: a measure that is NaN or
+infinite (a diverged run's loss) is written as null, and the record's status and error say
+why; files written before that, with a bare NaN, still read.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +22,7 @@ import pandas as pd
 
 from bench.spec import RunSpec
 
-SCHEMA_VERSION = 2  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
+SCHEMA_VERSION = 3  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
 STATUSES = ("ok", "failed", "diverged", "timeout")
 
 
@@ -26,10 +30,13 @@ STATUSES = ("ok", "failed", "diverged", "timeout")
 class RunRecord:
     """The outcome of one run. A failure is a record too, with ``error`` saying why.
 
-    Measured fields are None when the run did not get that far.
+    Measured fields are None when the run did not get that far, or when the value was NaN or
+    infinite (in the JSON form; ``error`` says why).
 
     Attributes:
-        status: "ok" | "failed" | "diverged" (a NaN or infinite loss) | "timeout".
+        status: "ok" | "failed" | "diverged" (a loss that became NaN or infinite, or grew far
+            past its start; see ``bench.train.divergence``) | "timeout". An ok record has a
+            test accuracy.
         test_accuracy: fraction in [0, 1] on the whole test set after the final epoch.
         test_loss: cross-entropy (nats) on the test set after the final epoch.
         history: a mapping per epoch: epoch (1-based), loss, accuracy, val_loss,
@@ -76,8 +83,8 @@ class RunRecord:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        """The JSON form, with the spec's (``RunSpec.to_dict``)."""
-        return {**dataclasses.asdict(self), "spec": self.spec.to_dict()}
+        """The JSON form, with the spec's (``RunSpec.to_dict``): strict JSON, NaN and infinities as null."""
+        return finite({**dataclasses.asdict(self), "spec": self.spec.to_dict()})
 
     @classmethod
     def from_dict(cls, mapping: dict) -> "RunRecord":
@@ -90,11 +97,24 @@ class RunRecord:
             raise ValueError(f"missing keys {sorted(missing)}")
         if mapping["status"] not in STATUSES:
             raise ValueError(f"status {mapping['status']!r} is not one of {STATUSES}")
+        if mapping["status"] == "ok" and mapping.get("test_accuracy") is None:
+            raise ValueError("status is ok but test_accuracy is missing")
         _check_types(mapping)
         names = {f.name for f in dataclasses.fields(cls)}
         fields = {k: v for k, v in mapping.items() if k in names}
         shape = fields.get("input_shape")
         return cls(**{**fields, "spec": _spec(mapping["spec"]), "input_shape": tuple(shape) if shape else None})
+
+
+def finite(value):
+    """``value`` (JSON-like) with every NaN or infinite float replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def _spec(mapping) -> RunSpec:
@@ -110,22 +130,25 @@ def upgrade(mapping: dict) -> dict:
     """A record of an older schema as the current one (asv's habit); a newer one is refused.
 
     Version 1 -> 2: the record gains the input shape, class count and model family it was
-    built with, which version 1 left to be rebuilt from the dataset and model registries; its
-    spec is upgraded (``bench.spec.upgrade``), and so is the run id, the hash of the spec:
-    a version-1 run is found again by the same plan.
+    built with, which version 1 left to be rebuilt from the dataset and model registries.
+    Version 2 -> 3: its spec gains the hash of its data (``bench.spec.upgrade``).
+    Either way the spec is upgraded, and so is the run id, the hash of the spec: an older
+    run is found again by the same plan.
     """
     version = mapping.get("schema_version")
+    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+        raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
+    if version == SCHEMA_VERSION:
+        return mapping
+    spec = _spec(mapping.get("spec"))
+    mapping = {**mapping, "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "spec": spec.to_dict()}
     if version == 1:
         from bench import data
         import models  # late: imports Keras; only records written before version 2 need it
 
-        spec = _spec(mapping.get("spec"))
         shape, classes = data.shape_of(spec.dataset, spec.preprocess)
-        mapping = {**mapping, "schema_version": 2, "run_id": spec.run_id, "spec": spec.to_dict(),
-                   "input_shape": list(shape), "num_classes": classes, "model_family": models.family(spec.model)}
-        version = 2
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
+        mapping = {**mapping, "input_shape": list(shape), "num_classes": classes,
+                   "model_family": models.family(spec.model)}
     return mapping
 
 
@@ -142,6 +165,8 @@ def _check_types(mapping: dict) -> None:
     for key in ("environment", "files"):
         if not isinstance(mapping.get(key, {}), dict):
             raise ValueError(f"{key} is not an object")
+    if not isinstance(mapping["run_id"], str) or not isinstance(mapping.get("error") or "", str):
+        raise ValueError(f"run_id {mapping['run_id']!r} or error {mapping.get('error')!r} is not text")
     history = mapping.get("history", [])
     if not (isinstance(history, list) and all(isinstance(epoch, dict) for epoch in history)):
         raise ValueError("history is not a list of objects")
@@ -183,8 +208,9 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON so that a reader sees the whole file or none of it (temp file, fsync, rename)."""
-    _write_atomic(path, lambda f: json.dump(payload, f, indent=1, sort_keys=True, allow_nan=True))
+    """Write strict JSON so that a reader sees the whole file or none of it (temp file, fsync,
+    rename); a NaN in ``payload`` raises ValueError (``finite`` replaces them)."""
+    _write_atomic(path, lambda f: json.dump(payload, f, indent=1, sort_keys=True, allow_nan=False))
 
 
 def write_record(results: str | Path, record: RunRecord) -> Path:
@@ -194,29 +220,58 @@ def write_record(results: str | Path, record: RunRecord) -> Path:
 
 
 def read_record(path: Path) -> RunRecord:
-    """Read one record; raises ValueError naming the file and what is wrong with it."""
+    """Read one record; raises ValueError naming the file and what is wrong with it.
+
+    Only a regular file is read: a FIFO or a device named ``*.json`` is refused, never waited on.
+    """
     try:
-        return RunRecord.from_dict(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, TypeError, ValueError) as error:
+        return RunRecord.from_dict(json.loads(_read_regular(path)))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
 
 
+def _read_regular(path: Path) -> str:
+    """The text of ``path`` if it is a regular file; opened without blocking, so a FIFO does not hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise ValueError(f"{kind}, not a record file; skipped")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read().decode()
+    finally:
+        os.close(fd)
+
+
 def load_records(results: str | Path) -> tuple[list[RunRecord], list[str]]:
-    """All valid records in a results folder, and a message for each file that is not one
-    ('path: what is wrong')."""
-    records, problems = [], []
+    """All valid records in a results folder, each once, and a message for each file that is
+    not one ('path: what is wrong'), or that holds the same record as another file.
+
+    A record copied under another name is one observation: of files with equal records, the
+    one named after its run id is kept (else the first by name). Records that share a run id
+    but differ are all kept; the report keeps one per configuration and seed.
+    """
+    read, problems = [], []
     for path in sorted(runs_dir(results).glob("*.json")):
         try:
-            records.append(read_record(path))
+            record = read_record(path)
         except ValueError as error:
             problems.append(str(error))
-    return records, problems
+            continue
+        read.append((path, record, json.dumps(record.to_dict(), sort_keys=True)))
+    kept = {}
+    for path, record, text in sorted(read, key=lambda entry: (entry[0].stem != entry[1].run_id, entry[0].name)):
+        kept.setdefault(text, path)
+    problems += [f"{path}: the same record as {kept[text]}; counted once"
+                 for path, _, text in read if kept[text] != path]
+    return [record for path, record, text in read if kept[text] == path], problems
 
 
 # ---------------------------------------------------------------- pandas
 
 RUN_COLUMNS = (
-    "run_id", "config_key", "profile", "model", "model_options", "dataset", "preprocess",
+    "run_id", "config_key", "profile", "model", "model_options", "dataset", "data_hash", "preprocess",
     "repeat", "seed", "epochs", "batch_size", "optimizer", "augment", "threads", "status",
     "error", "test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_epoch",
     "images_per_second", "build_seconds", "params_total", "params_trainable",
@@ -229,7 +284,8 @@ def _run_row(record: RunRecord) -> dict:
     as_text = lambda value: json.dumps(value, sort_keys=True)  # noqa: E731 - dict columns as text
     return {
         **{k: getattr(record, k) for k in RUN_COLUMNS if hasattr(record, k) and k != "spec"},
-        **{k: getattr(spec, k) for k in ("profile", "model", "dataset", "repeat", "seed", "epochs", "batch_size", "threads")},
+        **{k: getattr(spec, k) for k in ("profile", "model", "dataset", "data_hash", "repeat", "seed", "epochs",
+                                         "batch_size", "threads")},
         **{k: as_text(spec.to_dict()[k]) for k in ("model_options", "preprocess", "optimizer", "augment")},
         "config_key": spec.config_key,
         "jobs_at_once": record.environment.get("jobs_at_once"),

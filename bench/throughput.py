@@ -73,7 +73,8 @@ def matmul_peak_gflops(size: int = MATMUL_SIZE, repeats: int = 7) -> float:
 def speed_spec(model: str, batch_size: int, threads: int, seed: int = 0):
     """The RunSpec the harness is timed with: profile defaults, synthetic data, no augmentation."""
     return RunSpec(
-        profile="speed", model=model, model_options={}, dataset="synthetic", preprocess=Preprocess(), repeat=0,
+        profile="speed", model=model, model_options={}, dataset="synthetic", data_hash=data.SYNTHETIC_IDENTITY,
+        preprocess=Preprocess(), repeat=0,
         seed=seed, epochs=1, batch_size=batch_size, optimizer=Optimizer(), augment=Augment(), threads=threads,
     )
 

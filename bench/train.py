@@ -13,7 +13,8 @@ The recipe, in the order it runs:
      epoch begins and ends (``bench.runfiles``); with the speed-ups, another turns grappler
      off for training steps; TensorBoard's, when asked for;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
-     epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs.
+     epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs; status
+     ``diverged`` when ``divergence`` finds the losses say so.
 """
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 from bench.store import RunRecord, now_iso
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
+# A run diverged, though its losses stayed finite, when its training loss ended more than
+# GROWTH times its first epoch's (and above a uniform guess's log(classes): a tiny loss may
+# wobble), or when its test accuracy is at chance (at most CHANCE / classes) with a test loss
+# more than FAR_LOSS times log(classes). A learning run never does either: its loss falls
+# from about log(classes); a run thrown off by its steps (learning_rate=1e6: a test loss of
+# 1.5e6 at 10 % accuracy) does.
+GROWTH, CHANCE, FAR_LOSS = 10.0, 1.5, 10.0
 
 
 # ---------------------------------------------------------------- input pipeline
@@ -141,7 +149,8 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     test = evaluation(dataset.x_test, dataset.y_test)
     monitor = test
     if spec.eval_per_class is not None:
-        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed)
+        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed,
+                                       "eval_per_class", "the test set")
         monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
     return train.prefetch(tf.data.AUTOTUNE), monitor, test
 
@@ -227,6 +236,25 @@ class EpochTimer(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def divergence(history: list[dict], test_loss: float, test_accuracy: float, num_classes: int) -> str | None:
+    """Why a run counts as diverged, or None: a loss that is not finite, a training loss that
+    grew past GROWTH times its first epoch's, or chance accuracy with a test loss past FAR_LOSS
+    times a uniform guess's (see GROWTH)."""
+    first, last = history[0], history[-1]
+    uniform = math.log(num_classes)
+    if not math.isfinite(last["loss"]):
+        return f"loss became {last['loss']} in epoch {last['epoch']}"
+    if not math.isfinite(test_loss):
+        return f"test loss became {test_loss} after epoch {last['epoch']}"
+    if last["loss"] > max(GROWTH * first["loss"], uniform):
+        return (f"training loss grew from {first['loss']:.4g} in epoch 1 to {last['loss']:.4g} in epoch "
+                f"{last['epoch']}, past {GROWTH:g} times the first and log({num_classes}) = {uniform:.3g}")
+    if test_accuracy <= CHANCE / num_classes and test_loss > FAR_LOSS * uniform:
+        return (f"test accuracy {test_accuracy:.4f} is chance (at most {CHANCE:g}/{num_classes}) with a test loss of "
+                f"{test_loss:.4g}, past {FAR_LOSS:g} x log({num_classes}) = {FAR_LOSS * uniform:.3g}")
+    return None
+
+
 class EpochEvents(keras.callbacks.Callback):
     """Keras callback: an event line on stdout as each epoch begins and ends (``bench.runfiles``),
     which the runner reads from the run's log while it trains. The end's carries the epoch's
@@ -277,7 +305,7 @@ def run(spec: RunSpec, tensorboard: Path | None = None, weights: Path | None = N
 
 def _train(spec: RunSpec, base: dict, tensorboard: Path | None, weights: Path | None) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
-    dataset = data.load(spec.dataset, spec.preprocess)
+    dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
     train, monitor, test = make_inputs(dataset, spec)
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     build_start = time.perf_counter()
@@ -300,10 +328,11 @@ def _train(spec: RunSpec, base: dict, tensorboard: Path | None, weights: Path | 
         weights.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(weights))
     sec_per_epoch = steady_seconds(history)
+    reason = divergence(history, float(test_loss), float(test_accuracy), dataset.num_classes)
     return RunRecord(
         **base,
-        status="diverged" if timer.diverged else "ok",
-        error=f"loss became {last['loss']} in epoch {last['epoch']}" if timer.diverged else None,
+        status="ok" if reason is None else "diverged",
+        error=reason,
         test_accuracy=float(test_accuracy),
         test_loss=float(test_loss),
         history=history,

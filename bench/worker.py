@@ -34,11 +34,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
     spec_path, out_path = map(Path, argv)
-    from bench import runfiles, train  # after the watchdog: importing TensorFlow takes seconds
+    from bench import imports, runfiles, train  # after the watchdog: importing TensorFlow takes seconds
     from bench.spec import RunSpec
     from bench.store import write_json_atomic
 
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
+    imports.load_model_code(spec.model_code)  # a user's model (--import): its file, as planned
     outputs = (os.environ.get(name) for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV))
     record = train.run(spec, *(Path(path) if path else None for path in outputs))
     write_json_atomic(out_path, record.to_dict())

@@ -1,4 +1,4 @@
-"""The model registry: `register_model`, `build`, `names`, `options`, `describe`, `family`.
+"""The model registry: `register_model`, `build`, `names`, `options`, `describe`, `module`, `family`.
 
 A model is a function `fn(input_shape, num_classes, **options) -> keras.Model`
 registered under its own name with `@register_model` (as timm's registry). Its
@@ -60,6 +60,16 @@ def describe(name):
     return inspect.getdoc(_lookup(name)).splitlines()[0]
 
 
+def module(name):
+    """Returns the name of the module that registers model `name`: "models.fishnet", or a
+    user's own ("mynet", for a model registered in mynet.py).
+
+    Raises:
+        ValueError: if `name` is not registered.
+    """
+    return _lookup(name).__module__
+
+
 def family(name):
     """Returns the family of model `name`: the last part of the module that registers it.
 
@@ -69,7 +79,7 @@ def family(name):
     Raises:
         ValueError: if `name` is not registered.
     """
-    return _lookup(name).__module__.rpartition(".")[2]
+    return module(name).rpartition(".")[2]
 
 
 def build(name, input_shape, num_classes, **options):

@@ -9,6 +9,8 @@ import pytest
 from bench import config
 from bench.spec import Optimizer
 
+pytestmark = pytest.mark.usefixtures("canonical_data")  # the shipped profiles plan real datasets
+
 USER_PROFILE = """\
 # a user's profile: only what differs from the defaults
 [run]
@@ -150,6 +152,14 @@ def test_a_profile_that_is_not_utf8_is_unreadable_not_a_crash(tmp_path):
 def test_an_unknown_profile_is_refused(name, message):
     with pytest.raises(ValueError, match=message):
         config.load_profile(name)
+
+
+@pytest.mark.parametrize("name", ["...toml", ".toml", ".hidden.toml", "two words.toml"])
+def test_a_profile_file_whose_name_is_no_results_folder_is_refused(tmp_path, name):
+    path = write(tmp_path / name, "[run]\nepochs = 1\n")
+    with pytest.raises(ValueError, match=re.escape(f"names its results folder; accepted: letters, digits, '.', '_', "
+                                                   f"'-', starting with a letter or digit. Received: profile='{path}'")):
+        config.load_profile(str(path))
 
 
 def test_set_and_flags_override_the_profile_and_unset_flags_do_not(tmp_path):

@@ -1,12 +1,18 @@
-"""Datasets: real sources, the IDX reader, preprocessing, the cache, the embedded sample."""
+"""Datasets: real sources, their checks and identity, the IDX reader, preprocessing, the cache,
+the embedded sample."""
+import errno
 import os
 import re
+import socket
+import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench import data
+from bench import cli, data
+from bench.lifetime import process_token
 from bench.spec import Preprocess
 
 REAL_SHAPES = {  # name: (train images, test images, image shape, classes, train per class, test per class)
@@ -20,6 +26,20 @@ REAL_SHAPES = {  # name: (train images, test images, image shape, classes, train
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+
+
+def small_mnist(**changes) -> dict[str, np.ndarray]:
+    """Twenty training and ten test images of MNIST's shape, two and one per class."""
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), "y_train": np.arange(20) % 10,
+              "x_test": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), "y_test": np.arange(10)}
+    return {**arrays, **changes}
+
+
+def write_npz(folder: Path, name: str = "mnist", **changes) -> Path:
+    path = folder / f"{name}.npz"
+    np.savez(path, **small_mnist(**changes))
+    return path
 
 
 def real_file(name: str) -> Path:
@@ -75,7 +95,8 @@ def test_debian_idx_files_are_a_fashion_mnist_source(tmp_path, monkeypatch):
               "x_test": rng.integers(0, 256, (10, 28, 28)), "y_test": np.arange(10)}
     for key, filename in data.DEBIAN_FASHION_FILES.items():
         data.write_idx(tmp_path / filename, arrays[key])
-    ds = data.load("fashion_mnist", Preprocess())
+    with pytest.warns(UserWarning, match="is not the canonical fashion_mnist"):
+        ds = data.load("fashion_mnist", Preprocess())
     assert ds.source == f"Debian IDX: {tmp_path}"
     assert np.array_equal(ds.x_train[..., 0], arrays["x_train"]) and np.array_equal(ds.y_test, arrays["y_test"])
 
@@ -118,11 +139,13 @@ def test_second_load_is_served_from_the_cache_memory_mapped():
 
 
 def test_cache_key_covers_what_changes_the_bytes_and_nothing_else():
-    key = data.cache_key("mnist", Preprocess(size=56), "real:mnist")
-    assert data.cache_key("mnist", Preprocess(size=56, scale_pixels=False), "real:mnist") == key
-    assert data.cache_key("mnist", Preprocess(size=56, num_classes=3, native_size=8), "real:mnist") == key
+    canonical = data.CANONICAL_HASHES["mnist"]
+    key = data.cache_key("mnist", Preprocess(size=56), canonical)
+    assert data.cache_key("mnist", Preprocess(size=56, scale_pixels=False), canonical) == key
+    assert data.cache_key("mnist", Preprocess(size=56, num_classes=3, native_size=8), canonical) == key
     for changed in (dict(size=32), dict(channels=3), dict(train_per_class=5), dict(subset_seed=1)):
-        assert data.cache_key("mnist", Preprocess(**{"size": 56, **changed}), "real:mnist") != key
+        assert data.cache_key("mnist", Preprocess(**{"size": 56, **changed}), canonical) != key
+    assert data.cache_key("mnist", Preprocess(size=56), "0" * 64) != key  # other source bytes
 
 
 def test_preprocessing_resizes_repeats_channels_and_keeps_uint8():
@@ -189,7 +212,7 @@ def test_embedded_sample_is_what_the_script_builds_from_the_real_set():
 
 def test_an_unknown_dataset_is_refused_naming_the_accepted_ones():
     with pytest.raises(ValueError, match=re.escape("Unknown dataset; accepted: mnist, fashion_mnist, cifar10, "
-                                                   "cifar100, synthetic, fashion_mnist_sample. Received: dataset='svhn'")):
+                                                   "cifar100, synthetic, fashion_mnist_sample, or the path of an .npz")):
         data.load("svhn", Preprocess())
 
 
@@ -213,3 +236,233 @@ def test_where_says_where_each_dataset_would_load_from(tmp_path, monkeypatch):
     assert data.where("cifar100").startswith("keras.datasets.cifar100.load_data()")
     assert "absent" in data.where("cifar100")
     assert data.where(data.SAMPLE) == "embedded: fashion_mnist_sample.npz"
+
+
+# ---------------------------------------------------------------- identity
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10"])
+def test_the_canonical_files_have_the_canonical_hashes_and_no_warning(name):
+    real_file(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.plan_hash(name, Preprocess()) == data.CANONICAL_HASHES[name]
+
+
+def test_the_embedded_sample_has_its_canonical_hash():
+    assert data.plan_hash(data.SAMPLE, Preprocess()) == data.CANONICAL_HASHES[data.SAMPLE]
+
+
+@pytest.mark.filterwarnings("ignore:.*is not the canonical")
+def test_the_same_arrays_hash_alike_from_an_npz_idx_files_and_keras(tmp_path, monkeypatch):
+    arrays = small_mnist()
+    (tmp_path / "npz").mkdir()
+    np.savez(tmp_path / "npz" / "fashion_mnist.npz", **arrays)
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "npz"))
+    from_npz = data.plan_hash("fashion_mnist", Preprocess())
+    (tmp_path / "idx").mkdir()
+    for key, filename in data.DEBIAN_FASHION_FILES.items():
+        data.write_idx(tmp_path / "idx" / filename, arrays[key])
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "none"))
+    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "idx")
+    from_idx = data.plan_hash("fashion_mnist", Preprocess())
+    as_keras = {**arrays, "y_train": arrays["y_train"].astype(np.uint8)[:, None], "y_test": arrays["y_test"][:, None]}
+    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "none")
+    monkeypatch.setattr(data, "_from_keras", lambda name: as_keras)
+    assert from_npz == from_idx == data.plan_hash("fashion_mnist", Preprocess()) == data.content_hash(
+        data.check_arrays(arrays, "fashion_mnist", "here"))
+
+
+def bump_mtime(path: Path) -> None:
+    """As a later write would: the plan remembers a source by path, size and mtime."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def test_a_replaced_source_gets_a_new_hash_and_cache_entry_with_a_warning_naming_file_and_hashes(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    path = write_npz(tmp_path)
+    with pytest.warns(UserWarning) as caught:
+        first = data.plan_hash("mnist", Preprocess())
+    assert [str(w.message) for w in caught] == [
+        f"$BENCH_DATA_DIR: {path} is not the canonical mnist: its arrays hash to {first}, the canonical ones to "
+        f"{data.CANONICAL_HASHES['mnist']}; its runs are told apart by that hash"]
+    assert data.load("mnist", Preprocess(), first).x_train.any()
+    write_npz(tmp_path, x_train=np.zeros((20, 28, 28), np.uint8))  # zeroed images, the same size
+    bump_mtime(path)
+    with pytest.warns(UserWarning, match="is not the canonical mnist"):
+        second = data.plan_hash("mnist", Preprocess())
+    zeroed = data.load("mnist", Preprocess(), second)
+    assert second != first and not zeroed.from_cache and not zeroed.x_train.any()
+    entries = sorted(data.cache_dir().glob("mnist-*"))
+    assert len(entries) == 2
+    for entry in entries:
+        (entry / "meta.json").unlink()
+    with pytest.warns(UserWarning, match="damaged"), pytest.raises(data.BadData, match=re.escape(
+            f"$BENCH_DATA_DIR: {path} changed since the run was planned: its arrays hash to {second}, the run's spec "
+            f"says {first}; plan the runs again")):
+        data.load("mnist", Preprocess(), first)
+
+
+@pytest.mark.filterwarnings("ignore:.*is not the canonical")
+def test_a_plan_reads_a_source_once_per_version_of_its_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    path = write_npz(tmp_path)
+    reads, read = [], data._from_npz
+    monkeypatch.setattr(data, "_from_npz", lambda p: reads.append(p) or read(p))
+    hashes = [data.plan_hash("mnist", Preprocess()) for _ in range(3)]
+    bump_mtime(path)
+    hashes.append(data.plan_hash("mnist", Preprocess()))
+    assert reads == [path, path] and len(set(hashes)) == 1
+
+
+BAD_SOURCES = {  # what a tester put in mnist.npz: the arrays changed, and the error's text
+    "lengths differ": (dict(y_train=np.arange(19) % 10),
+                       "y_train holds 19 labels for 20 images; accepted: one label per image"),
+    "float images in [0, 1]": (dict(x_train=np.full((20, 28, 28), 0.5)),
+                               "x_train holds float64 pixels; accepted: uint8, 0 to 255, as keras.datasets returns "
+                               "them (convert images in [0, 1] with np.round(x * 255).astype(np.uint8))"),
+    "label past the classes": (dict(y_test=np.arange(10) + 1),
+                               "y_test holds labels from 1 to 10; accepted: integers in [0, 10), mnist having 10 classes"),
+    "negative label": (dict(y_train=np.arange(20) % 10 - 1), "y_train holds labels from -1 to 8; accepted: integers in"),
+    "float labels": (dict(y_train=np.arange(20.0) % 10), "y_train holds float64 labels; accepted: integers in [0, 10)"),
+    "image shape": (dict(x_test=np.zeros((10, 32, 32, 3), np.uint8)),
+                    "x_test has shape (10, 32, 32, 3); accepted: (N, 28, 28, 1) or (N, 28, 28)"),
+    "label shape": (dict(y_test=np.zeros((10, 2), np.uint8)), "y_test has shape (10, 2); accepted: (N,) or (N, 1)"),
+    "no images": (dict(x_train=np.zeros((0, 28, 28), np.uint8), y_train=np.zeros(0, np.uint8)),
+                  "x_train holds no images; accepted: at least one"),
+}
+
+
+@pytest.mark.parametrize("changes, message", BAD_SOURCES.values(), ids=BAD_SOURCES)
+def test_a_bad_source_is_refused_naming_the_file_and_the_fault(tmp_path, monkeypatch, changes, message):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    path = write_npz(tmp_path, **changes)
+    with pytest.raises(data.BadData) as error:
+        data.plan_hash("mnist", Preprocess())
+    assert str(error.value).startswith(f"$BENCH_DATA_DIR: {path}: {message}")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"garbage", "unreadable (ValueError: "),
+    (None, "unreadable (ValueError: lacks arrays ['y_test']); accepted: uint8 x_train, y_train, x_test, y_test"),
+])
+def test_an_unreadable_source_is_refused_not_replaced_by_a_download(tmp_path, monkeypatch, content, message):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(data, "_from_keras", lambda name: pytest.fail("downloaded instead"))
+    path = tmp_path / "mnist.npz"
+    if content is None:
+        np.savez(path, **{k: v for k, v in small_mnist().items() if k != "y_test"})
+    else:
+        path.write_bytes(content)
+    with pytest.raises(data.BadData, match=re.escape(f"$BENCH_DATA_DIR: {path}: {message}")):
+        data.plan_hash("mnist", Preprocess())
+
+
+def test_bench_run_on_a_bad_source_exits_2_in_one_line_before_any_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    write_npz(tmp_path, y_train=np.arange(19) % 10)
+    (tmp_path / "mine.toml").write_text('[run]\nmodels = ["mlp"]\ndatasets = ["mnist"]\n')
+    status = cli.main(["run", "--profile", str(tmp_path / "mine.toml"), "--results", str(tmp_path / "results")])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    assert err == (f"error: $BENCH_DATA_DIR: {tmp_path / 'mnist.npz'}: y_train holds 19 labels for 20 images; "
+                   "accepted: one label per image\n")
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("name, preprocess, eval_per_class, message", [
+    (data.SAMPLE, Preprocess(train_per_class=601), None, "train_per_class is larger than the smallest class of "
+     "fashion_mnist_sample's training set (600 images); accepted: 1..600. Received: train_per_class=601"),
+    (data.SAMPLE, Preprocess(), 101, "eval_per_class is larger than the smallest class of fashion_mnist_sample's "
+     "test set (100 images); accepted: 1..100. Received: eval_per_class=101"),
+    ("synthetic", Preprocess(train_per_class=50), 11, "eval_per_class is larger than the smallest class of "
+     "synthetic's test set (10 images); accepted: 1..10. Received: eval_per_class=11"),
+])
+def test_a_plan_checks_the_subsets_against_the_classes(name, preprocess, eval_per_class, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        data.plan_hash(name, preprocess, eval_per_class)
+
+
+# ---------------------------------------------------------------- a sound cache
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "truncated", "deleted", "meta.json deleted"])
+def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage):
+    preprocess = Preprocess(train_per_class=20)
+    first = data.load(data.SAMPLE, preprocess)
+    (entry,) = data.cache_dir().glob(f"{data.SAMPLE}-*")
+    target = entry / "x_train.npy"
+    if damage == "zeroed":
+        target.write_bytes(bytes(target.stat().st_size))
+    elif damage == "truncated":
+        target.write_bytes(target.read_bytes()[:-100])
+    else:
+        (target if damage == "deleted" else entry / "meta.json").unlink()
+    with pytest.warns(UserWarning, match=re.escape(f"dataset cache entry {entry} is damaged (")):
+        again = data.load(data.SAMPLE, preprocess)
+    assert not again.from_cache and np.array_equal(again.x_train, first.x_train)
+    assert data.load(data.SAMPLE, preprocess).from_cache
+
+
+def failing_save(error):
+    """np.save that writes part of a file, then fails as a full disk or a refused write does."""
+    def save(file, array):
+        Path(file).write_bytes(bytes(1000))
+        if error is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        raise OSError(error, os.strerror(error), str(file))
+    return save
+
+
+def leftovers() -> list[str]:
+    """What the cache folder holds but the remembered sources: an entry, or a temporary folder."""
+    return [path.name for path in data.cache_dir().iterdir() if path.name != "sources"]
+
+
+@pytest.mark.parametrize("error, raised, message", [
+    (errno.ENOSPC, data.CacheFull, "cannot be written (No space left on device); nothing half-written is left"),
+    (errno.EACCES, data.CacheUnusable, "cannot be written (Permission denied); accepted: a writable folder"),
+    (KeyboardInterrupt, KeyboardInterrupt, None),
+])
+def test_a_failed_or_interrupted_cache_write_leaves_nothing_half_written(monkeypatch, error, raised, message):
+    monkeypatch.setattr(np, "save", failing_save(error))
+    with pytest.raises(raised, match=message and re.escape(message)) as caught:
+        data.load(data.SAMPLE, Preprocess(train_per_class=5))
+    assert "\n" not in str(caught.value) and leftovers() == []
+
+
+def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "file"))
+    for name in (data.SAMPLE, data.SYNTHETIC):  # writing what a plan read, and writing an entry
+        with pytest.raises(data.CacheUnusable, match=re.escape(
+                f"cannot be written (Not a directory); accepted: a writable folder, created if missing. "
+                f"Received: BENCH_CACHE_DIR={tmp_path / 'file'}")):
+            data.load(name, Preprocess(train_per_class=5))
+
+
+@pytest.mark.parametrize("error, status", [(errno.ENOSPC, 1), (errno.EROFS, 2)])
+def test_bench_run_with_a_cache_that_cannot_be_written_exits_in_one_line(tmp_path, monkeypatch, capsys, error, status):
+    monkeypatch.setattr(np, "save", failing_save(error))
+    assert cli.main(["run", "--profile", "smoke", "--results", str(tmp_path / "results")]) == status
+    err = capsys.readouterr().err
+    assert err.startswith("error: the dataset cache") and err.count("\n") == 1, err
+    assert leftovers() == [] and not (tmp_path / "results").exists()
+
+
+def test_the_next_load_removes_the_temporary_folders_of_dead_writers_only():
+    folder = data.cache_dir()
+    folder.mkdir(parents=True)
+    child = subprocess.Popen(["sleep", "60"])
+    dead = process_token(child.pid)
+    child.kill()
+    child.wait()
+    host = socket.gethostname()
+    writers = {"dead": f"{host}~{dead}~0000", "alive": f"{host}~{process_token(os.getpid())}~0000",
+               "elsewhere": f"another-host~{dead}~0000"}
+    for name, writer in writers.items():
+        (folder / f"synthetic-{name}{data.TEMP_MARK}{writer}").mkdir()
+    data.load(data.SYNTHETIC, Preprocess(native_size=8, train_per_class=2))
+    assert sorted(name.split(data.TEMP_MARK)[0] for name in leftovers() if data.TEMP_MARK in name) == [
+        "synthetic-alive", "synthetic-elsewhere"]

@@ -17,7 +17,7 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def fake_record(spec, sec_per_epoch: float, wall_seconds: float, cpu: str = "Fake CPU A",
                 status: str = "ok") -> RunRecord:
-    return RunRecord(run_id=spec.run_id, spec=spec, status=status, sec_per_epoch=sec_per_epoch,
+    return RunRecord(run_id=spec.run_id, spec=spec, status=status, sec_per_epoch=sec_per_epoch, test_accuracy=0.5,
                      environment={"cpu_model": cpu, "cpu_count": 2, "threads_per_job": 1, "jobs_at_once": 2},
                      started_at=START.isoformat(), finished_at=(START + timedelta(seconds=wall_seconds)).isoformat())
 

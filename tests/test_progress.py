@@ -45,7 +45,7 @@ def epoch(n: int, seconds: float = 2.0, accuracy: float = 0.5) -> dict:
 # ---------------------------------------------------------------- names and events
 
 
-def test_a_runs_files_are_named_by_model_dataset_and_seed_with_options_where_the_models_runs_differ(tmp_path):
+def test_a_runs_files_are_named_by_model_dataset_and_seed_with_options_where_the_models_runs_differ(tmp_path, canonical_data):
     specs = config.load_profile("table4-cpu").specs()
     files = runfiles.plan(specs, tmp_path)
     names = {files[s.run_id].name for s in specs if s.seed == 0}
@@ -68,11 +68,11 @@ def test_a_name_whose_log_is_another_runs_gets_the_run_id(specs, tmp_path):
     assert runfiles.plan([other], tmp_path)[other.run_id].name == f"mlp-synthetic-seed0-{other.run_id}"
 
 
-def test_options_recorded_in_the_folder_count_too(tmp_path):
+def test_options_recorded_in_the_folder_count_too(tmp_path, canonical_data):
     """A later invocation with one variant still names its runs apart from the recorded others."""
     specs = [s for s in config.load_profile("table4-cpu").specs() if s.model == "fishnet55" and s.seed == 0]
     conv, dense = (next(s for s in specs if s.model_options["head"] == head) for head in ("conv", "dense"))
-    store.write_record(tmp_path, store.RunRecord(run_id=conv.run_id, spec=conv, status="ok"))
+    store.write_record(tmp_path, store.RunRecord(run_id=conv.run_id, spec=conv, status="failed", error="killed"))
     assert runfiles.plan([dense], tmp_path)[dense.run_id].name.startswith("fishnet55-head=dense-")
 
 

@@ -21,7 +21,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 import models
-from bench import aggregate, cli, figures, report, store, verdicts
+from bench import aggregate, cli, data, figures, report, store, verdicts
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 from bench.stats import summarize
 
@@ -44,7 +44,7 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
     carries every model option, the defaults overridden by ``options``, as a planned spec does."""
     spec = RunSpec(
         profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
-        preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
+        data_hash=data.recorded_hash(dataset), preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
         epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
     )
     history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,
@@ -535,6 +535,48 @@ def test_report_counts_a_seed_once_and_says_what_it_set_aside(tmp_path):
     assert "1 older record set aside" in method and "one seed is one observation" in method
 
 
+def test_a_record_copied_under_another_name_is_one_observation(tmp_path):
+    records = [run_record("mlp", accuracy, repeat) for repeat, accuracy in enumerate((0.8, 0.82, 0.84))]
+    runs = store.runs_dir(write_results(tmp_path, records))
+    shutil.copy(runs / f"{records[0].run_id}.json", runs / "copy.json")
+    text = report.write_report(tmp_path, tmp_path)
+    accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy' and n > 0").iloc[0]
+    assert (accuracy["n"], accuracy["runs"]) == (3, 3) and len(pd.read_csv(tmp_path / "runs.csv")) == 3
+    assert f"{runs / 'copy.json'}: the same record as {runs / records[0].run_id}.json; counted once" in text
+
+
+HAND_EDITED = {  # a record's spec or fields as a hand or another tool left them
+    "model_int.json": {"spec": {"model": 3}},
+    "seed_text.json": {"spec": {"seed": "1"}},
+    "preprocess_list.json": {"spec": {"preprocess": [56, 3]}},
+    "ok_without_accuracy.json": {"test_accuracy": None},
+}
+
+
+def test_records_edited_by_hand_are_skipped_by_name_and_the_rest_reported(tmp_path):
+    good = run_record("mlp", 0.8, 0)
+    write_results(tmp_path, [good])
+    for name, changes in HAND_EDITED.items():
+        written = run_record("mlp", 0.9, 1).to_dict()
+        edited = {**written, **changes, "spec": {**written["spec"], **changes.get("spec", {})}}
+        (store.runs_dir(tmp_path) / name).write_text(json.dumps(edited))
+    text = report.write_report(tmp_path, tmp_path)
+    assert list(pd.read_csv(tmp_path / "runs.csv")["run_id"]) == [good.run_id]
+    findings = section((tmp_path / "report.md").read_text(), "## Findings")
+    for name in HAND_EDITED:
+        assert f"skipped record file {store.runs_dir(tmp_path) / name}: " in text
+        assert f"Record file skipped: {store.runs_dir(tmp_path) / name}: " in findings
+
+
+def test_runs_on_other_than_the_canonical_data_are_named_in_the_findings(tmp_path):
+    other = dataclasses.replace(run_record("mlp", 0.8, 1), spec=dataclasses.replace(run_record("mlp", 0.8, 1).spec,
+                                                                                     data_hash="f" * 64))
+    report.write_report(write_results(tmp_path, [run_record("mlp", 0.8, 0), other]), tmp_path)
+    findings = section((tmp_path / "report.md").read_text(), "## Findings")
+    assert (f"Fashion-MNIST: 1 of 2 runs on other data than the canonical copy (content sha256 {'f' * 64}), "
+            "counted in its cells with the others.") in findings
+
+
 # ---------------------------------------------------------------- findings and labels
 
 
@@ -641,6 +683,20 @@ def test_cli_without_results_reports_every_profile_folder(tmp_path, monkeypatch,
     (tmp_path / "results" / "notes").mkdir()  # a folder without runs/ is not a results folder
     assert cli.main(["report"]) == 0
     assert sorted(p.parent.name for p in (tmp_path / "results").glob("*/report.md")) == ["quick", "table4-cpu"]
+
+
+def test_cli_without_results_goes_on_past_a_folder_it_cannot_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for profile in ("a", "b", "c"):
+        shutil.copytree(SMOKE / "runs", tmp_path / "results" / profile / "runs")
+    for path in (tmp_path / "results" / "b" / "runs").iterdir():
+        path.write_text("{not json")
+    with pytest.warns(UserWarning) as caught:
+        assert cli.main(["report"]) == 0
+    assert sorted(p.parent.name for p in (tmp_path / "results").glob("*/report.md")) == ["a", "c"]
+    assert [str(w.message).split(" (")[0] for w in caught] == [
+        "skipped results/b: nothing to report: results/b/runs holds no readable record"]
+    assert "wrote report.md" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, text", [

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bench import config
+from bench import cli, config, data
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
 
@@ -52,3 +52,78 @@ def test_settings_are_widened_to_their_types():
     assert Augment(contrast=[1, 2]).contrast == (1.0, 2.0)
     assert RunSettings(models="mlp, cnn").models == ("mlp", "cnn")  # --set models=mlp,cnn
     assert RunSettings(models="mlp").models == ("mlp",)  # one name, not its letters
+
+
+def test_the_data_hash_is_part_of_the_run_id():
+    spec = tiny_spec()
+    assert spec.data_hash == data.SYNTHETIC_IDENTITY
+    assert tiny_spec(data_hash="0" * 64).run_id != spec.run_id
+    assert tiny_spec(data_hash="0" * 64).config_key != spec.config_key  # other bytes, another configuration
+
+
+@pytest.mark.parametrize("dataset, data_hash", [
+    ("synthetic", data.SYNTHETIC_IDENTITY),
+    ("fashion_mnist", data.CANONICAL_HASHES["fashion_mnist"]),
+    ("cifar10", data.CANONICAL_HASHES["cifar10"]),
+    ("fashion_mnist_sample", data.CANONICAL_HASHES["fashion_mnist_sample"]),
+    ("cifar100", data.UNKNOWN_HASH),
+])
+def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
+    old = {k: v for k, v in tiny_spec(dataset=dataset).to_dict().items() if k != "data_hash"}
+    upgraded = RunSpec.from_dict({**old, "schema_version": 2})
+    assert upgraded.schema_version == 3 and upgraded.data_hash == data_hash
+    assert upgraded == tiny_spec(dataset=dataset, data_hash=data_hash)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(model=5), "spec.model must be a string. Received: model=5"),
+    (dict(seed="1"), "spec.seed must be an integer. Received: seed='1'"),
+    (dict(epochs=2.5), "spec.epochs must be an integer. Received: epochs=2.5"),
+    (dict(model_options=[]), "spec.model_options must be a table. Received: model_options=[]"),
+    (dict(preprocess="size=8"), "spec.preprocess must be a table. Received: preprocess='size=8'"),
+    (dict(speedups="yes"), "spec.speedups must be true or false. Received: speedups='yes'"),
+    (dict(data_hash=None), "spec.data_hash must be a string. Received: data_hash=None"),
+])
+def test_a_spec_edited_by_hand_is_refused_naming_the_field(changes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tiny_spec(**changes)
+
+
+# ---------------------------------------------------------------- through the command line
+
+BAD_SETTINGS = {  # --set KEY=VALUE on the smoke profile (synthetic, 10 test images per class)
+    "momentum=abc": "optimizer.momentum must be a number in [0, 1]. Received: momentum='abc'",
+    "weight_decay=abc": "optimizer.weight_decay must be a number >= 0. Received: weight_decay='abc'",
+    "flip=maybe": "augment.flip must be true or false. Received: flip='maybe'",
+    "brightness=abc": "augment.brightness must be a number >= 0. Received: brightness='abc'",
+    "contrast=0.5": "augment.contrast must be [lo, hi], two numbers with lo <= hi, each >= 0, or absent. "
+                    "Received: contrast=0.5",
+    "scale_pixels=maybe": "preprocess.scale_pixels must be true or false. Received: scale_pixels='maybe'",
+    "timeout_s=true": "run.timeout_s must be a number > 0. Received: timeout_s=True",
+    "eval_per_class=1000": "eval_per_class is larger than the smallest class of synthetic's test set (10 images); "
+                           "accepted: 1..10. Received: eval_per_class=1000",
+    "models=[]": "run.models must be a list of names (or one comma-separated string). Received: models=[]",
+    "subset_seed=abc": "preprocess.subset_seed must be an integer. Received: subset_seed='abc'",
+}
+BAD_SECTIONS = {  # a profile file
+    "run = 3\n": "[run] must be a table of key = value lines",
+    "[[variants]]\nmodel = 'cnn'\noptions = 3\n": "a [[variants]] row's options is a table",
+    "optimizer = 'adam'\n": "[optimizer] must be a table of key = value lines",
+}
+
+
+@pytest.mark.parametrize("setting, message", BAD_SETTINGS.items(), ids=BAD_SETTINGS)
+def test_a_bad_set_exits_2_with_one_line_naming_key_value_and_what_is_accepted(tmp_path, capsys, setting, message):
+    status = cli.main(["run", "--profile", "smoke", "--results", str(tmp_path / "results"), "--set", setting])
+    out, err = capsys.readouterr()
+    assert status == cli.EXIT_BAD_INPUT == 2
+    assert err == f"error: {message}\n" and out == ""
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("text, message", BAD_SECTIONS.items(), ids=BAD_SECTIONS)
+def test_a_profile_section_of_the_wrong_type_exits_2_with_one_line(tmp_path, capsys, text, message):
+    (tmp_path / "bad.toml").write_text(text)
+    status = cli.main(["run", "--profile", str(tmp_path / "bad.toml"), "--results", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err, err

@@ -1,12 +1,20 @@
 """Run records: round trips, atomic files, schema upgrades, loading into frames, foreign files."""
+import dataclasses
 import json
 import math
+import os
+import shutil
+import threading
+from pathlib import Path
 
+import pytest
 
 import models
-from bench import store
+from bench import config, data, store
 from bench.store import RunRecord
 from test_spec import tiny_spec
+
+SHIPPED = Path(__file__).parents[1] / "results" / "table4-cpu"
 
 
 def full_record() -> RunRecord:
@@ -59,6 +67,12 @@ FOREIGN = {
     "bad_history.json": json.dumps({**full_record().to_dict(), "history": "none"}),
     "bad_number.json": json.dumps({**full_record().to_dict(), "test_accuracy": "high"}),
     "binary.json": b"\x89PNG\r\n\x1a\n\x00\x00",
+    # edited by hand or by another tool
+    "model_int.json": json.dumps({**full_record().to_dict(), "spec": {**tiny_spec().to_dict(), "model": 3}}),
+    "seed_text.json": json.dumps({**full_record().to_dict(), "spec": {**tiny_spec().to_dict(), "seed": "0"}}),
+    "preprocess_text.json": json.dumps({**full_record().to_dict(), "spec": {**tiny_spec().to_dict(), "preprocess": "x"}}),
+    "ok_no_accuracy.json": json.dumps({**full_record().to_dict(), "status": "ok", "test_accuracy": None}),
+    "run_id_number.json": json.dumps({**full_record().to_dict(), "run_id": 12}),
 }
 
 
@@ -76,11 +90,84 @@ def test_a_corrupt_or_foreign_json_file_is_named_as_a_problem_and_skipped(tmp_pa
     assert len(store.runs_frame(records)) == 1 and len(store.history_frame(records)) == 2
 
 
-def test_a_version_1_record_reads_as_version_2_with_its_shape_classes_and_family():
+def old_record(version: int) -> dict:
+    """The full record as schema ``version`` wrote it: a spec without data_hash (spec version 2),
+    and before version 2 without shape, classes and family; its run id that of the old spec."""
     current = full_record().to_dict()
-    old = {k: v for k, v in current.items() if k not in ("input_shape", "num_classes", "model_family")}
-    upgraded = RunRecord.from_dict({**old, "schema_version": 1})
+    spec = {**{k: v for k, v in current["spec"].items() if k != "data_hash"}, "schema_version": 2}
+    dropped = ("input_shape", "num_classes", "model_family") if version == 1 else ()
+    old = {k: v for k, v in current.items() if k not in dropped}
+    return {**old, "schema_version": version, "spec": spec, "run_id": "0123456789abcdef"}
+
+
+def test_a_version_1_record_reads_as_the_current_version_with_its_shape_classes_and_family():
+    upgraded = RunRecord.from_dict(old_record(1))
     spec = upgraded.spec
-    assert upgraded.schema_version == store.SCHEMA_VERSION == 2
+    assert upgraded.schema_version == store.SCHEMA_VERSION == 3
     assert upgraded.input_shape == (spec.preprocess.native_size, spec.preprocess.native_size, 3)
     assert upgraded.num_classes == spec.preprocess.num_classes and upgraded.model_family == models.family(spec.model)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_record_gets_its_datas_hash_and_the_run_id_of_its_upgraded_spec(version):
+    upgraded = RunRecord.from_dict(old_record(version))
+    assert upgraded.spec.data_hash == data.SYNTHETIC_IDENTITY
+    assert upgraded.run_id == upgraded.spec.run_id == full_record().run_id
+    assert same(upgraded, full_record())
+
+
+@pytest.mark.usefixtures("canonical_data")
+def test_the_shipped_records_upgraded_are_runs_of_the_table4_cpu_plan():
+    """They ran on the canonical files; a plan on the canonical files finds every one."""
+    versions = {json.loads(path.read_text())["schema_version"] for path in store.runs_dir(SHIPPED).glob("*.json")}
+    records, problems = store.load_records(SHIPPED)
+    plan = {spec.run_id for spec in config.load_profile("table4-cpu").specs()}
+    assert versions == {1} and not problems and len(records) == 33
+    assert {r.spec.data_hash for r in records} == {data.CANONICAL_HASHES[d] for d in ("fashion_mnist", "cifar10")}
+    assert {r.run_id for r in records} <= plan
+
+
+# ---------------------------------------------------------------- strict JSON, one observation per run
+
+
+def strict(text: str):
+    """JSON as a strict parser reads it: NaN and Infinity are not JSON."""
+    return json.loads(text, parse_constant=lambda word: pytest.fail(f"not strict JSON: {word}"))
+
+
+def test_a_diverged_record_is_strict_json_with_null_for_nan_and_the_status_saying_why(tmp_path):
+    record = dataclasses.replace(full_record(), test_loss=math.inf)
+    written = strict(store.write_record(tmp_path, record).read_text())
+    assert written["test_loss"] is None and written["history"][1]["loss"] is None
+    assert written["status"] == "diverged" and written["error"] == "loss became nan in epoch 2"
+    assert store.read_record(store.record_path(tmp_path, record.run_id)).test_loss is None
+
+
+def test_a_record_written_with_a_bare_nan_still_reads(tmp_path):
+    path = store.record_path(tmp_path, full_record().run_id)
+    path.parent.mkdir()
+    path.write_text(json.dumps({**full_record().to_dict(), "test_loss": math.nan}))
+    assert "NaN" in path.read_text()
+    assert math.isnan(store.read_record(path).test_loss)
+
+
+def test_a_record_copied_under_another_name_counts_once(tmp_path):
+    path = store.write_record(tmp_path, full_record())
+    shutil.copy(path, path.with_name("copy of it.json"))
+    shutil.copy(path, path.with_name("0000.json"))
+    records, problems = store.load_records(tmp_path)
+    assert [r.run_id for r in records] == [full_record().run_id]
+    assert sorted(problems) == sorted(f"{path.with_name(name)}: the same record as {path}; counted once"
+                                      for name in ("copy of it.json", "0000.json"))
+
+
+def test_a_fifo_named_json_is_skipped_not_waited_on(tmp_path):
+    store.write_record(tmp_path, full_record())
+    os.mkfifo(tmp_path / "runs" / "pipe.json")
+    loaded = []
+    reader = threading.Thread(target=lambda: loaded.append(store.load_records(tmp_path)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert loaded, "load_records hung on a FIFO"
+    records, problems = loaded[0]
+    assert len(records) == 1 and problems == [f"{tmp_path / 'runs' / 'pipe.json'}: a FIFO, not a record file; skipped"]

@@ -1,5 +1,7 @@
-"""One training run: the per-epoch evaluation subset and the final whole-test-set accuracy."""
+"""One training run: the per-epoch evaluation subset, the final whole-test-set accuracy, divergence."""
 import dataclasses
+import json
+import math
 
 import numpy as np
 import pytest
@@ -138,3 +140,33 @@ def test_the_loss_takes_the_output_as_the_model_says(head, from_logits):
     spec = dataclasses.replace(tiny_spec(), model="fishnet55", model_options=options)
     model = train.build_model(spec, (8, 8, 1), 10, steps_per_epoch=4)
     assert model.loss.from_logits is from_logits
+
+
+# ---------------------------------------------------------------- divergence
+
+
+def epochs(*losses) -> list[dict]:
+    return [{"epoch": e, "loss": loss} for e, loss in enumerate(losses, 1)]
+
+
+@pytest.mark.parametrize("history, test_loss, test_accuracy, reason", [
+    (epochs(2.3, 1.2, 0.6), 0.7, 0.8, None),  # learning
+    (epochs(2.3, 2.3, 2.3), 2.3, 0.1, None),  # learning nothing is not diverging
+    (epochs(0.001, 0.02, 0.03), 0.05, 0.99, None),  # a tiny loss wobbling, below log(10)
+    (epochs(2.3, math.nan), math.nan, 0.1, "loss became nan in epoch 2"),
+    (epochs(2.3, 1.0), math.inf, 0.1, "test loss became inf after epoch 2"),
+    (epochs(2.3, 40.0, 24.0), 30.0, 0.3, "training loss grew from 2.3 in epoch 1 to 24 in epoch 3, past 10 times the "
+                                         "first and log(10) = 2.3"),
+    (epochs(1.1e6, 2.0e6, 1.4e6), 1.5e6, 0.1, "test accuracy 0.1000 is chance (at most 1.5/10) with a test loss of "
+                                             "1.5e+06, past 10 x log(10) = 23"),
+])
+def test_divergence_is_read_from_the_losses(history, test_loss, test_accuracy, reason):
+    assert train.divergence(history, test_loss, test_accuracy, num_classes=10) == reason
+
+
+def test_a_run_at_a_huge_learning_rate_is_recorded_diverged_with_the_reason():
+    spec = tiny_spec(optimizer=dataclasses.replace(tiny_spec().optimizer, learning_rate=1e6))
+    record = train.run(spec)
+    assert record.status == "diverged", (record.status, record.test_loss, record.history)
+    assert record.error.startswith(("loss became", "test loss became", "training loss grew", "test accuracy"))
+    assert json.loads(json.dumps(record.to_dict(), allow_nan=False))["status"] == "diverged"  # strict JSON

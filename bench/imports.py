@@ -1,0 +1,118 @@
+"""Which code a run executes: this installation's ``bench`` and ``models``, and the user's own files.
+
+No shadowing. A folder with its own ``models/`` (or ``bench/``) package must not replace the
+installed one. The ``fishbench`` script never puts the current folder on ``sys.path``, and
+``python -m bench`` drops it when it is not the checkout (``bench/__main__.py``); a worker
+is started with ``python -P`` (nothing prepended) and ``INSTALLED`` first on its
+``PYTHONPATH`` (``child_env``), so it runs the runner's code wherever it was started.
+
+The user's models. ``--import FILE_OR_MODULE`` (``[run] imports``) names ``.py`` files (by
+path) or modules (by dotted name) that register models with ``@models.register_model``. The
+process that loads the profile imports them (``load``); each run of a model registered
+outside the ``models`` package carries that model's module, file and the file's SHA-256
+(``model_code``), which are part of the run's identity: an edited file is another model.
+The run's worker imports that file again, after checking its bytes (``load_model_code``).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+# The folder that holds the running bench and models packages: site-packages, or a checkout.
+INSTALLED = Path(__file__).resolve().parent.parent
+
+
+def child_env(env: dict) -> dict:
+    """``env`` for a ``python -P`` child that must run this installation: INSTALLED first on PYTHONPATH."""
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, (str(INSTALLED), env.get("PYTHONPATH"))))}
+
+
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def load(items: tuple[str, ...] | None) -> None:
+    """Import each item: a name ending in ``.py`` is a file, imported as the module named by
+    its stem; anything else a module, imported by its dotted name from ``sys.path``.
+
+    Importing an item again in the same process does nothing.
+
+    Raises:
+        ValueError: a missing file, a module that is not found, a file whose stem names
+            another module already imported, or any error the code raised, in one line.
+    """
+    for item in items or ():
+        try:
+            if item.endswith(".py"):
+                _load_file(Path(item).resolve(), Path(item).stem)
+            else:
+                importlib.import_module(item)
+        except Exception as error:  # noqa: BLE001 - the user's code may raise anything; it is bad input
+            raise ValueError(f"cannot import {item!r}: {type(error).__name__}: {_first_line(error)}. "
+                             f"Accepted: a .py file's path or an importable module's name. Received: import={item!r}") from None
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else ""
+
+
+def _load_file(path: Path, name: str) -> None:
+    """Execute the file at ``path`` as module ``name`` (in ``sys.modules``), unless it already is."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if getattr(loaded, "__file__", None) and Path(loaded.__file__).resolve() == path:
+            return
+        raise ImportError(f"a module named {name!r} is already imported from {getattr(loaded, '__file__', None)}; "
+                          f"rename the file")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def model_code(model: str) -> dict:
+    """What a run of registered ``model`` must import first, for its spec (``RunSpec.model_code``).
+
+    Returns:
+        {} for a model of the ``models`` package; else {"module": its module's name,
+        "file": the module's file (absolute), "sha256": of the file's bytes}.
+    """
+    import models  # late: imports Keras
+
+    module = models.module(model)
+    if module.partition(".")[0] == "models":
+        return {}
+    file = Path(sys.modules[module].__file__).resolve()
+    return {"module": module, "file": str(file), "sha256": sha256(file)}
+
+
+def load_model_code(code: dict) -> None:
+    """In a worker: import the user's module a run's model comes from, as ``model_code`` saw it.
+
+    A top-level module is executed from its file, which need not be on this process's path;
+    a module of a package is imported by name, so its package must be importable here.
+
+    Raises:
+        ValueError: the file is gone or its bytes changed since the run was planned.
+    """
+    if not code:
+        return
+    file = Path(code["file"])
+    if not file.is_file() or sha256(file) != code["sha256"]:
+        raise ValueError(f"{file} is gone or changed since the run was planned; the same command plans it again. "
+                         f"Received: sha256={code['sha256']}")
+    if "." in code["module"]:
+        importlib.import_module(code["module"])
+    else:
+        _load_file(file, code["module"])
