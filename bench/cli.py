@@ -48,11 +48,12 @@ def _results(args, profile: config.Profile) -> Path:
 
 
 def cmd_run(args) -> int:
-    from bench import runner, stopping
+    from bench import devices, runner, stopping
 
     profile = _profile(args)
     rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
-    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
+    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler,
+                                       devices.visible_gpus())
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     if rule:
@@ -69,10 +70,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from bench import plan, runner
+    from bench import devices, plan, runner
 
     profile = _profile(args)
-    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job)
+    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     print(plan.describe(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
     return 0

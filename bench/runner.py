@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, imports, runfiles, store
+from bench import data, devices, imports, runfiles, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
 from bench.spec import RunSpec
@@ -40,12 +40,14 @@ LOKY_IDLE_SECONDS = 10
 
 @dataclass(frozen=True)
 class Dispatch:
-    """How runs are spread: jobs at once, TensorFlow threads each, and the joblib backend."""
+    """How runs are spread: jobs at once, TensorFlow threads each, the joblib backend, and the
+    GPUs the runs take turns on (``bench.devices``; none: the CPU)."""
 
     jobs: int
     threads: int
     backend: str = "loky"
     scheduler: str | None = None  # a Dask scheduler address; None starts a LocalCluster
+    gpus: tuple[str, ...] = ()  # ids for CUDA_VISIBLE_DEVICES, one run on each at a time
 
     def __post_init__(self):
         for name in ("jobs", "threads"):
@@ -60,17 +62,24 @@ class Dispatch:
             raise ValueError("--backend dask needs Dask: pip install 'dask[distributed]'. Received: backend='dask'")
 
 
-def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None) -> Dispatch:
-    """Fill unset jobs and threads: one thread per job and as many jobs as cores.
+def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None,
+                     gpus: tuple[str, ...] = ()) -> Dispatch:
+    """Fill unset jobs and threads: on the CPU, one thread per job and as many jobs as cores;
+    with GPUs (``devices.visible_gpus``), one job per GPU and the cores shared among them.
 
     Two single-threaded runs side by side beat one two-threaded run on small models, whose
-    per-op work is too little to split across threads.
+    per-op work is too little to split across threads. A Dask cluster elsewhere
+    (``scheduler``) has GPUs of its own, not these: its runs are not pinned here.
     """
-    cores = os.cpu_count() or 1
+    cores, gpus = os.cpu_count() or 1, () if scheduler else tuple(gpus)
+    valid = lambda n: isinstance(n, int) and n >= 1  # noqa: E731 - an invalid one is refused below
+    if gpus:
+        jobs = len(gpus) if jobs is None else jobs
+        threads = (max(1, cores // jobs) if valid(jobs) else 1) if threads is None else threads
     threads = 1 if threads is None else threads  # not `or`: an explicit 0 is refused, not defaulted
     if jobs is None:
-        jobs = max(1, cores // threads) if isinstance(threads, int) and threads >= 1 else 1  # bad threads: refused below
-    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler)
+        jobs = max(1, cores // threads) if valid(threads) else 1
+    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler, gpus=gpus)
 
 
 # ---------------------------------------------------------------- one run, in a joblib task
@@ -94,7 +103,8 @@ def _death_reason(returncode: int) -> str:
 
 
 def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None,
-                      files: runfiles.RunFiles | None = None) -> tuple[RunSpec, RunRecord | None, str]:
+                      files: runfiles.RunFiles | None = None,
+                      gpus: tuple[str, ...] = ()) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
@@ -109,10 +119,12 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         files: where the run's files go; its log is written there as the worker runs when the
             results folder is at hand here, else into a temporary folder (the runner puts it in
             place with the record). None: a temporary log only.
+        gpus: the GPUs of the dispatch; the worker holds one of them while it runs
+            (``devices.claim``).
     """
     if runner and process_token(os.getppid()) == runner:
         exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
-    with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fishbench-run-") as tmp, devices.claim(gpus, jobs_at_once) as device:
         spec_path, out_path, log_path = (Path(tmp) / name for name in ("spec.json", "record.json", "run.log"))
         log_path = files.log_or(log_path) if files else log_path
         store.write_json_atomic(spec_path, spec.to_dict())
@@ -121,7 +133,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         with open(log_path, "w") as log:
             log.write(runfiles.event_line("start", run_id=spec.run_id))
             log.flush()
-            env = {**_worker_env(spec, jobs_at_once, runner), **(files.worker_env(spec) if files else {})}
+            env = {**_worker_env(spec, jobs_at_once, runner), **(files.worker_env(spec) if files else {}), **device}
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env)
             try:
@@ -203,9 +215,11 @@ def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> li
 
 
 def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
-    """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs'."""
+    """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs';
+    with GPUs, '(2 jobs x 4 threads, loky, on GPUs 0, 1)'."""
+    gpus = f", on GPU{'s' * (len(dispatch.gpus) > 1)} {', '.join(dispatch.gpus)}" if dispatch.gpus else ""
     return (f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}{gpus}) -> {store.runs_dir(results)}")
 
 
 def prepare_data(specs: list[RunSpec]) -> None:
@@ -249,7 +263,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         files, runner = runfiles.plan(pending, results), process_token(os.getpid())
         campaign = progress.Campaign(pending, files, dispatch.jobs, store.load_records(results)[0])
         with backend_context(dispatch), progress.shown(campaign, out) as finished:
-            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner, files[spec.run_id]) for spec in pending)
+            tasks = (delayed(run_in_subprocess)(spec, dispatch.jobs, runner, files[spec.run_id], dispatch.gpus)
+                     for spec in pending)
             for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
                 if record is not None:
                     if environment:

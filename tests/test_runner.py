@@ -168,7 +168,7 @@ def finished(private_cache, tmp_path_factory):
 SPEC_FIELDS = ("profile", "model", "model_options", "dataset", "preprocess", "recipe", "repeat", "seed", "epochs",
                "batch_size", "optimizer")
 EPOCH_FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds", "eval_seconds")
-ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cpu_flags", "gpu",
+ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cpu_flags", "gpu", "device",
                       "threads_per_job", "jobs_at_once", "host", "git_commit")
 
 
@@ -199,7 +199,8 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         environment = record.environment
         assert all(key in environment for key in ENVIRONMENT_FIELDS)
         assert environment["threads_per_job"] == 1 and environment["jobs_at_once"] == 2
-        assert environment["gpu"] is None and environment["tensorflow"] and environment["host"]
+        assert environment["gpu"] is None and environment["device"] == "CPU"
+        assert environment["tensorflow"] and environment["host"]
         started, ended = (datetime.fromisoformat(t) for t in (record.started_at, record.finished_at))
         assert started <= ended
 
