@@ -14,8 +14,9 @@ without a shared filesystem) shows only when it finishes.
 
 The ETA weighs each remaining run by its measured cost (``bench.plan``'s estimate from the
 records of the results folder, updated as runs finish): a run in flight counts its remaining
-epochs at its own last epoch's seconds, or before its first epoch ends its estimate less its
-elapsed time; a run not started, its estimate. They are packed onto the jobs in order
+epochs at its own last epoch's seconds (after epoch 1, which includes tracing, at the
+records' steady seconds where there are some), or before its first epoch ends its estimate
+less its elapsed time; a run not started, its estimate. They are packed onto the jobs in order
 (``plan.makespan``). Runs with nothing to estimate from are left out, and the ETA says how many.
 """
 from __future__ import annotations
@@ -145,9 +146,9 @@ class Campaign:
         seconds, untimed = [], 0
         for run in flying:
             timing = timings.get(plan.timing_key(run.spec))
-            if run.last:
-                per_epoch = run.last["train_seconds"] + run.last["eval_seconds"]
-                seconds.append((run.spec.epochs - run.last["epoch"]) * per_epoch)
+            if run.last:  # epoch 1 includes tracing: a steady epoch of the records says more, if any
+                train = run.last["train_seconds"] if run.last["epoch"] > 1 or not timing else timing.sec_per_epoch
+                seconds.append((run.spec.epochs - run.last["epoch"]) * (train + run.last["eval_seconds"]))
             elif timing:
                 seconds.append(max(0.0, timing.run_seconds(run.spec.epochs) - (now - run.started)))
             else:

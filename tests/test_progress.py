@@ -123,13 +123,16 @@ def test_the_eta_weighs_each_run_by_its_measured_cost(specs, tmp_path):
     shown = campaign(specs, tmp_path, [fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0)], jobs=1)
     assert shown.eta(time.time()) == (pytest.approx(14.0), 2)  # mlp0 then mlp1, 7 s each; cnn untimed
     now = time.time()
-    write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=2.0)])
-    shown.poll()  # mlp0 in flight: 2 epochs left at its own 2.5 s each; mlp1 queued, 7 s; cnn still untimed
+    write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0)])  # epoch 1: tracing too
+    shown.poll()  # mlp0 in flight: 2 epochs left at the records' steady 2 s + its 0.5 s of evaluation; mlp1 7 s
     assert shown.eta(now) == (pytest.approx(12.0), 2)
     assert shown.eta_text(now) == "ETA 0:00:12+ (2 runs not timed yet)"
+    write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0), epoch(2, seconds=1.0)])
+    shown.poll()  # after a steady epoch of its own: 1 + 0.5 s for the last one
+    assert shown.eta(now) == (pytest.approx(1.5 + 7.0), 2)
     shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn is timed now: 31 s
-    assert shown.eta(now) == (pytest.approx(5.0 + 7.0 + 31.0), 0)
-    assert shown.eta_text(now) == "ETA 0:00:43"
+    assert shown.eta(now) == (pytest.approx(1.5 + 7.0 + 31.0), 0)
+    assert shown.eta_text(now) == "ETA 0:00:40"
     two_jobs = campaign(specs, tmp_path, shown.records, jobs=2)
     assert two_jobs.eta(now)[0] == pytest.approx(plan.makespan([7.0, 31.0, 7.0, 31.0], 2))
     assert shown.summary(now).startswith("1/4 runs done, 1 running, elapsed ")
