@@ -163,6 +163,14 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
     return (size, size, preprocess.channels or native[1]), classes
 
 
+def train_size(name: str, preprocess: Preprocess) -> int:
+    """Training images of ``name`` as ``preprocess`` makes it, without preprocessing them: the
+    stratified subset's size, else what ``inspect`` counted (remembered for a source with files)."""
+    if preprocess.train_per_class is not None:
+        return preprocess.train_per_class * shape_of(name, preprocess)[1]
+    return sum(inspect(name, preprocess).train_counts)
+
+
 def _real_name(name: str) -> str:
     """The real dataset ``name`` is, or is drawn from (the sample's is Fashion-MNIST)."""
     return "fashion_mnist" if name == SAMPLE else name

@@ -5,24 +5,23 @@ recorded (``runner.pending_specs``). The time comes from records already present
 results folder and in any other folder given (``--estimate-from``):
 
 - seconds per epoch: the median ``sec_per_epoch`` of the ok records that time the same work
-  (``timing_key``: model and options, dataset, preprocessing, batch size, augmentation);
-- overhead per run: the median of (finished_at - started_at - epochs x sec_per_epoch) over
-  the same records: building, the first epoch's tracing, per-epoch and final evaluation.
-  The worker's start-up before ``started_at`` (importing TensorFlow, a few seconds) and the
-  runner's loading of the datasets before the first run are not in it.
+  (``schedule.timing_key``: model and options, dataset, preprocessing, batch size, augmentation);
+- overhead per run: the median of (wall time - epochs x sec_per_epoch) over the same records:
+  the worker's start-up and exit, loading the data, building, the first epoch's tracing,
+  per-epoch and final evaluation (``schedule.overhead_seconds``; records written before the
+  runner timed whole runs give ``train.run`` alone, without the worker's start-up and exit).
+  The runner's loading of the datasets before the first run is not in it.
 
-A run is then estimated at overhead + epochs x seconds per epoch. The wall time packs the
-runs, in the order the runner starts them, each onto the first free job, as joblib hands
-them out. Timings hold for the machine that measured them: the text names its CPU.
+A run is then estimated at overhead + epochs x seconds per epoch (``schedule.Timing``). The
+wall time packs the runs in the order the runner starts them (longest expected first, from the
+results folder's own records: ``runner.pending_specs``), each onto the first free job, as
+joblib hands them out. Timings hold for the machine that measured them: the text names its CPU.
 """
 from __future__ import annotations
 
 import heapq
-import json
-import statistics
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +29,7 @@ from tabulate import tabulate
 
 from bench import aggregate, store
 from bench.runner import Dispatch, hours_minutes_seconds, pending_specs, plan_line
+from bench.schedule import Timing, timing_key, timings
 from bench.spec import RunSpec
 from bench.store import RunRecord
 
@@ -60,67 +60,7 @@ def repeat_ranges(repeats: list[int]) -> str:
     return ", ".join(str(low) if low == high else f"{low}-{high}" for low, high in spans)
 
 
-# ---------------------------------------------------------------- timings from records
-
-
-def timing_key(spec: RunSpec) -> str:
-    """What a run's seconds per epoch depend on, as text: the model and its options, the dataset,
-    its preprocessing (input shape, training-set size), the batch size and the augmentation.
-    Not the epochs, seeds, optimizer or profile name: a record of another profile times the
-    same work."""
-    fields = {name: spec.to_dict()[name] for name in ("model", "model_options", "dataset", "preprocess",
-                                                       "batch_size", "augment")}
-    return json.dumps(fields, sort_keys=True)
-
-
-def machine(record: RunRecord) -> str:
-    """Where a record was timed: 'AMD EPYC (2 cores; threads per run 1, runs at once 2)'."""
-    environment = record.environment
-    return (f"{environment.get('cpu_model') or 'unknown CPU'} ({environment.get('cpu_count', '?')} cores; "
-            f"threads per run {environment.get('threads_per_job', '?')}, "
-            f"runs at once {environment.get('jobs_at_once', '?')})")
-
-
-def overhead_seconds(record: RunRecord) -> float | None:
-    """finished_at - started_at - epochs x sec_per_epoch; None without both times."""
-    if not (record.started_at and record.finished_at and record.sec_per_epoch is not None):
-        return None
-    wall = datetime.fromisoformat(record.finished_at) - datetime.fromisoformat(record.started_at)
-    return wall.total_seconds() - record.spec.epochs * record.sec_per_epoch
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The measured cost of runs of one ``timing_key``.
-
-    Attributes:
-        sec_per_epoch: median training seconds per epoch of the ok records (s).
-        overhead_s: median overhead per run (s, at least 0: the times are whole seconds);
-            None when no record has both times.
-        machines: ``machine`` of each record used.
-    """
-
-    sec_per_epoch: float
-    overhead_s: float | None
-    machines: tuple[str, ...]
-
-    def run_seconds(self, epochs: int) -> float:
-        return (self.overhead_s or 0.0) + epochs * self.sec_per_epoch
-
-
-def timings(records: list[RunRecord]) -> dict[str, Timing]:
-    """timing_key -> Timing over the ok records with a sec_per_epoch."""
-    groups: dict[str, list[RunRecord]] = {}
-    for record in records:
-        if record.status == "ok" and record.sec_per_epoch is not None:
-            groups.setdefault(timing_key(record.spec), []).append(record)
-    result = {}
-    for key, group in groups.items():
-        overheads = [s for s in map(overhead_seconds, group) if s is not None]
-        result[key] = Timing(sec_per_epoch=statistics.median(r.sec_per_epoch for r in group),
-                             overhead_s=max(0.0, statistics.median(overheads)) if overheads else None,
-                             machines=tuple(map(machine, group)))
-    return result
+# ---------------------------------------------------------------- records
 
 
 def read_records(folders: list[Path]) -> tuple[list[RunRecord], list[str]]:
@@ -200,7 +140,7 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
         return [f"estimate: none, every run has {NO_RECORD}"]
     lines = [f"estimate: {hours_minutes_seconds(sum(in_order))} of runs; with {dispatch.jobs} jobs at once about "
              f"{hours_minutes_seconds(makespan(in_order, dispatch.jobs))} of wall time (each run started, in the "
-             f"runner's order, on the first free job)"]
+             f"runner's order, longest expected first, on the first free job)"]
     untimed = [cell for cell in planned if cell.timing is None]
     if untimed:
         lines.append(f"not in the estimate: {sum(len(c.specs) for c in untimed)} runs of {len(untimed)} "

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import aggregate, data, environment, figures, store, verdicts
+from bench import aggregate, data, environment, figures, phases, store, timeshare, verdicts
 from bench.aggregate import Published, dataset_title, display_name
 
 PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"
@@ -343,6 +343,24 @@ def data_findings(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- where the time went
+
+
+def time_text(frame: pd.DataFrame, kept: list[store.RunRecord], records: list[store.RunRecord]) -> list[str]:
+    """The section "Where the time went" (``bench.timeshare``): the phases of the kept records
+    (``frame`` is theirs) per row and dataset, and the efficiency of every invocation in ``records``."""
+    parts = ["## Where the time went", ""]
+    sums = timeshare.phase_sums(frame, kept)
+    if sums.empty:
+        return parts + [timeshare.NONE_TIMED]
+    parts += [timeshare.INTRO + timeshare.left_out(len(frame) - int(sums["runs"].iloc[-1])), "",
+              markdown_table(*timeshare.sums_layout(sums))]
+    efficiencies = phases.efficiencies(records)
+    if efficiencies:
+        parts += ["", timeshare.EFFICIENCY_INTRO, "", markdown_table(*timeshare.efficiency_layout(efficiencies))]
+    return parts
+
+
 # ---------------------------------------------------------------- assembling
 
 
@@ -375,9 +393,9 @@ def file_part(dataset: str) -> str:
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
              by_cell: dict, margins: verdicts.Margins, set_aside: int, figure_names: list[str],
-             skipped: list[str]) -> str:
+             skipped: list[str], time_parts: list[str]) -> str:
     """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
-    line), the claims, findings, figures."""
+    line), the claims, findings, where the time went (``time_parts``: ``time_text``), figures."""
     parts = ["# fishbench report", "", "## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
     parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells)
@@ -385,6 +403,7 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Record file skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
+    parts += [""] + time_parts
     figure_lines = [f"![{name}]({FIGURE_DIR}/{name})" for name in figure_names] or ["None: no run finished ok."]
     parts += ["", "## Figures", ""] + figure_lines
     return "\n".join(parts) + "\n"
@@ -412,7 +431,8 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published_ta
     judged = verdicts.evaluate(aggregate.verdict_runs(frame), published_table, claims)
     by_cell = {(line.row, line.dataset): line for line in aggregate.with_rows(judged.cells, frame).itertuples()}
     made = report_figures(frame, epoch_frame(kept, frame), cells)
-    text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped)
+    text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
+                    time_text(frame, kept, records))
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.claim_lines(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))

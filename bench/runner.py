@@ -7,6 +7,9 @@ folder as it trains, where that folder is at hand), waits for it with a timeout,
 the record and the log to this process, which writes each record as it arrives and shows
 the runs in flight (``bench.progress``). A worker that dies or times out still
 yields a record saying so; one that was interrupted yields none, so it runs next time.
+Pending runs start longest expected first (``bench.schedule``), so that the jobs finish
+together; each record gets the runner's times of its run (``bench.phases``), and the last line
+says how busy the jobs were.
 Nothing outlives the runner: its loky workers and their bench.worker children exit when it
 dies, even by kill -9 (see bench.lifetime). Nothing here knows about tables.
 """
@@ -19,14 +22,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import data, devices, imports, runfiles, store
+from bench import data, devices, imports, phases, runfiles, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import EXIT_ORPHANED, RUNNER_ENV, exit_with_parent, process_token
+from bench.schedule import longest_first
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
 from bench.store import RunRecord, now_iso
@@ -85,8 +90,9 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 # ---------------------------------------------------------------- one run, in a joblib task
 
 
-def _worker_env(spec: RunSpec, jobs: int, runner: str | None) -> dict:
-    env = {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or ""}
+def _worker_env(spec: RunSpec, jobs: int, runner: str | None, spawned_at: float) -> dict:
+    env = {**tensorflow_env(spec.threads, speedups=spec.speedups), JOBS_ENV: str(jobs), RUNNER_ENV: runner or "",
+           phases.SPAWNED_ENV: repr(spawned_at)}
     return imports.child_env(env)  # with `python -P`: this installation, never the current folder's packages
 
 
@@ -109,7 +115,8 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
     run's failure: that is a record. The record is None when the worker was interrupted
-    (see INTERRUPTED_EXITS), so the run stays pending.
+    (see INTERRUPTED_EXITS), so the run stays pending. The record's phases get the worker's
+    start and its seconds from there to its end (``phases.timed_by_runner``).
 
     Args:
         spec: the run.
@@ -133,7 +140,9 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         with open(log_path, "w") as log:
             log.write(runfiles.event_line("start", run_id=spec.run_id))
             log.flush()
-            env = {**_worker_env(spec, jobs_at_once, runner), **(files.worker_env(spec) if files else {}), **device}
+            spawned_at, began = time.time(), time.monotonic()
+            env = {**_worker_env(spec, jobs_at_once, runner, spawned_at), **(files.worker_env(spec) if files else {}),
+                   **device}
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env)
             try:
@@ -145,9 +154,10 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
             except BaseException:  # interrupted: take the worker down with us
                 process.kill()
                 raise
+        total = time.monotonic() - began
         log_text = log_path.read_text(errors="replace")
         if returncode == 0 and out_path.exists():
-            return spec, store.read_record(out_path), log_text
+            return spec, phases.timed_by_runner(store.read_record(out_path), spawned_at, total), log_text
         if returncode in INTERRUPTED_EXITS:
             return spec, None, log_text
         if returncode is None:
@@ -157,7 +167,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         record = RunRecord(run_id=spec.run_id, spec=spec, status=status, error=error,
                            environment={"threads_per_job": spec.threads, "jobs_at_once": jobs_at_once},
                            started_at=started, finished_at=now_iso())
-        return spec, record, log_text
+        return spec, phases.timed_by_runner(record, spawned_at, total), log_text
 
 
 # ---------------------------------------------------------------- backends
@@ -204,14 +214,17 @@ def hours_minutes_seconds(seconds: float) -> str:
 
 
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
-    """The specs with no settled record: ok and diverged are kept; failed and timeout only
-    unless retried. A file in ``runs/`` that is not a record is named in a warning."""
+    """The specs with no settled record, in the order the runner starts them: longest expected
+    first, as the records time them (``schedule.longest_first``).
+
+    Settled are ok and diverged; failed and timeout too unless retried. A file in ``runs/``
+    that is not a record is named in a warning."""
     records, problems = store.load_records(results)
     for problem in problems:
         warnings.warn(f"skipping unreadable record {problem}", stacklevel=2)
     settled = {"ok", "diverged"} | (set() if retry_failed else {"failed", "timeout"})
     done = {r.run_id for r in records if r.status in settled}
-    return [spec for spec in specs if spec.run_id not in done]
+    return longest_first([spec for spec in specs if spec.run_id not in done], records)
 
 
 def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
@@ -232,11 +245,21 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def efficiency_line(records: list[RunRecord]) -> str:
+    """'efficiency: 81 % = 0:03:10 of runs / (2 jobs x 0:01:57 ...)': of the records of one invocation."""
+    (busy,) = phases.efficiencies(records)
+    return (f"efficiency: {100 * busy.share:.0f} % = {hours_minutes_seconds(busy.run_seconds)} of runs / "
+            f"({busy.jobs} jobs x {hours_minutes_seconds(busy.wall_seconds)} from the first run's start to the last "
+            f"one's end)")
+
+
 def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
                   out=echo, environment: dict | None = None) -> list[RunRecord]:
-    """Run every spec without a settled record and write each record as it arrives.
+    """Run every spec without a settled record, longest expected first, and write each record
+    as it arrives; the last line says how busy the jobs were (``efficiency_line``).
 
-    ``environment`` adds keys to each record's environment (``bench.stopping``: the stopping
+    Each record's environment gets this invocation's id (``phases.INVOCATION_KEY``: its start
+    and the runner's pid) and the keys of ``environment`` (``bench.stopping``: the stopping
     rule that asked for the run).
 
     SIGTERM and SIGINT stop it the same way: in-flight workers are killed, finished records
@@ -252,7 +275,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     out(plan_line(specs, pending, dispatch, results))
     if not pending:
         return []
-    written = []
+    written, stamp = [], {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", **(environment or {})}
     previous = {signum: signal.signal(signum, _raise_interrupt) for signum in STOP_SIGNALS}
     try:
         from joblib import Parallel, delayed
@@ -267,12 +290,13 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
                      for spec in pending)
             for spec, record, log_text in Parallel(return_as="generator_unordered")(tasks):
                 if record is not None:
-                    if environment:
-                        record = dataclasses.replace(record, environment={**record.environment, **environment})
+                    record = dataclasses.replace(record, environment={**record.environment, **stamp})
                     record = runfiles.keep(files[spec.run_id], record, log_text)
                     store.write_record(results, record)
                     written.append(record)
                 finished(spec, record)
+        if written:
+            out(efficiency_line(written))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

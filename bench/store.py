@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.phases import Phases
 from bench.spec import RunSpec
 
 SCHEMA_VERSION = 3  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
@@ -50,12 +51,15 @@ class RunRecord:
         flops_per_image: forward FLOPs per image (2 per multiply-add).
         input_shape: (height, width, channels) the model was built for; num_classes its outputs.
         model_family: the registry's family of the model ("fishnet", "baseline", ...).
+        phases: where the run's wall time went (``bench.phases.Phases``, seconds); None in
+            records written before phases were timed.
         files: the run's files beside its record, kind ("log", "history", "tensorboard",
             "weights") -> path relative to the results folder (``bench.runfiles``); empty in
             records written before runs had them.
         environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
             the machine's 1-minute load average at the run's start and end
-            (load_at_start, load_at_end).
+            (load_at_start, load_at_end), the runner's invocation that wrote the record
+            (``bench.phases.INVOCATION_KEY``).
         started_at, finished_at: ISO 8601 UTC.
     """
 
@@ -76,6 +80,7 @@ class RunRecord:
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
     model_family: str | None = None
+    phases: Phases | None = None
     files: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
     started_at: str | None = None
@@ -102,8 +107,9 @@ class RunRecord:
         _check_types(mapping)
         names = {f.name for f in dataclasses.fields(cls)}
         fields = {k: v for k, v in mapping.items() if k in names}
-        shape = fields.get("input_shape")
-        return cls(**{**fields, "spec": _spec(mapping["spec"]), "input_shape": tuple(shape) if shape else None})
+        shape, phases = fields.get("input_shape"), fields.get("phases")
+        return cls(**{**fields, "spec": _spec(mapping["spec"]), "input_shape": tuple(shape) if shape else None,
+                      "phases": None if phases is None else Phases.from_dict(phases)})
 
 
 def finite(value):

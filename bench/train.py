@@ -14,7 +14,8 @@ The recipe, in the order it runs:
      off for training steps; TensorBoard's, when asked for;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
      epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs; status
-     ``diverged`` when ``divergence`` finds the losses say so.
+     ``diverged`` when ``divergence`` finds the losses say so; and where the run's time went
+     (``bench.phases``: data, build, epochs, evaluations).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import tensorflow as tf
 
 import models
 from bench import data, environment, runfiles
+from bench.phases import Stopwatch
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 from bench.store import RunRecord, now_iso
@@ -203,24 +205,25 @@ class EpochTimer(keras.callbacks.Callback):
     """Keras callback: per epoch, training seconds apart from evaluation seconds.
 
     Keras calls on_epoch_begin, the training steps, on_test_begin, the evaluation, then
-    on_epoch_end; the two intervals are exactly the two costs. A loss that is not finite
-    stops training and marks the run diverged.
+    on_epoch_end; the two intervals are exactly the two costs, read on ``clock`` (seconds;
+    tests pass a fake one). A loss that is not finite stops training and marks the run diverged.
     """
 
-    def __init__(self):
+    def __init__(self, clock=time.perf_counter):
         super().__init__()
+        self._clock = clock
         self.epochs: list[dict] = []
         self.diverged = False
         self._epoch_start = self._eval_start = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = self._clock()
 
     def on_test_begin(self, logs=None):
-        self._eval_start = time.perf_counter()
+        self._eval_start = self._clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        end = time.perf_counter()
+        end = self._clock()
         logs = logs or {}
         self.epochs.append({
             "epoch": epoch + 1,
@@ -280,38 +283,45 @@ def steady_seconds(epochs: list[dict]) -> float:
 # ---------------------------------------------------------------- the run
 
 
-def run(spec: RunSpec, tensorboard: Path | None = None, weights: Path | None = None) -> RunRecord:
+def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, tensorboard: Path | None = None,
+        weights: Path | None = None) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
     ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
 
     Args:
         spec: the run.
+        startup_s: the worker's start-up before this call (``bench.phases.startup_seconds``),
+            for the record's phases; None when not known.
+        clock: the seconds clock every phase and epoch is timed on; tests pass a fake one.
         tensorboard: a folder for TensorBoard logs (per epoch, no graph), emptied first; None: none.
         weights: a ``.weights.h5`` file for the final weights, written after the final
             evaluation; None: not kept.
     """
+    watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        record = _train(spec, base, tensorboard, weights)
+        record = _train(spec, base, watch, timer, tensorboard, weights)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
                            finished_at=now_iso())
-    return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()})
+    return dataclasses.replace(record, environment={**record.environment, "load_at_end": environment.load_average()},
+                               phases=watch.phases(timer.epochs, startup_s))
 
 
-def _train(spec: RunSpec, base: dict, tensorboard: Path | None, weights: Path | None) -> RunRecord:
+def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tensorboard: Path | None,
+           weights: Path | None) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
-    dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
-    train, monitor, test = make_inputs(dataset, spec)
+    with watch.phase("data"):
+        dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
+        train, monitor, test = make_inputs(dataset, spec)
+    watch.data_cached = dataset.from_cache
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
-    build_start = time.perf_counter()
-    model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
-    build_seconds = time.perf_counter() - build_start
-    timer = EpochTimer()
+    with watch.phase("build"):
+        model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
     with TrainingGraphSettings() as graph_settings:
         callbacks = [timer, EpochEvents(timer, spec.epochs), *([graph_settings] if spec.speedups else [])]
         if tensorboard:
@@ -323,7 +333,8 @@ def _train(spec: RunSpec, base: dict, tensorboard: Path | None, weights: Path | 
         last = history[-1]
         test_loss, test_accuracy = last["val_loss"], last["val_accuracy"]
         if monitor is not test and not timer.diverged:
-            test_loss, test_accuracy = model.evaluate(test, verbose=0)
+            with watch.phase("final_eval"):
+                test_loss, test_accuracy = model.evaluate(test, verbose=0)
     if weights:
         weights.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(weights))
@@ -339,7 +350,7 @@ def _train(spec: RunSpec, base: dict, tensorboard: Path | None, weights: Path | 
         first_epoch_seconds=history[0]["train_seconds"],
         sec_per_epoch=sec_per_epoch,
         images_per_second=len(dataset.y_train) / sec_per_epoch,
-        build_seconds=build_seconds,
+        build_seconds=watch.seconds["build"],
         params_total=int(model.count_params()),
         params_trainable=models.count_trainable(model),
         flops_per_image=int(models.flops(model)),

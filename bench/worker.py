@@ -7,7 +7,9 @@ TensorBoard logs and the final weights go, if anywhere (``bench.runfiles``).
 The runner starts one worker per run, with TF_NUM_INTRAOP_THREADS and
 TF_NUM_INTEROP_THREADS already in its environment so TensorFlow reads them at start-up.
 The worker writes its RunRecord to OUT.json (atomically) and exits 0 whatever the run's
-status; a missing OUT.json means the worker itself died, and the parent records why.
+status; a missing OUT.json means the worker itself died, and the parent records why. The
+record's phases start with the worker's start-up, timed from the Unix time the runner passes
+in ``BENCH_SPAWNED_AT`` (``bench.phases``); the runner adds the write of OUT.json and the exit.
 
 A worker never outlives the benchmark that started it: it exits when its parent dies, and
 when the runner dies. The two differ under loky, whose worker processes (the parents here)
@@ -34,14 +36,15 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     exit_with_parent()
     spec_path, out_path = map(Path, argv)
-    from bench import imports, runfiles, train  # after the watchdog: importing TensorFlow takes seconds
+    from bench import imports, phases, runfiles, train  # after the watchdog: importing TensorFlow takes seconds
     from bench.spec import RunSpec
     from bench.store import write_json_atomic
 
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
     imports.load_model_code(spec.model_code)  # a user's model (--import): its file, as planned
     outputs = (os.environ.get(name) for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV))
-    record = train.run(spec, *(Path(path) if path else None for path in outputs))
+    tensorboard, weights = (Path(path) if path else None for path in outputs)
+    record = train.run(spec, startup_s=phases.startup_seconds(), tensorboard=tensorboard, weights=weights)
     write_json_atomic(out_path, record.to_dict())
     print(f"worker: {record.status} test_accuracy={record.test_accuracy}", flush=True)
     return 0

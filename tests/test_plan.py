@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bench import cli, config, plan, store
+from bench import cli, config, plan, schedule, store
 from bench.store import RunRecord
 from test_runner import snapshot, write_profile
 
@@ -41,8 +41,8 @@ def test_a_timing_is_the_median_seconds_per_epoch_and_the_median_overhead_of_the
     mlp = by_model(specs, "mlp")  # 3 epochs each
     records = [fake_record(mlp[0], 2.0, 10), fake_record(mlp[1], 4.0, 16), fake_record(mlp[2], 3.0, 20),
                fake_record(mlp[2], 100.0, 1000, status="failed")]  # wall - 3 x s/epoch: 4, 4, 11
-    (key, timing), = plan.timings(records).items()
-    assert key == plan.timing_key(mlp[0])
+    (key, timing), = schedule.timings(records).items()
+    assert key == schedule.timing_key(mlp[0])
     assert timing.sec_per_epoch == 3.0 and timing.overhead_s == 4.0
     assert timing.run_seconds(epochs=10) == 34.0
     assert timing.machines == ("Fake CPU A (2 cores; threads per run 1, runs at once 2)",) * 3
@@ -56,13 +56,13 @@ def test_the_timing_key_ignores_epochs_seeds_optimizer_and_profile_but_not_model
     other = [dataclasses.replace(spec, model="cnn"), dataclasses.replace(spec, batch_size=64),
              dataclasses.replace(spec, dataset="mnist"),
              dataclasses.replace(spec, preprocess=dataclasses.replace(spec.preprocess, size=16))]
-    assert all(plan.timing_key(s) == plan.timing_key(spec) for s in same)
-    assert all(plan.timing_key(s) != plan.timing_key(spec) for s in other)
+    assert all(schedule.timing_key(s) == schedule.timing_key(spec) for s in same)
+    assert all(schedule.timing_key(s) != schedule.timing_key(spec) for s in other)
 
 
 def test_an_overhead_below_zero_from_whole_second_times_counts_as_zero(tiny):
     _, specs = tiny
-    (timing,) = plan.timings([fake_record(specs[0], 2.0, 5)]).values()  # 5 - 3 x 2 = -1
+    (timing,) = schedule.timings([fake_record(specs[0], 2.0, 5)]).values()  # 5 - 3 x 2 = -1
     assert timing.overhead_s == 0.0
 
 
@@ -98,10 +98,11 @@ def test_bench_plan_lists_the_pending_runs_and_estimates_their_time_from_the_rec
     lines = out.splitlines()
     assert lines[0] == ("plan: 6 runs, 1 already recorded, 5 to run (2 jobs x 1 threads, loky) -> results/runs; "
                         "nothing is trained or written")
-    # mlp: median 3 s/epoch x 3 epochs + 4 s = 13 s a run, 2 runs; cnn has no record
+    # mlp: median 3 s/epoch x 3 epochs + 4 s = 13 s a run, 2 runs; cnn has no record, and its
+    # FLOPs x 100 images x 3 epochs at 1 GFLOP/s put it after the mlp runs in the runner's order
     assert [line.split() for line in lines if line.startswith(("MLP", "CNN"))] == [
-        ["CNN", "synthetic", "3", "0-2", "3", "—", "—", "—", "no", "record", "to", "estimate", "from", "0"],
         ["MLP", "synthetic", "2", "1-2", "3", "3.00", "4.0", "0:00:13", "0:00:26", "2"],
+        ["CNN", "synthetic", "3", "0-2", "3", "—", "—", "—", "no", "record", "to", "estimate", "from", "0"],
     ]
     assert "records read for the estimate: results (1 records), other (1 records)" in out
     # in the runner's order the two mlp runs (repeats 1 and 2) go side by side on 2 jobs
@@ -109,6 +110,21 @@ def test_bench_plan_lists_the_pending_runs_and_estimates_their_time_from_the_rec
     assert "not in the estimate: 3 runs of 1 configuration(s) with no record to estimate from" in out
     assert ("timings measured on Fake CPU A (2 cores; threads per run 1, runs at once 2): 1 records; "
             "Fake CPU B (2 cores; threads per run 1, runs at once 2): 1 records.") in out
+
+
+def test_bench_plan_packs_the_runs_longest_expected_first_as_the_runner_starts_them(tiny, tmp_path, monkeypatch,
+                                                                                     capsys):
+    profile, specs = tiny  # in the profile's order: mlp, cnn, mlp, cnn, mlp, cnn
+    earlier = [dataclasses.replace(spec, profile="earlier") for spec in specs[:2]]  # times the work, not the runs
+    store.write_record(tmp_path / "results", fake_record(earlier[0], 0.5, 2))  # mlp: 0.5 + 3 x 0.5 = 2 s a run
+    store.write_record(tmp_path / "results", fake_record(earlier[1], 2.0, 8))  # cnn: 2 + 3 x 2 = 8 s a run
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["plan", "--profile", "tiny.toml", "--results", "results", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith(("MLP", "CNN"))] == ["CNN", "MLP"]
+    # cnn 8 | cnn 8, cnn 8 | mlp 2 + 2 + 2 = 16 s; the profile's order would take 18 s
+    assert "estimate: 0:00:30 of runs; with 2 jobs at once about 0:00:16 of wall time" in out
+    assert plan.makespan([2, 8, 2, 8, 2, 8], jobs=2) == 18
 
 
 def test_bench_plan_with_everything_recorded_says_so(tiny, tmp_path, monkeypatch, capsys):

@@ -25,6 +25,7 @@ import psutil
 import pytest
 
 from bench import cli, config, data, runfiles, runner, store
+from bench.phases import SPAWNED_ENV
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
 from bench.store import RunRecord
@@ -203,6 +204,12 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert environment["tensorflow"] and environment["host"]
         started, ended = (datetime.fromisoformat(t) for t in (record.started_at, record.finished_at))
         assert started <= ended
+        phases = record.phases  # every phase timed; none is asserted on the clock but their sum
+        assert None not in (phases.startup, phases.data, phases.build, phases.epoch_eval, phases.write_exit)
+        assert phases.final_eval is None and phases.data_cached  # the runner loaded the data first
+        assert phases.first_epoch == train_seconds[0] and phases.steady_training == sum(train_seconds[1:])
+        assert phases.startup + phases.run + phases.write_exit == pytest.approx(phases.total)
+        assert phases.spawned_at is not None
 
 
 def test_every_recorded_run_keeps_its_worker_log_and_history_under_its_name(finished):
@@ -232,6 +239,11 @@ def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(fi
     epochs = [line for line in stdout.splitlines() if line.startswith("[epoch ")]
     assert sorted(line.split(":")[0] for line in epochs) == sorted(
         f"[epoch {e}/3] mlp synthetic seed {s}" for e in (1, 2, 3) for s in (0, 1))  # one line per epoch
+    efficiency = stdout.splitlines()[-2]  # the runner's last line, before the command's "done"
+    assert re.fullmatch(r"efficiency: \d+ % = 0:\d\d:\d\d of runs / \(2 jobs x 0:\d\d:\d\d from the first run's "
+                        r"start to the last one's end\)", efficiency), efficiency
+    invocations = {record.environment["invocation"] for record in records(finished["results"]).values()}
+    assert len(invocations) == 1
 
 
 def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finished):
@@ -409,7 +421,7 @@ def test_until_ci_adds_rounds_of_runs_until_the_target_is_met(tmp_path):
     assert sorted((r.spec.repeat, r.spec.seed) for r in found.values()) == [(0, 0), (1, 1)]
     rule = "until the 95 % CI half-width <= 1000 pp and the verdict is not can't tell, at most 4 runs per cell"
     assert all(r.status == "ok" and r.environment["stopping_rule"] == rule for r in found.values())
-    lines = [line for line in done.stdout.splitlines() if not line.startswith(("[", "plan:"))]
+    lines = [line for line in done.stdout.splitlines() if not line.startswith(("[", "plan:", "efficiency:"))]
     assert lines == [f"stopping rule: {rule}",
                      "after the runs recorded so far: 1 of 1 cells open",
                      "  MLP on synthetic (1 runs): 1 ok run(s), no CI yet",
@@ -590,7 +602,7 @@ def test_a_diverging_run_is_recorded_diverged(tmp_path):
     (record,), lines = run_in_process(tmp_path, optimizer={"name": "sgd", "learning_rate": 1e30})
     assert record.status == "diverged" and "loss became" in record.error
     assert 1 <= len(record.history) < 3  # stopped at the first non-finite loss
-    assert "diverged" in lines[-1]
+    assert "diverged" in lines[-2] and lines[-1].startswith("efficiency: ")
 
 
 def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
@@ -598,7 +610,9 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
     assert record.status == "timeout" and "timeout_s=0.5" in record.error
     assert record.test_accuracy is None and record.history == []
     assert (tmp_path / "results" / record.files["log"]).exists()
-    assert "timeout" in lines[-1] and "acc -" in lines[-1]
+    assert "timeout" in lines[-2] and "acc -" in lines[-2]
+    timed = {key for key, value in dataclasses.asdict(record.phases).items() if value is not None}
+    assert timed == {"spawned_at", "total"}  # only the runner's times: the worker wrote no record
 
 
 # ---------------------------------------------------------------- pieces
@@ -607,12 +621,13 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
 def test_each_worker_gets_its_thread_counts_and_the_runner_identity_before_tensorflow_starts(monkeypatch):
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     spec = config.load_profile("smoke").specs(threads=3)[0]
-    env = runner._worker_env(spec, jobs=2, runner="boot:1:2")
+    env = runner._worker_env(spec, jobs=2, runner="boot:1:2", spawned_at=1735689600.125)
     assert (env["TF_NUM_INTRAOP_THREADS"], env["TF_NUM_INTEROP_THREADS"], env["OMP_NUM_THREADS"]) == ("3", "2", "3")
     assert env[runner.JOBS_ENV] == "2" and env[runner.RUNNER_ENV] == "boot:1:2"
     assert env[ONEDNN_ENV] == "1"  # the harness's kernels, on every CPU
+    assert env[SPAWNED_ENV] == "1735689600.125"  # the start-up is timed from it
     stock = dataclasses.replace(spec, speedups=False)
-    assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None)  # TensorFlow's default
+    assert ONEDNN_ENV not in runner._worker_env(stock, jobs=2, runner=None, spawned_at=0.0)  # TensorFlow's default
 
 
 def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():

@@ -11,6 +11,7 @@ import pytest
 
 import models
 from bench import config, data, store
+from bench.phases import Phases
 from bench.store import RunRecord
 from test_spec import tiny_spec
 
@@ -28,7 +29,10 @@ def full_record() -> RunRecord:
                   "train_seconds": 0.5, "eval_seconds": 0.1}],
         first_epoch_seconds=1.5, sec_per_epoch=0.5, images_per_second=200.0, build_seconds=0.3,
         params_total=1000, params_trainable=990, flops_per_image=2000, input_shape=(32, 32, 3), num_classes=10,
-        model_family="baselines", environment={"python": "3.11", "threads_per_job": 1, "jobs_at_once": 2, "host": "h", "cpu_model": "c"},
+        model_family="baselines",
+        phases=Phases(startup=3.2, data=0.4, data_cached=True, build=0.3, first_epoch=1.5, steady_training=0.5,
+                      epoch_eval=0.2, run=3.1, write_exit=0.6, total=6.9, spawned_at=1735689600.25),
+        environment={"python": "3.11", "threads_per_job": 1, "jobs_at_once": 2, "host": "h", "cpu_model": "c"},
         started_at="2025-01-01T00:00:00+00:00", finished_at="2025-01-01T00:00:09+00:00",
     )
 
@@ -66,6 +70,7 @@ FOREIGN = {
     "bad_spec.json": json.dumps({**full_record().to_dict(), "spec": {"model": "mlp"}}),
     "bad_history.json": json.dumps({**full_record().to_dict(), "history": "none"}),
     "bad_number.json": json.dumps({**full_record().to_dict(), "test_accuracy": "high"}),
+    "bad_phases.json": json.dumps({**full_record().to_dict(), "phases": {"total": "long"}}),
     "binary.json": b"\x89PNG\r\n\x1a\n\x00\x00",
     # edited by hand or by another tool
     "model_int.json": json.dumps({**full_record().to_dict(), "spec": {**tiny_spec().to_dict(), "model": 3}}),
@@ -171,3 +176,8 @@ def test_a_fifo_named_json_is_skipped_not_waited_on(tmp_path):
     assert loaded, "load_records hung on a FIFO"
     records, problems = loaded[0]
     assert len(records) == 1 and problems == [f"{tmp_path / 'runs' / 'pipe.json'}: a FIFO, not a record file; skipped"]
+
+
+def test_a_record_written_before_phases_were_timed_reads_with_none():
+    older = {k: v for k, v in full_record().to_dict().items() if k != "phases"}
+    assert RunRecord.from_dict(older).phases is None

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 import models
 from bench import config, data, train
+from bench.phases import Phases
 from bench.spec import Augment, RunSpec
 
 
@@ -170,3 +171,93 @@ def test_a_run_at_a_huge_learning_rate_is_recorded_diverged_with_the_reason():
     assert record.status == "diverged", (record.status, record.test_loss, record.history)
     assert record.error.startswith(("loss became", "test loss became", "training loss grew", "test accuracy"))
     assert json.loads(json.dumps(record.to_dict(), allow_nan=False))["status"] == "diverged"  # strict JSON
+
+
+# ---------------------------------------------------------------- where the run's time goes
+
+
+class FakeClock:
+    """A seconds clock that moves only when a test advances it."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def advancing(clock: FakeClock, seconds: float, function):
+    """``function`` that takes ``seconds`` on the fake clock."""
+    def slow(*args, **kwargs):
+        clock.advance(seconds)
+        return function(*args, **kwargs)
+    return slow
+
+
+@pytest.fixture
+def fake_times(monkeypatch):
+    """A fake clock on which loading the data takes 2 s, the pipelines 0.5 s, building 3 s, an
+    evaluation outside fit 4 s, training epoch 1 takes 5 s and the others 1 s, each evaluation
+    in fit 0.25 s."""
+    clock, fitting = FakeClock(), []
+    fit, evaluate = train.keras.Model.fit, train.keras.Model.evaluate
+
+    def fit_flagged(model, *args, **kwargs):
+        fitting.append(True)  # fit evaluates each epoch through Model.evaluate
+        try:
+            return fit(model, *args, **kwargs)
+        finally:
+            fitting.pop()
+
+    def evaluate_apart(model, *args, **kwargs):
+        clock.advance(0.0 if fitting else 4.0)
+        return evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(train.data, "load", advancing(clock, 2.0, train.data.load))
+    monkeypatch.setattr(train, "make_inputs", advancing(clock, 0.5, train.make_inputs))
+    monkeypatch.setattr(train, "build_model", advancing(clock, 3.0, train.build_model))
+    monkeypatch.setattr(train.keras.Model, "fit", fit_flagged)
+    monkeypatch.setattr(train.keras.Model, "evaluate", evaluate_apart)
+
+    class SlowEpochs(train.EpochTimer):
+        def on_test_begin(self, logs=None):
+            clock.advance(5.0 if not self.epochs else 1.0)
+            super().on_test_begin(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            clock.advance(0.25)
+            super().on_epoch_end(epoch, logs)
+
+    monkeypatch.setattr(train, "EpochTimer", SlowEpochs)
+    return clock
+
+
+def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_times):
+    spec = tiny_spec(eval_per_class=2, epochs=3)
+    data.load(spec.dataset, spec.preprocess)  # cached: the run's data comes from the cache
+    record = train.run(spec, startup_s=1.5, clock=fake_times)
+    assert record.status == "ok", record.error
+    assert record.phases == Phases(startup=1.5, data=2.5, data_cached=True, build=3.0, first_epoch=5.0,
+                                   steady_training=2.0, epoch_eval=0.75, final_eval=4.0, run=17.25)
+    assert record.build_seconds == 3.0 and record.first_epoch_seconds == 5.0 and record.sec_per_epoch == 1.0
+
+
+def test_without_a_subset_there_is_no_final_evaluation_apart(fake_times):
+    record = train.run(tiny_spec(epochs=1), clock=fake_times)
+    assert record.status == "ok", record.error
+    assert record.phases == Phases(data=2.5, data_cached=False, build=3.0, first_epoch=5.0, steady_training=0.0,
+                                   epoch_eval=0.25, run=10.75)
+
+
+def test_a_failed_run_keeps_the_phases_it_got_through(fake_times, monkeypatch):
+    def broken(*args, **kwargs):
+        fake_times.advance(3.0)
+        raise RuntimeError("no model today")
+
+    monkeypatch.setattr(train, "build_model", broken)
+    record = train.run(tiny_spec(), startup_s=1.0, clock=fake_times)
+    assert record.status == "failed" and "no model today" in record.error
+    assert record.phases == Phases(startup=1.0, data=2.5, data_cached=False, build=3.0, run=5.5)
