@@ -26,7 +26,7 @@ from bench.stats import summarize
 
 DISPLAY_NAMES = {"mlp": "MLP", "cnn": "CNN", "mobilenet": "MobileNet"}
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                  "mnist": "MNIST"}
+                  "mnist": "MNIST", "fashion_mnist_sample": "Fashion-MNIST (sample)"}
 # Table 4 metrics: run column -> what the table calls it. Time is per training image, which
 # means the same on any epoch size; the report's seconds per epoch are context only.
 METRICS = {"accuracy": "Accuracy (%)", "ms_per_image": "ms / training image",
@@ -72,9 +72,9 @@ class Published:
                    for r in frame.itertuples() if r.options}
         return cls(values, notes, options)
 
-    def describes(self, model: str, settings: dict | None) -> bool:
-        """Whether a row of ``model`` with these settings (None: unknown) is the report's model."""
-        return settings is None or all(
+    def describes(self, model: str, settings: dict) -> bool:
+        """Whether a row of ``model`` with these settings is the report's model."""
+        return all(
             as_text(settings.get(f"model_options.{key}", value)) == value
             for key, value in self.options.get(model, {}).items())
 
@@ -87,10 +87,6 @@ class Published:
     def datasets(self) -> list[str]:
         """The report's datasets, in its column order."""
         return list(dict.fromkeys(dataset for _, dataset, _ in self.values if dataset))
-
-    @property
-    def models(self) -> list[str]:
-        return list(dict.fromkeys(model for model, _, _ in self.values))
 
 
 # ---------------------------------------------------------------- names and order
@@ -116,8 +112,9 @@ def model_order(model: str) -> tuple:
 
 
 def dataset_order(frame: pd.DataFrame, published: Published) -> list[str]:
-    """The report's datasets (always, so its values show), then the measured others, sorted."""
-    return published.datasets + sorted(set(frame["dataset"]) - set(published.datasets))
+    """The datasets with runs: the report's first, in its order, then the others, sorted."""
+    run = set(frame["dataset"])
+    return [d for d in published.datasets if d in run] + sorted(run - set(published.datasets))
 
 
 # ---------------------------------------------------------------- one observation per seed
@@ -250,44 +247,47 @@ def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- Table 4
 
 
-def table_rows(frame: pd.DataFrame, published: Published) -> list[tuple[str, str]]:
-    """(label, model) of every row: the measured ones, then published models not measured."""
-    measured = list(dict.fromkeys(zip(frame["row"], frame["model"])))
-    missing = [(display_name(m), m) for m in published.models if m not in set(frame["model"])]
-    return sorted(measured + missing, key=lambda row: (model_order(row[1]), row[0]))
+def table_rows(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(label, model) of every row with runs, in model order."""
+    return sorted(dict.fromkeys(zip(frame["row"], frame["model"])), key=lambda row: (model_order(row[1]), row[0]))
 
 
-def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published,
-         settings: dict | None) -> dict:
-    """One metric of one row (of these settings; None for a published row never run) on one
-    dataset, over its ok runs, beside the published value if the row is the report's model.
+def comparable(runs: pd.DataFrame) -> bool:
+    """Whether runs can stand beside the report's values: they have ok runs, all at the
+    report's input and class count (REPORT_INPUT). At another input the models and the task
+    differ from the report's, and so do their accuracies and parameter counts."""
+    ok = ok_runs(runs)
+    return bool(len(ok)) and bool(ok["report_input"].all())
 
-    difference = mean - published; NaN for a parameter count measured at another input shape
-    or class count than the report's (REPORT_INPUT), where the counts are of other models.
+
+def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published, settings: dict) -> dict:
+    """One metric of one row (of these settings) on one dataset, over its ok runs, beside the
+    published value if the row is the report's model and its runs are ``comparable``; NaN if not.
+
+    difference = mean - published.
     """
     ok = ok_runs(runs)
     summary = summarize(ok[metric].astype(float))
-    value = published.value(model, dataset, metric) if published.describes(model, settings) else math.nan
-    comparable = metric != "params_total" or bool(ok["report_input"].all())
+    shown = published.describes(model, settings) and comparable(runs)
+    value = published.value(model, dataset, metric) if shown else math.nan
     return {
         "model": model, "dataset": dataset, "metric": metric, **dataclasses.asdict(summary),
-        "published": value, "difference": summary.mean - value if comparable else math.nan,
+        "published": value, "difference": summary.mean - value,
         "runs": len(runs), "config_key": ",".join(sorted(set(runs["config_key"]))),
     }
 
 
 def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
-    """Tidy Table 4: one line per row, dataset and metric (CELL_COLUMNS); missing cells have n = 0.
-
-    ``runs`` counts the runs of every status; n only the ok ones.
-    """
+    """Tidy Table 4: one line per row, dataset and metric (CELL_COLUMNS), for each row and
+    dataset with runs (``runs`` counts those of every status; n only the ok ones)."""
     settings = dict(zip(frame["row"], frame["settings"]))
     lines = []
-    for label, model in table_rows(frame, published):
+    for label, model in table_rows(frame):
         for dataset in dataset_order(frame, published):
             runs = frame[(frame["row"] == label) & (frame["dataset"] == dataset)]
-            lines.extend({"row": label, **cell(runs, model, dataset, metric, published, settings.get(label))}
-                         for metric in METRICS)
+            if len(runs):
+                lines.extend({"row": label, **cell(runs, model, dataset, metric, published, settings[label])}
+                             for metric in METRICS)
     return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
 
 
@@ -295,14 +295,15 @@ def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
 
 
 def verdict_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs frame ``bench.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row."""
-    return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, "row"]]
+    """The runs frame ``bench.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row and
+    report_input (a cell whose ok runs are not all at the report's input is not judged against it)."""
+    return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, "row", "report_input"]]
 
 
 def with_rows(lines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """Verdict lines (``verdicts.verdict_cells``) with the Table 4 row of their runs: a row is
     one setup, model and set of options. A published row never run gets the model's display
-    name, as in ``table_rows``."""
+    name."""
     rows = dict(zip(zip(frame["setup"], frame["model"], frame["model_options"]), frame["row"]))
     keys = zip(lines["setup"], lines["model"], lines["options"])
     return lines.assign(row=[rows.get(key, display_name(key[1])) for key in keys])
@@ -326,6 +327,46 @@ def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
         if len(labels) > 1:
             groups.append((group["model"].iloc[0], dataset, labels))
     return groups
+
+
+# ---------------------------------------------------------------- the report's CSVs of runs
+
+
+def csv_value(value):
+    """A value as one CSV cell: a list as its items separated by spaces ([0.5, 1.5] -> '0.5 1.5'),
+    never JSON; the rest as it is."""
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+
+def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:
+    """runs.csv: a line per run of ``frame`` (``report_frame``), in its order, and a column per
+    setting and measure: row, run_id, config_key, the spec's fields (its parts and the model's
+    options as 'preprocess.size', 'model_options.head'), the record's outcome and measures, its
+    files ('files.log') and its environment ('environment.host'). Lists per ``csv_value``; the
+    per-epoch history is in ``history_table``."""
+    lines = {}
+    for record in records:
+        fields = record.to_dict()
+        spec, environment = fields.pop("spec"), fields.pop("environment")
+        del fields["history"], spec["schema_version"]
+        lines[record.run_id] = {"run_id": record.run_id, "config_key": record.spec.config_key, **flatten(spec),
+                                **flatten(fields), **flatten(environment, "environment.")}
+    table = pd.DataFrame([lines[run_id] for run_id in frame["run_id"]]).map(csv_value)
+    table.insert(0, "row", list(frame["row"]))
+    return table
+
+
+def history_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:
+    """history.csv, long: a line per run, epoch and metric (run_id, row, dataset, seed, epoch,
+    metric, value), the runs in ``frame``'s order; metrics as the records hold them (accuracy
+    as a fraction, seconds)."""
+    history = store.history_frame(records)
+    metrics = [c for c in history.columns if c not in ("run_id", "config_key", "model", "dataset", "repeat", "epoch")]
+    long = history.melt(id_vars=["run_id", "epoch"], value_vars=metrics, var_name="metric", value_name="value")
+    runs = frame[["run_id", "row", "dataset", "seed"]].assign(_order=range(len(frame)))
+    long = long.merge(runs, on="run_id").assign(_metric=lambda t: t["metric"].map(metrics.index))
+    return (long.sort_values(["_order", "epoch", "_metric"], kind="stable")
+            [["run_id", "row", "dataset", "seed", "epoch", "metric", "value"]].reset_index(drop=True))
 
 
 # ---------------------------------------------------------------- inputs, for the findings

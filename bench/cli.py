@@ -39,6 +39,7 @@ def _profile(args) -> config.Profile:
     overrides = {
         "run.models": args.models, "run.datasets": args.datasets, "run.repeats": args.repeats,
         "run.epochs": args.epochs, "run.batch_size": args.batch_size, "run.imports": args.imports,
+        "run.tensorboard": args.tensorboard or None, "run.save_weights": args.save_weights or None,
     }
     return config.load_profile(args.profile, overrides, args.set)
 
@@ -48,11 +49,12 @@ def _results(args, profile: config.Profile) -> Path:
 
 
 def cmd_run(args) -> int:
-    from bench import runner, stopping
+    from bench import devices, runner, stopping
 
     profile = _profile(args)
     rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
-    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler)
+    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler,
+                                       devices.visible_gpus())
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     if rule:
@@ -69,10 +71,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from bench import plan, runner
+    from bench import devices, plan, runner
 
     profile = _profile(args)
-    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job)
+    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     print(plan.describe(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
     return 0
@@ -128,6 +130,10 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train without the harness's speed-ups, to check they change no result "
                         "(default results: results/PROFILE-no-speedups)")
     parser.add_argument("--retry-failed", action="store_true", help="run again the runs recorded as failed or timeout")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard logs, into RESULTS/tensorboard/ (profile key run.tensorboard)")
+    parser.add_argument("--save-weights", action="store_true",
+                        help="also keep each run's final weights, RESULTS/weights/*.weights.h5 (run.save_weights)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
     add_import_argument(parser)

@@ -10,6 +10,7 @@ accepted, before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import re
 import tomllib
@@ -81,7 +82,8 @@ class Profile:
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
-                    speedups=speedups, model_code=code[model])
+                    speedups=speedups, model_code=code[model], tensorboard=run.tensorboard,
+                    save_weights=run.save_weights)
             for repeat in range(run.repeats)
             for dataset in run.datasets
             for model, model_options in self.entries(dataset)
@@ -224,10 +226,14 @@ def _check(ok: bool, message: str) -> None:
 
 def validate(profile: Profile) -> None:
     """Import the user's code (``run.imports``), then check what the settings' own types
-    cannot: model names and options, dataset names.
+    cannot: model names and options, dataset names, and that TensorBoard is installed when its
+    logs are asked for.
 
     Each part checked its values when it was made (``bench.spec``).
     """
+    _check(not profile.run.tensorboard or importlib.util.find_spec("tensorboard") is not None,
+           "run.tensorboard (--tensorboard) needs TensorBoard: pip install -e '.[tensorboard]'. "
+           "Received: tensorboard=true")
     environment.import_tensorflow_quietly()
     import models  # late: imports Keras, which takes seconds
 

@@ -11,8 +11,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+
+from bench import devices
 
 JOBS_ENV = "BENCH_JOBS_AT_ONCE"  # set by the runner for each worker
 REPO = Path(__file__).resolve().parent.parent
@@ -68,18 +71,21 @@ def load_average() -> float | None:
 
 
 def describe(threads_per_job: int) -> dict:
-    """The environment of a worker; imports TensorFlow, so call it where TF is loaded anyway."""
+    """The environment of a worker; imports TensorFlow, so call it where TF is loaded anyway.
+    ``device`` names what it ran on ('CPU', 'GPU 1 (NVIDIA ...)': ``devices.device_name``)."""
     import keras
     import numpy
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": numpy.__version__,
         **cpu_info(),
-        "gpu": [d.name for d in tf.config.list_physical_devices("GPU")] or None,
+        "gpu": [d.name for d in gpus] or None,
+        "device": devices.device_name(gpus, tf.config.experimental.get_device_details),
         "onednn": onednn_enabled(),
         "threads_per_job": threads_per_job,
         "jobs_at_once": int(os.environ.get(JOBS_ENV, "1")),
@@ -90,22 +96,22 @@ def describe(threads_per_job: int) -> dict:
     }
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the notices its C++ code prints while loading kept off stderr.
+@contextmanager
+def quiet_stderr():
+    """File descriptor 2 kept off the terminal while the block runs; what was written is
+    replayed if the block raises.
 
-    Loading TensorFlow writes absl's "All log messages before absl::InitializeLog()" warning
-    and a oneDNN notice straight to file descriptor 2, whatever TF_CPP_MIN_LOG_LEVEL says;
-    in a command whose bad input should end in a one-line error they are noise. What was
-    written is replayed if the import fails.
+    TensorFlow's C++ code writes straight to file descriptor 2, whatever TF_CPP_MIN_LOG_LEVEL
+    says: absl's "All log messages before absl::InitializeLog()" warning and a oneDNN notice
+    when it loads, CUDA's complaints when a build with GPU support looks for GPUs on a machine
+    without any. In a command whose bad input should end in a one-line error they are noise.
     """
-    if "tensorflow" in sys.modules:
-        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            yield
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
@@ -114,3 +120,12 @@ def import_tensorflow_quietly() -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the notices its C++ code prints while loading kept off stderr
+    (``quiet_stderr``)."""
+    if "tensorflow" in sys.modules:
+        return
+    with quiet_stderr():
+        import tensorflow  # noqa: F401

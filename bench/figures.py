@@ -1,13 +1,17 @@
 """The report's figures as matplotlib ``Figure`` objects (Agg canvas, no pyplot state).
 
-Pure functions: aggregates in, a Figure out; ``bench.report`` saves them. Each row of the
-table keeps one colour in every figure (``row_colors``).
+Pure functions: aggregates in, a Figure out; ``bench.report`` saves them. Each model keeps
+one colour in every figure of every report, by its name; a model's other rows (other options)
+are shades of it (``row_colors``).
 """
 from __future__ import annotations
+
+import hashlib
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
@@ -17,10 +21,34 @@ PANEL = (5.2, 4.0)  # inches per panel
 PUBLISHED_STYLE = dict(marker="x", color="black", markersize=8, linestyle="none", label="report's value")
 
 
-def row_colors(rows: list[str]) -> dict:
-    """A distinct colour per row label, in table order (tab10; tab20 past ten rows, then repeating)."""
-    palette = matplotlib.colormaps["tab10" if len(rows) <= 10 else "tab20"]
-    return {row: palette(i % palette.N) for i, row in enumerate(rows)}
+# The registry's models, each its tab10 colour; other names take one of tab20b by a hash of the name.
+MODEL_COLORS = {"mlp": 0, "cnn": 1, "mobilenet": 2, "fishnet55": 3, "fishnet77": 4, "fishnet99": 5,
+                "fishnet150": 6, "fishnet201": 8}
+SHADES = (0.0, 0.45, -0.35, 0.7, -0.6)  # a model's 2nd, 3rd, ... row: towards white (+) or black (-)
+
+
+def model_color(model: str) -> tuple[float, float, float]:
+    """The colour of a model, the same in every figure and report: fixed for the registry's models,
+    from a hash of the name for others."""
+    if model in MODEL_COLORS:
+        return to_rgb(matplotlib.colormaps["tab10"](MODEL_COLORS[model]))
+    palette = matplotlib.colormaps["tab20b"]
+    return to_rgb(palette(int(hashlib.sha256(model.encode()).hexdigest(), 16) % palette.N))
+
+
+def _shade(color: tuple[float, float, float], amount: float) -> tuple[float, ...]:
+    target = 1.0 if amount > 0 else 0.0
+    return tuple(c + abs(amount) * (target - c) for c in color)
+
+
+def row_colors(models: dict[str, str]) -> dict:
+    """row label -> colour, from ``models`` (row label -> model, in table order): the model's
+    colour for its first row, shades of it for the others (SHADES, then repeating)."""
+    colors, seen = {}, {}
+    for row, model in models.items():
+        index = seen[model] = seen.get(model, -1) + 1
+        colors[row] = _shade(model_color(model), SHADES[index % len(SHADES)])
+    return colors
 
 
 def _figure(panels: int, title: str, sharey: bool = False) -> tuple[Figure, list]:

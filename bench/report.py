@@ -23,6 +23,7 @@ from bench.aggregate import Published, dataset_title, display_name
 PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"
 CLAIMS_FILE = verdicts.CLAIMS_FILE
 FIGURE_DIR = "figures"
+PNG_DPI = 200  # the PNGs for screens; each figure is also a PDF beside them, vector, for print
 ENVIRONMENT_LINE = (("host", "host"), ("cpu", "CPU"), ("cpu_count", "cores"), ("gpu", "GPU"),
                     ("python", "Python"), ("tensorflow", "TensorFlow"), ("keras", "Keras"), ("onednn", "oneDNN"),
                     ("speedups", "harness speed-ups"), ("threads_per_job", "threads per run"),
@@ -51,27 +52,25 @@ def p_text(value: float) -> str:
 
 
 def mean_std(cell) -> str:
-    """'88.10 ± 0.40'; '—' for a cell without ok runs."""
+    """'88.10 ± 0.40'; '88.10 (n=1)' for one ok run, which has no spread; '—' for none."""
+    if cell.n == 1:
+        return f"{number(cell.mean)} (n=1)"
     return "—" if cell.n == 0 else f"{number(cell.mean)} ± {number(cell.std)}"
 
 
 def ci_text(cell) -> str:
-    """'[87.10, 89.10]'; 'NaN' at n = 1; '—' at n = 0."""
-    return "—" if cell.n == 0 else "NaN" if math.isnan(cell.ci_low) else f"[{cell.ci_low:.2f}, {cell.ci_high:.2f}]"
+    """'[87.10, 89.10]'; '—' with fewer than 2 ok runs."""
+    return "—" if cell.n < 2 else f"[{cell.ci_low:.2f}, {cell.ci_high:.2f}]"
 
 
 def published_text(cell) -> str:
-    """'86.5 (-9.48)': the published value and measured - published; '118,752 (other input)' for
-    a parameter count measured at another input than the report's; '—' if there is no value."""
+    """'86.5 (-9.48)': the published value and measured - published; '—' if there is none to
+    compare with (``aggregate.cell``)."""
     if math.isnan(cell.published):
         return "—"
-    whole = cell.metric == "params_total"
-    value = count(cell.published) if whole else number(cell.published, 1)
-    if not cell.n:
-        return value
-    if math.isnan(cell.difference):
-        return f"{value} (other input)"
-    return f"{value} ({cell.difference:+,.0f})" if whole else f"{value} ({cell.difference:+.2f})"
+    if cell.metric == "params_total":
+        return f"{count(cell.published)} ({cell.difference:+,.0f})"
+    return f"{number(cell.published, 1)} ({cell.difference:+.2f})"
 
 
 def runs_text(cell, line) -> str:
@@ -103,19 +102,21 @@ def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
                   dataset: str) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of Table 4 on one dataset.
 
-    Accuracy: mean ± std, 95 % CI, ok/planned runs, and on the report's datasets its value
-    with Δ = measured - published and the verdict (``lines``: (row, dataset) -> verdict line).
-    Time: ours per image; the report's seconds per epoch beside it as context only, with no Δ.
-    Parameters: ours, and the report's with Δ where the input is the report's.
+    Accuracy: mean ± std, 95 % CI, ok/planned runs, and where a row's runs stand beside the
+    report's (``aggregate.comparable``) its value with Δ = measured - published and the verdict
+    (``lines``: (row, dataset) -> verdict line). Time: ours per image; the report's seconds per
+    epoch beside it as context only, with no Δ. Parameters: ours, and the report's with Δ. The
+    report's columns are left out on a dataset where no row stands beside it.
     """
-    reported = dataset in published.datasets
+    cells = cells[cells["dataset"] == dataset]
+    reported = bool(cells["published"].notna().any())
     headers = ["Model", "Accuracy (%)", "95 % CI", "ok / planned runs"]
     headers += ["report (Δ)", "verdict"] if reported else []
     headers += ["ms / image", "images / s"]
     headers += [f"report's s/epoch ({REPORT_EPOCH_IMAGES[dataset]:,} images)"] if reported else []
     headers += ["Parameters"] + (["report's count (Δ)"] if reported else [])
     rows = []
-    for label, row_cells in cells[cells["dataset"] == dataset].groupby("row", sort=False):
+    for label, row_cells in cells.groupby("row", sort=False):
         cell = {c.metric: c for c in row_cells.itertuples()}
         accuracy, line = cell["accuracy"], lines.get((label, dataset))
         row = [label, mean_std(accuracy), ci_text(accuracy), runs_text(accuracy, line)]
@@ -155,8 +156,10 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
     parts = [
         "Per dataset and model. *Accuracy*: test accuracy after the last epoch, mean ± std over the ok runs, "
         "with its 95 % CI. *ok / planned runs*: planned counts every record, failed, diverged and timed-out "
-        "runs included, and names the ones not ok. *report (Δ)*: the report's value and our mean − it. "
-        "'—': no ok run or no published value.",
+        "runs included, and names the ones not ok. *report (Δ)*: the report's value and our mean − it, only "
+        "where our ok runs had the report's input (56x56x3, 10 classes): at another input the models and the "
+        "task are not the report's. A cell of one ok run reads 'n=1': it has no spread and no CI. "
+        "'—': no ok run, no CI, or no published value to compare with.",
         "",
         "*verdict* against the report's value. The report gives means only (over 10 runs), with no spread, so "
         "its value is treated as a point without uncertainty of its own: *reproduced* when our mean is within "
@@ -167,7 +170,7 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
         "",
         "*Time* is ours only, per training image (see Method), which means the same whatever the epoch's "
         f"size. The report's seconds per epoch are for its whole epochs ({epochs}) on hardware it does not "
-        "name: context, with no Δ. *Parameters*: Keras total; Δ only where our runs had the report's input "
+        "name: context, with no Δ. *Parameters*: Keras total, and the report's count where our runs had its input "
         "(56x56x3, 10 classes). 95 % CIs of every cell are in table4.csv, the verdicts in verdicts.csv.",
     ]
     for dataset in dict.fromkeys(cells["dataset"]):
@@ -369,7 +372,7 @@ def epoch_frame(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataF
 
 def report_figures(frame: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFrame) -> dict[str, Figure]:
     """File name -> Figure: accuracy with CI, curves and cost per dataset, head comparisons."""
-    colors = figures.row_colors(list(dict.fromkeys(cells["row"])))
+    colors = figures.row_colors(dict(zip(cells["row"], cells["model"])))
     measured = cells[cells["n"] > 0]
     datasets = list(dict.fromkeys(measured["dataset"]))
     made = {}
@@ -431,7 +434,7 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published_ta
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
                     time_text(frame, kept, records))
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.claim_lines(judged),
-              "runs.csv": frame[["row", *store.RUN_COLUMNS]]}
+              "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
 
 
@@ -486,8 +489,8 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
     """Read the records of ``results`` and the claims file, write the report into ``out``,
     return the terminal text.
 
-    Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv and figures/*.png; nothing
-    when it raises.
+    Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
+    figures/*.png and *.pdf; nothing when it raises.
 
     Raises:
         ValueError: ``results/runs`` is missing or holds no readable record, or the claims file
@@ -508,8 +511,10 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
     made = make_report(records, skipped, published, claims_file)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
     for name, figure in made.figures.items():
-        figure.savefig(out / FIGURE_DIR / name, dpi=100)
+        figure.savefig(out / FIGURE_DIR / name, dpi=PNG_DPI)
+        figure.savefig((out / FIGURE_DIR / name).with_suffix(".pdf"), metadata={"CreationDate": None})
     (out / "report.md").write_text(made.markdown)
     for name, table in made.tables.items():
         table.to_csv(out / name, index=False)
-    return made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures to {out}"
+    return (made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures "
+            f"(PNG and PDF) to {out}")

@@ -2,10 +2,12 @@
 
 Each run is one task for joblib (loky processes by default, or a Dask cluster); the task
 starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
-TensorFlow starts, waits for it with a timeout, and returns the record and the log to this
-process, which writes each record as it arrives. A worker that dies or times out still
-yields a record saying so; one that was interrupted yields none, so it runs next time. A
-loky worker killed under its run makes that run a failed record, and the others go on.
+TensorFlow starts, its output going into the run's log (``bench.runfiles``: in the results
+folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
+the record and the log to this process, which writes each record as it arrives and shows
+the runs in flight (``bench.progress``). A worker that dies or times out still yields a
+record saying so; one that was interrupted yields none, so it runs next time. A loky worker
+killed under its run makes that run a failed record, and the others go on.
 Pending runs start longest expected first (``bench.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.phases``), and the last
 line says how busy the jobs were.
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import data, imports, lock, phases, scratch, store
+from bench import data, devices, imports, lock, phases, runfiles, scratch, store
 from bench.environment import JOBS_ENV
 from bench.lifetime import (EXIT_ORPHANED, PARENT_ENV, PARENT_POLL_SECONDS, RUNNER_ENV, WORKER_MODULE,
                             exit_with_parent, process_token, worker_processes)
@@ -54,12 +56,14 @@ UNBLAMED_BREAKS = 3  # pools broken with no run to blame before the runner gives
 
 @dataclass(frozen=True)
 class Dispatch:
-    """How runs are spread: jobs at once, TensorFlow threads each, and the joblib backend."""
+    """How runs are spread: jobs at once, TensorFlow threads each, the joblib backend, and the
+    GPUs the runs take turns on (``bench.devices``; none: the CPU)."""
 
     jobs: int
     threads: int
     backend: str = "loky"
     scheduler: str | None = None  # a Dask scheduler address; None starts a LocalCluster
+    gpus: tuple[str, ...] = ()  # ids for CUDA_VISIBLE_DEVICES, one run on each at a time
 
     def __post_init__(self):
         for name in ("jobs", "threads"):
@@ -74,17 +78,24 @@ class Dispatch:
             raise ValueError("--backend dask needs Dask: pip install 'dask[distributed]'. Received: backend='dask'")
 
 
-def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None) -> Dispatch:
-    """Fill unset jobs and threads: one thread per job and as many jobs as cores.
+def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None,
+                     gpus: tuple[str, ...] = ()) -> Dispatch:
+    """Fill unset jobs and threads: on the CPU, one thread per job and as many jobs as cores;
+    with GPUs (``devices.visible_gpus``), one job per GPU and the cores shared among them.
 
     Two single-threaded runs side by side beat one two-threaded run on small models, whose
-    per-op work is too little to split across threads.
+    per-op work is too little to split across threads. A Dask cluster elsewhere
+    (``scheduler``) has GPUs of its own, not these: its runs are not pinned here.
     """
-    cores = os.cpu_count() or 1
+    cores, gpus = os.cpu_count() or 1, () if scheduler else tuple(gpus)
+    valid = lambda n: isinstance(n, int) and n >= 1  # noqa: E731 - an invalid one is refused below
+    if gpus:
+        jobs = len(gpus) if jobs is None else jobs
+        threads = (max(1, cores // jobs) if valid(jobs) else 1) if threads is None else threads
     threads = 1 if threads is None else threads  # not `or`: an explicit 0 is refused, not defaulted
     if jobs is None:
-        jobs = max(1, cores // threads) if isinstance(threads, int) and threads >= 1 else 1  # bad threads: refused below
-    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler)
+        jobs = max(1, cores // threads) if valid(threads) else 1
+    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler, gpus=gpus)
 
 
 # ---------------------------------------------------------------- one run, in a joblib task
@@ -116,8 +127,9 @@ def failure(spec: RunSpec, status: str, error: str, started: str | None, jobs_at
                      started_at=started, finished_at=now_iso())
 
 
-def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None,
-                      folder: Path | None = None) -> tuple[RunSpec, RunRecord | None, str]:
+def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None, folder: Path | None = None,
+                      files: runfiles.RunFiles | None = None,
+                      gpus: tuple[str, ...] = ()) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
     Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
@@ -133,17 +145,26 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
             process dies, if it runs on the same machine.
         folder: the runner's temporary folder (``bench.scratch``); the run's own folder goes
             into it when this process is on the runner's machine.
+        files: where the run's files go; its log is written there as the worker runs when the
+            results folder is at hand here, else into the run's folder (the runner puts it in
+            place with the record). None: the run's folder only.
+        gpus: the GPUs of the dispatch; the worker holds one of them while it runs
+            (``devices.claim``).
     """
     if runner and process_token(os.getppid()) == runner:
         exit_with_parent()  # a loky worker: it would outlive a runner killed with -9
-    with scratch.run_folder(spec.run_id, folder) as run:
+    with scratch.run_folder(spec.run_id, folder) as run, devices.claim(gpus, jobs_at_once) as device:
         spec_path, out_path, log_path = (run / name for name in (scratch.SPEC, scratch.RECORD, scratch.LOG))
+        log_path = files.log_or(log_path) if files else log_path
         store.write_json_atomic(spec_path, spec.to_dict())
         command = [sys.executable, "-P", "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
+            log.write(runfiles.event_line("start", run_id=spec.run_id))
+            log.flush()
             spawned_at, began = time.time(), time.monotonic()
-            env = _worker_env(spec, jobs_at_once, runner, run, spawned_at)
+            env = {**_worker_env(spec, jobs_at_once, runner, run, spawned_at),
+                   **(files.worker_env(spec) if files else {}), **device}
             returncode, at_once = _run_worker(command, log, env, spec.timeout_s)
         total = time.monotonic() - began
         log_text = log_path.read_text(errors="replace")
@@ -273,40 +294,6 @@ def hours_minutes_seconds(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-@dataclass
-class Progress:
-    """Prints a line per finished run and the overall count with an ETA.
-
-    The ETA assumes the remaining runs take as long, on average, as the finished ones.
-    """
-
-    total: int
-    out: object = echo
-    done: int = 0
-    started: float = 0.0
-
-    def __post_init__(self):
-        self.started = time.monotonic()
-
-    def eta(self) -> str:
-        if not self.done:
-            return "?"
-        return hours_minutes_seconds((time.monotonic() - self.started) / self.done * (self.total - self.done))
-
-    def _line(self, spec: RunSpec, outcome: str) -> None:
-        self.done += 1
-        self.out(f"[{self.done}/{self.total}] {spec.model:<10} {spec.dataset:<20} repeat {spec.repeat}: "
-                 f"{outcome}  ETA {self.eta()}")
-
-    def finished(self, record: RunRecord) -> None:
-        accuracy = f"{record.test_accuracy:.4f}" if record.test_accuracy is not None else "-"
-        speed = f"{record.sec_per_epoch:.2f} s/epoch" if record.sec_per_epoch is not None else "-"
-        self._line(record.spec, f"{record.status:<8} acc {accuracy}  {speed}")
-
-    def interrupted(self, spec: RunSpec) -> None:
-        self._line(spec, "interrupted, not recorded: it runs again next time")
-
-
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
     """The specs with no settled record, in the order the runner starts them: longest expected
     first, as the records time them (``schedule.longest_first``).
@@ -322,9 +309,11 @@ def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> li
 
 
 def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
-    """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs'."""
+    """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs';
+    with GPUs, '(2 jobs x 4 threads, loky, on GPUs 0, 1)'."""
+    gpus = f", on GPU{'s' * (len(dispatch.gpus) > 1)} {', '.join(dispatch.gpus)}" if dispatch.gpus else ""
     return (f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}) -> {store.runs_dir(results)}")
+            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}{gpus}) -> {store.runs_dir(results)}")
 
 
 def prepare_data(specs: list[RunSpec]) -> None:
@@ -379,8 +368,9 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     last worker has ended, and writes the records of runs recorded by none before. SIGTERM,
     SIGINT and SIGHUP stop it the same way: in-flight workers are killed, finished records
     stay, and the same command later runs exactly the missing ones. SIGINT is handled here
-    even when the shell started the runner in the background with SIGINT ignored. A run's
-    log is written before its record, so a recorded run always has its log.
+    even when the shell started the runner in the background with SIGINT ignored. A run's log
+    and history are in place before its record, which names them, so a recorded run always
+    has its log.
 
     Returns:
         The records written by this invocation.
@@ -396,35 +386,39 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         out(plan_line(specs, pending, dispatch, results))
         if not pending:
             return []
+        from bench import progress  # late: it imports bench.plan, which imports this module
+
         prepare_data(pending)
         stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", **(environment or {})}
-        with scratch.runner_folder() as folder:
-            written = _dispatch(pending, results, dispatch, folder, Progress(total=len(pending), out=out), stamp)
+        files = runfiles.plan(pending, results)
+        campaign = progress.Campaign(pending, files, dispatch.jobs, store.load_records(results)[0])
+        with scratch.runner_folder() as folder, progress.shown(campaign, out) as finished:
+            written = _dispatch(pending, results, dispatch, folder, files, finished, stamp)
         if written:
             out(efficiency_line(written))
         return written
 
 
-def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder: Path, progress: Progress,
-              environment: dict | None) -> list[RunRecord]:
-    """Run the specs through joblib; when a killed joblib worker breaks the pool, record its
-    run failed and run the others in a new pool."""
+def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder: Path, files: dict,
+              finished, environment: dict | None) -> list[RunRecord]:
+    """Run the specs through joblib, calling ``finished(spec, record)`` as each ends (record None:
+    interrupted); when a killed joblib worker breaks the pool, record its run failed and run
+    the others in a new pool."""
     from joblib import Parallel, delayed
 
     written, todo, runner, unblamed = [], list(pending), process_token(os.getpid()), 0
 
     def settle(spec: RunSpec, record: RunRecord | None, log_text: str) -> None:
         todo.remove(spec)
-        if record is None:
-            progress.interrupted(spec)
-            return
-        written.append(keep(results, record, log_text, environment))
-        progress.finished(written[-1])
+        if record is not None:
+            written.append(keep(results, files[spec.run_id], record, log_text, environment))
+        finished(spec, written[-1] if record is not None else None)
 
     while todo:
         try:
             with backend_context(dispatch, folder):
-                tasks = [delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder) for spec in todo]
+                tasks = [delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder, files[spec.run_id],
+                                                    dispatch.gpus) for spec in todo]
                 for outcome in Parallel(return_as="generator_unordered")(tasks):
                     settle(*outcome)
         except BrokenProcessPool as error:
@@ -437,12 +431,14 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
     return written
 
 
-def keep(results: Path, record: RunRecord, log_text: str, environment: dict | None) -> RunRecord:
-    """Write a run's log, then its record; a failed write stops the runner in one line."""
+def keep(results: Path, files: runfiles.RunFiles, record: RunRecord, log_text: str,
+         environment: dict | None) -> RunRecord:
+    """Put a run's log and history in place (``runfiles.keep``), then write its record, which
+    names them; a failed write stops the runner in one line."""
     if environment:
         record = dataclasses.replace(record, environment={**record.environment, **environment})
     try:
-        store.write_log(results, record.run_id, log_text)
+        record = runfiles.keep(files, record, log_text)
         store.write_record(results, record)
     except OSError as error:
         raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "

@@ -42,11 +42,11 @@ RECIPES = {
                ("augment", "brightness_unit"): "pixel",  # random_brightness(img, 0.2) on 0-255 pixels
                ("augment", "clip"): False},  # nothing clips after brightness or contrast
 }
-# Execution settings change how fast a run goes, not what it computes: they are recorded
-# but left out of its identity, so a resumed run may use other threads or a longer timeout.
-# (The speed-ups, bench.speedups, change float32 rounding, not the arithmetic; `--no-speedups`
-# checks that.)
-EXECUTION_FIELDS = ("threads", "timeout_s", "speedups")
+# Execution settings change how fast a run goes or what it leaves beside its record, not what
+# it computes: they are recorded but left out of its identity, so a resumed run may use other
+# threads, a longer timeout, or keep its TensorBoard logs. (The speed-ups, bench.speedups,
+# change float32 rounding, not the arithmetic; `--no-speedups` checks that.)
+EXECUTION_FIELDS = ("threads", "timeout_s", "speedups", "tensorboard", "save_weights")
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")
 
@@ -192,6 +192,10 @@ class RunSettings(Settings):
     imports: tuple[str, ...] | None = setting(
         None, "your own code to import first (`--import`): .py files by path (from the current folder) or "
         "modules by name, that register models with @models.register_model")
+    tensorboard: bool = setting(False, "also write TensorBoard logs per epoch, in tensorboard/ of the results "
+                                "(not part of a run's identity)")
+    save_weights: bool = setting(False, "also keep each run's final weights, in weights/ of the results "
+                                 "(not part of a run's identity)")
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,8 @@ class RunSpec:
             module, file and the file's SHA-256 (``bench.imports.model_code``): part of the
             run's identity, since the file decides the model. Empty for the shipped models,
             and then left out of the JSON form, so their specs and run ids are as before.
+        tensorboard, save_weights: also write TensorBoard logs, keep the final weights
+            (``bench.runfiles``).
     """
 
     profile: str
@@ -298,6 +304,8 @@ class RunSpec:
     timeout_s: float = 3600.0
     speedups: bool = True
     model_code: dict = field(default_factory=dict)
+    tensorboard: bool = False
+    save_weights: bool = False
     schema_version: int = SPEC_SCHEMA_VERSION
 
     def __post_init__(self):

@@ -53,6 +53,9 @@ class RunRecord:
         model_family: the registry's family of the model ("fishnet", "baseline", ...).
         phases: where the run's wall time went (``bench.phases.Phases``, seconds); None in
             records written before phases were timed.
+        files: the run's files beside its record, kind ("log", "history", "tensorboard",
+            "weights") -> path relative to the results folder (``bench.runfiles``); empty in
+            records written before runs had them.
         environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
             the machine's 1-minute load average at the run's start and end
             (load_at_start, load_at_end), the runner's invocation that wrote the record
@@ -78,6 +81,7 @@ class RunRecord:
     num_classes: int | None = None
     model_family: str | None = None
     phases: Phases | None = None
+    files: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
@@ -164,8 +168,9 @@ def _check_types(mapping: dict) -> None:
         value = mapping.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"{key} is {value!r}, not a number or null")
-    if not isinstance(mapping.get("environment", {}), dict):
-        raise ValueError("environment is not an object")
+    for key in ("environment", "files"):
+        if not isinstance(mapping.get(key, {}), dict):
+            raise ValueError(f"{key} is not an object")
     if not isinstance(mapping["run_id"], str) or not isinstance(mapping.get("error") or "", str):
         raise ValueError(f"run_id {mapping['run_id']!r} or error {mapping.get('error')!r} is not text")
     history = mapping.get("history", [])
@@ -182,17 +187,6 @@ def now_iso() -> str:
 
 def runs_dir(results: str | Path) -> Path:
     return Path(results) / "runs"
-
-
-def log_path(results: str | Path, run_id: str) -> Path:
-    return Path(results) / "logs" / f"{run_id}.log"
-
-
-def write_log(results: str | Path, run_id: str, text: str) -> Path:
-    """A worker's output beside the records, in ``<results>/logs/<run_id>.log``, atomically."""
-    path = log_path(results, run_id)
-    _write_atomic(path, lambda f: f.write(text))
-    return path
 
 
 def record_path(results: str | Path, run_id: str) -> Path:
@@ -212,6 +206,11 @@ def _write_atomic(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that a reader sees the whole file or none of it (temp file, fsync, rename)."""
+    _write_atomic(path, lambda f: f.write(text))
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

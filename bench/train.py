@@ -9,8 +9,9 @@ The recipe, in the order it runs:
      the spec's optimizer either way; ``build_model``);
   4. fit for the spec's epochs, evaluating after each epoch on the whole test set (or on a
      stratified subset of it, ``eval_per_class``); a callback times training and evaluation
-     apart and stops a run whose loss is not finite; with the speed-ups, another turns
-     grappler off for training steps;
+     apart and stops a run whose loss is not finite; another prints an event line as each
+     epoch begins and ends (``bench.runfiles``); with the speed-ups, another turns grappler
+     off for training steps; TensorBoard's, when asked for;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
      epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs; status
      ``diverged`` when ``divergence`` finds the losses say so; and where the run's time went
@@ -20,16 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import statistics
 import time
 import traceback
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import models
-from bench import data, environment
+from bench import data, environment, runfiles
 from bench.phases import Stopwatch
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
@@ -255,6 +258,22 @@ def divergence(history: list[dict], test_loss: float, test_accuracy: float, num_
     return None
 
 
+class EpochEvents(keras.callbacks.Callback):
+    """Keras callback: an event line on stdout as each epoch begins and ends (``bench.runfiles``),
+    which the runner reads from the run's log while it trains. The end's carries the epoch's
+    history entry, so it must come after ``timer`` in the callbacks."""
+
+    def __init__(self, timer: EpochTimer, epochs: int):
+        super().__init__()
+        self.timer, self.total = timer, epochs
+
+    def on_epoch_begin(self, epoch, logs=None):
+        print(runfiles.event_line("epoch_begin", epoch=epoch + 1, epochs=self.total), end="", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(runfiles.event_line("epoch", epochs=self.total, **self.timer.epochs[-1]), end="", flush=True)
+
+
 def steady_seconds(epochs: list[dict]) -> float:
     """Median training seconds of epochs 2.. (epoch 1 includes tracing), or epoch 1's alone."""
     seconds = [e["train_seconds"] for e in epochs]
@@ -264,7 +283,8 @@ def steady_seconds(epochs: list[dict]) -> float:
 # ---------------------------------------------------------------- the run
 
 
-def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter) -> RunRecord:
+def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, tensorboard: Path | None = None,
+        weights: Path | None = None) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
     ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
@@ -274,13 +294,16 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter) 
         startup_s: the worker's start-up before this call (``bench.phases.startup_seconds``),
             for the record's phases; None when not known.
         clock: the seconds clock every phase and epoch is timed on; tests pass a fake one.
+        tensorboard: a folder for TensorBoard logs (per epoch, no graph), emptied first; None: none.
+        weights: a ``.weights.h5`` file for the final weights, written after the final
+            evaluation; None: not kept.
     """
     watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
             "environment": environment.describe(spec.threads)}
     try:
-        record = _train(spec, base, watch, timer)
+        record = _train(spec, base, watch, timer, tensorboard, weights)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
@@ -289,7 +312,8 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter) 
                                phases=watch.phases(timer.epochs, startup_s))
 
 
-def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer) -> RunRecord:
+def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tensorboard: Path | None,
+           weights: Path | None) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
     with watch.phase("data"):
         dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
@@ -299,7 +323,10 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer) -> Ru
     with watch.phase("build"):
         model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
     with TrainingGraphSettings() as graph_settings:
-        callbacks = [timer, graph_settings] if spec.speedups else [timer]
+        callbacks = [timer, EpochEvents(timer, spec.epochs), *([graph_settings] if spec.speedups else [])]
+        if tensorboard:
+            shutil.rmtree(tensorboard, ignore_errors=True)  # a rerun's logs only
+            callbacks.append(keras.callbacks.TensorBoard(str(tensorboard), write_graph=False))
         model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
                   shuffle=False)  # the pipeline shuffles; Keras's flag would only warn
         history = timer.epochs
@@ -308,6 +335,9 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer) -> Ru
         if monitor is not test and not timer.diverged:
             with watch.phase("final_eval"):
                 test_loss, test_accuracy = model.evaluate(test, verbose=0)
+    if weights:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        model.save_weights(str(weights))
     sec_per_epoch = steady_seconds(history)
     reason = divergence(history, float(test_loss), float(test_accuracy), dataset.num_classes)
     return RunRecord(

@@ -9,7 +9,9 @@ Input: a *runs* frame, one line per run, with the columns of ``RUN_COLUMNS``:
     status ("ok" | "failed" | "diverged" | "timeout"), accuracy (test accuracy in %),
     seed (int), ms_per_image (training milliseconds per image, may be NaN),
     params_total (int), flops_per_image (int, forward FLOPs), num_classes (int),
-    setup (str: runs of one setup differ only in model and options).
+    setup (str: runs of one setup differ only in model and options);
+    optionally report_input (bool: the run had the report's input; a cell whose ok runs did
+    not is judged against no published value, and a setup with none has no published cells).
 
 Only ok runs give values; every run counts in ``n_planned``. Runs of different setups are
 never pooled or compared. A *row* is a model with its options (``fishnet55 (head=dense)``);
@@ -456,7 +458,7 @@ def verdict_cells(runs: pd.DataFrame, published: pd.DataFrame, margins: Margins 
 
 def _cell_line(setup, dataset, model, group, entries, margins, alpha) -> dict:
     options = _options(group["options"].iloc[0])
-    printed = _published_for(entries, model, dataset, options)
+    printed = _published_for(entries, model, dataset, options) if _at_report_input(group) else None
     value = float(printed) if printed is not None else math.nan
     margin, source = margin_for(model, dataset, printed, margins) if printed is not None else (math.nan, "")
     ok = _ok(group)["accuracy"].astype(float).dropna().tolist()
@@ -476,6 +478,13 @@ def _cell_line(setup, dataset, model, group, entries, margins, alpha) -> dict:
     }
 
 
+def _at_report_input(group: pd.DataFrame) -> bool:
+    """Whether the ok runs of a cell (all of them; one at least) had the report's input, where the
+    runs frame says (an optional ``report_input`` column): the report's value is of that input."""
+    ok = _ok(group)
+    return "report_input" not in group or bool(len(ok)) and bool(ok["report_input"].all())
+
+
 def _not_ok(group: pd.DataFrame) -> str:
     counts = group.loc[group["status"] != "ok", "status"].value_counts().sort_index()
     return ", ".join(f"{n} {status}" for status, n in counts.items())
@@ -485,6 +494,8 @@ def _unrun_cells(keyed: pd.DataFrame, entries, margins: Margins) -> list[dict]:
     """Published cells with no run in a setup that ran their dataset: n = 0, can't tell."""
     lines = []
     for (setup, dataset), group in keyed.groupby(["setup", "dataset"], sort=True):
+        if "report_input" in group and not group["report_input"].any():
+            continue  # a setup at another input than the report's: its published cells are not its own
         for model, entry_dataset, options, printed in entries:
             row = Row(model, tuple(sorted(options.items())))
             if entry_dataset != dataset or any(row.matches(m, _options(o)) for m, o in zip(group["model"], group["options"])):

@@ -1,5 +1,9 @@
 """``python -m bench.worker SPEC.json OUT.json``: one training run in a fresh process.
 
+Its output (the runner makes it the run's log) carries an event line per epoch as it trains,
+and ``BENCH_TENSORBOARD_DIR`` and ``BENCH_WEIGHTS_FILE`` in its environment say where
+TensorBoard logs and the final weights go, if anywhere (``bench.runfiles``).
+
 The runner starts one worker per run, with TF_NUM_INTRAOP_THREADS and
 TF_NUM_INTEROP_THREADS already in its environment so TensorFlow reads them at start-up.
 The worker writes its RunRecord to OUT.json (atomically) and exits 0 whatever the run's
@@ -40,13 +44,15 @@ def main(argv: list[str]) -> int:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     spec_path, out_path = map(Path, argv)
     exit_with_parent(int(os.environ.get(PARENT_ENV) or 0) or None, note=out_path.with_name(PARENT_DIED))
-    from bench import imports, phases, train  # after the watchdog: importing TensorFlow takes seconds
+    from bench import imports, phases, runfiles, train  # after the watchdog: importing TensorFlow takes seconds
     from bench.spec import RunSpec
     from bench.store import write_json_atomic
 
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
     imports.load_model_code(spec.model_code)  # a user's model (--import): its file, as planned
-    record = train.run(spec, startup_s=phases.startup_seconds())
+    outputs = (os.environ.get(name) for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV))
+    tensorboard, weights = (Path(path) if path else None for path in outputs)
+    record = train.run(spec, startup_s=phases.startup_seconds(), tensorboard=tensorboard, weights=weights)
     write_json_atomic(out_path, record.to_dict())
     print(f"worker: {record.status} test_accuracy={record.test_accuracy}", flush=True)
     return 0

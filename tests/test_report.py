@@ -39,12 +39,12 @@ def t_interval(values):
 
 
 def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=None, status="ok",
-               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5, finished_at=None):
+               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5, finished_at=None, size=56):
     """A record as train.py writes it, with a two-epoch history ending at ``accuracy``; its spec
     carries every model option, the defaults overridden by ``options``, as a planned spec does."""
     spec = RunSpec(
         profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
-        data_hash=data.recorded_hash(dataset), preprocess=Preprocess(size=56, channels=3), repeat=repeat, seed=repeat,
+        data_hash=data.recorded_hash(dataset), preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
         epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
     )
     history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,
@@ -55,7 +55,7 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
                     flops_per_image=10 * params)
     return store.RunRecord(
         run_id=spec.run_id, spec=spec, status=status, **(measured if status == "ok" else {}),
-        input_shape=(56, 56, 3), num_classes=10, model_family=models.family(model),
+        input_shape=(size, size, 3), num_classes=10, model_family=models.family(model),
         error=None if status == "ok" else "RuntimeError: loss is NaN at epoch 2\ntraceback...",
         environment={"host": "testhost", "cpu_model": "test cpu", "cpu_count": 2, "jobs_at_once": 1,
                      "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11",
@@ -193,19 +193,20 @@ def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
 def test_smoke_report_has_every_part(smoke_report):
     out, text = smoke_report
     markdown = (out / "report.md").read_text()
-    for heading in ("## Method", "## Table 4", "### Fashion-MNIST", "### CIFAR-10", "### synthetic",
+    for heading in ("## Method", "## Table 4", "### synthetic",
                     "## The report's claims", "### Comparisons", "## Findings", "## Figures"):
         assert f"\n{heading}\n" in markdown
+    assert "### Fashion-MNIST" not in markdown and "### CIFAR-10" not in markdown  # not run: no table
     assert "runs at once 2" in markdown and "shared the machine" in markdown
-    never_run = markdown_rows(markdown, "### CIFAR-10")  # Fashion-MNIST and CIFAR-10 were not run
-    assert {row["ok / planned runs"] for row in never_run} == {"0/0"}
-    assert {row["verdict"] for row in never_run} == {"—"}  # nothing to judge in a dataset never run
     assert len(pd.read_csv(out / "runs.csv")) == len(list((SMOKE / "runs").glob("*.json")))
-    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "report.md"} <= {p.name for p in out.iterdir()}
+    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "history.csv", "report.md"} <= {
+        p.name for p in out.iterdir()}
     figures_made = sorted(p.name for p in (out / report.FIGURE_DIR).glob("*.png"))
     assert figures_made == ["accuracy_ci.png", "cost_synthetic.png", "curves_synthetic.png"]
     assert all((out / report.FIGURE_DIR / name).stat().st_size > 10_000 for name in figures_made)
     assert all(f"({report.FIGURE_DIR}/{name})" in markdown for name in figures_made)
+    for name in figures_made:  # each also as a PDF, for print
+        assert (out / report.FIGURE_DIR / name).with_suffix(".pdf").read_bytes().startswith(b"%PDF")
     assert "FishNet77" in text and "wrote report.md" in text
 
 
@@ -213,14 +214,14 @@ def test_report_is_byte_for_byte_reproducible(smoke_report, tmp_path):
     out, _ = smoke_report
     report.write_report(SMOKE, tmp_path)
     assert file_digests(tmp_path) == file_digests(out)  # report.md, every CSV and every figure
-    assert len(file_digests(out)) == 5 + 3
+    assert len(file_digests(out)) == 6 + 3 * 2
 
 
 def test_parameter_delta_only_at_the_reports_input(smoke_report, handmade):
     smoke, _ = smoke_report  # synthetic 32x32x3 images: the counts are of other models than the report's
     params = pd.read_csv(smoke / "table4.csv").query("metric == 'params_total' and n > 0")
-    assert params["published"].notna().all() and params["difference"].isna().all()
-    assert "(other input)" not in (smoke / "report.md").read_text()  # synthetic is not the report's dataset
+    assert params["published"].isna().all() and params["difference"].isna().all()
+    assert "report's count (Δ)" not in (smoke / "report.md").read_text()  # no such column
     ours = pd.read_csv(handmade / "table4.csv").query("metric == 'params_total' and n > 0").set_index("model")
     assert ours.loc["mobilenet", "difference"] == PARAMS["mobilenet"] - 4_253_864  # 56x56x3, 10 classes
     row = {r["Model"]: r for r in markdown_rows((handmade / "report.md").read_text(), "### Fashion-MNIST")}
@@ -245,7 +246,7 @@ def test_cells_beside_published_values(handmade):
             assert (cell["ci_low"], cell["ci_high"]) == pytest.approx(t_interval(values))
         else:
             assert np.isnan(cell["std"]) and np.isnan(cell["ci_low"])
-    assert table.loc[("cnn", "fashion_mnist", "accuracy"), "n"] == 0  # a published row never run
+    assert "cnn" not in set(table.index.get_level_values("model"))  # a published row never run: no line
 
 
 def test_a_verdict_per_accuracy_cell_against_the_published_point(handmade):
@@ -285,10 +286,9 @@ def test_table_text_and_missing_cells(handmade):
     fish = 100 * np.array(ACCURACIES["fishnet55"])
     assert rows["FishNet55"]["Accuracy (%)"] == f"{fish.mean():.2f} ± {fish.std(ddof=1):.2f}"
     assert rows["FishNet55"]["report (Δ)"] == f"88.6 ({fish.mean() - 88.6:+.2f})"
-    assert (rows["FishNet77"]["Accuracy (%)"], rows["FishNet77"]["95 % CI"]) == ("90.00 ± NaN", "NaN")  # one run
-    cnn = rows["CNN"]  # a published row never run
-    assert (cnn["Accuracy (%)"], cnn["ok / planned runs"], cnn["report (Δ)"]) == ("—", "0/0", "86.0")
-    assert "†" not in markdown
+    assert (rows["FishNet77"]["Accuracy (%)"], rows["FishNet77"]["95 % CI"]) == ("90.00 (n=1)", "—")  # one run
+    assert "CNN" not in rows  # a published row never run
+    assert "†" not in markdown and "NaN" not in section(markdown, "## Table 4")
 
 
 def test_time_columns_carry_no_delta(handmade):
@@ -308,17 +308,103 @@ def test_time_columns_carry_no_delta(handmade):
 def test_cost_figure_puts_no_published_time_on_our_axis(handmade):
     frame = aggregate.report_frame(store.load_records(handmade)[0])
     cells = aggregate.table4_cells(frame, PUBLISHED)
-    colors = figures.row_colors(list(dict.fromkeys(cells["row"])))
+    colors = figures.row_colors(dict(zip(cells["row"], cells["model"])))
     parameters, time = figures.cost_figure(cells, "fashion_mnist", colors).axes
     def marks(ax):  # the report's points: x markers (the legend's entry has no data)
         return [line for line in ax.get_lines() if line.get_marker() == "x" and len(line.get_xdata())]
 
-    assert len(marks(parameters)) == 5  # the report's five models, run here or not (CNN)
+    assert len(marks(parameters)) == 4  # the report's value of each model run here (not CNN)
     assert marks(time) == [] and "ms per image" in time.get_xlabel()
 
 
 def test_report_epoch_sizes_cover_the_published_datasets():
     assert list(report.REPORT_EPOCH_IMAGES) == PUBLISHED.datasets
+
+
+def test_runs_csv_has_a_column_per_setting_and_no_json(smoke_report, handmade):
+    out, _ = smoke_report
+    runs = pd.read_csv(out / "runs.csv")
+    records = {r.run_id: r for r in store.load_records(SMOKE)[0]}
+    assert set(runs["run_id"]) == set(records)
+    assert {"preprocess.native_size", "optimizer.learning_rate", "augment.flip", "environment.host",
+            "test_accuracy", "params_total"} <= set(runs.columns)
+    texts = runs.select_dtypes(["object", "string"]).stack().astype(str)
+    assert not texts.str.contains(r"^[\[{]").any()  # no JSON object or list in a cell
+    line = runs.set_index("run_id").loc[next(iter(records))]
+    record = records[line.name]
+    assert line["augment.contrast"] == " ".join(map(str, record.spec.augment.contrast))  # a range: "0.5 1.5"
+    assert line["optimizer.learning_rate"] == record.spec.optimizer.learning_rate
+    assert line["test_accuracy"] == pytest.approx(record.test_accuracy)
+    options = pd.read_csv(handmade / "runs.csv").groupby("model")["model_options.head"].first()
+    assert options["fishnet55"] == "dense" and pd.isna(options["mlp"])  # a model's own options only
+
+
+def test_history_csv_is_long_run_epoch_metric_value(smoke_report):
+    out, _ = smoke_report
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == ["run_id", "row", "dataset", "seed", "epoch", "metric", "value"]
+    records = store.load_records(SMOKE)[0]
+    assert len(history) == sum(len(r.history) for r in records) * 6  # six metrics per epoch
+    record = records[0]
+    for epoch in record.history:
+        lines = history[(history["run_id"] == record.run_id) & (history["epoch"] == epoch["epoch"])]
+        assert dict(zip(lines["metric"], lines["value"])) == pytest.approx(
+            {k: v for k, v in epoch.items() if k != "epoch"})
+
+
+# ---------------------------------------------------------------- the first report a user sees
+
+
+QUICK_PARAMS = {"mlp": 1_707_274, "cnn": 1_204_494, "mobilenet": 3_239_114, "fishnet55": 65_952,
+                "fishnet77": 1_066_186}  # at 32x32x3, the quick profile's input
+
+
+def quick_like(folder, dataset="fashion_mnist_sample", repeats=3):
+    """What ``./run_bench.sh`` records: the five Table 4 models on the embedded sample at 32x32x3."""
+    records = [run_record(model, 0.7 + 0.01 * repeat, repeat, dataset=dataset, size=32, params=params,
+                          sec_per_epoch=seconds(repeat), profile="quick")
+               for model, params in QUICK_PARAMS.items() for repeat in range(repeats)]
+    return write_results(folder, records)
+
+
+def test_the_default_runs_terminal_table_fits_120_columns_with_only_what_was_run(tmp_path):
+    text = report.write_report(quick_like(tmp_path), tmp_path)
+    table = text.split("\nclaim ", 1)[0]
+    assert table.splitlines()[0] == "Fashion-MNIST (sample)"  # a title, and the only dataset run
+    assert max(map(len, table.splitlines())) <= 120, table
+    assert "n=0" not in text and "0/0" not in text and "NaN" not in text
+    assert "Fashion-MNIST\n" not in text and "CIFAR-10" not in table
+    assert [line.split()[0] for line in table.splitlines()[3:8]] == ["MLP", "CNN", "MobileNet", "FishNet55",
+                                                                     "FishNet77"]
+
+
+def test_the_reports_values_stand_only_beside_runs_at_its_input(tmp_path):
+    """Fashion-MNIST at 32x32: the report's dataset, but not its models' input; nothing published beside it."""
+    quick_like(tmp_path, dataset="fashion_mnist")
+    text = report.write_report(tmp_path, tmp_path)
+    table = pd.read_csv(tmp_path / "table4.csv")
+    assert table["published"].isna().all() and table["difference"].isna().all()
+    assert "report" not in text.split("\nclaim ", 1)[0]  # no report's columns, no Δ of another input's counts
+    cells = pd.read_csv(tmp_path / "verdicts.csv", keep_default_na=False, na_values=[""])
+    assert cells["published"].isna().all() and (cells["verdict"] == verdicts.CANT_TELL).all()
+
+
+def test_a_one_run_cell_reads_n_1_without_nan(tmp_path):
+    text = report.write_report(quick_like(tmp_path, repeats=1), tmp_path)
+    rows = {r["Model"]: r for r in markdown_rows((tmp_path / "report.md").read_text(), "### Fashion-MNIST (sample)")}
+    assert rows["FishNet55"]["Accuracy (%)"] == "70.00 (n=1)" and rows["FishNet55"]["95 % CI"] == "—"
+    assert rows["FishNet55"]["ms / image"] == f"{1000 / TRAIN_IMAGES:.2f} (n=1)"
+    assert "NaN" not in text and len(rows) == 5
+
+
+def test_a_model_keeps_its_colour_whatever_else_the_report_holds():
+    alone = figures.row_colors({"FishNet55": "fishnet55"})
+    table4 = figures.row_colors({"MLP": "mlp", "CNN": "cnn", "FishNet55 (head=conv)": "fishnet55",
+                                 "FishNet55 (head=dense)": "fishnet55", "my_net": "my_net"})
+    assert alone["FishNet55"] == table4["FishNet55 (head=conv)"] == figures.model_color("fishnet55")
+    assert table4["FishNet55 (head=dense)"] != table4["FishNet55 (head=conv)"]  # a shade of the same model
+    assert len(set(table4.values())) == 5
+    assert figures.row_colors({"x": "my_net"})["x"] == table4["my_net"]  # a model outside the registry, by name
 
 
 # ---------------------------------------------------------------- the report's claims

@@ -28,10 +28,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 
-from bench import cli, config, data, lock, runner, store
+from bench import cli, config, data, lock, runfiles, runner, store
 from bench.phases import SPAWNED_ENV
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
@@ -106,7 +107,8 @@ def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
 
 
 def progress_lines(stdout: str) -> list[str]:
-    return [line for line in stdout.splitlines() if line.startswith("[")]
+    """The lines of finished runs ('[2/3] ...'), not those of epochs ('[epoch 1/3] ...')."""
+    return [line for line in stdout.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
 
 
 def assert_only_whole_records(results: Path, cut_short: bool = False) -> None:
@@ -216,7 +218,7 @@ def finished(private_cache, tmp_path_factory):
 SPEC_FIELDS = ("profile", "model", "model_options", "dataset", "preprocess", "recipe", "repeat", "seed", "epochs",
                "batch_size", "optimizer")
 EPOCH_FIELDS = ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds", "eval_seconds")
-ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cpu_flags", "gpu",
+ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cpu_flags", "gpu", "device",
                       "threads_per_job", "jobs_at_once", "host", "git_commit")
 
 
@@ -248,7 +250,8 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert all(key in environment for key in ENVIRONMENT_FIELDS)
         # the runs seen at once on the machine: these two, and any other runner's
         assert environment["threads_per_job"] == 1 and environment["jobs_at_once"] >= 2
-        assert environment["gpu"] is None and environment["tensorflow"] and environment["host"]
+        assert environment["gpu"] is None and environment["device"] == "CPU"
+        assert environment["tensorflow"] and environment["host"]
         started, ended = (datetime.fromisoformat(t) for t in (record.started_at, record.finished_at))
         assert started <= ended
         phases = record.phases  # every phase timed; none is asserted on the clock but their sum
@@ -259,24 +262,33 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert phases.spawned_at is not None
 
 
-def test_every_recorded_run_keeps_its_worker_log(finished):
+def test_every_recorded_run_keeps_its_worker_log_and_history_under_its_name(finished):
     results = finished["results"]
-    for run_id in records(results):
-        log = store.log_path(results, run_id).read_text()
+    for record in records(results).values():
+        name = f"mlp-synthetic-seed{record.spec.seed}"
+        assert record.files == {"log": f"logs/{name}.log", "history": f"history/{name}.csv"}
+        log = (results / record.files["log"]).read_text()
         assert "Epoch 3/3" in log and "worker: ok" in log
+        epochs = [e for e in runfiles.read_events(log) if e["event"] == "epoch"]
+        assert [{k: e[k] for k in record.history[0]} for e in epochs] == record.history  # the record's epochs
+        history = pd.read_csv(results / record.files["history"])
+        assert [pytest.approx(epoch) for epoch in history.to_dict("records")] == record.history
 
 
-def test_progress_says_model_dataset_repeat_status_accuracy_speed_count_and_eta(finished):
-    stdout = finished["done"].stdout
+def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(finished):
+    stdout = finished["done"].stdout  # a pipe, not a terminal: plain lines
     lines = progress_lines(stdout)
     assert len(lines) == 2, stdout
-    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +repeat (?P<repeat>[01]): ok +acc (?P<acc>[01]\.\d{4}) +"
-               r"(?P<speed>\d+\.\d\d) s/epoch +ETA \d+:\d\d:\d\d$")
+    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +seed (?P<seed>[01]): ok +acc (?P<acc>\d+\.\d\d) % +"
+               r"(?P<speed>\d+\.\d\d) s/epoch +ETA \d+:\d\d:\d\d")
     matches = [re.match(pattern, line) for line in lines]
     assert all(matches), lines
-    assert [m["count"] for m in matches] == ["1", "2"] and {m["repeat"] for m in matches} == {"0", "1"}
+    assert [m["count"] for m in matches] == ["1", "2"] and {m["seed"] for m in matches} == {"0", "1"}
     assert lines[-1].endswith("ETA 0:00:00")
     assert "plan: 2 runs, 0 already recorded, 2 to run (2 jobs x 1 threads, loky)" in stdout
+    epochs = [line for line in stdout.splitlines() if line.startswith("[epoch ")]
+    assert sorted(line.split(":")[0] for line in epochs) == sorted(
+        f"[epoch {e}/3] mlp synthetic seed {s}" for e in (1, 2, 3) for s in (0, 1))  # one line per epoch
     efficiency = stdout.splitlines()[-2]  # the runner's last line, before the command's "done"
     assert re.fullmatch(r"efficiency: \d+ % = 0:\d\d:\d\d of runs / \(2 jobs x 0:\d\d:\d\d from the first run's "
                         r"start to the last one's end\)", efficiency), efficiency
@@ -374,6 +386,40 @@ def test_runs_without_speedups_go_to_their_own_folder_and_say_how_they_were_made
     assert record.status == "ok" and record.spec.speedups is False
     assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
     assert not (tmp_path / "results" / "tiny").exists()
+
+
+def test_the_log_grows_while_the_run_trains(tmp_path):
+    """``tail -f results/<profile>/logs/<name>.log`` shows a run's epochs as they end."""
+    epochs = 100
+    profile = write_profile(tmp_path / "tiny.toml", {"repeats": 1, "epochs": epochs})
+    results = tmp_path / "results"
+    log = results / "logs" / "mlp-synthetic-seed0.log"
+    seen = []
+    with started(bench_run(profile, results, "--jobs", "1"), tmp_path) as (process, tree):
+        deadline = time.monotonic() + PATIENCE
+        while process.poll() is None and time.monotonic() < deadline and not 0 < len(seen) < epochs:
+            seen = [e for e in runfiles.read_events(log.read_text()) if e["event"] == "epoch"] if log.exists() else []
+            time.sleep(0.02)
+        recorded_meanwhile = list(store.runs_dir(results).glob("*.json")) if store.runs_dir(results).is_dir() else []
+        out, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0, err
+    assert 0 < len(seen) < epochs and not recorded_meanwhile, "the log had no epoch while the run trained"
+    assert len([e for e in runfiles.read_events(log.read_text()) if e["event"] == "epoch"]) == epochs
+
+
+def test_tensorboard_logs_and_final_weights_by_flag_leave_the_run_id_alone(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard", reason="the test extra installs it")
+    write_profile(tmp_path / "tiny.toml", {"repeats": 1})
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--profile", "tiny.toml", "--tensorboard", "--save-weights"]) == 0
+    results = tmp_path / "results" / "tiny"
+    [record] = store.load_records(results)[0]
+    assert record.status == "ok" and record.spec.tensorboard and record.spec.save_weights
+    assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
+    assert record.files["weights"] == "weights/mlp-synthetic-seed0.weights.h5"
+    assert (results / record.files["weights"]).read_bytes().startswith(b"\x89HDF")
+    assert record.files["tensorboard"] == "tensorboard/mlp-synthetic-seed0"
+    assert list((results / record.files["tensorboard"]).rglob("events.out.tfevents.*"))
 
 
 # ---------------------------------------------------------------- bad input
@@ -670,7 +716,8 @@ def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
     assert "plan: 2 runs, 1 already recorded, 1 to run" in retried.stdout
     found = records(results)
     assert found[victim].status == "ok"
-    unchanged = {k: v for k, v in before.items() if victim not in k}
+    rerun = {f"runs/{victim}.json", *found[victim].files.values()}  # the record and the files it names
+    unchanged = {k: v for k, v in before.items() if k not in rerun}
     assert {k: v for k, v in snapshot(results).items() if k in unchanged} == unchanged
 
 
@@ -745,7 +792,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
     (record,), lines = run_in_process(tmp_path, {"timeout_s": 0.5})
     assert record.status == "timeout" and "timeout_s=0.5" in record.error
     assert record.test_accuracy is None and record.history == []
-    assert store.log_path(tmp_path / "results", record.run_id).exists()
+    assert (tmp_path / "results" / record.files["log"]).exists()
     assert "timeout" in lines[-2] and "acc -" in lines[-2]
     timed = {key for key, value in dataclasses.asdict(record.phases).items() if value is not None}
     assert timed == {"spawned_at", "total"}  # only the runner's times: the worker wrote no record
@@ -816,24 +863,6 @@ def test_unset_jobs_fill_the_cores_and_explicit_zero_is_refused():
     for jobs, threads in ((0, None), (None, 0), (-1, 1)):
         with pytest.raises(ValueError, match="must be an integer >= 1"):
             runner.default_dispatch(jobs, threads)
-
-
-def test_progress_counts_runs_and_estimates_the_time_left():
-    lines = []
-    progress = runner.Progress(total=3, out=lines.append)
-    spec = config.load_profile("smoke").specs()[0]
-    ok = RunRecord(run_id=spec.run_id, spec=spec, status="ok", test_accuracy=0.875, sec_per_epoch=1.5)
-    failed = RunRecord(run_id=spec.run_id, spec=spec, status="failed", error="worker killed")
-    progress.started = time.monotonic() - 30  # one run in 30 s: two left, a minute
-    progress.finished(ok)
-    progress.started = time.monotonic() - 60  # two runs in 60 s: one left, half a minute
-    progress.finished(failed)
-    progress.interrupted(spec)
-    assert re.fullmatch(r"\[1/3\] mlp +synthetic +repeat 0: ok +acc 0\.8750 +1\.50 s/epoch +ETA 0:01:00", lines[0])
-    assert re.fullmatch(r"\[2/3\] mlp +synthetic +repeat 0: failed +acc - +- +ETA 0:00:30", lines[1])
-    assert re.fullmatch(r"\[3/3\] mlp +synthetic +repeat 0: interrupted, not recorded: it runs again next time +"
-                        r"ETA 0:00:00", lines[2])
-    assert runner.hours_minutes_seconds(26 * 3600 + 61) == "26:01:01"
 
 
 def test_sigint_stops_the_runner_even_when_started_with_sigint_ignored(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ def tiny_spec(**changes) -> RunSpec:
 
 def test_the_run_id_follows_what_is_computed_not_how_fast():
     spec = tiny_spec()
-    assert tiny_spec(threads=4, timeout_s=5.0, speedups=False).run_id == spec.run_id
+    assert tiny_spec(threads=4, timeout_s=5.0, speedups=False, tensorboard=True, save_weights=True).run_id == spec.run_id
     assert tiny_spec(seed=spec.seed + 1).run_id != spec.run_id
     assert tiny_spec(epochs=spec.epochs + 1).run_id != spec.run_id
     assert tiny_spec(repeat=1, seed=1).config_key == tiny_spec(repeat=0, seed=0).config_key

@@ -1,0 +1,264 @@
+"""What ``bench run`` shows while it works: the runs in flight and the campaign.
+
+On a terminal, a live table (rich) of the runs in flight (model, dataset, seed, epoch k/E,
+the latest epoch's training loss and accuracy and test accuracy in %, elapsed time) under a
+line for the campaign (runs done of those to run, the ones not ok, elapsed time, ETA), with
+a line per finished run scrolling above it. Anywhere else (a pipe, a file, CI, ``| tee``):
+plain lines, one as each epoch of a run ends and one per finished run.
+
+A run's epochs come from its log (``bench.runfiles``): the runner writes a start event into
+it before the worker starts, and the worker's training appends an event as each epoch
+begins and ends. A thread reads the logs of the runs not yet finished every POLL_SECONDS.
+A run whose log is not written into this results folder (a Dask worker on another machine
+without a shared filesystem) shows only when it finishes.
+
+The ETA weighs each remaining run by its measured cost (``bench.plan``'s estimate from the
+records of the results folder, updated as runs finish): a run in flight counts its remaining
+epochs at its own last epoch's seconds (after epoch 1, which includes tracing, at the
+records' steady seconds where there are some), or before its first epoch ends its estimate
+less its elapsed time; a run not started, its estimate. They are packed onto the jobs in order
+(``plan.makespan``). Runs with nothing to estimate from are left out, and the ETA says how many.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from bench import plan, runfiles
+from bench.runner import echo, hours_minutes_seconds
+from bench.spec import RunSpec
+from bench.store import RunRecord
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class InFlight:
+    """A run whose log says it started: its start time, the epoch begun, the last epoch ended,
+    and how many of its log's events have been read."""
+
+    spec: RunSpec
+    files: runfiles.RunFiles
+    started: float
+    epoch: int = 0
+    epochs: int = 0
+    last: dict | None = None
+    read: int = 1
+
+
+def percent(fraction) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.2f} %"
+
+
+def epoch_line(run: InFlight, event: dict) -> str:
+    """'[epoch 2/3] fishnet55 fashion_mnist_sample seed 1: loss 0.6123, acc 78.10 %, test acc 75.30 % (0:01:12)':
+    an epoch's end, with the run's time until then."""
+    return (f"[epoch {event['epoch']}/{event['epochs']}] {run.files.label} {run.spec.dataset} seed {run.spec.seed}: "
+            f"loss {event['loss']:.4f}, acc {percent(event['accuracy'])}, test acc {percent(event['val_accuracy'])} "
+            f"({hours_minutes_seconds(event['time'] - run.started)})")
+
+
+@dataclass
+class Campaign:
+    """The state of one ``bench run`` invocation: runs to run, in flight, done; and the ETA.
+
+    Thread-safe: the runner's thread reports finished runs while the watcher's reads the logs.
+
+    Attributes:
+        pending: the runs to run, in the runner's order.
+        files: run_id -> its files (``runfiles.plan``).
+        jobs: runs at once.
+        records: the records the estimate comes from; each finished run's is added.
+        started: when the campaign started (seconds since the epoch).
+    """
+
+    pending: list[RunSpec]
+    files: dict[str, runfiles.RunFiles]
+    jobs: int
+    records: list[RunRecord]
+    started: float = field(default_factory=time.time)
+    flight: dict[str, InFlight] = field(default_factory=dict)
+    done: set = field(default_factory=set)
+    not_ok: Counter = field(default_factory=Counter)
+
+    def __post_init__(self):
+        self.lock = threading.Lock()
+        self.timings = plan.timings(self.records)
+
+    # ---------------------------------------------------------------- what happens
+
+    def poll(self) -> list[tuple[InFlight, dict]]:
+        """Read the logs of the runs not finished; return the epoch ends not read before, with their run."""
+        with self.lock:
+            todo = [spec for spec in self.pending if spec.run_id not in self.done]
+        return [update for spec in todo for update in self._read(spec)]
+
+    def _read(self, spec: RunSpec) -> list[tuple[InFlight, dict]]:
+        """Read one run's log: in flight once it has this invocation's start event."""
+        log = self.files[spec.run_id].path("log")
+        try:
+            if log.stat().st_mtime < self.started - 1:
+                return []  # a log of an earlier invocation
+            events = runfiles.read_events(log.read_text(errors="replace"))
+        except OSError:
+            return []
+        if not events or events[0].get("run_id") != spec.run_id:
+            return []
+        updates = []
+        with self.lock:
+            if spec.run_id in self.done:
+                return []
+            run = self.flight.setdefault(spec.run_id, InFlight(spec, self.files[spec.run_id], events[0]["time"]))
+            for event in events[run.read:]:
+                run.epoch, run.epochs = event["epoch"], event["epochs"]
+                if event["event"] == "epoch":
+                    run.last = event
+                    updates.append((run, event))
+            run.read = len(events)
+        return updates
+
+    def finish(self, spec: RunSpec, record: RunRecord | None) -> list[tuple[InFlight, dict]]:
+        """A run ended: with its record, or None when it was interrupted. Returns the epoch ends
+        its log holds that were not read before."""
+        updates = self._read(spec)
+        with self.lock:
+            self.done.add(spec.run_id)
+            self.flight.pop(spec.run_id, None)
+            if record is not None and record.status != "ok":
+                self.not_ok[record.status] += 1
+            if record is not None and record.status == "ok":
+                self.records.append(record)
+                self.timings = plan.timings(self.records)
+        return updates
+
+    # ---------------------------------------------------------------- what it looks like
+
+    def eta(self, now: float) -> tuple[float | None, int]:
+        """(seconds of wall time left, None if no remaining run can be estimated; how many cannot)."""
+        with self.lock:
+            flying = list(self.flight.values())
+            waiting = [s for s in self.pending if s.run_id not in self.done and s.run_id not in self.flight]
+            timings = self.timings
+        seconds, untimed = [], 0
+        for run in flying:
+            timing = timings.get(plan.timing_key(run.spec))
+            if run.last:  # epoch 1 includes tracing: a steady epoch of the records says more, if any
+                train = run.last["train_seconds"] if run.last["epoch"] > 1 or not timing else timing.sec_per_epoch
+                seconds.append((run.spec.epochs - run.last["epoch"]) * (train + run.last["eval_seconds"]))
+            elif timing:
+                seconds.append(max(0.0, timing.run_seconds(run.spec.epochs) - (now - run.started)))
+            else:
+                untimed += 1
+        for spec in waiting:
+            timing = timings.get(plan.timing_key(spec))
+            if timing:
+                seconds.append(timing.run_seconds(spec.epochs))
+            else:
+                untimed += 1
+        if not seconds and untimed:
+            return None, untimed
+        return plan.makespan(seconds, self.jobs), untimed
+
+    def eta_text(self, now: float) -> str:
+        """'ETA 0:04:12'; 'ETA 0:04:12+ (3 runs not timed yet)'; 'ETA ?' with nothing to go on."""
+        seconds, untimed = self.eta(now)
+        if seconds is None:
+            return "ETA ?"
+        more = f"+ ({untimed} run{'s' * (untimed > 1)} not timed yet)" if untimed else ""
+        return f"ETA {hours_minutes_seconds(seconds)}{more}"
+
+    def summary(self, now: float) -> str:
+        """'4/15 runs done (1 failed), 2 running, elapsed 0:02:10, ETA 0:05:12'."""
+        with self.lock:
+            done, running, not_ok = len(self.done), len(self.flight), dict(self.not_ok)
+        bad = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
+        return (f"{done}/{len(self.pending)} runs done" + (f" ({bad})" if bad else "") + f", {running} running, "
+                f"elapsed {hours_minutes_seconds(now - self.started)}, {self.eta_text(now)}")
+
+    def finished_line(self, spec: RunSpec, record: RunRecord | None, now: float) -> str:
+        """'[3/15] fishnet55 fashion_mnist_sample seed 1: ok  acc 79.10 %  7.80 s/epoch  ETA 0:04:12'."""
+        with self.lock:
+            done = len(self.done)
+        if record is None:
+            outcome = "interrupted, not recorded: it runs again next time"
+        else:
+            speed = "-" if record.sec_per_epoch is None else f"{record.sec_per_epoch:.2f} s/epoch"
+            outcome = f"{record.status:<8} acc {percent(record.test_accuracy)}  {speed}"
+        label = self.files[spec.run_id].label
+        return f"[{done}/{len(self.pending)}] {label:<10} {spec.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
+
+    def table(self, now: float):
+        """The rich renderable: the campaign's line over a table of the runs in flight."""
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for name, justify in (("model", "left"), ("dataset", "left"), ("seed", "right"), ("epoch", "right"),
+                              ("loss", "right"), ("acc", "right"), ("test acc", "right"), ("elapsed", "right")):
+            table.add_column(name, justify=justify)
+        with self.lock:
+            flying = sorted(self.flight.values(), key=lambda run: run.started)
+        for run in flying:
+            last = run.last or {}
+            epoch = f"{run.epoch}/{run.epochs}" if run.epoch else "starting"
+            table.add_row(run.files.label, run.spec.dataset, str(run.spec.seed), epoch,
+                          f"{last['loss']:.4f}" if last else "-", percent(last.get("accuracy")),
+                          percent(last.get("val_accuracy")), hours_minutes_seconds(now - run.started))
+        return Group(self.summary(now), table)
+
+
+# ---------------------------------------------------------------- showing it
+
+
+def on_terminal(out) -> bool:
+    """Whether the output is the runner's own stdout and a terminal (not a pipe, a file, or TERM=dumb)."""
+    from rich.console import Console
+
+    console = Console()
+    return out is echo and sys.stdout.isatty() and console.is_terminal and not console.is_dumb_terminal
+
+
+@contextmanager
+def shown(campaign: Campaign, out=echo):
+    """Show the campaign while the block runs: a live table on a terminal, else plain lines
+    through ``out``. Yields a function to call with (spec, record or None) as each run ends."""
+    stop, lock, live = threading.Event(), threading.Lock(), None
+    if on_terminal(out):
+        from rich.live import Live
+
+        live = Live(get_renderable=lambda: campaign.table(time.time()), refresh_per_second=2, transient=True)
+
+    def write(line: str) -> None:
+        with lock:
+            if live:
+                live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            else:
+                out(line)
+
+    def epochs(updates: list[tuple[InFlight, dict]]) -> None:
+        for run, event in updates if live is None else ():  # the live table shows the latest
+            write(epoch_line(run, event))
+
+    def watch():
+        while not stop.wait(POLL_SECONDS):
+            epochs(campaign.poll())
+
+    def finished(spec: RunSpec, record: RunRecord | None) -> None:
+        epochs(campaign.finish(spec, record))
+        write(campaign.finished_line(spec, record, time.time()))
+
+    watcher = threading.Thread(target=watch, daemon=True, name="progress")
+    if live:
+        live.start()
+    watcher.start()
+    try:
+        yield finished
+    finally:
+        stop.set()
+        watcher.join()
+        if live:
+            live.stop()

@@ -1,0 +1,170 @@
+"""A run's files beside its record, named after the run, and the events its log carries.
+
+In a results folder, beside ``runs/<run_id>.json`` (``bench.store``):
+
+    logs/<name>.log               the worker's output, written as it trains (``tail -f`` works)
+    history/<name>.csv            the epochs of the record's history, one line each
+    tensorboard/<name>/           TensorBoard logs, with ``tensorboard = true`` (``--tensorboard``)
+    weights/<name>.weights.h5     the final weights, with ``save_weights = true`` (``--save-weights``)
+
+``<name>`` is ``<model>[-<option>=<value>...]-<dataset>-seed<k>``, the options being those in
+which the model's runs differ, among the runs to run and those recorded in the folder
+(``fishnet55-head=conv-cifar10-seed0``). A name whose log belongs to another run (the same
+seed run again with other settings, or after a version bump) gets that run's id appended.
+The record names its files, relative to the results folder (``RunRecord.files``).
+
+The log is written where the run runs, straight into the results folder when that folder is
+there (the runner's machine, or a filesystem every machine shares); a Dask worker elsewhere
+writes it into its temporary folder, and it reaches the results folder with the record. The
+worker writes TensorBoard logs and weights at the results folder's path on its own machine.
+
+Events: a log line that starts with EVENT_PREFIX is one JSON object. The runner writes
+``start`` (run_id) before the worker starts; the worker's training writes ``epoch_begin``
+(epoch, epochs) and ``epoch`` (epochs and the epoch's history entry) as they happen
+(``bench.train.EpochEvents``). Every event has its ``time`` (seconds since the epoch, the
+writer's clock). ``bench.progress`` reads them to show the runs in flight.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench import store
+from bench.spec import RunSpec
+
+EVENT_PREFIX = "fishbench-event "
+# kind -> (folder, suffix) in the results folder
+KINDS = {"log": ("logs", ".log"), "history": ("history", ".csv"), "tensorboard": ("tensorboard", ""),
+         "weights": ("weights", ".weights.h5")}
+# The worker's environment: where TensorBoard logs and the weights go (unset: not wanted).
+TENSORBOARD_ENV, WEIGHTS_ENV = "BENCH_TENSORBOARD_DIR", "BENCH_WEIGHTS_FILE"
+
+
+# ---------------------------------------------------------------- events
+
+
+def event_line(event: str, **fields) -> str:
+    """One event as a log line, newline included."""
+    return EVENT_PREFIX + json.dumps({"event": event, "time": time.time(), **fields}, sort_keys=True) + "\n"
+
+
+def read_events(text: str) -> list[dict]:
+    """The events of a log's text, in order; a line still being written is left for later."""
+    events = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(EVENT_PREFIX) and line.endswith("\n"):
+            try:
+                events.append(json.loads(line[len(EVENT_PREFIX):]))
+            except json.JSONDecodeError:
+                pass
+    return events
+
+
+def run_id_of(log: Path) -> str | None:
+    """The run id of a log's start event (its first line), None if it has none."""
+    try:
+        with open(log, errors="replace") as file:
+            first = read_events(file.readline())
+    except OSError:
+        return None
+    return first[0].get("run_id") if first and first[0].get("event") == "start" else None
+
+
+# ---------------------------------------------------------------- names
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Where one run's files go in a results folder.
+
+    Attributes:
+        results: the results folder, absolute.
+        name: the files' name (see the module docstring).
+        label: the model and its distinguishing options as the progress shows them
+            ('fishnet55 head=conv').
+    """
+
+    results: Path
+    name: str
+    label: str
+
+    def path(self, kind: str) -> Path:
+        folder, suffix = KINDS[kind]
+        return self.results / folder / f"{self.name}{suffix}"
+
+    def relative(self, kinds) -> dict[str, str]:
+        """kind -> path relative to the results folder, as a record names its files."""
+        return {kind: self.path(kind).relative_to(self.results).as_posix() for kind in kinds}
+
+    def log_or(self, elsewhere: Path) -> Path:
+        """The log's path in the results folder when that folder is here, else ``elsewhere``."""
+        log = self.path("log")
+        return log if log.parent.is_dir() else elsewhere
+
+    def worker_env(self, spec: RunSpec) -> dict[str, str]:
+        """The worker's TENSORBOARD_ENV and WEIGHTS_ENV, for what the spec asks."""
+        wanted = {TENSORBOARD_ENV: spec.tensorboard and "tensorboard", WEIGHTS_ENV: spec.save_weights and "weights"}
+        return {variable: str(self.path(kind)) for variable, kind in wanted.items() if kind}
+
+
+def _text(value) -> str:
+    """An option's value in a file name: strings bare, the rest as JSON; no path separators or spaces."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return re.sub(r"[\s/\\]+", "_", text)
+
+
+def distinguishing_options(specs: list[RunSpec]) -> dict[str, list[str]]:
+    """model -> the option keys whose values differ between its specs (a key one lacks differs)."""
+    options: dict[str, list[dict]] = {}
+    for spec in specs:
+        options.setdefault(spec.model, []).append(spec.model_options)
+    return {model: sorted(key for key in set().union(*values)
+                          if len({json.dumps(v.get(key), sort_keys=True) for v in values}) > 1)
+            for model, values in options.items()}
+
+
+def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
+    """run_id -> RunFiles of each spec, its options in the name where the model's runs, these and
+    the ones recorded in ``results``, differ in them; a name whose log is another run's gets the
+    run id appended. Makes the logs folder, so that runs on this machine write into it. The
+    paths are absolute: a joblib worker's current folder may be another."""
+    results = Path(results).resolve()
+    (results / KINDS["log"][0]).mkdir(parents=True, exist_ok=True)
+    recorded = [record.spec for record in store.load_records(results)[0]]
+    keys = distinguishing_options([*specs, *recorded])
+    planned = {}
+    for spec in specs:
+        options = [f"{key}={_text(spec.model_options.get(key))}" for key in keys[spec.model]]
+        label = " ".join([spec.model, *options])
+        name = "-".join([spec.model, *options, spec.dataset, f"seed{spec.seed}"])
+        files = RunFiles(results, name, label)
+        if run_id_of(files.path("log")) not in (None, spec.run_id):
+            files = RunFiles(results, f"{name}-{spec.run_id}", label)
+        planned[spec.run_id] = files
+    return planned
+
+
+# ---------------------------------------------------------------- after a run
+
+
+def keep(files: RunFiles, record: store.RunRecord, log_text: str) -> store.RunRecord:
+    """Put a finished run's log (unless it is already there, written as it ran) and its
+    history CSV into the results folder; return the record naming its files there."""
+    log = files.path("log")
+    if not (log.is_file() and log.read_text(errors="replace") == log_text):
+        store.write_text_atomic(log, log_text)
+    kinds = ["log"]
+    if record.history:
+        epochs = pd.DataFrame(record.history)
+        epochs = epochs[["epoch", *(column for column in epochs.columns if column != "epoch")]]
+        store.write_text_atomic(files.path("history"), epochs.to_csv(index=False))
+        kinds.append("history")
+    asked = {"tensorboard": record.spec.tensorboard, "weights": record.spec.save_weights}
+    kinds += [kind for kind, wanted in asked.items() if wanted and files.path(kind).exists()]
+    return dataclasses.replace(record, files=files.relative(kinds))

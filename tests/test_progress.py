@@ -1,0 +1,188 @@
+"""What ``bench run`` shows and leaves beside each record (issue 15 items 1 and 4): the runs'
+files and their names, the events of a log, the campaign's state, lines and ETA.
+
+Nothing trains here: logs are written by hand, as the runner and the worker write them, and
+the timings come from hand-made records (``test_plan.fake_record``); ``test_runner`` drives
+the real thing.
+"""
+import dataclasses
+import os
+import time
+
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from bench import config, plan, progress, runfiles, store
+from test_plan import fake_record
+from test_runner import write_profile
+
+
+@pytest.fixture
+def specs(tmp_path):
+    """mlp and cnn, 2 repeats of 3 epochs: mlp s0, cnn s0, mlp s1, cnn s1."""
+    return config.load_profile(str(write_profile(tmp_path / "tiny.toml", {"models": ["mlp", "cnn"]}))).specs()
+
+
+def write_log(files: runfiles.RunFiles, spec, started: float, epochs: list[dict], begun: int | None = None):
+    """A log as a run writes it: the runner's start event, Keras's lines, the worker's epoch events."""
+    lines = [runfiles.EVENT_PREFIX + f'{{"event": "start", "run_id": "{spec.run_id}", "time": {started}}}\n']
+    for epoch in epochs:
+        lines += [f"Epoch {epoch['epoch']}/{spec.epochs}\n",
+                  runfiles.event_line("epoch", epochs=spec.epochs, **epoch)]
+    if begun:
+        lines.append(runfiles.event_line("epoch_begin", epoch=begun, epochs=spec.epochs))
+    path = files.path("log")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines))
+
+
+def epoch(n: int, seconds: float = 2.0, accuracy: float = 0.5) -> dict:
+    return {"epoch": n, "loss": 1.0 / n, "accuracy": accuracy, "val_loss": 1.1 / n, "val_accuracy": accuracy - 0.1,
+            "train_seconds": seconds, "eval_seconds": 0.5}
+
+
+# ---------------------------------------------------------------- names and events
+
+
+def test_a_runs_files_are_named_by_model_dataset_and_seed_with_options_where_the_models_runs_differ(tmp_path, canonical_data):
+    specs = config.load_profile("table4-cpu").specs()
+    files = runfiles.plan(specs, tmp_path)
+    names = {files[s.run_id].name for s in specs if s.seed == 0}
+    assert {"mlp-fashion_mnist-seed0", "mlp-cifar10-seed0", "fishnet55-head=conv-cifar10-seed0",
+            "fishnet55-head=dense-cifar10-seed0", "fishnet55-head=report_conv_softmax-cifar10-seed0",
+            "fishnet77-fashion_mnist-seed0"} <= names
+    assert len({f.name for f in files.values()}) == len(specs)
+    conv = next(s for s in specs if s.model_options.get("head") == "conv" and s.seed == 0)
+    assert files[conv.run_id].path("log") == tmp_path / "logs" / "fishnet55-head=conv-cifar10-seed0.log"
+    assert files[conv.run_id].path("weights") == tmp_path / "weights" / "fishnet55-head=conv-cifar10-seed0.weights.h5"
+    assert files[conv.run_id].label == "fishnet55 head=conv"
+
+
+def test_a_name_whose_log_is_another_runs_gets_the_run_id(specs, tmp_path):
+    spec = specs[0]
+    files = runfiles.plan([spec], tmp_path)[spec.run_id]
+    write_log(files, spec, time.time(), [])
+    assert runfiles.plan([spec], tmp_path)[spec.run_id] == files  # its own log: the same name, written over
+    other = spec.__class__.from_dict({**spec.to_dict(), "epochs": 5})  # the same seed with other settings
+    assert runfiles.plan([other], tmp_path)[other.run_id].name == f"mlp-synthetic-seed0-{other.run_id}"
+
+
+def test_options_recorded_in_the_folder_count_too(tmp_path, canonical_data):
+    """A later invocation with one variant still names its runs apart from the recorded others."""
+    specs = [s for s in config.load_profile("table4-cpu").specs() if s.model == "fishnet55" and s.seed == 0]
+    conv, dense = (next(s for s in specs if s.model_options["head"] == head) for head in ("conv", "dense"))
+    store.write_record(tmp_path, store.RunRecord(run_id=conv.run_id, spec=conv, status="failed", error="killed"))
+    assert runfiles.plan([dense], tmp_path)[dense.run_id].name.startswith("fishnet55-head=dense-")
+
+
+def test_events_are_read_back_and_a_line_being_written_waits(specs):
+    text = runfiles.event_line("epoch_begin", epoch=1, epochs=3) + "Epoch 1/3\n" + runfiles.EVENT_PREFIX + '{"event": "ep'
+    (event,) = runfiles.read_events(text)
+    assert (event["event"], event["epoch"], event["epochs"]) == ("epoch_begin", 1, 3) and event["time"] > 0
+
+
+def test_keep_puts_the_log_and_history_beside_the_record_and_the_record_names_them(specs, tmp_path):
+    spec = specs[0]
+    files = runfiles.plan([spec], tmp_path)[spec.run_id]
+    record = store.RunRecord(run_id=spec.run_id, spec=spec, status="ok", history=[epoch(1), epoch(2)])
+    kept = runfiles.keep(files, record, "the worker's output\n")  # a log that could not be streamed here
+    assert files.path("log").read_text() == "the worker's output\n"
+    assert kept.files == {"log": "logs/mlp-synthetic-seed0.log", "history": "history/mlp-synthetic-seed0.csv"}
+    history = pd.read_csv(tmp_path / kept.files["history"])
+    assert list(history.columns)[0] == "epoch" and list(history["loss"]) == [1.0, 0.5]
+    before = files.path("log").stat().st_mtime_ns
+    runfiles.keep(files, record, "the worker's output\n")  # streamed already: left as it is
+    assert files.path("log").stat().st_mtime_ns == before
+
+
+# ---------------------------------------------------------------- the campaign
+
+
+def campaign(specs, tmp_path, records=(), jobs=2):
+    return progress.Campaign(specs, runfiles.plan(specs, tmp_path), jobs, list(records))
+
+
+def test_a_run_is_in_flight_once_its_log_starts_and_each_epoch_is_read_once(specs, tmp_path):
+    shown = campaign(specs, tmp_path)
+    mlp = specs[0]
+    write_log(shown.files[mlp.run_id], mlp, time.time() - 5, [epoch(1)], begun=2)
+    stale = specs[1]  # a log left by an earlier invocation is not a run in flight
+    write_log(shown.files[stale.run_id], stale, time.time() - 3600, [epoch(1)])
+    os.utime(shown.files[stale.run_id].path("log"), (time.time() - 3600,) * 2)
+    (update,) = shown.poll()
+    assert update[0].spec == mlp and update[1]["epoch"] == 1 and shown.poll() == []
+    assert list(shown.flight) == [mlp.run_id] and shown.flight[mlp.run_id].epoch == 2  # epoch 2 is running
+    line = progress.epoch_line(*update)
+    assert line.startswith("[epoch 1/3] mlp synthetic seed 0: loss 1.0000, acc 50.00 %, test acc 40.00 % (0:00:0")
+
+
+def test_the_eta_weighs_each_run_by_its_measured_cost(specs, tmp_path):
+    """mlp timed by a record (1 s overhead + 3 epochs x 2 s = 7 s), cnn never: untimed."""
+    mlp0, cnn0, mlp1, cnn1 = specs
+    shown = campaign(specs, tmp_path, [fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0)], jobs=1)
+    assert shown.eta(time.time()) == (pytest.approx(14.0), 2)  # mlp0 then mlp1, 7 s each; cnn untimed
+    now = time.time()
+    write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0)])  # epoch 1: tracing too
+    shown.poll()  # mlp0 in flight: 2 epochs left at the records' steady 2 s + its 0.5 s of evaluation; mlp1 7 s
+    assert shown.eta(now) == (pytest.approx(12.0), 2)
+    assert shown.eta_text(now) == "ETA 0:00:12+ (2 runs not timed yet)"
+    write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0), epoch(2, seconds=1.0)])
+    shown.poll()  # after a steady epoch of its own: 1 + 0.5 s for the last one
+    assert shown.eta(now) == (pytest.approx(1.5 + 7.0), 2)
+    shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn is timed now: 31 s
+    assert shown.eta(now) == (pytest.approx(1.5 + 7.0 + 31.0), 0)
+    assert shown.eta_text(now) == "ETA 0:00:40"
+    two_jobs = campaign(specs, tmp_path, shown.records, jobs=2)
+    assert two_jobs.eta(now)[0] == pytest.approx(plan.makespan([7.0, 31.0, 7.0, 31.0], 2))
+    assert shown.summary(now).startswith("1/4 runs done, 1 running, elapsed ")
+
+
+def test_eta_without_any_measured_run_is_unknown(specs, tmp_path):
+    assert campaign(specs, tmp_path).eta_text(time.time()) == "ETA ?"
+
+
+def test_a_finished_run_prints_its_count_accuracy_in_percent_and_the_eta(specs, tmp_path):
+    mlp0, cnn0, *_ = specs
+    shown = campaign(specs, tmp_path)
+    ok = fake_record(mlp0, sec_per_epoch=1.5, wall_seconds=5.5)
+    shown.finish(mlp0, dataclasses.replace(ok, test_accuracy=0.875))
+    assert shown.finished_line(mlp0, shown.records[0], time.time()).startswith(
+        "[1/4] mlp        synthetic            seed 0: ok       acc 87.50 %  1.50 s/epoch  ETA 0:00:0")
+    failed = store.RunRecord(run_id=cnn0.run_id, spec=cnn0, status="failed", error="worker killed")
+    shown.finish(cnn0, failed)
+    assert "[2/4] cnn        synthetic            seed 0: failed   acc -  -  ETA" in shown.finished_line(
+        cnn0, failed, time.time())
+    assert "(1 failed)" in shown.summary(time.time())
+    shown.finish(specs[2], None)
+    assert "seed 1: interrupted, not recorded: it runs again next time" in shown.finished_line(specs[2], None, 0)
+
+
+def test_plain_lines_where_the_output_is_not_a_terminal(specs, tmp_path):
+    shown, lines = campaign(specs, tmp_path), []
+    mlp0 = specs[0]
+    with progress.shown(shown, lines.append) as finished:
+        write_log(shown.files[mlp0.run_id], mlp0, time.time(), [epoch(1), epoch(2), epoch(3)])
+        finished(mlp0, fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0))
+    assert [line.split(":")[0] for line in lines] == [
+        "[epoch 1/3] mlp synthetic seed 0", "[epoch 2/3] mlp synthetic seed 0", "[epoch 3/3] mlp synthetic seed 0",
+        "[1/4] mlp        synthetic            seed 0"]
+
+
+def test_the_live_table_shows_each_run_in_flight_with_its_epoch(specs, tmp_path):
+    shown = campaign(specs, tmp_path)
+    mlp0, cnn0 = specs[:2]
+    write_log(shown.files[mlp0.run_id], mlp0, time.time() - 75, [epoch(1, accuracy=0.781)], begun=2)
+    write_log(shown.files[cnn0.run_id], cnn0, time.time() - 4, [])
+    shown.poll()
+    console = Console(record=True, width=100)
+    console.print(shown.table(time.time()))
+    text = console.export_text()
+    assert text.splitlines()[0].startswith("0/4 runs done, 2 running, elapsed 0:00:0")
+    mlp = next(line for line in text.splitlines() if line.startswith("mlp"))
+    assert mlp.split() == ["mlp", "synthetic", "0", "2/3", "1.0000", "78.10", "%", "68.10", "%", "0:01:15"]
+    assert next(line for line in text.splitlines() if line.startswith("cnn")).split()[3] == "starting"
+
+
+def test_hours_are_unbounded():
+    assert progress.hours_minutes_seconds(26 * 3600 + 61) == "26:01:01"  # a long benchmark's ETA passes a day
