@@ -80,11 +80,16 @@ def test_the_worker_is_started_on_its_gpu(tmp_path, monkeypatch):
     started = {}
 
     class Worker:
+        pid = -1  # no process: the runner counts the workers running beside it by pid
+
         def __init__(self, command, env, **kwargs):
             started.update(env)
 
         def wait(self, timeout):
             return 1
+
+        def kill(self):
+            pass
 
     from bench import config
     from test_runner import write_profile
