@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 SPAWNED_ENV = "BENCH_SPAWNED_AT"  # Unix time the runner started the worker, set for every worker
 INVOCATION_KEY = "invocation"  # of a record's environment: the runner's invocation that wrote it
+JOBS_KEY = "invocation_jobs"  # the runs its runner ran at once (jobs_at_once counts the whole machine's)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class Efficiency:
 
     Attributes:
         invocation: its id (INVOCATION_KEY).
-        jobs: runs at once (``jobs_at_once``).
+        jobs: runs its runner ran at once (``JOBS_KEY``; ``jobs_at_once`` counts the machine's).
         runs: its records with the runner's times.
         run_seconds: their total seconds, summed.
         wall_seconds: its first run's start to its last run's end.
@@ -180,6 +181,6 @@ def efficiencies(records: list) -> list[Efficiency]:
         phases = [record.phases for record in group]
         start = min(p.spawned_at for p in phases)
         wall = max(p.spawned_at + p.total for p in phases) - start
-        jobs = max(record.environment.get("jobs_at_once", 1) for record in group)
+        jobs = max(record.environment.get(JOBS_KEY, 1) for record in group)
         found.append((start, Efficiency(invocation, jobs, len(group), sum(p.total for p in phases), wall)))
     return [efficiency for _, efficiency in sorted(found, key=lambda pair: pair[0])]

@@ -389,7 +389,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         from bench import progress  # late: it imports bench.plan, which imports this module
 
         prepare_data(pending)
-        stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", **(environment or {})}
+        stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", phases.JOBS_KEY: dispatch.jobs,
+                 **(environment or {})}
         files = runfiles.plan(pending, results)
         campaign = progress.Campaign(pending, files, dispatch.jobs, store.load_records(results)[0])
         with scratch.runner_folder() as folder, progress.shown(campaign, out) as finished:

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from bench import phases
-from bench.phases import INVOCATION_KEY, Phases
+from bench.phases import INVOCATION_KEY, JOBS_KEY, Phases
 from bench.store import RunRecord
 from test_spec import tiny_spec
 
@@ -34,7 +34,7 @@ def test_a_run_whose_worker_wrote_no_record_has_only_the_runners_times():
 
 
 def timed_run(spawned_at: float, total: float, invocation: str | None, jobs: int = 2) -> RunRecord:
-    environment = {"jobs_at_once": jobs, **({INVOCATION_KEY: invocation} if invocation else {})}
+    environment = {JOBS_KEY: jobs, **({INVOCATION_KEY: invocation} if invocation else {})}
     return record(worker=Phases(spawned_at=spawned_at, total=total), environment=environment)
 
 

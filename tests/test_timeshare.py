@@ -5,14 +5,14 @@ import dataclasses
 import pytest
 
 from bench import report
-from bench.phases import INVOCATION_KEY, Phases
+from bench.phases import INVOCATION_KEY, JOBS_KEY, Phases
 from test_report import SMOKE, markdown_rows, run_record, section, write_results
 
 HEADING = "## Where the time went"
 
 
 def with_phases(record, phases: Phases, invocation: str = "2026-03-01T10:00:00+00:00 pid 42"):
-    environment = {**record.environment, "jobs_at_once": 2, INVOCATION_KEY: invocation}
+    environment = {**record.environment, JOBS_KEY: 2, INVOCATION_KEY: invocation}
     return dataclasses.replace(record, phases=phases, environment=environment)
 
 
