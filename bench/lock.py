@@ -91,6 +91,9 @@ def _acquire(results: Path) -> int:
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the runner that made it, empty, removed it as it let go (hold)
+            _create(results)
+            continue
         except OSError as error:
             raise _unusable(results, f"is not writable ({error.strerror})") from None
         try:

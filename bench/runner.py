@@ -221,7 +221,7 @@ def _sigint_blocked():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def killed_under(specs: list[RunSpec], folder: Path, error: BrokenProcessPool,
+def killed_under(specs: list[RunSpec], folder: Path, files: dict, error: BrokenProcessPool,
                  jobs_at_once: int) -> list[tuple[RunSpec, RunRecord, str]]:
     """After a joblib worker died: the runs it was running, as failed records with their logs.
 
@@ -237,10 +237,12 @@ def killed_under(specs: list[RunSpec], folder: Path, error: BrokenProcessPool,
     for spec in specs:
         run = folder / spec.run_id
         if (run / scratch.PARENT_DIED).exists():
-            log = (run / scratch.LOG).read_text(errors="replace") if (run / scratch.LOG).exists() else ""
-            started = datetime.fromtimestamp((run / scratch.SPEC).stat().st_mtime, timezone.utc)
-            found.append((spec, failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}",
-                                        started.isoformat(timespec="seconds"), jobs_at_once), log))
+            log_path = files[spec.run_id].log_or(run / scratch.LOG)  # where run_in_subprocess wrote it
+            log = log_path.read_text(errors="replace") if log_path.exists() else ""
+            spawned_at = (run / scratch.SPEC).stat().st_mtime  # written just before the worker started
+            started = datetime.fromtimestamp(spawned_at, timezone.utc).isoformat(timespec="seconds")
+            record = failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}", started, jobs_at_once)
+            found.append((spec, phases.timed_by_runner(record, spawned_at, time.time() - spawned_at), log))
         shutil.rmtree(run, ignore_errors=True)
     return found
 
@@ -423,7 +425,7 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
                 for outcome in Parallel(return_as="generator_unordered")(tasks):
                     settle(*outcome)
         except BrokenProcessPool as error:
-            killed = killed_under(todo, folder, error, dispatch.jobs)
+            killed = killed_under(todo, folder, files, error, dispatch.jobs)
             unblamed += not killed
             if unblamed >= UNBLAMED_BREAKS:
                 raise

@@ -73,3 +73,19 @@ def test_a_results_folder_that_is_a_file_or_lies_under_one_is_refused(tmp_path, 
                                          f"{reason}. Received: --results {results}$"):
         with lock.hold(results):
             pytest.fail("held")
+
+
+def test_a_folder_removed_between_its_making_and_the_lock_is_made_again(tmp_path, monkeypatch):
+    """The runner that made a folder removes it, still empty, as it lets go: another that saw
+    it a moment before then finds it gone, and makes it again."""
+    create, removed = lock._create, []
+
+    def made_then_removed_once(results):
+        made = create(results)
+        if not removed:
+            removed.append(made.rmdir())
+        return made
+
+    monkeypatch.setattr(lock, "_create", made_then_removed_once)
+    with lock.hold(tmp_path / "results"):
+        assert (tmp_path / "results" / lock.LOCK_NAME).is_file()

@@ -697,6 +697,9 @@ def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_other
     assert found[victim].status == "failed"
     assert found[victim].error.startswith(worker_killed["error"])
     assert found[victim].spec.model == "mlp" and found[victim].started_at and found[victim].finished_at
+    assert found[victim].phases.spawned_at and found[victim].phases.total > 0  # its time counts in the efficiency
+    log = (worker_killed["results"] / found[victim].files["log"]).read_text()
+    assert log.startswith(runfiles.EVENT_PREFIX + '{"event": "start"')  # as far as it got, kept
     (other,) = set(found) - {victim}
     assert found[other].status == "ok"
     assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]
@@ -802,9 +805,9 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
 
 # Imported at the start of every Python process given PYTHONPATH with it: a worker notes its spec.
 WORKER_COUNTER = """import os, sys
-if "bench.worker" in sys.orig_argv:  # python [-P] -m bench.worker SPEC OUT
+if "bench.worker" in sys.orig_argv:  # python -P -m bench.worker SPEC.json OUT.json
     with open(os.environ["FISHBENCH_TEST_STARTS"], "a") as starts:
-        starts.write(sys.orig_argv[sys.orig_argv.index("bench.worker") + 1] + "\\n")
+        starts.write(sys.orig_argv[-2] + "\\n")
 """
 
 

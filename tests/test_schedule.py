@@ -111,7 +111,8 @@ def test_the_runner_starts_runs_in_that_order_and_ends_with_its_efficiency(specs
         store.write_record(results, record)
     started = []
 
-    def fake_run(spec, jobs_at_once, runner_token=None, folder=None, files=None, gpus=()):  # 10 s, 12 s apart
+    # each run 10 s, 12 s after the last
+    def fake_run(spec, jobs_at_once, runner_token=None, folder=None, files=None, gpus=()):
         spawned_at = 1000.0 + 12 * len(started)
         started.append((spec.model, spec.repeat))
         made = RunRecord(run_id=spec.run_id, spec=spec, status="ok", test_accuracy=0.5,
