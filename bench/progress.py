@@ -17,7 +17,10 @@ records of the results folder, updated as runs finish): a run in flight counts i
 epochs at its own last epoch's seconds (after epoch 1, which includes tracing, at the
 records' steady seconds where there are some), or before its first epoch ends its estimate
 less its elapsed time; a run not started, its estimate. They are packed onto the jobs in order
-(``plan.makespan``). Runs with nothing to estimate from are left out, and the ETA says how many.
+(``plan.makespan``). A run with no record of its own work is estimated from its FLOPs at the
+seconds per FLOP the records measured (``schedule.expected_seconds``, as the runner orders it),
+and the ETA says how many were; with no record at all, such runs are left out, and the ETA says
+how many.
 """
 from __future__ import annotations
 
@@ -27,8 +30,9 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
-from bench import plan, runfiles
+from bench import plan, runfiles, schedule
 from bench.runner import echo, hours_minutes_seconds
 from bench.spec import RunSpec
 from bench.store import RunRecord
@@ -74,6 +78,8 @@ class Campaign:
         jobs: runs at once.
         records: the records the estimate comes from; each finished run's is added.
         started: when the campaign started (seconds since the epoch).
+        flops: forward FLOPs per image of a spec's model, for runs without records of their
+            work (``schedule.forward_flops``, which the runner has called already to order them).
     """
 
     pending: list[RunSpec]
@@ -84,10 +90,19 @@ class Campaign:
     flight: dict[str, InFlight] = field(default_factory=dict)
     done: set = field(default_factory=set)
     not_ok: Counter = field(default_factory=Counter)
+    flops: Callable[[RunSpec], int] = schedule.forward_flops
 
     def __post_init__(self):
         self.lock = threading.Lock()
+        self._estimate()
+
+    def _estimate(self) -> None:
+        """The timings of the records, and each pending run's expected seconds from FLOPs when
+        the records measured their seconds per FLOP (else none)."""
         self.timings = plan.timings(self.records)
+        untimed = [s for s in self.pending if plan.timing_key(s) not in self.timings]
+        measured = untimed and schedule.measured_seconds_per_flop(self.records) is not None
+        self.by_flops = schedule.expected_seconds(untimed, self.records, self.flops) if measured else {}
 
     # ---------------------------------------------------------------- what happens
 
@@ -132,44 +147,53 @@ class Campaign:
                 self.not_ok[record.status] += 1
             if record is not None and record.status == "ok":
                 self.records.append(record)
-                self.timings = plan.timings(self.records)
+                self._estimate()
         return updates
 
     # ---------------------------------------------------------------- what it looks like
 
-    def eta(self, now: float) -> tuple[float | None, int]:
-        """(seconds of wall time left, None if no remaining run can be estimated; how many cannot)."""
+    def eta(self, now: float) -> tuple[float | None, int, int]:
+        """(seconds of wall time left, None if no remaining run can be estimated; how many runs
+        cannot be; how many were estimated from their FLOPs)."""
         with self.lock:
             flying = list(self.flight.values())
             waiting = [s for s in self.pending if s.run_id not in self.done and s.run_id not in self.flight]
-            timings = self.timings
-        seconds, untimed = [], 0
+            timings, by_flops = self.timings, self.by_flops
+
+        def expected(spec: RunSpec) -> tuple[float | None, str]:
+            timing = timings.get(plan.timing_key(spec))
+            if timing:
+                return timing.run_seconds(spec.epochs), "records"
+            return (by_flops[spec.run_id], "flops") if spec.run_id in by_flops else (None, "none")
+
+        seconds, sources = [], Counter()
         for run in flying:
             timing = timings.get(plan.timing_key(run.spec))
             if run.last:  # epoch 1 includes tracing: a steady epoch of the records says more, if any
                 train = run.last["train_seconds"] if run.last["epoch"] > 1 or not timing else timing.sec_per_epoch
                 seconds.append((run.spec.epochs - run.last["epoch"]) * (train + run.last["eval_seconds"]))
-            elif timing:
-                seconds.append(max(0.0, timing.run_seconds(run.spec.epochs) - (now - run.started)))
-            else:
-                untimed += 1
-        for spec in waiting:
-            timing = timings.get(plan.timing_key(spec))
-            if timing:
-                seconds.append(timing.run_seconds(spec.epochs))
-            else:
-                untimed += 1
-        if not seconds and untimed:
-            return None, untimed
-        return plan.makespan(seconds, self.jobs), untimed
+                continue
+            total, source = expected(run.spec)
+            sources[source] += 1
+            if total is not None:
+                seconds.append(max(0.0, total - (now - run.started)))
+        for total, source in map(expected, waiting):
+            sources[source] += 1
+            if total is not None:
+                seconds.append(total)
+        left = plan.makespan(seconds, self.jobs) if seconds or not sources["none"] else None
+        return left, sources["none"], sources["flops"]
 
     def eta_text(self, now: float) -> str:
-        """'ETA 0:04:12'; 'ETA 0:04:12+ (3 runs not timed yet)'; 'ETA ?' with nothing to go on."""
-        seconds, untimed = self.eta(now)
+        """'ETA 0:04:12'; 'ETA 0:04:12 (3 runs from FLOPs)'; 'ETA 0:04:12+ (3 runs not timed yet)';
+        'ETA ?' with nothing to go on."""
+        seconds, untimed, from_flops = self.eta(now)
         if seconds is None:
             return "ETA ?"
-        more = f"+ ({untimed} run{'s' * (untimed > 1)} not timed yet)" if untimed else ""
-        return f"ETA {hours_minutes_seconds(seconds)}{more}"
+        if untimed:
+            return f"ETA {hours_minutes_seconds(seconds)}+ ({untimed} run{'s' * (untimed > 1)} not timed yet)"
+        guess = f" ({from_flops} run{'s' * (from_flops > 1)} from FLOPs)" if from_flops else ""
+        return f"ETA {hours_minutes_seconds(seconds)}{guess}"
 
     def summary(self, now: float) -> str:
         """'4/15 runs done (1 failed), 2 running, elapsed 0:02:10, ETA 0:05:12'."""

@@ -134,12 +134,18 @@ def _flops(model: str, options: str, input_shape: tuple[int, int, int], num_clas
     return count
 
 
-def seconds_per_flop(records: list[RunRecord]) -> float:
+def measured_seconds_per_flop(records: list[RunRecord]) -> float | None:
     """Median training seconds per forward FLOP per image of the ok records,
-    1 / (flops_per_image x images_per_second); NOMINAL_SECONDS_PER_FLOP without one."""
+    1 / (flops_per_image x images_per_second); None without one."""
     rates = [1 / (r.flops_per_image * r.images_per_second) for r in records
              if r.status == "ok" and r.flops_per_image and r.images_per_second]
-    return statistics.median(rates) if rates else NOMINAL_SECONDS_PER_FLOP
+    return statistics.median(rates) if rates else None
+
+
+def seconds_per_flop(records: list[RunRecord]) -> float:
+    """``measured_seconds_per_flop``, or NOMINAL_SECONDS_PER_FLOP without a record to measure it."""
+    measured = measured_seconds_per_flop(records)
+    return NOMINAL_SECONDS_PER_FLOP if measured is None else measured
 
 
 # ---------------------------------------------------------------- the order

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from bench import config, plan, progress, runfiles, store
+from bench import config, data, plan, progress, runfiles, store
 from test_plan import fake_record
 from test_runner import write_profile
 
@@ -121,21 +121,35 @@ def test_the_eta_weighs_each_run_by_its_measured_cost(specs, tmp_path):
     """mlp timed by a record (1 s overhead + 3 epochs x 2 s = 7 s), cnn never: untimed."""
     mlp0, cnn0, mlp1, cnn1 = specs
     shown = campaign(specs, tmp_path, [fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0)], jobs=1)
-    assert shown.eta(time.time()) == (pytest.approx(14.0), 2)  # mlp0 then mlp1, 7 s each; cnn untimed
+    assert shown.eta(time.time()) == (pytest.approx(14.0), 2, 0)  # mlp0 then mlp1, 7 s each; cnn untimed
     now = time.time()
     write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0)])  # epoch 1: tracing too
     shown.poll()  # mlp0 in flight: 2 epochs left at the records' steady 2 s + its 0.5 s of evaluation; mlp1 7 s
-    assert shown.eta(now) == (pytest.approx(12.0), 2)
+    assert shown.eta(now) == (pytest.approx(12.0), 2, 0)
     assert shown.eta_text(now) == "ETA 0:00:12+ (2 runs not timed yet)"
     write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0), epoch(2, seconds=1.0)])
     shown.poll()  # after a steady epoch of its own: 1 + 0.5 s for the last one
-    assert shown.eta(now) == (pytest.approx(1.5 + 7.0), 2)
+    assert shown.eta(now) == (pytest.approx(1.5 + 7.0), 2, 0)
     shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn is timed now: 31 s
-    assert shown.eta(now) == (pytest.approx(1.5 + 7.0 + 31.0), 0)
+    assert shown.eta(now) == (pytest.approx(1.5 + 7.0 + 31.0), 0, 0)
     assert shown.eta_text(now) == "ETA 0:00:40"
     two_jobs = campaign(specs, tmp_path, shown.records, jobs=2)
     assert two_jobs.eta(now)[0] == pytest.approx(plan.makespan([7.0, 31.0, 7.0, 31.0], 2))
     assert shown.summary(now).startswith("1/4 runs done, 1 running, elapsed ")
+
+
+def test_runs_without_records_of_their_work_are_estimated_from_their_flops_at_the_records_rate(specs, tmp_path):
+    """The mlp record measures 1 / (1,000 FLOPs x 500 images/s) = 2e-6 s per FLOP and image; a cnn
+    run of 2,000 FLOPs per image is then 2,000 x training images x 3 epochs x 2e-6 s."""
+    mlp0, cnn0, mlp1, cnn1 = specs
+    timed = dataclasses.replace(fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0), flops_per_image=1_000,
+                                images_per_second=500.0)
+    shown = progress.Campaign(specs, runfiles.plan(specs, tmp_path), 1, [timed], flops=lambda spec: 2_000)
+    cnn = 2_000 * data.train_size(cnn0.dataset, cnn0.preprocess) * cnn0.epochs * 2e-6
+    assert shown.eta(time.time()) == (pytest.approx(7.0 + cnn + 7.0 + cnn), 0, 2)
+    assert shown.eta_text(time.time()).endswith(" (2 runs from FLOPs)")
+    shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn's own record wins
+    assert shown.eta(time.time()) == (pytest.approx(7.0 + 7.0 + 31.0), 0, 0)
 
 
 def test_eta_without_any_measured_run_is_unknown(specs, tmp_path):
