@@ -28,7 +28,9 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     if "$venv/bin/python" -m pip show --quiet tensorflow-cpu 2>/dev/null; then
         "$venv/bin/python" -m pip uninstall --quiet --yes tensorflow-cpu tensorflow
     fi
-    "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
+    # setuptools warns at every editable install that a folder named like a package may shadow
+    # it; fishbench's entry points and workers never let one (README, "From any other folder").
+    PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
     echo "$want" > "$stamp"
 fi
 py="$venv/bin/python"

@@ -20,7 +20,6 @@ from tabulate import tabulate
 from bench import aggregate, data, environment, figures, phases, store, timeshare, verdicts
 from bench.aggregate import Published, dataset_title, display_name
 
-PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"
 CLAIMS_FILE = verdicts.CLAIMS_FILE
 FIGURE_DIR = "figures"
 PNG_DPI = 200  # the PNGs for screens; each figure is also a PDF beside them, vector, for print
@@ -423,7 +422,7 @@ class Report:
 def make_report(records: list[store.RunRecord], skipped: list[str], published_table: pd.DataFrame,
                 claims: verdicts.ClaimsFile) -> Report:
     """The report of these records (one per configuration and seed kept) against the published
-    table (``PUBLISHED_FILE`` with values as text) and the claims."""
+    table (``verdicts.load_published``) and the claims."""
     published = Published.from_frame(published_table)
     kept, set_aside = aggregate.one_per_seed(records)
     frame = aggregate.report_frame(kept)
@@ -445,11 +444,24 @@ def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdict
     for dataset in dict.fromkeys(cells["dataset"]):
         headers, rows = table4_layout(cells, by_cell, published, dataset)
         lines += [dataset_title(dataset), tabulate(rows, headers=headers, disable_numparse=True), ""]
-    lines += [f"claim {c.claim}: {c.verdict}" + (f" ({c.setup})" if judged.claims["setup"].nunique() > 1 else "")
-              for c in judged.claims.itertuples()]
+    lines += claim_lines(judged)
     lines += [set_aside_text(set_aside)] if set_aside else []
     lines += [f"skipped record file {message}" for message in skipped]
     return "\n".join(lines)
+
+
+def claim_lines(judged: verdicts.Verdicts) -> list[str]:
+    """A line per claim with its verdict; the claims none of whose comparisons had enough ok runs
+    (the profile ran other datasets or models) in one line."""
+    starved = judged.comparisons.groupby(["setup", "claim"], sort=False)["why"].agg(
+        lambda why: why.isin([verdicts.TOO_FEW, verdicts.NO_RUN]).all())
+    several_setups = judged.claims["setup"].nunique() > 1
+    lines = [f"claim {c.claim}: {c.verdict}" + (f" ({c.setup})" if several_setups else "")
+             for c in judged.claims.itertuples() if not starved.get((c.setup, c.claim), False)]
+    if n := int(starved.sum()):
+        lines.append(f"claim verdicts: {'all ' * (not lines)}{n} can't tell for too few ok runs "
+                     "(report.md lists what each needs)")
+    return lines
 
 
 def result_folders(root: Path) -> list[Path]:
@@ -507,8 +519,7 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
     import models  # late: imports Keras; the claims are checked against the registry's names
 
     claims_file = verdicts.load_claims(claims, models=models.names(), datasets=data.NAMES)
-    published = pd.read_csv(PUBLISHED_FILE, keep_default_na=False, dtype={"value": str})
-    made = make_report(records, skipped, published, claims_file)
+    made = make_report(records, skipped, verdicts.load_published(), claims_file)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
     for name, figure in made.figures.items():
         figure.savefig(out / FIGURE_DIR / name, dpi=PNG_DPI)

@@ -9,8 +9,9 @@ A run's expected seconds:
 
 - from the ok records that time the same work (``timing_key``): ``Timing.run_seconds``,
   overhead + epochs x seconds per epoch, the estimate ``bench plan`` prints;
-- otherwise from its work: forward FLOPs per image x training images (``data.train_size``,
-  none preprocessed) x epochs x seconds per FLOP. The FLOPs are counted on the model built in
+- otherwise from its work: the records' median overhead per run (0 without one) + forward
+  FLOPs per image x training images (``data.train_size``, none preprocessed) x epochs x
+  seconds per FLOP. The FLOPs are counted on the model built in
   this process (``forward_flops``: no training, no data); the price is one TensorFlow import
   into the runner and one build per model configuration without records, against runs that
   each build the model again and train it. The seconds per FLOP are the median of the ok
@@ -162,12 +163,14 @@ def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
             timing; tests pass a fake one.
     """
     known, rate = timings(records), seconds_per_flop(records)
+    overheads = [s for s in map(overhead_seconds, (r for r in records if r.status == "ok")) if s is not None]
+    overhead = max(0.0, statistics.median(overheads)) if overheads else 0.0
     images = functools.cache(data.train_size)  # once per dataset: without a subset, its source is inspected
     expected = {}
     for spec in specs:
         timing = known.get(timing_key(spec))
         expected[spec.run_id] = (timing.run_seconds(spec.epochs) if timing else
-                                 flops(spec) * images(spec.dataset, spec.preprocess) * spec.epochs * rate)
+                                 overhead + flops(spec) * images(spec.dataset, spec.preprocess) * spec.epochs * rate)
     return expected
 
 

@@ -96,10 +96,8 @@ class Reference:
 def load_published() -> Reference:
     """The shipped published values and the claims file's margins, as the verdicts use them."""
     import models  # late: imports Keras
-    from bench.report import PUBLISHED_FILE
 
-    values = pd.read_csv(PUBLISHED_FILE, dtype={"value": str}, keep_default_na=False)
-    return Reference(values, verdicts.load_claims(models=models.names(), datasets=data.NAMES).margins)
+    return Reference(verdicts.load_published(), verdicts.load_claims(models=models.names(), datasets=data.NAMES).margins)
 
 
 @dataclass(frozen=True)

@@ -77,11 +77,13 @@ from bench.stats import difference_of_means, holm, summarize, tost
 ALPHA = 0.05
 MIN_MARGIN = 1.0  # percentage points: the smallest default margin of a Table 4 cell
 CLAIMS_FILE = Path(__file__).parent / "assets" / "claims.toml"
+PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"  # the report's Table 4, tidy
 SCHEMA_VERSION = 1
 
 REPRODUCED, DIFFERS = "reproduced", "differs"
 HOLDS, CONTRADICTED = "holds", "contradicted"
 CANT_TELL = "can't tell"
+TOO_FEW, NO_RUN = "too few ok runs", "no ok run"  # why a comparison could not be judged
 
 # metric -> how a comparison on it is judged (see the module docstring)
 RULES = {"accuracy": "welch+holm", "ms_per_image": "ci overlap", "params_total": "exact",
@@ -169,6 +171,12 @@ class Margins:
 class ClaimsFile:
     claims: tuple[Claim, ...]
     margins: Margins
+
+
+def load_published(path: str | Path = PUBLISHED_FILE) -> pd.DataFrame:
+    """The published values (model, dataset, metric, value, ...) with each value as its printed
+    text, whose digits set a cell's default margin (``default_margin``)."""
+    return pd.read_csv(path, keep_default_na=False, dtype={"value": str})
 
 
 def load_claims(path: str | Path = CLAIMS_FILE, *, models: Iterable[str], datasets: Iterable[str]) -> ClaimsFile:
@@ -614,7 +622,7 @@ def _measured(row: Side, against: Side, plan: Planned) -> dict:
     """Time: the two rows' 95 % t-intervals, apart or overlapping."""
     columns = _welch_columns(row, against)
     if row.needs or against.needs:
-        return {**columns, "verdict": CANT_TELL, "why": "too few ok runs"}
+        return {**columns, "verdict": CANT_TELL, "why": TOO_FEW}
     first, second = summarize(row.values), summarize(against.values)
     above, below = first.ci_low > second.ci_high, first.ci_high < second.ci_low
     apart = above if plan.direction == "greater" else below
@@ -630,7 +638,7 @@ def _exact(row: Side, against: Side, plan: Planned) -> dict:
     columns = {"difference": _mean(row.values) - _mean(against.values), "ci_low": math.nan, "ci_high": math.nan,
                "p_raw": math.nan, "hedges_g": math.nan}
     if row.needs or against.needs:
-        return {**columns, "verdict": CANT_TELL, "why": "no ok run"}
+        return {**columns, "verdict": CANT_TELL, "why": NO_RUN}
     sign = 1 if plan.direction == "greater" else -1
     holds = (sign * row.values[:, None] > sign * against.values[None, :]).all()
     never = (sign * row.values[:, None] <= sign * against.values[None, :]).all()
@@ -664,7 +672,7 @@ def judge_tested(line: Mapping, alpha: float = ALPHA) -> tuple[str, str]:
     """(verdict, why) of a tested line from its Holm-adjusted p (module docstring)."""
     p = line["p_holm"]
     if line["needs"]:
-        return CANT_TELL, "too few ok runs"
+        return CANT_TELL, TOO_FEW
     if math.isnan(p):
         return CANT_TELL, "no variance: the test is undefined"
     if line["direction"] == "near":

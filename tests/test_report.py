@@ -28,7 +28,7 @@ from bench.stats import summarize
 SMOKE = Path(__file__).parent / "fixtures" / "smoke"
 ROOT = Path(__file__).parents[1]
 TABLE4_CPU = ROOT / "results" / "table4-cpu"
-PUBLISHED = aggregate.Published.from_frame(pd.read_csv(report.PUBLISHED_FILE, keep_default_na=False))
+PUBLISHED = aggregate.Published.from_frame(verdicts.load_published())
 VERDICTS = (verdicts.REPRODUCED, verdicts.DIFFERS, verdicts.CANT_TELL)
 
 
@@ -376,6 +376,8 @@ def test_the_default_runs_terminal_table_fits_120_columns_with_only_what_was_run
     assert "Fashion-MNIST\n" not in text and "CIFAR-10" not in table
     assert [line.split()[0] for line in table.splitlines()[3:8]] == ["MLP", "CNN", "MobileNet", "FishNet55",
                                                                      "FishNet77"]
+    claims = [line for line in text.splitlines() if line.startswith("claim")]  # none judged: one line, not eleven
+    assert len(claims) == 1 and re.fullmatch(r"claim verdicts: all \d+ can't tell for too few ok runs \(.*\)", claims[0])
 
 
 def test_the_reports_values_stand_only_beside_runs_at_its_input(tmp_path):
