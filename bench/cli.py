@@ -119,7 +119,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
                         "or a path to a .toml file (default: quick)")
     parser.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
     parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(data.NAMES)
-                        + ") or paths of .npz files with x_train, y_train, x_test, y_test")
+                        + ", or one registered with @register_dataset in an --import file) or paths of .npz "
+                        "files with x_train, y_train, x_test, y_test")
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
     parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
@@ -142,8 +143,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
 def add_import_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--import", dest="imports", action="append", metavar="FILE_OR_MODULE",
                         help="a .py file (by path) or module (by name) that registers your own models with "
-                        "@models.register_model, imported here and in each run's worker (repeatable; "
-                        "default: the profile's [run] imports)")
+                        "@models.register_model or datasets with @bench.data.register_dataset, imported here and in "
+                        "each run's worker (repeatable; default: the profile's [run] imports)")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:

@@ -237,7 +237,7 @@ def validate(profile: Profile) -> None:
     environment.import_tensorflow_quietly()
     import models  # late: imports Keras, which takes seconds
 
-    imports.load(profile.run.imports)  # the user's models, registered before their names are checked
+    imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
     for model in profile.run.models:
         _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
@@ -249,8 +249,8 @@ def validate(profile: Profile) -> None:
             _check(option in accepted, f"{where}: unknown option {option!r}; accepted: {', '.join(accepted)}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
-            _check(dataset in data.NAMES, f"[[variants]] {variant.model}: unknown dataset; "
-                   f"accepted: {', '.join(data.NAMES)}. Received: dataset={dataset!r}")
+            _check(dataset in data.names(), f"[[variants]] {variant.model}: unknown dataset; "
+                   f"accepted: {', '.join(data.names())}. Received: dataset={dataset!r}")
     for dataset in profile.run.datasets:
         data.check_name(dataset)
 

@@ -6,7 +6,8 @@ exists: ``$BENCH_DATA_DIR/<name>.npz``, Debian's ``dataset-fashion-mnist`` IDX f
 ``~/.keras/datasets``); a file that exists but is not the dataset is an error naming it, never
 passed over for a download. ``synthetic`` is generated, ``fashion_mnist_sample`` ships inside
 the package. Any other dataset is named by the path of an ``.npz`` file with the same four
-arrays (its classes: the largest label + 1).
+arrays (its classes: the largest label + 1), or is a function of the user's registered with
+``@register_dataset`` (``bench.datasets``), taken as such a file is, in a file the run imports.
 
 A dataset is known by its content: ``content_hash`` of its four arrays once checked
 (``check_arrays``: uint8 images of the dataset's shape, one integer label in [0, classes) per
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
 import hashlib
 import json
@@ -45,6 +47,8 @@ from typing import Callable
 
 import numpy as np
 
+from bench import datasets
+from bench.datasets import register_dataset  # noqa: F401 - a user's file imports it from here
 from bench.lifetime import process_token
 from bench.spec import Preprocess
 
@@ -78,7 +82,7 @@ REAL_DATASETS = {
 SYNTHETIC = "synthetic"
 SAMPLE = "fashion_mnist_sample"
 SAMPLE_PER_CLASS = (600, 100)  # (train, test) images per class in the embedded sample
-NAMES = (*REAL_DATASETS, SYNTHETIC, SAMPLE)
+NAMES = (*REAL_DATASETS, SYNTHETIC, SAMPLE)  # the built-in names; names() adds the registered ones
 # content_hash of the canonical copies, whose files were checked against the datasets' published
 # checksums (the shared data folder's README): a run on other bytes under these names warns.
 CANONICAL_HASHES = {
@@ -136,16 +140,27 @@ def is_file(name: str) -> bool:
     return name.endswith(".npz")
 
 
+def names() -> tuple[str, ...]:
+    """Every dataset name accepted: NAMES, then those registered with ``@register_dataset``."""
+    return (*NAMES, *datasets.names())
+
+
+def _own(name: str) -> bool:
+    """Whether ``name`` is known by its arrays alone (shape, largest label): an .npz file or a registered dataset."""
+    return is_file(name) or datasets.registered(name)
+
+
 def canonical(name: str) -> str:
     """How a run's spec names a dataset: a name of NAMES as it is, a file by its absolute path."""
     return str(Path(name).resolve()) if is_file(name) else name
 
 
 def check_name(name: str) -> None:
-    """Raise ValueError unless ``name`` is a dataset of NAMES or an existing .npz file, before any data is read."""
-    if not (Path(name).is_file() if is_file(name) else name in NAMES):
-        raise ValueError(f"Unknown dataset; accepted: {', '.join(NAMES)}, or the path of an .npz file with uint8 "
-                         f"images x_train, x_test and integer labels y_train, y_test. Received: dataset={name!r}")
+    """Raise ValueError unless ``name`` is a dataset of ``names()`` or an existing .npz file, before any data is read."""
+    if not (Path(name).is_file() if is_file(name) else name in names()):
+        raise ValueError(f"Unknown dataset; accepted: {', '.join(names())}, or the path of an .npz file with uint8 "
+                         f"images x_train, x_test and integer labels y_train, y_test, or a name registered with "
+                         f"@register_dataset in a file given to --import. Received: dataset={name!r}")
 
 
 def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], int]:
@@ -153,7 +168,7 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
     check_name(name)
     if name == SYNTHETIC:
         native, classes = (preprocess.native_size, 1), preprocess.num_classes
-    elif is_file(name):  # known once read: inspect remembers it
+    elif _own(name):  # known once read: inspect remembers it
         info = inspect(name, preprocess)
         native, classes = (info.shape[0], info.shape[2]), len(info.train_counts)
     else:
@@ -178,8 +193,8 @@ def _real_name(name: str) -> str:
 
 def expected(name: str, arrays: dict[str, np.ndarray]) -> RealDataset:
     """What ``arrays`` must be to be dataset ``name``: a real dataset's shape and classes; for an
-    .npz file, its own training images' shape and its largest label + 1."""
-    if not is_file(name):
+    .npz file or a registered dataset, its own training images' shape and its largest label + 1."""
+    if not _own(name):
         return REAL_DATASETS[_real_name(name)]
     images = np.asarray(arrays["x_train"])
     labels = np.concatenate([np.asarray(arrays[key]).reshape(-1) for key in ("y_train", "y_test")])
@@ -234,6 +249,16 @@ def _from_npz(path: Path) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in ARRAY_KEYS}
 
 
+def _from_registered(name: str) -> dict[str, np.ndarray]:
+    found = datasets.function(name)()
+    if not hasattr(found, "keys"):
+        raise TypeError(f"returned a {type(found).__name__}; accepted: a dict of {', '.join(ARRAY_KEYS)}")
+    missing = set(ARRAY_KEYS) - set(found.keys())
+    if missing:
+        raise ValueError(f"lacks arrays {sorted(missing)}")
+    return {k: found[k] for k in ARRAY_KEYS}
+
+
 def _from_debian_idx(directory: Path) -> dict[str, np.ndarray]:
     return {key: read_idx(directory / filename) for key, filename in DEBIAN_FASHION_FILES.items()}
 
@@ -255,7 +280,12 @@ class Source:
 
 
 def sources(name: str) -> list[Source]:
-    """The places a real dataset, or the embedded sample, is looked for, in order."""
+    """The places a real dataset, or the embedded sample, is looked for, in order; an .npz file's
+    and a registered dataset's one place."""
+    if datasets.registered(name):
+        function = datasets.function(name)
+        return [Source(f"registered: {name} ({function.__module__}.{function.__qualname__})", (),
+                       lambda: _from_registered(name))]
     if name == SAMPLE:
         return [Source(f"embedded: {SAMPLE_FILE.name}", (SAMPLE_FILE,), lambda: _from_npz(SAMPLE_FILE))]
     if is_file(name):
@@ -294,7 +324,7 @@ def where(name: str) -> str:
     if name == SYNTHETIC:
         return "generated (any shape and class count)"
     source, absent = _first_source(name)
-    if source.files:
+    if source.files or name not in REAL_DATASETS:
         return source.label
     cached = Path("~/.keras/datasets").expanduser()
     tried = f"; not found: {', '.join(absent)}" if absent else ""
@@ -312,7 +342,7 @@ def _read(name: str, source: Source, absent: list[str]) -> dict[str, np.ndarray]
         arrays = source.read()
     except Exception as error:  # noqa: BLE001 - whatever a reader raises, one line says where and why
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        if source.files:
+        if source.files or name not in REAL_DATASETS:
             raise BadData(f"{source.label}: unreadable ({reason}); accepted: {ACCEPTED_FILE}") from None
         raise DataUnavailable(
             f"dataset {name!r} could not be loaded. Tried: {'; '.join([*absent, f'{source.label}: {reason}'])}. "
@@ -399,7 +429,8 @@ class SourceInfo:
 
 def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
     """The identity and class counts of ``name``'s source: read and checked once per version of
-    its files (path, size, mtime), remembered in the cache folder; the Keras loader's every time.
+    its files (path, size, mtime), remembered in the cache folder; a registered dataset's once
+    per process; the Keras loader's every time.
 
     Warns when a canonical dataset's arrays are not the canonical ones (``CANONICAL_HASHES``).
 
@@ -413,14 +444,13 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
         classes = preprocess.num_classes
         shape = (preprocess.native_size, preprocess.native_size, preprocess.channels or 1)
         return SourceInfo(SYNTHETIC_IDENTITY, "generated", (train,) * classes, (test,) * classes, shape)
+    if datasets.registered(name):
+        return _registered_info(name, datasets.function(name))
     source, absent = _first_source(name)
     memo = _memo_path(source)
     info = _read_memo(memo)
     if info is None:
-        arrays = _read(name, source, absent)
-        classes = expected(name, arrays).num_classes
-        counts = (tuple(np.bincount(arrays[key], minlength=classes).tolist()) for key in ("y_train", "y_test"))
-        info = SourceInfo(content_hash(arrays), source.label, *counts, tuple(arrays["x_train"].shape[1:]))
+        info = _source_info(name, source, absent)
         if memo is not None:
             from bench import store  # late: it imports pandas, which most commands never need
 
@@ -431,6 +461,22 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
         warnings.warn(f"{info.label} is not the canonical {name}: its arrays hash to {info.data_hash}, the canonical "
                       f"ones to {canonical}; its runs are told apart by that hash")
     return info
+
+
+def _source_info(name: str, source: Source, absent: list[str]) -> SourceInfo:
+    """What ``source``'s arrays are, read and checked (``_read``)."""
+    arrays = _read(name, source, absent)
+    classes = expected(name, arrays).num_classes
+    counts = (tuple(np.bincount(arrays[key], minlength=classes).tolist()) for key in ("y_train", "y_test"))
+    return SourceInfo(content_hash(arrays), source.label, *counts, tuple(arrays["x_train"].shape[1:]))
+
+
+@functools.cache
+def _registered_info(name: str, function: Callable) -> SourceInfo:
+    """``_source_info`` of registered dataset ``name``, read once: its ``function`` returns the same
+    arrays at every call (``bench.datasets``). Keyed by the function, which the name alone may not
+    decide in a test that empties the registry."""
+    return _source_info(name, *_first_source(name))
 
 
 def _memo_path(source: Source) -> Path | None:

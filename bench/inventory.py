@@ -8,7 +8,7 @@ from bench import data
 
 def datasets_table() -> str:
     rows = []
-    for name in data.NAMES:
+    for name in data.names():
         try:
             where = data.where(name)
         except Exception as error:  # noqa: BLE001 - a listing shows why, it does not stop
