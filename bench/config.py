@@ -76,14 +76,15 @@ class Profile:
         datasets = {dataset: data.canonical(dataset) for dataset in run.datasets}
         hashes = {dataset: data.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in datasets.values()}
         code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
+        data_code = {dataset: imports.dataset_code(dataset) for dataset in datasets.values()}  # {}: not registered
         return [
             RunSpec(profile=self.name, model=model, model_options=model_options, dataset=datasets[dataset],
                     data_hash=hashes[datasets[dataset]],
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
-                    speedups=speedups, model_code=code[model], tensorboard=run.tensorboard,
-                    save_weights=run.save_weights)
+                    speedups=speedups, model_code=code[model], dataset_code=data_code[datasets[dataset]],
+                    tensorboard=run.tensorboard, save_weights=run.save_weights)
             for repeat in range(run.repeats)
             for dataset in run.datasets
             for model, model_options in self.entries(dataset)

@@ -6,12 +6,15 @@ installed one. The ``fishbench`` script never puts the current folder on ``sys.p
 is started with ``python -P`` (nothing prepended) and ``INSTALLED`` first on its
 ``PYTHONPATH`` (``child_env``), so it runs the runner's code wherever it was started.
 
-The user's models. ``--import FILE_OR_MODULE`` (``[run] imports``) names ``.py`` files (by
-path) or modules (by dotted name) that register models with ``@models.register_model``. The
-process that loads the profile imports them (``load``); each run of a model registered
-outside the ``models`` package carries that model's module, file and the file's SHA-256
-(``model_code``), which are part of the run's identity: an edited file is another model.
-The run's worker imports that file again, after checking its bytes (``load_model_code``).
+The user's models and datasets. ``--import FILE_OR_MODULE`` (``[run] imports``) names ``.py``
+files (by path) or modules (by dotted name) that register models with
+``@models.register_model`` or datasets with ``@bench.data.register_dataset``. The process
+that loads the profile imports them (``load``); each run of a model registered outside the
+``models`` package carries that model's module, file and the file's SHA-256 (``model_code``),
+which are part of the run's identity: an edited file is another model. A run on a registered
+dataset carries the same of the dataset's module (``dataset_code``), as execution information
+only: the data hash already identifies its arrays. The run's worker imports those files again,
+after checking their bytes (``load_code``).
 """
 from __future__ import annotations
 
@@ -82,23 +85,37 @@ def _load_file(path: Path, name: str) -> None:
 
 
 def model_code(model: str) -> dict:
-    """What a run of registered ``model`` must import first, for its spec (``RunSpec.model_code``).
-
-    Returns:
-        {} for a model of the ``models`` package; else {"module": its module's name,
-        "file": the module's file (absolute), "sha256": of the file's bytes}.
-    """
+    """What a run of registered ``model`` must import first, for its spec (``RunSpec.model_code``):
+    ``module_code`` of the module that registers it."""
     import models  # late: imports Keras
 
-    module = models.module(model)
-    if module.partition(".")[0] == "models":
+    return module_code(models.module(model))
+
+
+def dataset_code(dataset: str) -> dict:
+    """What a run on ``dataset`` must import first, for its spec (``RunSpec.dataset_code``):
+    ``module_code`` of the module that registers it; {} for a dataset that is not registered."""
+    from bench import datasets
+
+    return module_code(datasets.function(dataset).__module__) if datasets.registered(dataset) else {}
+
+
+def module_code(module: str) -> dict:
+    """What a worker must import for ``module``'s registrations to exist (``load_code``).
+
+    Returns:
+        {} for a module of this installation's packages (``models``, ``bench``); else
+        {"module": its name, "file": its file (absolute), "sha256": of the file's bytes}.
+    """
+    if module.partition(".")[0] in ("models", "bench"):
         return {}
     file = Path(sys.modules[module].__file__).resolve()
     return {"module": module, "file": str(file), "sha256": sha256(file)}
 
 
-def load_model_code(code: dict) -> None:
-    """In a worker: import the user's module a run's model comes from, as ``model_code`` saw it.
+def load_code(code: dict) -> None:
+    """In a worker: import the user's module a run's model or dataset comes from, as
+    ``module_code`` saw it.
 
     A top-level module is executed from its file, which need not be on this process's path;
     a module of a package is imported by name, so its package must be importable here.

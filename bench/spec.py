@@ -45,8 +45,11 @@ RECIPES = {
 # Execution settings change how fast a run goes or what it leaves beside its record, not what
 # it computes: they are recorded but left out of its identity, so a resumed run may use other
 # threads, a longer timeout, or keep its TensorBoard logs. (The speed-ups, bench.speedups,
-# change float32 rounding, not the arithmetic; `--no-speedups` checks that.)
-EXECUTION_FIELDS = ("threads", "timeout_s", "speedups", "tensorboard", "save_weights")
+# change float32 rounding, not the arithmetic; `--no-speedups` checks that.) Where a registered
+# dataset's arrays come from (dataset_code) is execution information too: data_hash identifies them.
+EXECUTION_FIELDS = ("threads", "timeout_s", "speedups", "tensorboard", "save_weights", "dataset_code")
+# Left out of the JSON form when empty, so the specs and run ids of runs without them stay as they were.
+OPTIONAL_FIELDS = ("model_code", "dataset_code")
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")
 
@@ -191,7 +194,8 @@ class RunSettings(Settings):
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
     imports: tuple[str, ...] | None = setting(
         None, "your own code to import first (`--import`): .py files by path (from the current folder) or "
-        "modules by name, that register models with @models.register_model")
+        "modules by name, that register models with @models.register_model or datasets with "
+        "@bench.data.register_dataset")
     tensorboard: bool = setting(False, "also write TensorBoard logs per epoch, in tensorboard/ of the results "
                                 "(not part of a run's identity)")
     save_weights: bool = setting(False, "also keep each run's final weights, in weights/ of the results "
@@ -282,6 +286,10 @@ class RunSpec:
             module, file and the file's SHA-256 (``bench.imports.model_code``): part of the
             run's identity, since the file decides the model. Empty for the shipped models,
             and then left out of the JSON form, so their specs and run ids are as before.
+        dataset_code: for a dataset registered with ``@register_dataset`` (``--import``), its
+            module, file and the file's SHA-256 (``bench.imports.dataset_code``), which the
+            worker imports before it loads the data. Not part of the run's identity (the data
+            hash is); empty, and left out of the JSON form, for any other dataset.
         tensorboard, save_weights: also write TensorBoard logs, keep the final weights
             (``bench.runfiles``).
     """
@@ -304,6 +312,7 @@ class RunSpec:
     timeout_s: float = 3600.0
     speedups: bool = True
     model_code: dict = field(default_factory=dict)
+    dataset_code: dict = field(default_factory=dict)
     tensorboard: bool = False
     save_weights: bool = False
     schema_version: int = SPEC_SCHEMA_VERSION
@@ -317,9 +326,10 @@ class RunSpec:
                 object.__setattr__(self, item.name, check("spec", item, hints[item.name], getattr(self, item.name)))
 
     def to_dict(self) -> dict:
-        """The JSON form: parts as objects, ranges as lists, ``model_code`` only when there is one."""
+        """The JSON form: parts as objects, ranges as lists, ``model_code`` and ``dataset_code``
+        only when there is one."""
         mapping = json.loads(json.dumps(dataclasses.asdict(self)))
-        return mapping if self.model_code else {k: v for k, v in mapping.items() if k != "model_code"}
+        return {k: v for k, v in mapping.items() if v or k not in OPTIONAL_FIELDS}
 
     @classmethod
     def from_dict(cls, mapping: dict) -> RunSpec:

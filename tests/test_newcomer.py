@@ -130,8 +130,8 @@ def test_a_worker_refuses_a_model_file_that_changed_since_the_plan(own_model):
     code = {"module": "mynet", "file": str(own_model), "sha256": imports.sha256(own_model)}
     own_model.write_text(MYNET + "\n# edited\n")
     with pytest.raises(ValueError, match="is gone or changed since the run was planned"):
-        imports.load_model_code(code)
-    imports.load_model_code({**code, "sha256": imports.sha256(own_model)})
+        imports.load_code(code)
+    imports.load_code({**code, "sha256": imports.sha256(own_model)})
     assert "mynet" in models.names()
 
 
