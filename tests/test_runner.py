@@ -617,6 +617,18 @@ def midway(tmp_path: Path, wrapper: tuple[str, ...] = ()):
         yield process, tree, command
 
 
+@contextmanager
+def hangup_at_default():
+    """SIGHUP at its default action in this process, so the processes started meanwhile inherit it:
+    these tests are of a terminal's runner, and a suite started under nohup ignores SIGHUP,
+    which its children would inherit and, as nohup asks, keep (tested apart, with nohup)."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, command: list[str]) -> None:
     results = tmp_path / "results"
     assert_only_whole_records(results, cut_short=True)
@@ -638,7 +650,7 @@ def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, com
 def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocation_runs_the_rest(tmp_path, signum):
     """SIGHUP is the terminal closing. Each leaves nothing in the temporary directory, though
     loky kills its workers with SIGKILL (``leaves_nothing_behind``)."""
-    with midway(tmp_path) as (process, tree, command):
+    with hangup_at_default(), midway(tmp_path) as (process, tree, command):
         process.send_signal(signum)
         out, err = process.communicate(timeout=PATIENCE)
         assert process.returncode == cli.EXIT_INTERRUPTED, err
@@ -734,7 +746,7 @@ def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_pat
     spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with hangup_at_default(), concurrent.futures.ThreadPoolExecutor(1) as pool:
             outcome = pool.submit(runner.run_in_subprocess, spec, 1)
             (worker,) = wait_for(lambda: bench_workers(os.getpid()), "the worker to start")
             worker.send_signal(signum)
