@@ -465,15 +465,19 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
 
 
 def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
+    """5 models x 2 datasets and FishNet55's conv head on CIFAR-10 with at least the first campaign's
+    3 runs each; the other heads of the n = 10 campaign with as many as it has recorded."""
     cells = pd.read_csv(table4_cpu / "verdicts.csv", keep_default_na=False, na_values=[""])
-    assert len(cells) == 11 and set(cells["verdict"]) <= set(VERDICTS)  # 5 models x 2 datasets + the conv head
-    assert (cells["n_ok"] == 3).all() and (cells["n_planned"] == 3).all()
+    assert 11 <= len(cells) <= 13 and set(cells["verdict"]) <= set(VERDICTS)
+    first = cells["published"].notna() | cells["options"].str.contains('"head": "conv"', regex=False)
+    assert first.sum() == 11 and (cells.loc[first, "n_ok"] >= 3).all()
+    assert (cells["n_ok"] >= 1).all() and (cells["n_ok"] <= cells["n_planned"]).all() and (cells["n_planned"] <= 10).all()
     assert cells["published"].notna().sum() == 10 and (cells.loc[cells["published"].notna(), "margin"] == 1.0).all()
     markdown = (table4_cpu / "report.md").read_text()
     shown = [row for heading in ("### Fashion-MNIST", "### CIFAR-10") for row in markdown_rows(markdown, heading)
              if row["Accuracy (%)"] != "—"]
-    assert len(shown) == 11 and all(row["verdict"] in VERDICTS for row in shown)
-    assert all(row["95 % CI"].startswith("[") for row in shown)
+    assert len(shown) == len(cells) and all(row["verdict"] in VERDICTS for row in shown)
+    assert all(row["95 % CI"].startswith("[") for row in shown if "(n=1)" not in row["Accuracy (%)"])
     assert "†" not in markdown
 
 
