@@ -12,7 +12,10 @@ results folder and in any other folder given (``--estimate-from``):
   runner timed whole runs give ``train.run`` alone, without the worker's start-up and exit).
   The runner's loading of the datasets before the first run is not in it.
 
-A run is then estimated at overhead + epochs x seconds per epoch (``schedule.Timing``). The
+A run is then estimated at overhead + epochs x seconds per epoch (``schedule.Timing``). A run
+with no record of its work is estimated from its model's FLOPs at the records' median seconds
+per FLOP, plus their median overhead (``schedule.expected_seconds``), and the text says which
+runs were: a rough guess, until one run of each is recorded. The
 wall time packs the runs in the order the runner starts them (longest expected first, from the
 results folder's own records: ``runner.pending_specs``), each onto the first free job, as
 joblib hands them out. Timings hold for the machine that measured them: the text names its CPU.
@@ -21,19 +24,21 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from typing import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench import aggregate, store
+from bench import aggregate, schedule, store
 from bench.runner import Dispatch, hours_minutes_seconds, pending_specs, plan_line
 from bench.schedule import Timing, timing_key, timings
 from bench.spec import RunSpec
 from bench.store import RunRecord
 
 NO_RECORD = "no record to estimate from"
+FROM_FLOPS = "from FLOPs"
 
 
 # ---------------------------------------------------------------- labels
@@ -92,18 +97,27 @@ class Cell:
     dataset: str
     specs: tuple[RunSpec, ...]
     timing: Timing | None
+    by_flops: tuple[float, ...] | None = None  # each run's seconds from its FLOPs, without a timing
 
     def seconds(self) -> list[float] | None:
-        return None if self.timing is None else [self.timing.run_seconds(spec.epochs) for spec in self.specs]
+        if self.timing is not None:
+            return [self.timing.run_seconds(spec.epochs) for spec in self.specs]
+        return None if self.by_flops is None else list(self.by_flops)
 
 
-def cells(pending: list[RunSpec], known: dict[str, Timing], labels: dict[str, str]) -> list[Cell]:
+def cells(pending: list[RunSpec], records: list[RunRecord], labels: dict[str, str],
+          flops: Callable[[RunSpec], int] = schedule.forward_flops) -> list[Cell]:
     """The pending runs grouped by configuration (labels: ``row_labels``), in the order the
-    runner first starts one."""
-    groups = {}
+    runner first starts one, each timed by the records of its work, or else from its FLOPs when
+    the records measured a rate (``flops``: forward FLOPs per image of a spec's model)."""
+    groups, known = {}, timings(records)
     for spec in pending:
         groups.setdefault(spec.config_key, []).append(spec)
-    return [Cell(labels[key], specs[0].dataset, tuple(specs), known.get(timing_key(specs[0])))
+    untimed = [spec for spec in pending if timing_key(spec) not in known]
+    rated = untimed and schedule.measured_seconds_per_flop(records) is not None
+    guessed = schedule.expected_seconds(untimed, records, flops) if rated else {}
+    return [Cell(labels[key], specs[0].dataset, tuple(specs), known.get(timing_key(specs[0])),
+                 tuple(guessed[s.run_id] for s in specs) if specs[0].run_id in guessed else None)
             for key, specs in groups.items()]
 
 
@@ -123,7 +137,8 @@ def _table(planned: list[Cell]) -> str:
     rows = []
     for cell in planned:
         timing, seconds = cell.timing, cell.seconds()
-        estimate = ([hours_minutes_seconds(seconds[0]), hours_minutes_seconds(sum(seconds)), len(timing.machines)]
+        source = len(timing.machines) if timing else FROM_FLOPS
+        estimate = ([hours_minutes_seconds(seconds[0]), hours_minutes_seconds(sum(seconds)), source]
                     if seconds else ["—", NO_RECORD, 0])
         rows.append([cell.label, cell.dataset, len(cell.specs), repeat_ranges([s.repeat for s in cell.specs]),
                      cell.specs[0].epochs, _number(timing and timing.sec_per_epoch, 2),
@@ -141,7 +156,12 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
     lines = [f"estimate: {hours_minutes_seconds(sum(in_order))} of runs; with {dispatch.jobs} jobs at once about "
              f"{hours_minutes_seconds(makespan(in_order, dispatch.jobs))} of wall time (each run started, in the "
              f"runner's order, longest expected first, on the first free job)"]
-    untimed = [cell for cell in planned if cell.timing is None]
+    guessed = [cell for cell in planned if cell.timing is None and cell.by_flops is not None]
+    if guessed:
+        lines.append(f"{FROM_FLOPS}: {sum(len(c.specs) for c in guessed)} runs of {len(guessed)} configuration(s) "
+                     "with no record of their work, at the records' median seconds per FLOP and overhead: a rough "
+                     "guess until one run of each is recorded")
+    untimed = [cell for cell in planned if cell.seconds() is None]
     if untimed:
         lines.append(f"not in the estimate: {sum(len(c.specs) for c in untimed)} runs of {len(untimed)} "
                      f"configuration(s) with {NO_RECORD}")
@@ -153,7 +173,7 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
 
 
 def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
-             estimate_from: list[Path] = ()) -> str:
+             estimate_from: list[Path] = (), flops: Callable[[RunSpec], int] = schedule.forward_flops) -> str:
     """The text of ``bench plan``: the pending runs per configuration, with the estimate.
 
     Args:
@@ -162,6 +182,7 @@ def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_fail
         dispatch: the jobs and threads ``bench run`` would use.
         retry_failed: as ``bench run --retry-failed``.
         estimate_from: other results folders whose records also time runs.
+        flops: forward FLOPs per image of a spec's model, for runs no record times (tests pass a fake one).
 
     Raises:
         ValueError: an ``estimate_from`` folder that does not exist.
@@ -169,7 +190,7 @@ def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_fail
     pending = pending_specs(specs, results, retry_failed)
     folders = {path.resolve(): path for path in reversed(([results] if results.is_dir() else []) + list(estimate_from))}
     records, sources = read_records(list(reversed(folders.values())))  # each folder once, named as given
-    planned = cells(pending, timings(records), row_labels(specs))
+    planned = cells(pending, records, row_labels(specs), flops)
     lines = [plan_line(specs, pending, dispatch, results) + "; nothing is trained or written"]
     if not pending:
         return "\n".join(lines)

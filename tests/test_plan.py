@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bench import cli, config, plan, schedule, store
+from bench import cli, config, data, plan, schedule, store
+from bench.runner import Dispatch
 from bench.store import RunRecord
 from test_runner import snapshot, write_profile
 
@@ -110,6 +111,23 @@ def test_bench_plan_lists_the_pending_runs_and_estimates_their_time_from_the_rec
     assert "not in the estimate: 3 runs of 1 configuration(s) with no record to estimate from" in out
     assert ("timings measured on Fake CPU A (2 cores; threads per run 1, runs at once 2): 1 records; "
             "Fake CPU B (2 cores; threads per run 1, runs at once 2): 1 records.") in out
+
+
+def test_runs_without_records_of_their_work_are_estimated_from_their_flops_and_said_so(tiny, tmp_path):
+    """The mlp record: 3 s/epoch over 3 epochs and 13 s in all (4 s overhead), at 1,000 FLOPs per image
+    and images / 3 s, so 3 s / (1,000 x images) per FLOP and image; a cnn run of 2,000 FLOPs per
+    image is then 4 s + 2,000 x images x 3 epochs x that = 4 + 18 = 22 s."""
+    _, specs = tiny
+    mlp, cnn = by_model(specs, "mlp"), by_model(specs, "cnn")
+    images = data.train_size(cnn[0].dataset, cnn[0].preprocess)
+    rated = dataclasses.replace(fake_record(mlp[0], 3.0, 13), flops_per_image=1_000, images_per_second=images / 3.0)
+    store.write_record(tmp_path / "results", rated)
+    text = plan.describe(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("MLP", "CNN"))}
+    assert rows["CNN"][-6:] == ["—", "—", "0:00:22", "0:01:06", "from", "FLOPs"]
+    assert "from FLOPs: 3 runs of 1 configuration(s) with no record of their work" in text
+    assert "not in the estimate" not in text
+    assert "estimate: 0:01:32 of runs" in text  # 2 mlp runs of 13 s and 3 cnn runs of 22 s
 
 
 def test_bench_plan_packs_the_runs_longest_expected_first_as_the_runner_starts_them(tiny, tmp_path, monkeypatch,
