@@ -15,12 +15,13 @@ import dataclasses
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import natsort
 import pandas as pd
 
-from bench import store, verdicts
+from bench import schedule, store, verdicts
 from bench.spec import EXECUTION_FIELDS, REPEAT_FIELDS, TABLE4_MODELS, RunSpec
 from bench.stats import summarize
 
@@ -215,13 +216,15 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     image, 1000 / images_per_second), settings (row_settings), row_key (them as text), row
     (the row's label), setup (``setup_labels``), the environment keys of ENVIRONMENT_KEYS,
     onednn (on, off, or not recorded), speedups (on, or off for ``--no-speedups`` runs),
-    inputs ('56x56x3 input, 10 classes'), num_classes, and report_input (the run's input
-    shape and class count are the report's, REPORT_INPUT). Sorted by model order, row,
-    dataset and repeat.
+    inputs ('56x56x3 input, 10 classes'), num_classes, report_input (the run's input
+    shape and class count are the report's, REPORT_INPUT), machine (``schedule.machine``) and
+    timed (``timed_on_one_machine``: the time columns are NaN where it is False). Sorted by
+    model order, row, dataset and repeat.
     """
     frame = store.runs_frame(records)
     frame["accuracy"] = frame["test_accuracy"].astype(float) * 100
     frame["ms_per_image"] = 1000 / frame["images_per_second"].astype(float)
+    frame["machine"] = [schedule.machine(r) for r in records]
     frame["settings"] = [row_settings(r.spec) for r in records]
     frame["row_key"] = frame["settings"].map(settings_key)
     for key in ENVIRONMENT_KEYS:
@@ -234,10 +237,24 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
     frame["setup"] = setup_labels(list(frame["settings"]))
+    frame["timed"] = timed_on_one_machine(frame)
+    frame.loc[~frame["timed"], ["ms_per_image", "images_per_second"]] = math.nan
     order = frame["model"].map(model_order)
     return (frame.assign(_order=order)
             .sort_values(["_order", "row", "dataset", "repeat", "run_id"], kind="stable")
             .drop(columns="_order").reset_index(drop=True))
+
+
+def timed_on_one_machine(frame: pd.DataFrame) -> pd.Series:
+    """Whether a run's time counts: it ran on the machine, with the threads per run and runs at
+    once, that most of its row and dataset's ok runs had (``schedule.machine``; a tie goes to the
+    name first in order). A time is never averaged over CPUs, nor over runs that shared the
+    machine with more runs: the others' times are left out, their accuracies kept."""
+    ok = frame[frame["status"] == "ok"]
+    counts = ok.groupby(["row_key", "dataset"])["machine"].agg(lambda m: Counter(m))
+    chosen = {key: min(c, key=lambda name: (-c[name], name)) for key, c in counts.items()}
+    return pd.Series([chosen.get((key, dataset)) == machine for key, dataset, machine
+                      in zip(frame["row_key"], frame["dataset"], frame["machine"])], index=frame.index)
 
 
 def ok_runs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -342,7 +359,8 @@ def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFr
     """runs.csv: a line per run of ``frame`` (``report_frame``), in its order, and a column per
     setting and measure: row, run_id, config_key, the spec's fields (its parts and the model's
     options as 'preprocess.size', 'model_options.head'), the record's outcome and measures, its
-    files ('files.log') and its environment ('environment.host'). Lists per ``csv_value``; the
+    files ('files.log'), its environment ('environment.host'), its machine and whether its time
+    counts ('timed', ``timed_on_one_machine``). Lists per ``csv_value``; the
     per-epoch history is in ``history_table``."""
     lines = {}
     for record in records:
@@ -353,7 +371,7 @@ def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFr
                                 **flatten(fields), **flatten(environment, "environment.")}
     table = pd.DataFrame([lines[run_id] for run_id in frame["run_id"]]).map(csv_value)
     table.insert(0, "row", list(frame["row"]))
-    return table
+    return table.assign(machine=list(frame["machine"]), timed=list(frame["timed"]))
 
 
 def history_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:

@@ -289,7 +289,22 @@ def method_lines(frame: pd.DataFrame, cells: pd.DataFrame, set_aside: int) -> li
         "a run's images per second being its training images over the median of its steady epochs "
         "(epoch 1, with tracing, left out); then mean ± std over runs. Parameters: Keras total.",
         f"Environment: {environment}; code {distinct(frame['git_commit'])}." + machine_sharing(frame),
+        timing_machines(frame),
     ]
+
+
+def timing_machines(frame: pd.DataFrame) -> str:
+    """Which machines the times come from, and how many ok runs' times were left out for having
+    been timed otherwise than most of their cell's (``aggregate.timed_on_one_machine``)."""
+    ok = aggregate.ok_runs(frame)
+    left_out = int((~ok["timed"]).sum())
+    text = ("Times: from each row and dataset's runs on the machine, and with the threads per run and runs at "
+            f"once, that most of them had ({distinct(ok['machine'])})")
+    if not left_out:
+        return text + "; never averaged over machines."
+    return (text + f"; the times of {left_out} ok run{'s' * (left_out > 1)} timed otherwise are left out "
+            "(their accuracies count), so that no time is averaged over CPUs or over a machine's load; "
+            "runs.csv has each run's machine.")
 
 
 def parameter_findings(frame: pd.DataFrame, cells: pd.DataFrame, published: Published) -> list[str]:

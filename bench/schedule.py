@@ -52,10 +52,16 @@ def timing_key(spec: RunSpec) -> str:
     return json.dumps(fields, sort_keys=True)
 
 
+VECTOR_UNITS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))  # the widest first: "AMD EPYC" names CPUs of both
+
+
 def machine(record: RunRecord) -> str:
-    """Where a record was timed: 'AMD EPYC (2 cores; threads per run 1, runs at once 2)'."""
+    """Where a record was timed: 'AMD EPYC, AVX-512 (2 cores; threads per run 1, runs at once 2)';
+    the vector unit when the record lists the CPU's flags (one CPU model name may cover both)."""
     environment = record.environment
-    return (f"{environment.get('cpu_model') or 'unknown CPU'} ({environment.get('cpu_count', '?')} cores; "
+    flags = set(environment.get("cpu_flags") or ())
+    unit = next((f", {name}" for flag, name in VECTOR_UNITS if flag in flags), "")
+    return (f"{environment.get('cpu_model') or 'unknown CPU'}{unit} ({environment.get('cpu_count', '?')} cores; "
             f"threads per run {environment.get('threads_per_job', '?')}, "
             f"runs at once {environment.get('jobs_at_once', '?')})")
 

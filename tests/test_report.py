@@ -391,6 +391,24 @@ def test_the_reports_values_stand_only_beside_runs_at_its_input(tmp_path):
     assert cells["published"].isna().all() and (cells["verdict"] == verdicts.CANT_TELL).all()
 
 
+def test_times_come_from_the_machine_most_of_a_cells_runs_ran_on_never_an_average_over_cpus(tmp_path):
+    """3 CNN runs on an AVX-512 EPYC at 2 s an epoch, 2 on an AVX2 EPYC (the same CPU model name) at
+    4 s: the time is the first machine's alone, every run's accuracy counts."""
+    def on(record, flags):
+        return dataclasses.replace(record, environment={**record.environment, "cpu_model": "AMD EPYC",
+                                                        "cpu_flags": flags})
+    records = [on(run_record("cnn", 0.8, repeat, sec_per_epoch=2.0), ["avx2", "avx512f"]) for repeat in range(3)]
+    records += [on(run_record("cnn", 0.9, repeat, sec_per_epoch=4.0), ["avx2"]) for repeat in (3, 4)]
+    report.write_report(write_results(tmp_path / "results", records), tmp_path)
+    cells = pd.read_csv(tmp_path / "table4.csv").set_index("metric")
+    assert cells.loc["ms_per_image", "n"] == 3 and cells.loc["ms_per_image", "mean"] == pytest.approx(1000 * 2.0 / TRAIN_IMAGES)
+    assert cells.loc["accuracy", "n"] == 5 and cells.loc["accuracy", "mean"] == pytest.approx(84.0)
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(runs["machine"].str.split(" [(]").str[0]) == ["AMD EPYC, AVX-512"] * 3 + ["AMD EPYC, AVX2"] * 2
+    assert list(runs["timed"]) == [name.startswith("AMD EPYC, AVX-512") for name in runs["machine"]]
+    assert "the times of 2 ok runs timed otherwise are left out" in (tmp_path / "report.md").read_text()
+
+
 def test_a_one_run_cell_reads_n_1_without_nan(tmp_path):
     text = report.write_report(quick_like(tmp_path, repeats=1), tmp_path)
     rows = {r["Model"]: r for r in markdown_rows((tmp_path / "report.md").read_text(), "### Fashion-MNIST (sample)")}
