@@ -1,0 +1,91 @@
+"""Copy the reference report's Table 4 and claims into README.md, between their markers.
+
+The README quotes results/table4-cpu: Table 4 in short (accuracy with the report's value, n,
+verdict, ms per image per dataset; parameters) from table4.csv and verdicts.csv, and the
+claims table of report.md as it is. Run it after ``python -m bench report --results
+results/table4-cpu``; tests/test_report.py checks that the README holds what it writes.
+
+usage: python scripts/readme_tables.py
+"""
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO / "results" / "table4-cpu"
+TABLE4 = ("<!-- table 4: from results/table4-cpu/table4.csv and verdicts.csv -->", "<!-- end of table 4 -->")
+CLAIMS = ("<!-- claims table: copied from results/table4-cpu/report.md -->", "<!-- end of the claims table -->")
+DATASETS = ("fashion_mnist", "cifar10")
+
+
+def table4_lines(cells: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
+    """Table 4 in short, a row per report row: per dataset accuracy (mean ± std, the report's value
+    in brackets), n, verdict, ms per image; then parameters (the report's count in brackets)."""
+    lines = ["| Model | Fashion-MNIST acc. | n | verdict | ms/image | CIFAR-10 acc. | n | verdict | ms/image | Parameters |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in dict.fromkeys(cells["row"]):
+        of_row = cells[cells["row"] == row]
+        per_dataset = [text for dataset in DATASETS for text in _dataset_cells(of_row, verdicts, dataset)]
+        lines.append("| " + " | ".join([row, *per_dataset, _parameters(of_row)]) + " |")
+    return lines
+
+
+def _dataset_cells(of_row: pd.DataFrame, verdicts: pd.DataFrame, dataset: str) -> list[str]:
+    metric = {m: line for m, line in of_row[of_row["dataset"] == dataset].set_index("metric").iterrows()}
+    if "accuracy" not in metric:
+        return [""] * 4
+    accuracy, ms = metric["accuracy"], metric["ms_per_image"]["mean"]
+    text = f"{accuracy['mean']:.1f}" + (f" ± {accuracy['std']:.1f}" if accuracy["n"] > 1 else "")
+    if pd.notna(accuracy["published"]):
+        text += f" ({accuracy['published']:.1f})"
+    judged = verdicts[(verdicts["dataset"] == dataset) & (verdicts["model"] == accuracy["model"])
+                      & ((verdicts["mean"] - accuracy["mean"]).abs() < 1e-9) & verdicts["published"].notna()]
+    verdict = judged["verdict"].iloc[0] if len(judged) else "—"
+    time = "—" if pd.isna(ms) else f"{ms:.2f}" if ms < 1 else f"{ms:.1f}"
+    return [text, str(int(accuracy["n"])), verdict, time]
+
+
+def _parameters(of_row: pd.DataFrame) -> str:
+    params = of_row[of_row["metric"] == "params_total"].iloc[0]
+    return f"{params['mean']:,.0f}" + (f" ({params['published']:,.0f})" if pd.notna(params["published"]) else "")
+
+
+def claims_lines(report: str) -> list[str]:
+    """The claims table of report.md, as it is."""
+    after = report.split("\n## The report's claims\n", 1)[1].splitlines()
+    first = next(i for i, line in enumerate(after) if line.startswith("|"))
+    table = []
+    for line in after[first:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return table
+
+
+def quoted(readme: str, markers: tuple[str, str]) -> list[str]:
+    """The lines between a pair of markers."""
+    return readme.split(markers[0], 1)[1].split(markers[1], 1)[0].strip("\n").splitlines()
+
+
+def with_quote(readme: str, markers: tuple[str, str], lines: list[str]) -> str:
+    head, rest = readme.split(markers[0], 1)
+    return head + markers[0] + "\n" + "\n".join(lines) + "\n" + markers[1] + rest.split(markers[1], 1)[1]
+
+
+def expected(reference: Path = REFERENCE) -> dict[tuple[str, str], list[str]]:
+    """markers -> the lines the README should quote, from the reference report's files."""
+    cells = pd.read_csv(reference / "table4.csv")
+    verdicts = pd.read_csv(reference / "verdicts.csv", keep_default_na=False, na_values=[""])
+    return {TABLE4: table4_lines(cells, verdicts), CLAIMS: claims_lines((reference / "report.md").read_text())}
+
+
+def main() -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    for markers, lines in expected().items():
+        text = with_quote(text, markers, lines)
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
