@@ -299,7 +299,7 @@ def timing_machines(frame: pd.DataFrame) -> str:
     ok = aggregate.ok_runs(frame)
     left_out = int((~ok["timed"]).sum())
     text = ("Times: from each row and dataset's runs on the machine, and with the threads per run and runs at "
-            f"once, that most of them had ({distinct(ok['machine'])})")
+            f"once, that most of them had ({distinct(ok.loc[ok['timed'], 'machine'])})")
     if not left_out:
         return text + "; never averaged over machines."
     return (text + f"; the times of {left_out} ok run{'s' * (left_out > 1)} timed otherwise are left out "
