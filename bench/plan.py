@@ -113,9 +113,7 @@ def cells(pending: list[RunSpec], records: list[RunRecord], labels: dict[str, st
     groups, known = {}, timings(records)
     for spec in pending:
         groups.setdefault(spec.config_key, []).append(spec)
-    untimed = [spec for spec in pending if timing_key(spec) not in known]
-    rated = untimed and schedule.measured_seconds_per_flop(records) is not None
-    guessed = schedule.expected_seconds(untimed, records, flops) if rated else {}
+    guessed = schedule.from_flops(pending, records, flops)
     return [Cell(labels[key], specs[0].dataset, tuple(specs), known.get(timing_key(specs[0])),
                  tuple(guessed[s.run_id] for s in specs) if specs[0].run_id in guessed else None)
             for key, specs in groups.items()]

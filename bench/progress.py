@@ -100,9 +100,7 @@ class Campaign:
         """The timings of the records, and each pending run's expected seconds from FLOPs when
         the records measured their seconds per FLOP (else none)."""
         self.timings = plan.timings(self.records)
-        untimed = [s for s in self.pending if plan.timing_key(s) not in self.timings]
-        measured = untimed and schedule.measured_seconds_per_flop(self.records) is not None
-        self.by_flops = schedule.expected_seconds(untimed, self.records, self.flops) if measured else {}
+        self.by_flops = schedule.from_flops(self.pending, self.records, self.flops)
 
     # ---------------------------------------------------------------- what happens
 

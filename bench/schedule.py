@@ -180,6 +180,17 @@ def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
     return expected
 
 
+def from_flops(specs: list[RunSpec], records: list[RunRecord],
+               flops: Callable[[RunSpec], int] = forward_flops) -> dict[str, float]:
+    """run_id -> expected seconds (``expected_seconds``) of the specs no record times, estimated
+    from their FLOPs; {} when no record measured a seconds per FLOP (a nominal rate is no estimate)."""
+    known = timings(records)
+    untimed = [spec for spec in specs if timing_key(spec) not in known]
+    if not untimed or measured_seconds_per_flop(records) is None:
+        return {}
+    return expected_seconds(untimed, records, flops)
+
+
 def longest_first(specs: list[RunSpec], records: list[RunRecord],
                   flops: Callable[[RunSpec], int] = forward_flops) -> list[RunSpec]:
     """The specs, longest expected first (``expected_seconds``); equal ones in the given order."""
