@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import __version__, config, data, imports, lock
+from bench import __version__, config, data, environment, imports, lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -93,6 +93,7 @@ def cmd_report(args) -> int:
 def cmd_list(args) -> int:
     from bench import inventory
 
+    environment.import_tensorflow_quietly()  # its start-up notices would come before the listing
     imports.load(args.imports)
     print(inventory.datasets_table())
     print()

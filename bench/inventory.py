@@ -37,5 +37,5 @@ def models_table(input_shape: tuple[int, int, int], num_classes: int) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in models.options(name).items()) or "—"
         rows.append((name, options, *_counts(name, input_shape, num_classes)))
     shape = "x".join(map(str, input_shape))
-    headers = ("model", "options (defaults)", "params", "trainable", f"MFLOPs/image", "note")
+    headers = ("model", "options (defaults)", "params", "trainable", "MFLOPs/image", "note")
     return f"models at {shape}, {num_classes} classes:\n" + tabulate(rows, headers=headers, disable_numparse=True)

@@ -86,6 +86,13 @@ def test_python_m_bench_outside_the_checkout_ignores_the_folders_own_models(fold
 
 
 @pytest.mark.skipif(not FISHBENCH.exists(), reason=f"no installed fishbench script beside {sys.executable}")
+def test_list_shows_ones_own_model_beside_the_registered_ones_with_nothing_on_stderr(folder):
+    done = run([str(FISHBENCH), "list", "--import", "mynet.py"], folder)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert re.search(r"^mynet\s+width=8\s", done.stdout, re.M) and re.search(r"^fishnet55\s", done.stdout, re.M)
+
+
+@pytest.mark.skipif(not FISHBENCH.exists(), reason=f"no installed fishbench script beside {sys.executable}")
 def test_version_and_usage_name_the_program_as_it_was_started(folder):
     assert run([str(FISHBENCH), "--version"], folder).stdout == f"fishbench {__version__}\n"
     assert run([sys.executable, "-m", "bench", "--version"], ROOT).stdout == f"python -m bench {__version__}\n"
