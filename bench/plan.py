@@ -18,7 +18,9 @@ per FLOP, plus their median overhead (``schedule.expected_seconds``), and the te
 runs were: a rough guess, until one run of each is recorded. The
 wall time packs the runs in the order the runner starts them (longest expected first, from the
 results folder's own records: ``runner.pending_specs``), each onto the first free job, as
-joblib hands them out. Timings hold for the machine that measured them: the text names its CPU.
+joblib hands them out. Timings hold for the machine that measured them: where this machine
+(its CPU, with the plan's threads and jobs) timed a work, only its records count
+(``schedule.timed_here``), and the text names the machines whose records it used.
 """
 from __future__ import annotations
 
@@ -188,7 +190,7 @@ def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_fail
     pending = pending_specs(specs, results, retry_failed)
     folders = {path.resolve(): path for path in reversed(([results] if results.is_dir() else []) + list(estimate_from))}
     records, sources = read_records(list(reversed(folders.values())))  # each folder once, named as given
-    planned = cells(pending, records, row_labels(specs), flops)
+    planned = cells(pending, schedule.timed_here(records, dispatch.threads, dispatch.jobs), row_labels(specs), flops)
     lines = [plan_line(specs, pending, dispatch, results) + "; nothing is trained or written"]
     if not pending:
         return "\n".join(lines)

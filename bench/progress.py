@@ -98,9 +98,12 @@ class Campaign:
 
     def _estimate(self) -> None:
         """The timings of the records, and each pending run's expected seconds from FLOPs when
-        the records measured their seconds per FLOP (else none)."""
-        self.timings = plan.timings(self.records)
-        self.by_flops = schedule.from_flops(self.pending, self.records, self.flops)
+        the records measured their seconds per FLOP (else none); this machine's records where it
+        has timed a work (``schedule.timed_here``)."""
+        threads = self.pending[0].threads if self.pending else 1
+        records = schedule.timed_here(self.records, threads, self.jobs)
+        self.timings = plan.timings(records)
+        self.by_flops = schedule.from_flops(self.pending, records, self.flops)
 
     # ---------------------------------------------------------------- what happens
 

@@ -58,7 +58,11 @@ VECTOR_UNITS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))  # the widest first: "
 def machine(record: RunRecord) -> str:
     """Where a record was timed: 'AMD EPYC, AVX-512 (2 cores; threads per run 1, runs at once 2)';
     the vector unit when the record lists the CPU's flags (one CPU model name may cover both)."""
-    environment = record.environment
+    return machine_of(record.environment)
+
+
+def machine_of(environment: dict) -> str:
+    """``machine`` of a record's environment (``environment.describe``'s keys)."""
     flags = set(environment.get("cpu_flags") or ())
     unit = next((f", {name}" for flag, name in VECTOR_UNITS if flag in flags), "")
     return (f"{environment.get('cpu_model') or 'unknown CPU'}{unit} ({environment.get('cpu_count', '?')} cores; "
@@ -82,6 +86,15 @@ def overhead_seconds(record: RunRecord) -> float | None:
     else:
         return None
     return wall - record.spec.epochs * record.sec_per_epoch
+
+
+def timed_here(records: list[RunRecord], threads: int, jobs: int) -> list[RunRecord]:
+    """The records that time runs of `threads` threads, `jobs` at once, on this machine: for each
+    work (``timing_key``) its records timed here (``machine``) when it has any, else all of them,
+    so that an estimate mixes machines only for work this one has not timed."""
+    here = machine_of({**environment.cpu_info(), "threads_per_job": threads, "jobs_at_once": jobs})
+    timed = {timing_key(record.spec) for record in records if machine(record) == here}
+    return [record for record in records if machine(record) == here or timing_key(record.spec) not in timed]
 
 
 @dataclass(frozen=True)

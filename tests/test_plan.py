@@ -67,6 +67,19 @@ def test_an_overhead_below_zero_from_whole_second_times_counts_as_zero(tiny):
     assert timing.overhead_s == 0.0
 
 
+def test_a_work_this_machine_timed_is_estimated_from_its_records_alone_other_work_from_any(tiny, monkeypatch):
+    _, specs = tiny
+    mlp, cnn = by_model(specs, "mlp"), by_model(specs, "cnn")
+    records = [fake_record(mlp[0], 2.0, 10), fake_record(mlp[1], 10.0, 40, cpu="Fake CPU B"),
+               fake_record(mlp[2], 10.0, 40, cpu="Fake CPU B"), fake_record(cnn[0], 5.0, 20, cpu="Fake CPU B")]
+    monkeypatch.setattr("bench.environment.cpu_info", lambda: {"cpu_model": "Fake CPU A", "cpu_count": 2})
+    here = schedule.timings(schedule.timed_here(records, threads=1, jobs=2))
+    assert here[schedule.timing_key(mlp[0])].sec_per_epoch == 2.0  # not the median 10.0 of all three
+    assert here[schedule.timing_key(cnn[0])].machines == ("Fake CPU B (2 cores; threads per run 1, runs at once 2)",)
+    four_jobs = schedule.timings(schedule.timed_here(records, threads=1, jobs=4))  # not this machine's set-up
+    assert four_jobs[schedule.timing_key(mlp[0])].sec_per_epoch == 10.0
+
+
 def test_the_wall_time_packs_runs_in_order_onto_the_first_free_job():
     assert plan.makespan([5, 3, 3, 1], jobs=2) == 6  # 5 | 3 + 3, then 1 after the 5
     assert plan.makespan([1, 3, 3, 5], jobs=2) == 8  # 1 + 3 | 3 + 5: the order matters
