@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import __version__, config, data, environment, imports, lock
+from bench import __version__, config, data, datacache, environment, imports, lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except (ValueError, data.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except data.CacheFull as error:
+    except datacache.CacheFull as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except lock.WriteFailed as error:

@@ -17,50 +17,36 @@ classes); it is remembered per source file (path, size, mtime) in the cache fold
 does not read big files again. ``CANONICAL_HASHES`` holds the hashes of the canonical copies:
 other bytes under a canonical name are used, with a warning, and their runs get their own ids.
 
-Preprocessing (resize, channels, stratified training subset) is applied once and cached on
-disk as uint8 ``.npy`` files keyed by the data hash and every parameter that changes the
-bytes. A load checks each file's size and CRC-32 against the entry's meta.json before
-memory-mapping it, and rebuilds a damaged entry with a warning. An entry is written into a
-temporary folder named after its writer, then renamed into place: a failed or interrupted
-write removes its folder, and the next load removes the folders of writers that died.
-Pixel scaling is not applied here: the arrays stay uint8 and the training input pipeline
-scales them when ``scale_pixels`` is set, so the cache serves both.
+``load`` preprocesses a dataset once per setting (``bench.preprocessing``: stratified
+training subset, channels, size) and keeps the uint8 result in the dataset cache
+(``bench.datacache``), keyed by the data hash and every parameter that changes the bytes
+(``cache_key``).
 """
 from __future__ import annotations
 
-import contextlib
-import errno
 import functools
 import gzip
 import hashlib
 import json
 import os
-import secrets
-import shutil
-import socket
 import struct
 import warnings
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from bench import datasets
+from bench import datacache, datasets, preprocessing
 from bench.datasets import register_dataset  # noqa: F401 - a user's file imports it from here
-from bench.lifetime import process_token
 from bench.spec import Preprocess
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
-CACHE_DIR_ENV = "BENCH_CACHE_DIR"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 ASSETS = Path(__file__).parent / "assets"
 SAMPLE_FILE = ASSETS / "fashion_mnist_sample.npz"
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CACHE_FORMAT = 2  # bump when the preprocessing code changes the bytes it writes (2: keyed by the data hash)
-TEMP_MARK = ".tmp~"  # <entry>.tmp~<host>~<writer's process token>~<random>: a cache entry being written
-FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 ACCEPTED_FILE = "uint8 x_train, y_train, x_test, y_test as keras.datasets returns them"
 
 
@@ -105,14 +91,6 @@ class DataUnavailable(RuntimeError):
 
 class BadData(ValueError):
     """A source's arrays are not a dataset of its name, or not the ones planned; the message names the file."""
-
-
-class CacheUnusable(ValueError):
-    """The cache folder cannot be written: it is a file, or not writable (a bad path)."""
-
-
-class CacheFull(RuntimeError):
-    """The disk under the cache is full; nothing half-written is left."""
 
 
 @dataclass
@@ -199,7 +177,7 @@ def expected(name: str, arrays: dict[str, np.ndarray]) -> RealDataset:
     images = np.asarray(arrays["x_train"])
     labels = np.concatenate([np.asarray(arrays[key]).reshape(-1) for key in ("y_train", "y_test")])
     integers = labels.size and np.issubdtype(labels.dtype, np.integer)
-    return RealDataset(Path(name).name, tuple(_as_nhwc(images).shape[1:]), int(labels.max()) + 1 if integers else 0)
+    return RealDataset(Path(name).name, tuple(preprocessing.as_nhwc(images).shape[1:]), int(labels.max()) + 1 if integers else 0)
 
 
 # ---------------------------------------------------------------- sources
@@ -374,7 +352,7 @@ def check_arrays(arrays: dict[str, np.ndarray], name: str, label: str) -> dict[s
         problem = problem or _labels_problem(labels, f"y_{part}", len(images), real)
         if problem:
             raise BadData(f"{label}: {problem}")
-        checked[f"x_{part}"], checked[f"y_{part}"] = _as_nhwc(images), labels.reshape(-1).astype(np.int64)
+        checked[f"x_{part}"], checked[f"y_{part}"] = preprocessing.as_nhwc(images), labels.reshape(-1).astype(np.int64)
     return checked
 
 
@@ -384,7 +362,7 @@ def _images_problem(images: np.ndarray, key: str, real: RealDataset) -> str | No
     if images.dtype != np.uint8:
         return (f"{key} holds {images.dtype} pixels; accepted: uint8, 0 to 255, as keras.datasets returns them "
                 "(convert images in [0, 1] with np.round(x * 255).astype(np.uint8))")
-    if images.ndim not in (3, 4) or _as_nhwc(images).shape[1:] != real.shape:
+    if images.ndim not in (3, 4) or preprocessing.as_nhwc(images).shape[1:] != real.shape:
         return f"{key} has shape {images.shape}; accepted: {shapes}"
     if not len(images):
         return f"{key} holds no images; accepted: at least one"
@@ -436,7 +414,7 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
 
     Raises:
         ValueError: an unknown name. BadData, DataUnavailable: as ``_read``.
-        CacheUnusable, CacheFull: what was read cannot be remembered.
+        datacache.CacheUnusable, datacache.CacheFull: what was read cannot be remembered.
     """
     check_name(name)
     if name == SYNTHETIC:
@@ -454,7 +432,7 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
         if memo is not None:
             from bench import store  # late: it imports pandas, which most commands never need
 
-            with _cache_errors(memo.parent):
+            with datacache.write_errors(memo.parent):
                 store.write_json_atomic(memo, asdict(info))
     canonical = CANONICAL_HASHES.get(name)
     if canonical is not None and info.data_hash != canonical:
@@ -485,7 +463,7 @@ def _memo_path(source: Source) -> Path | None:
     if not source.files:
         return None
     stats = [source.label, *((str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in source.files)]
-    return cache_dir() / "sources" / f"{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}.json"
+    return datacache.cache_dir() / "sources" / f"{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}.json"
 
 
 def _read_memo(path: Path | None) -> SourceInfo | None:
@@ -506,9 +484,9 @@ def plan_hash(name: str, preprocess: Preprocess, eval_per_class: int | None = No
     """
     info = inspect(name, preprocess)
     if preprocess.train_per_class is not None:
-        check_per_class("train_per_class", preprocess.train_per_class, info.train_counts, f"{name}'s training set")
+        preprocessing.check_per_class("train_per_class", preprocess.train_per_class, info.train_counts, f"{name}'s training set")
     if eval_per_class is not None:
-        check_per_class("eval_per_class", eval_per_class, info.test_counts, f"{name}'s test set")
+        preprocessing.check_per_class("eval_per_class", eval_per_class, info.test_counts, f"{name}'s test set")
     return info.data_hash
 
 
@@ -550,8 +528,8 @@ def synthetic_arrays(preprocess: Preprocess) -> dict[str, np.ndarray]:
 
 def make_sample(arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
     """The embedded sample: a seeded stratified subset of ``SAMPLE_PER_CLASS`` images."""
-    train_idx = stratified_indices(arrays["y_train"], SAMPLE_PER_CLASS[0], seed)
-    test_idx = stratified_indices(arrays["y_test"], SAMPLE_PER_CLASS[1], seed)
+    train_idx = preprocessing.stratified_indices(arrays["y_train"], SAMPLE_PER_CLASS[0], seed)
+    test_idx = preprocessing.stratified_indices(arrays["y_test"], SAMPLE_PER_CLASS[1], seed)
     return {
         "x_train": arrays["x_train"][train_idx],
         "y_train": arrays["y_train"][train_idx],
@@ -560,80 +538,7 @@ def make_sample(arrays: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.nd
     }
 
 
-# ---------------------------------------------------------------- preprocessing
-
-
-def stratified_indices(labels: np.ndarray, per_class: int, seed: int, setting: str = "train_per_class",
-                       where: str = "the training set") -> np.ndarray:
-    """Sorted indices of ``per_class`` examples of every class, drawn without replacement.
-
-    Raises:
-        ValueError: some class holds fewer than ``per_class`` examples (``check_per_class``).
-    """
-    labels = np.asarray(labels).ravel()
-    classes, counts = np.unique(labels, return_counts=True)
-    check_per_class(setting, per_class, counts, where)
-    rng = np.random.default_rng(seed)
-    picks = [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in classes]
-    return np.sort(np.concatenate(picks))
-
-
-def check_per_class(setting: str, per_class: int, counts, where: str) -> None:
-    """Raise ValueError, naming ``setting``, unless each class of ``where`` that has images
-    (``counts``: images per class) has ``per_class`` of them."""
-    smallest = min(int(count) for count in counts if count)
-    if per_class > smallest:
-        raise ValueError(f"{setting} is larger than the smallest class of {where} ({smallest} images); "
-                         f"accepted: 1..{smallest}. Received: {setting}={per_class}")
-
-
-def _as_nhwc(images: np.ndarray) -> np.ndarray:
-    return images[..., None] if images.ndim == 3 else images
-
-
-def convert_channels(images: np.ndarray, channels: int | None) -> np.ndarray:
-    """Repeat grayscale to RGB (as the report did) or take RGB luminance (ITU-R 601)."""
-    have = images.shape[-1]
-    if channels is None or channels == have:
-        return images
-    if channels == 3:
-        return np.repeat(images, 3, axis=-1)
-    luminance = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return np.clip(np.round(luminance), 0, 255).astype(np.uint8)[..., None]
-
-
-def resize(images: np.ndarray, size: int | None, chunk: int = 5000) -> np.ndarray:
-    """Bilinear resize to size x size (TensorFlow's, as the report's code), rounded to uint8."""
-    if size is None or images.shape[1:3] == (size, size):
-        return images
-    import tensorflow as tf  # late: only resizing needs it
-
-    out = np.empty((len(images), size, size, images.shape[-1]), np.uint8)
-    for start in range(0, len(images), chunk):
-        batch = tf.image.resize(images[start : start + chunk], (size, size), method="bilinear")
-        out[start : start + chunk] = np.clip(np.round(batch.numpy()), 0, 255).astype(np.uint8)
-    return out
-
-
-def apply_preprocess(arrays: dict[str, np.ndarray], name: str, preprocess: Preprocess) -> dict[str, np.ndarray]:
-    """Subset, convert channels and resize; labels become flat int64."""
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    y_train = arrays["y_train"].ravel().astype(np.int64)
-    x_train = arrays["x_train"]
-    if preprocess.train_per_class is not None and name != SYNTHETIC:
-        keep = stratified_indices(y_train, preprocess.train_per_class, preprocess.subset_seed)
-        x_train, y_train = x_train[keep], y_train[keep]
-    out = {"y_train": y_train, "y_test": arrays["y_test"].ravel().astype(np.int64)}
-    for key, images in (("x_train", x_train), ("x_test", arrays["x_test"])):
-        out[key] = resize(convert_channels(_as_nhwc(images), preprocess.channels), preprocess.size)
-    return out
-
-
-# ---------------------------------------------------------------- cache
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path("~/.cache/fishbench").expanduser())
+# ---------------------------------------------------------------- loading
 
 
 def cache_key(name: str, preprocess: Preprocess, data_hash: str) -> str:
@@ -645,98 +550,6 @@ def cache_key(name: str, preprocess: Preprocess, data_hash: str) -> str:
         fields.pop("native_size")
     text = json.dumps({"format": CACHE_FORMAT, "data_hash": data_hash, **fields}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _cache_errors(folder: Path):
-    """An OSError of writing the cache as CacheFull (a full disk) or CacheUnusable (a bad path)."""
-    try:
-        yield
-    except OSError as error:
-        reason = error.strerror or str(error)
-        if error.errno in FULL_DISK:
-            raise CacheFull(f"the dataset cache in {folder} cannot be written ({reason}); nothing half-written is left. "
-                            f"Free some space, or set ${CACHE_DIR_ENV} to a folder on another disk") from None
-        received = os.environ.get(CACHE_DIR_ENV) or f"unset, so {cache_dir()}"
-        raise CacheUnusable(f"the dataset cache in {folder} cannot be written ({reason}); accepted: a writable "
-                            f"folder, created if missing. Received: {CACHE_DIR_ENV}={received}") from None
-
-
-def _file_check(path: Path) -> dict:
-    """A file's size and CRC-32: cheap enough to check at every load, and catches overwritten bytes."""
-    crc = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            crc = zlib.crc32(chunk, crc)
-    return {"bytes": path.stat().st_size, "crc32": crc}
-
-
-def _damage(path: Path, files: dict) -> str | None:
-    """What is wrong with the cache entry at ``path`` whose meta.json lists ``files``, or None."""
-    for key in ARRAY_KEYS:
-        file = path / f"{key}.npy"
-        if not file.is_file():
-            return f"{file.name} is missing"
-        found = _file_check(file)
-        if found != files[key]:
-            return (f"{file.name} has {found['bytes']} bytes and CRC-32 {found['crc32']}, meta.json says "
-                    f"{files[key]['bytes']} and {files[key]['crc32']}")
-    return None
-
-
-def _read_cache(path: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
-    """The meta.json and memory-mapped arrays of the entry at ``path``; None when there is none.
-
-    An entry that fails its checks (``_damage``) is removed, with a warning, to be rebuilt.
-    """
-    if not path.exists():
-        return None
-    try:
-        meta = json.loads((path / "meta.json").read_text())
-        problem = _damage(path, meta["files"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        problem = f"its meta.json is unreadable: {error}"
-    if problem:
-        warnings.warn(f"dataset cache entry {path} is damaged ({problem}); rebuilding it", stacklevel=3)
-        shutil.rmtree(path, ignore_errors=True)
-        return None
-    return meta, {key: np.load(path / f"{key}.npy", mmap_mode="r") for key in ARRAY_KEYS}
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write every array, then meta.json with each file's size and CRC-32, into a temporary
-    folder renamed into place. A failure or an interrupt removes the folder; a writer killed
-    outright leaves it to ``remove_stale``.
-
-    Raises:
-        CacheFull: the disk is full. CacheUnusable: the folder cannot be written.
-    """
-    writer = f"{socket.gethostname()}~{process_token(os.getpid())}~{secrets.token_hex(4)}"
-    tmp = path.parent / f"{path.name}{TEMP_MARK}{writer}"
-    try:
-        with _cache_errors(path.parent):
-            tmp.mkdir(parents=True)
-            for key, array in arrays.items():
-                np.save(tmp / f"{key}.npy", array)
-            files = {key: _file_check(tmp / f"{key}.npy") for key in arrays}
-            (tmp / "meta.json").write_text(json.dumps({**meta, "files": files}, indent=1))
-            try:
-                tmp.rename(path)
-            except OSError:
-                if not (path / "meta.json").exists():  # else another process finished the same entry first
-                    raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def remove_stale(folder: Path) -> None:
-    """Remove the temporary entries in ``folder`` of writers on this machine that have died."""
-    host = socket.gethostname()
-    for tmp in folder.glob(f"*{TEMP_MARK}*"):
-        writer = tmp.name.split(TEMP_MARK, 1)[1].split("~")
-        pid = writer[1].split(":")[1] if len(writer) == 3 and writer[1].count(":") == 2 else ""
-        if writer[0] == host and pid.isdigit() and process_token(int(pid)) != writer[1]:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _source_arrays(name: str, preprocess: Preprocess) -> tuple[dict[str, np.ndarray], str]:
@@ -758,14 +571,14 @@ def load(name: str, preprocess: Preprocess, data_hash: str | None = None) -> Dat
         ValueError: an unknown name, or a subset larger than a class holds.
         BadData: the source is not a dataset of ``name``, or no longer holds ``data_hash``.
         DataUnavailable: no source could supply a real dataset (the message says what was tried).
-        CacheUnusable, CacheFull: the cache cannot be written.
+        datacache.CacheUnusable, datacache.CacheFull: the cache cannot be written.
     """
     check_name(name)
     data_hash = data_hash or inspect(name, preprocess).data_hash
-    path = cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, data_hash)}"
+    path = datacache.cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, data_hash)}"
     classes = shape_of(name, preprocess)[1]
-    remove_stale(path.parent)
-    cached = _read_cache(path)
+    datacache.remove_stale(path.parent)
+    cached = datacache.read_entry(path, ARRAY_KEYS)
     if cached is not None:
         meta, arrays = cached
         return Dataset(**arrays, num_classes=classes, source=meta["source"], from_cache=True)
@@ -774,7 +587,7 @@ def load(name: str, preprocess: Preprocess, data_hash: str | None = None) -> Dat
     if found != data_hash:
         raise BadData(f"{source} changed since the run was planned: its arrays hash to {found}, the run's spec "
                       f"says {data_hash}; plan the runs again")
-    arrays = apply_preprocess(raw, name, preprocess)
+    arrays = preprocessing.apply(raw, preprocess, subset=name != SYNTHETIC)
     request = {"name": name, **asdict(preprocess)}
-    _write_cache(path, arrays, {"source": source, "data_hash": data_hash, "request": request})
+    datacache.write_entry(path, arrays, {"source": source, "data_hash": data_hash, "request": request})
     return Dataset(**arrays, num_classes=classes, source=source)

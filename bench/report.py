@@ -19,8 +19,8 @@ from tabulate import tabulate
 
 from bench import aggregate, data, environment, figures, phases, store, timeshare, verdicts
 from bench.aggregate import Published, dataset_title, display_name
+from bench.claims import CLAIMS_FILE, ClaimsFile, Margins, load_claims, load_published
 
-CLAIMS_FILE = verdicts.CLAIMS_FILE
 FIGURE_DIR = "figures"
 PNG_DPI = 200  # the PNGs for screens; each figure is also a PDF beside them, vector, for print
 ENVIRONMENT_LINE = (("host", "host"), ("cpu", "CPU"), ("cpu_count", "cores"), ("gpu", "GPU"),
@@ -134,7 +134,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def margin_text(cells: pd.DataFrame, margins: verdicts.Margins) -> str:
+def margin_text(cells: pd.DataFrame, margins: Margins) -> str:
     """The margins the cells' verdicts used (``verdicts.verdict_cells``) and where they come from."""
     judged = cells.loc[cells["published"].notna(), "margin"].value_counts().sort_index()
     used = ", ".join(f"±{margin:g} pp in {n} cell{'s' * (n > 1)}" for margin, n in judged.items()) or "none"
@@ -148,7 +148,7 @@ def margin_text(cells: pd.DataFrame, margins: verdicts.Margins) -> str:
     return f"Margin: {used}, because {why}. Each cell's margin and its source are in verdicts.csv."
 
 
-def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: verdicts.Margins,
+def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: Margins,
                 verdict_cells: pd.DataFrame) -> list[str]:
     """The Table 4 section: how to read it, the verdicts' rule and margin, a table per dataset."""
     epochs = " and ".join(f"{n:,} {dataset_title(d)} images" for d, n in REPORT_EPOCH_IMAGES.items())
@@ -406,7 +406,7 @@ def file_part(dataset: str) -> str:
 
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
-             by_cell: dict, margins: verdicts.Margins, set_aside: int, figure_names: list[str],
+             by_cell: dict, margins: Margins, set_aside: int, figure_names: list[str],
              skipped: list[str], time_parts: list[str]) -> str:
     """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
     line), the claims, findings, where the time went (``time_parts``: ``time_text``), figures."""
@@ -435,9 +435,9 @@ class Report:
 
 
 def make_report(records: list[store.RunRecord], skipped: list[str], published_table: pd.DataFrame,
-                claims: verdicts.ClaimsFile) -> Report:
+                claims: ClaimsFile) -> Report:
     """The report of these records (one per configuration and seed kept) against the published
-    table (``verdicts.load_published``) and the claims."""
+    table (``load_published``) and the claims."""
     published = Published.from_frame(published_table)
     kept, set_aside = aggregate.one_per_seed(records)
     frame = aggregate.report_frame(kept)
@@ -521,7 +521,7 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
 
     Raises:
         ValueError: ``results/runs`` is missing or holds no readable record, or the claims file
-            is not valid (one line, ``verdicts.load_claims``).
+            is not valid (one line, ``load_claims``).
     """
     results, out = Path(results), Path(out)
     records, skipped = store.load_records(results)
@@ -533,8 +533,8 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
     environment.import_tensorflow_quietly()
     import models  # late: imports Keras; the claims are checked against the registry's names
 
-    claims_file = verdicts.load_claims(claims, models=models.names(), datasets=data.NAMES)
-    made = make_report(records, skipped, verdicts.load_published(), claims_file)
+    claims_file = load_claims(claims, models=models.names(), datasets=data.NAMES)
+    made = make_report(records, skipped, load_published(), claims_file)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
     for name, figure in made.figures.items():
         figure.savefig(out / FIGURE_DIR / name, dpi=PNG_DPI)

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import data, lock, runner, store, verdicts
+from bench.claims import Margins, load_claims, load_published
 from bench.plan import row_labels
 from bench.spec import RunSpec
 from bench.stats import summarize
@@ -90,14 +91,14 @@ class Reference:
     """The report's Table 4 values (read with their printed digits) and the margins of its cells."""
 
     values: pd.DataFrame
-    margins: verdicts.Margins
+    margins: Margins
 
 
-def load_published() -> Reference:
+def load_reference() -> Reference:
     """The shipped published values and the claims file's margins, as the verdicts use them."""
     import models  # late: imports Keras
 
-    return Reference(verdicts.load_published(), verdicts.load_claims(models=models.names(), datasets=data.NAMES).margins)
+    return Reference(load_published(), load_claims(models=models.names(), datasets=data.NAMES).margins)
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _rounds(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule
     stamp = {RULE_KEY: rule.text}
     out(f"stopping rule: {rule.text}")
     written = runner.run_benchmark(specs, results, dispatch, retry_failed, out, environment=stamp)
-    cells, labels, published = {s.config_key: s for s in specs}, row_labels(specs), load_published()
+    cells, labels, published = {s.config_key: s for s in specs}, row_labels(specs), load_reference()
     for round_number in itertools.count(1):
         states = judge(cells, store.load_records(results)[0], rule, published, labels)
         after = f"round {round_number - 1}" if round_number > 1 else "the runs recorded so far"

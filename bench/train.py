@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from bench import data, environment, runfiles
+from bench import data, environment, preprocessing, runfiles
 from bench.phases import Stopwatch
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
@@ -151,7 +151,7 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
     test = evaluation(dataset.x_test, dataset.y_test)
     monitor = test
     if spec.eval_per_class is not None:
-        keep = data.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed,
+        keep = preprocessing.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed,
                                        "eval_per_class", "the test set")
         monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
     return train.prefetch(tf.data.AUTOTUNE), monitor, test

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cli, data
+from bench import cli, data, datacache, preprocessing
 from bench.lifetime import process_token
 from bench.spec import Preprocess
 
@@ -25,7 +25,7 @@ REAL_SHAPES = {  # name: (train images, test images, image shape, classes, train
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 def small_mnist(**changes) -> dict[str, np.ndarray]:
@@ -156,15 +156,15 @@ def test_preprocessing_resizes_repeats_channels_and_keeps_uint8():
 
 def test_rgb_to_one_channel_is_luminance():
     rgb = np.array([[[[255, 0, 0], [0, 255, 0], [0, 0, 255]]]], np.uint8)
-    assert data.convert_channels(rgb, 1)[..., 0].tolist() == [[[76, 150, 29]]]
+    assert preprocessing.convert_channels(rgb, 1)[..., 0].tolist() == [[[76, 150, 29]]]
 
 
 def test_stratified_subset_takes_equal_counts_reproducibly():
     labels = np.repeat(np.arange(4), [10, 12, 9, 30])
-    first = data.stratified_indices(labels, 9, seed=3)
+    first = preprocessing.stratified_indices(labels, 9, seed=3)
     assert np.bincount(labels[first]).tolist() == [9, 9, 9, 9]
-    assert np.array_equal(first, data.stratified_indices(labels, 9, seed=3))
-    assert not np.array_equal(first, data.stratified_indices(labels, 9, seed=4))
+    assert np.array_equal(first, preprocessing.stratified_indices(labels, 9, seed=3))
+    assert not np.array_equal(first, preprocessing.stratified_indices(labels, 9, seed=4))
 
 
 def test_subset_larger_than_a_class_names_the_value_and_the_limit():
@@ -294,7 +294,7 @@ def test_a_replaced_source_gets_a_new_hash_and_cache_entry_with_a_warning_naming
         second = data.plan_hash("mnist", Preprocess())
     zeroed = data.load("mnist", Preprocess(), second)
     assert second != first and not zeroed.from_cache and not zeroed.x_train.any()
-    entries = sorted(data.cache_dir().glob("mnist-*"))
+    entries = sorted(datacache.cache_dir().glob("mnist-*"))
     assert len(entries) == 2
     for entry in entries:
         (entry / "meta.json").unlink()
@@ -391,7 +391,7 @@ def test_a_plan_checks_the_subsets_against_the_classes(name, preprocess, eval_pe
 def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage):
     preprocess = Preprocess(train_per_class=20)
     first = data.load(data.SAMPLE, preprocess)
-    (entry,) = data.cache_dir().glob(f"{data.SAMPLE}-*")
+    (entry,) = datacache.cache_dir().glob(f"{data.SAMPLE}-*")
     target = entry / "x_train.npy"
     if damage == "zeroed":
         target.write_bytes(bytes(target.stat().st_size))
@@ -417,12 +417,12 @@ def failing_save(error):
 
 def leftovers() -> list[str]:
     """What the cache folder holds but the remembered sources: an entry, or a temporary folder."""
-    return [path.name for path in data.cache_dir().iterdir() if path.name != "sources"]
+    return [path.name for path in datacache.cache_dir().iterdir() if path.name != "sources"]
 
 
 @pytest.mark.parametrize("error, raised, message", [
-    (errno.ENOSPC, data.CacheFull, "cannot be written (No space left on device); nothing half-written is left"),
-    (errno.EACCES, data.CacheUnusable, "cannot be written (Permission denied); accepted: a writable folder"),
+    (errno.ENOSPC, datacache.CacheFull, "cannot be written (No space left on device); nothing half-written is left"),
+    (errno.EACCES, datacache.CacheUnusable, "cannot be written (Permission denied); accepted: a writable folder"),
     (KeyboardInterrupt, KeyboardInterrupt, None),
 ])
 def test_a_failed_or_interrupted_cache_write_leaves_nothing_half_written(monkeypatch, error, raised, message):
@@ -434,9 +434,9 @@ def test_a_failed_or_interrupted_cache_write_leaves_nothing_half_written(monkeyp
 
 def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "file"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "file"))
     for name in (data.SAMPLE, data.SYNTHETIC):  # writing what a plan read, and writing an entry
-        with pytest.raises(data.CacheUnusable, match=re.escape(
+        with pytest.raises(datacache.CacheUnusable, match=re.escape(
                 f"cannot be written (Not a directory); accepted: a writable folder, created if missing. "
                 f"Received: BENCH_CACHE_DIR={tmp_path / 'file'}")):
             data.load(name, Preprocess(train_per_class=5))
@@ -452,7 +452,7 @@ def test_bench_run_with_a_cache_that_cannot_be_written_exits_in_one_line(tmp_pat
 
 
 def test_the_next_load_removes_the_temporary_folders_of_dead_writers_only():
-    folder = data.cache_dir()
+    folder = datacache.cache_dir()
     folder.mkdir(parents=True)
     child = subprocess.Popen(["sleep", "60"])
     dead = process_token(child.pid)
@@ -462,7 +462,7 @@ def test_the_next_load_removes_the_temporary_folders_of_dead_writers_only():
     writers = {"dead": f"{host}~{dead}~0000", "alive": f"{host}~{process_token(os.getpid())}~0000",
                "elsewhere": f"another-host~{dead}~0000"}
     for name, writer in writers.items():
-        (folder / f"synthetic-{name}{data.TEMP_MARK}{writer}").mkdir()
+        (folder / f"synthetic-{name}{datacache.TEMP_MARK}{writer}").mkdir()
     data.load(data.SYNTHETIC, Preprocess(native_size=8, train_per_class=2))
-    assert sorted(name.split(data.TEMP_MARK)[0] for name in leftovers() if data.TEMP_MARK in name) == [
+    assert sorted(name.split(datacache.TEMP_MARK)[0] for name in leftovers() if datacache.TEMP_MARK in name) == [
         "synthetic-alive", "synthetic-elsewhere"]

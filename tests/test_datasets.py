@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import config, data, datasets, imports, inventory, store
+from bench import config, data, datacache, datasets, imports, inventory, store
 from bench.spec import Preprocess, RunSpec
 
 TINY_DIGITS = '''"""tinydigits: three classes of 8x8 grey images."""
@@ -36,7 +36,7 @@ PATIENCE = 600  # seconds; the machine is shared
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_a_second_holder_is_refused_with_the_pid_host_command_and_start_of_the_f
     message = str(refused.value)
     assert message.startswith(f"results folder {tmp_path / 'results'} is in use by another bench run: "
                               f"pid {holder.pid} on host {socket.gethostname()} since 20")
-    assert f"python -c 'import sys, time; from pathlib import Path; from bench import lock with lock.hold(" in message
+    assert "python -c 'import sys, time; from pathlib import Path; from bench import lock with lock.hold(" in message
     assert message.endswith(f"Received: --results {tmp_path / 'results'}") and "\n" not in message
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import models
-from bench import __version__, config, data, imports, store
+from bench import __version__, config, data, datacache, imports, store
 from bench.spec import Preprocess, RunSpec
 from models import registry
 
@@ -47,7 +47,7 @@ def folder(tmp_path, monkeypatch):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text(HOSTILE.format(package))
     (tmp_path / "mynet.py").write_text(MYNET)
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout, wherever the installed script points
     return tmp_path
 
@@ -169,7 +169,7 @@ def write_npz(path: Path, image_dtype=np.uint8) -> Path:
 
 
 def test_a_dataset_named_by_its_npz_path_loads_and_the_spec_names_its_absolute_path(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     write_npz(tmp_path / "my.npz")
     dataset = data.load("my.npz", Preprocess(channels=3))

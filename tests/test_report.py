@@ -23,6 +23,7 @@ from scipy import stats as scipy_stats
 
 import models
 from bench import aggregate, cli, data, figures, report, store, verdicts
+from bench.claims import CLAIMS_FILE, load_published
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 from bench.stats import summarize
 
@@ -40,7 +41,7 @@ def script(name: str):
 
 readme_tables = script("readme_tables")
 TABLE4_CPU = ROOT / "results" / "table4-cpu"
-PUBLISHED = aggregate.Published.from_frame(verdicts.load_published())
+PUBLISHED = aggregate.Published.from_frame(load_published())
 VERDICTS = (verdicts.REPRODUCED, verdicts.DIFFERS, verdicts.CANT_TELL)
 
 
@@ -513,7 +514,7 @@ def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
 
 def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     claims = pd.read_csv(table4_cpu / "claims.csv", keep_default_na=False, na_values=[""])
-    ids = [claim["id"] for claim in tomllib.loads(verdicts.CLAIMS_FILE.read_text())["claims"]]
+    ids = [claim["id"] for claim in tomllib.loads(CLAIMS_FILE.read_text())["claims"]]
     markdown = (table4_cpu / "report.md").read_text()
     assert [row["Claim"] for row in markdown_rows(markdown, "## The report's claims")] == ids
     tested = claims[claims["rule"].isin(["welch+holm", "tost+holm"])]

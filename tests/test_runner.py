@@ -32,7 +32,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench import cli, config, data, lock, runfiles, runner, store
+from bench import cli, config, datacache, lock, runfiles, runner, store
 from bench.phases import SPAWNED_ENV
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
@@ -53,7 +53,7 @@ PATIENCE = 300  # seconds a runner may take to reach a state; generous, the mach
 def private_cache(tmp_path_factory):
     """A dataset cache of this module's own, inherited by every runner it starts."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(data.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        patch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
         yield
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import models
-from bench import config, data, runner, schedule, store
+from bench import config, data, datacache, runner, schedule, store
 from bench.phases import INVOCATION_KEY, Phases
 from bench.store import RunRecord
 from test_runner import write_profile
@@ -16,7 +16,7 @@ TRAIN_IMAGES = 100  # the tiny profile's: 10 per class
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture

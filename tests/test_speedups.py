@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import models
-from bench import data, throughput, train
+from bench import datacache, throughput, train
 from bench.speedups import process, training
 from bench.speedups.fused import FusedBatchNormalization, fuse_batch_norm
 
@@ -199,7 +199,7 @@ def test_the_harness_traces_its_train_step_once():
 
 
 def test_a_run_trains_with_the_speed_ups(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
     spec = throughput.speed_spec("fishnet55", batch_size=16, threads=1)
     preprocess = dataclasses.replace(spec.preprocess, native_size=16, channels=3, train_per_class=6)  # 60 images
     record = train.run(dataclasses.replace(spec, epochs=2, preprocess=preprocess))

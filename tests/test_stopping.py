@@ -16,7 +16,7 @@ RULE = stopping.StoppingRule(half_width=5.0, max_runs=10)
 
 @pytest.fixture(scope="module")
 def reference():
-    return stopping.load_published()
+    return stopping.load_reference()
 
 
 def cell_records(spec, accuracies, statuses=None) -> list[RunRecord]:

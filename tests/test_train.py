@@ -8,14 +8,14 @@ import pytest
 import tensorflow as tf
 
 import models
-from bench import config, data, train
+from bench import config, data, datacache, train
 from bench.phases import Phases
 from bench.spec import Augment, RunSpec
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 def tiny_spec(**changes) -> RunSpec:

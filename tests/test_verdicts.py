@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from bench import verdicts
+from bench.claims import CLAIMS_FILE, KINDS, METRICS, Margins, load_claims, parse_claims
 from bench.stats import difference_of_means, hedges_g, holm, tost
 from bench.verdicts import CANT_TELL, CONTRADICTED, DIFFERS, HOLDS, REPRODUCED
 
@@ -41,7 +42,7 @@ def frame(*groups):
 
 
 def claims_from(text, models=MODELS, datasets=DATASETS):
-    return verdicts.parse_claims(tomllib.loads(text), models=models, datasets=datasets)
+    return parse_claims(tomllib.loads(text), models=models, datasets=datasets)
 
 
 def claim(kind="greater", metric="accuracy", rows='[{model = "fishnet55", options = {head = "dense"}}]',
@@ -363,17 +364,21 @@ def test_a_runs_frame_without_the_needed_columns_is_refused():
 
 
 def test_the_shipped_claims_file_loads_with_the_registry_names():
-    loaded = verdicts.load_claims(verdicts.CLAIMS_FILE, models=MODELS, datasets=DATASETS)
+    loaded = load_claims(CLAIMS_FILE, models=MODELS, datasets=DATASETS)
     ids = [c.id for c in loaded.claims]
     assert len(ids) == len(set(ids)) >= 10
-    assert {c.kind for c in loaded.claims} == set(verdicts.KINDS)
+    assert {c.kind for c in loaded.claims} == set(KINDS)
     assert all(c.quote and c.section and verdicts.planned(c) for c in loaded.claims)
-    assert loaded.margins == verdicts.Margins()
+    assert loaded.margins == Margins()
+
+
+def test_every_metric_a_claim_may_compare_has_a_rule_that_judges_it():
+    assert set(verdicts.RULES) == set(METRICS)
 
 
 def test_the_shipped_claims_file_is_refused_without_a_model_it_names():
     with pytest.raises(ValueError, match=r"unknown model .*fishnet77"):
-        verdicts.load_claims(verdicts.CLAIMS_FILE, models=[m for m in MODELS if m != "fishnet77"], datasets=DATASETS)
+        load_claims(CLAIMS_FILE, models=[m for m in MODELS if m != "fishnet77"], datasets=DATASETS)
 
 
 @pytest.mark.parametrize("text, named", [
