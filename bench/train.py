@@ -39,6 +39,14 @@ from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 from bench.store import RunRecord, now_iso
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
+# The input pipelines run without tf.data's autotuning. Its model thread wakes at doubling
+# intervals (10 ms, 20 ms, ... 5.12 s, 10.24 s) and a finished iterator could wait for its next
+# wake-up: an evaluation of 2.7 s then took 5.11 s, one of 10.2 s took 20.5 s (FishNet55 and 77,
+# two runs at once). Its tuning also let a run's input threads grow onto the core of the other
+# run (epochs of 20 s instead of 11). Fixed: augmentation one batch at a time, PREFETCH ahead.
+PREFETCH = 2  # batches made ready while the model computes
+UNTUNED = tf.data.Options()
+UNTUNED.autotune.enabled = False
 # A run diverged, though its losses stayed finite, when its training loss ended more than
 # GROWTH times its first epoch's (and above a uniform guess's log(classes): a tiny loss may
 # wobble), or when its test accuracy is at chance (at most CHANCE / classes) with a test loss
@@ -138,23 +146,25 @@ def make_inputs(dataset: data.Dataset, spec: RunSpec):
         .batch(spec.batch_size)
     )
     batch_seeds = tf.data.Dataset.random(seed=spec.seed, rerandomize_each_iteration=True).batch(2)
-    train = tf.data.Dataset.zip(batch_seeds, train).map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+    train = tf.data.Dataset.zip(batch_seeds, train).map(train_map)
+
     def evaluation(images, labels):
         return (
             tf.data.Dataset.from_tensor_slices((np.asarray(images), np.asarray(labels)))
             .batch(max(spec.batch_size, 256))
             .map(lambda x, y: (to_float(x), y))
             .cache()
-            .prefetch(tf.data.AUTOTUNE)
+            .prefetch(PREFETCH)
+            .with_options(UNTUNED)
         )
 
     test = evaluation(dataset.x_test, dataset.y_test)
     monitor = test
     if spec.eval_per_class is not None:
         keep = preprocessing.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed,
-                                       "eval_per_class", "the test set")
+                                                "eval_per_class", "the test set")
         monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
-    return train.prefetch(tf.data.AUTOTUNE), monitor, test
+    return train.prefetch(PREFETCH).with_options(UNTUNED), monitor, test
 
 
 # ---------------------------------------------------------------- model

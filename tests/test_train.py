@@ -43,6 +43,14 @@ def test_without_a_subset_the_per_epoch_evaluation_is_the_test_set():
     assert monitor is test
 
 
+def test_every_input_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches_twice():
+    spec = tiny_spec(eval_per_class=3)
+    pipelines = train.make_inputs(data.load(spec.dataset, spec.preprocess), spec)
+    assert [pipeline.options().autotune.enabled for pipeline in pipelines] == [False] * 3
+    again = train.make_inputs(data.load(spec.dataset, spec.preprocess), spec)[0]
+    assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(pipelines[0], again))
+
+
 def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
     evaluated = []
     original = train.keras.Model.evaluate
