@@ -4,7 +4,8 @@ difference of means, Hedges' g, one-sample equivalence (TOST) and Holm's step-do
 Undefined quantities are NaN, never an exception, so a table with one run in a cell still
 prints (as ``NaN``) and a missing cell has n = 0. Every test here is undefined (NaN) with fewer
 than 2 values in a sample and when the standard error is 0 (constant samples): scipy would
-return an infinite t there, which says more than three equal accuracies can.
+return an infinite t there, which says more than three equal accuracies can. The one exception
+is equivalence (``tost``), which a constant sample decides by the sign test instead.
 """
 from __future__ import annotations
 
@@ -80,6 +81,7 @@ class Equivalence:
     p_low: float
     p_high: float
     p_value: float
+    test: str = "t"  # "t", or "sign" for a constant sample
 
 
 def tost(values, low: float, high: float) -> Equivalence:
@@ -90,11 +92,19 @@ def tost(values, low: float, high: float) -> Equivalence:
     p = max(p_low, p_high). TOST at level alpha rejects exactly when the (1 - 2 alpha) t-interval
     of the mean (90 % at alpha 0.05) lies inside (low, high).
 
-    NaN (all three) with fewer than 2 values or zero std.
+    A constant sample (zero std: every run of a collapsed model at exactly chance, say) has no
+    t; its two one-sided tests are exact sign tests on the median instead: with all n values
+    above low, P(n of n above | median <= low) <= 0.5^n, so p_low = 0.5^n (1 when they are
+    not above), and p_high likewise. That takes 5 equal values to reach p < 0.05, not 2.
+
+    NaN (all three) with fewer than 2 values.
     """
     array = _values(values)
-    if array.size < 2 or _constant(array):
+    if array.size < 2:
         return Equivalence(math.nan, math.nan, math.nan)
+    if _constant(array):
+        p_low, p_high = (0.5 ** array.size if inside else 1.0 for inside in (array[0] > low, array[0] < high))
+        return Equivalence(p_low, p_high, max(p_low, p_high), test="sign")
     p_low = float(scipy_stats.ttest_1samp(array, low, alternative="greater").pvalue)
     p_high = float(scipy_stats.ttest_1samp(array, high, alternative="less").pvalue)
     return Equivalence(p_low, p_high, max(p_low, p_high))

@@ -27,8 +27,10 @@ whether our mean is close to that point, within a declared margin (percentage po
   H0: mu >= published + margin rejected; TOST p = max of the two one-sided p.
 - ``differs``: the published value lies outside our 95 % CI widened by the margin,
   [ci_low - margin, ci_high + margin]. (Exclusive with ``reproduced``.)
-- ``can't tell``: otherwise, and always with fewer than 2 ok runs, with no published value,
-  or with zero spread inside the widened CI (TOST is undefined there).
+- ``can't tell``: otherwise, and always with fewer than 2 ok runs or with no published value.
+
+With zero spread (every run equal) the two one-sided tests are exact sign tests on the median
+(``stats.tost``): 5 equal runs inside the margin are needed for ``reproduced``.
 
 The margin is max(1 pp, half a unit of the published value's last printed digit) (86.5 -> 1.0,
 86 -> 1.0), unless the claims file's ``[margins]`` table sets a ``default`` or a cell
@@ -47,7 +49,8 @@ setup at a time, judged by the metric's rule:
   too). ``holds`` when the Holm p < 0.05 and the difference is in the claimed direction,
   ``contradicted`` when Holm p < 0.05 the other way, ``can't tell`` otherwise.
   ``near``: holds when the Holm-adjusted TOST p against value ± margin is < 0.05, contradicted
-  when the value lies outside the row's 95 % CI widened by the margin, else can't tell.
+  when the value lies outside the row's 95 % CI widened by the margin, else can't tell (a
+  row whose runs are all equal: sign tests, as for a cell).
 - ms_per_image (measured, not tested: timings on a shared machine are not independent draws):
   holds when the two rows' 95 % t-intervals do not overlap in the claimed direction,
   contradicted when they do not overlap the other way, can't tell when they overlap. Welch's
@@ -162,13 +165,14 @@ def judge_cell(values, published: float, margin: float, alpha: float = ALPHA) ->
         return CellVerdict(CANT_TELL, math.nan, "no published value")
     if summary.n < 2:
         return CellVerdict(CANT_TELL, math.nan, f"{summary.n} ok run(s), needs 2")
-    p = tost(values, published - margin, published + margin).p_value
+    equivalence = tost(values, published - margin, published + margin)
+    p, named = equivalence.p_value, "TOST p" if equivalence.test == "t" else "every run equal: sign-test TOST p"
     if p < alpha:
-        return CellVerdict(REPRODUCED, p, f"TOST p {p:.3g} < {alpha}: within {published:g} ± {margin:g}")
+        return CellVerdict(REPRODUCED, p, f"{named} {p:.3g} < {alpha}: within {published:g} ± {margin:g}")
     low, high = summary.ci_low - margin, summary.ci_high + margin
     if not low <= published <= high:
         return CellVerdict(DIFFERS, p, f"{published:g} outside the CI ± margin [{low:.2f}, {high:.2f}]")
-    return CellVerdict(CANT_TELL, p, f"TOST p {p:.3g} >= {alpha}, {published:g} inside [{low:.2f}, {high:.2f}]")
+    return CellVerdict(CANT_TELL, p, f"{named} {p:.3g} >= {alpha}, {published:g} inside [{low:.2f}, {high:.2f}]")
 
 
 def imputed_verdicts(values, n_missing: int, published: float, margin: float, chance: float,

@@ -15,7 +15,7 @@ from scipy import stats as scipy_stats
 
 from bench import verdicts
 from bench.claims import CLAIMS_FILE, KINDS, METRICS, Margins, load_claims, parse_claims
-from bench.stats import difference_of_means, hedges_g, holm, tost
+from bench.stats import Equivalence, difference_of_means, hedges_g, holm, tost
 from bench.verdicts import CANT_TELL, CONTRADICTED, DIFFERS, HOLDS, REPRODUCED
 
 # The names the registry and bench.data accept (models.registry.names(), bench.data.NAMES).
@@ -110,7 +110,12 @@ def test_tost_is_the_larger_of_two_one_sided_t_tests():
     result = tost(values, 85.5, 87.5)
     assert (result.p_low, result.p_high, result.p_value) == pytest.approx((p_low, p_high, max(p_low, p_high)))
     assert math.isnan(tost([86.5], 85.5, 87.5).p_value)
-    assert math.isnan(tost([86.5, 86.5], 85.5, 87.5).p_value)  # no spread: undefined
+
+
+def test_tost_of_equal_values_is_two_sign_tests_on_the_median():
+    assert tost([86.5] * 2, 85.5, 87.5) == Equivalence(0.25, 0.25, 0.25, test="sign")  # no t without spread
+    assert tost([10.0] * 5, 9.1, 11.1).p_value == 0.5 ** 5 < 0.05  # five equal runs inside the margin
+    assert tost([10.0] * 6, 10.5, 12.5) == Equivalence(1.0, 0.5 ** 6, 1.0, test="sign")  # below the interval
 
 
 def test_holm_on_the_wikipedia_example():
@@ -146,6 +151,14 @@ def test_a_sample_far_from_the_published_value_differs():
 def test_two_runs_with_large_spread_cannot_tell():
     result = verdicts.judge_cell([80.0, 93.0], 86.5, margin=1.0)
     assert result.verdict == CANT_TELL and result.tost_p > 0.05
+
+
+def test_runs_all_at_exactly_chance_reproduce_a_published_chance_from_five_runs_on():
+    # a collapsed MLP predicts one class: exactly 10.00 % of CIFAR-10's balanced test set every time
+    three, six = verdicts.judge_cell([10.0] * 3, 10.1, margin=1.0), verdicts.judge_cell([10.0] * 6, 10.1, margin=1.0)
+    assert (three.verdict, three.tost_p) == (CANT_TELL, 0.125)
+    assert (six.verdict, six.tost_p) == (REPRODUCED, 0.5 ** 6) and "every run equal: sign-test TOST p" in six.why
+    assert verdicts.judge_cell([10.0] * 6, 20.0, margin=1.0).verdict == DIFFERS
 
 
 def test_one_run_cannot_tell_even_on_the_published_value():
