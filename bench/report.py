@@ -164,8 +164,9 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
         "its value is treated as a point without uncertainty of its own: *reproduced* when our mean is within "
         "the margin of it (two one-sided t-tests, α = 0.05; sign tests when every run is equal, which takes 5 "
         "runs); *differs* when it lies outside our 95 % CI widened by the margin; *can't tell* otherwise, and "
-        "with fewer than 2 ok runs. With runs not ok, the verdict is recomputed with each of them at the cell's lowest ok accuracy, its highest, and chance, and the cell "
-        "says whether that *could change* it. " + margin_text(verdict_cells, margins),
+        "with fewer than 2 ok runs. With runs not ok, the verdict is recomputed with each of them at the cell's "
+        "lowest ok accuracy, its highest, and chance, and the cell says whether that *could change* it. "
+        + margin_text(verdict_cells, margins),
         "",
         "*Time* is ours only, per training image (see Method), which means the same whatever the epoch's "
         f"size. The report's seconds per epoch are for its whole epochs ({epochs}) on hardware it does not "
