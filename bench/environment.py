@@ -124,8 +124,11 @@ def quiet_stderr():
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow with the notices its C++ code prints while loading kept off stderr
-    (``quiet_stderr``)."""
+    (``quiet_stderr``), and let it look for GPUs there too: a build with CUDA says "failed call
+    to cuInit" on a machine without a GPU driver when it first looks, whichever command that is."""
     if "tensorflow" in sys.modules:
         return
     with quiet_stderr():
-        import tensorflow  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
