@@ -98,7 +98,7 @@ class ClaimsFile:
 
 def load_published(path: str | Path = PUBLISHED_FILE) -> pd.DataFrame:
     """The published values (model, dataset, metric, value, ...) with each value as its printed
-    text, whose digits set a cell's default margin (``default_margin``)."""
+    text, whose digits set a cell's default margin (``verdicts.default_margin``)."""
     return pd.read_csv(path, keep_default_na=False, dtype={"value": str})
 
 

@@ -93,8 +93,9 @@ def timed_here(records: list[RunRecord], threads: int, jobs: int) -> list[RunRec
     work (``timing_key``) its records timed here (``machine``) when it has any, else all of them,
     so that an estimate mixes machines only for work this one has not timed."""
     here = machine_of({**environment.cpu_info(), "threads_per_job": threads, "jobs_at_once": jobs})
-    timed = {timing_key(record.spec) for record in records if machine(record) == here}
-    return [record for record in records if machine(record) == here or timing_key(record.spec) not in timed]
+    keyed = [(record, timing_key(record.spec), machine(record) == here) for record in records]
+    timed = {key for _, key, is_here in keyed if is_here}
+    return [record for record, key, is_here in keyed if is_here or key not in timed]
 
 
 @dataclass(frozen=True)
