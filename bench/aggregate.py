@@ -186,26 +186,44 @@ def row_labels(rows: pd.DataFrame) -> dict:
     """row_key -> label: the model's name, plus the settings telling apart its rows.
 
     A model with one row is 'FishNet55'; with two that differ in the head option,
-    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'.
+    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'; rows of two setups name the setup
+    as ``setup_labels`` does, 'MLP (profile=paper)'.
     """
     labels = {}
     for model, group in rows.groupby("model"):
-        varying = varying_keys(list(group["settings"]))
+        setups = setup_keys([setup_settings(s) for s in group["settings"]])
+        varying = [k for k in varying_keys(list(group["settings"])) if k.startswith("model_options.") or k in setups]
         for key, settings in zip(group["row_key"], group["settings"]):
             named = settings_label(settings, varying)
             labels[key] = display_name(model) + (f" ({named})" if named else "")
     return labels
 
 
+def setup_settings(settings: dict) -> dict:
+    """A run's setup: its row settings but the model and its options."""
+    return {k: v for k, v in settings.items() if not k.startswith("model")}
+
+
+def setup_keys(setups: list[dict]) -> list[str]:
+    """The settings that name the setups: the profile alone when each profile is one setup
+    (or there is one setup), else every setting that varies."""
+    setups_of_profile = {}
+    for setup in setups:
+        setups_of_profile.setdefault(setup.get("profile"), set()).add(settings_key(setup))
+    if all(len(keys) == 1 for keys in setups_of_profile.values()):
+        return ["profile"]
+    return varying_keys(setups)
+
+
 def setup_labels(settings: list[dict]) -> list[str]:
-    """The label of each run's setup: its row settings but the model and its options, as the
-    settings that tell the setups apart ('profile=a'); 'profile=...' when there is one setup.
+    """The label of each run's setup ('profile=paper'; 'optimizer.learning_rate=0.01, profile=a'
+    when one profile ran with two learning rates), by ``setup_keys``.
 
     Runs of one setup differ only in the model and its options: ``bench.verdicts`` compares
     them, and never runs of two setups.
     """
-    setups = [{k: v for k, v in s.items() if not k.startswith("model")} for s in settings]
-    keys = varying_keys(setups) or ["profile"]
+    setups = [setup_settings(s) for s in settings]
+    keys = setup_keys(setups)
     return [settings_label(setup, keys) for setup in setups]
 
 

@@ -252,6 +252,18 @@ def shared_settings(frame: pd.DataFrame) -> str:
     return ", ".join(f"{k}={aggregate.as_text(settings[0][k])}" for k in shared)
 
 
+def setups_text(frame: pd.DataFrame) -> str:
+    """' Setups, judged apart: profile=a (lr=0.01); profile=b (lr=0.1).' when the setups' labels
+    leave out settings that tell them apart; '' otherwise."""
+    setups = frame.drop_duplicates("setup")
+    settings = [aggregate.setup_settings(s) for s in setups["settings"]]
+    unnamed = [k for k in aggregate.varying_keys(settings) if k not in aggregate.setup_keys(settings)]
+    if not unnamed:
+        return ""
+    described = [f"{label} ({aggregate.settings_label(s, unnamed)})" for label, s in zip(setups["setup"], settings)]
+    return f" Setups, judged apart: {'; '.join(described)}."
+
+
 def machine_sharing(frame: pd.DataFrame) -> str:
     """A sentence when the timings come from a shared machine: other runs, or other load."""
     jobs, load = frame["jobs_at_once"].fillna(1).max(), frame["load_at_end"].astype(float).max()
@@ -283,7 +295,7 @@ def method_lines(frame: pd.DataFrame, cells: pd.DataFrame, set_aside: int) -> li
         f"Records: {len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}; "
         f"n = {n} ok runs per cell (seeds {distinct(sorted(frame['seed']))}). {set_aside_text(set_aside)}",
         "Data: " + "; ".join(f"{d} ({inputs[d] or 'input not known'})" for d in sorted(inputs)) + ".",
-        f"Settings of every run: {shared_settings(frame)}.",
+        f"Settings of every run: {shared_settings(frame)}." + setups_text(frame),
         "Accuracy: final-epoch test accuracy (%), mean ± sample std (ddof=1) over the ok runs of one "
         "configuration (every spec field but seed and repeat); 95 % CI = mean ± t(0.975, n-1)·std/√n; "
         "at n = 1 std and CI are NaN. Time: training milliseconds per image = 1000 / images per second, "

@@ -1,9 +1,11 @@
-"""Copy the reference report's Table 4 and claims into README.md, between their markers.
+"""Copy the reference reports' tables into README.md, between their markers.
 
 The README quotes results/table4-cpu: Table 4 in short (accuracy with the report's value, n,
 verdict, ms per image per dataset; parameters) from table4.csv and verdicts.csv, and the
-claims table of report.md as it is. Run it after ``python -m bench report --results
-results/table4-cpu``; tests/test_report.py checks that the README holds what it writes.
+claims table of report.md as it is; and results/paper, the cells run at the report's
+protocol (a line per recipe, model and dataset, from verdicts.csv) and the claims those cells
+can judge (claims.csv). Run it after ``python -m bench report --results`` on either;
+tests/test_report.py checks that the README holds what it writes.
 
 usage: python scripts/readme_tables.py
 """
@@ -11,11 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.aggregate import display_name
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "results" / "table4-cpu"
+PAPER = REPO / "results" / "paper"
 TABLE4 = ("<!-- table 4: from results/table4-cpu/table4.csv and verdicts.csv -->", "<!-- end of table 4 -->")
 CLAIMS = ("<!-- claims table: copied from results/table4-cpu/report.md -->", "<!-- end of the claims table -->")
+PAPER_CELLS = ("<!-- the report's protocol: from results/paper/verdicts.csv -->", "<!-- end of the report's protocol -->")
+PAPER_CLAIMS = ("<!-- its claims: from results/paper/claims.csv -->", "<!-- end of its claims -->")
 DATASETS = ("fashion_mnist", "cifar10")
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
 
 def table4_lines(cells: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
@@ -62,6 +70,32 @@ def claims_lines(report: str) -> list[str]:
     return table
 
 
+def recipe(setup: str) -> str:
+    """'profile=paper' -> '`paper`': the profile that names the setup."""
+    return f"`{setup.removeprefix('profile=')}`"
+
+
+def paper_cells_lines(verdicts: pd.DataFrame) -> list[str]:
+    """A line per recipe, model and dataset that has runs: n, accuracy, CI, the report's value, verdict."""
+    lines = ["| Recipe | Model | Dataset | ok runs | test accuracy (%) | 95 % CI | the report's | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cell in verdicts[verdicts["n_ok"] > 0].itertuples():
+        published = "—" if pd.isna(cell.published) else f"{cell.published:.1f}"
+        lines.append(f"| {recipe(cell.setup)} | {display_name(cell.model)} | {DATASET_NAMES[cell.dataset]} "
+                     f"| {cell.n_ok} of {cell.n_planned} | {cell.mean:.2f} ± {cell.std:.2f} "
+                     f"| [{cell.ci_low:.2f}, {cell.ci_high:.2f}] | {published} | **{cell.verdict}** ({cell.why}) |")
+    return lines
+
+
+def paper_claims_lines(claims: pd.DataFrame) -> list[str]:
+    """A line per claim and recipe that the recorded cells can judge (no comparison needs runs)."""
+    lines = ["| Claim | Recipe | verdict |", "|---|---|---|"]
+    for (setup, claim), comparisons in claims.groupby(["setup", "claim"], sort=False):
+        if comparisons["needs"].isna().all():
+            lines.append(f"| {claim} | {recipe(setup)} | **{comparisons['claim_verdict'].iloc[0]}** |")
+    return lines
+
+
 def quoted(readme: str, markers: tuple[str, str]) -> list[str]:
     """The lines between a pair of markers."""
     return readme.split(markers[0], 1)[1].split(markers[1], 1)[0].strip("\n").splitlines()
@@ -72,11 +106,16 @@ def with_quote(readme: str, markers: tuple[str, str], lines: list[str]) -> str:
     return head + markers[0] + "\n" + "\n".join(lines) + "\n" + markers[1] + rest.split(markers[1], 1)[1]
 
 
-def expected(reference: Path = REFERENCE) -> dict[tuple[str, str], list[str]]:
-    """markers -> the lines the README should quote, from the reference report's files."""
-    cells = pd.read_csv(reference / "table4.csv")
-    verdicts = pd.read_csv(reference / "verdicts.csv", keep_default_na=False, na_values=[""])
-    return {TABLE4: table4_lines(cells, verdicts), CLAIMS: claims_lines((reference / "report.md").read_text())}
+def read(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / name, keep_default_na=False, na_values=[""])
+
+
+def expected(reference: Path = REFERENCE, paper: Path = PAPER) -> dict[tuple[str, str], list[str]]:
+    """markers -> the lines the README should quote, from the reference reports' files."""
+    return {TABLE4: table4_lines(pd.read_csv(reference / "table4.csv"), read(reference, "verdicts.csv")),
+            CLAIMS: claims_lines((reference / "report.md").read_text()),
+            PAPER_CELLS: paper_cells_lines(read(paper, "verdicts.csv")),
+            PAPER_CLAIMS: paper_claims_lines(read(paper, "claims.csv"))}
 
 
 def main() -> None:

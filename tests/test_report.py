@@ -13,6 +13,7 @@ import itertools
 import json
 import re
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def script(name: str):
 
 
 readme_tables = script("readme_tables")
-TABLE4_CPU = ROOT / "results" / "table4-cpu"
+SHIPPED = ("table4-cpu", "paper")  # the reference results the repository ships and the README cites
 PUBLISHED = aggregate.Published.from_frame(load_published())
 VERDICTS = (verdicts.REPRODUCED, verdicts.DIFFERS, verdicts.CANT_TELL)
 
@@ -117,11 +118,21 @@ def smoke_report(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def table4_cpu(tmp_path_factory):
-    """``python -m bench report`` on the shipped reference run, written elsewhere."""
-    out = tmp_path_factory.mktemp("table4-cpu")
-    assert cli.main(["report", "--results", str(TABLE4_CPU), "--out", str(out)]) == 0
-    return out
+def rebuilt(tmp_path_factory):
+    """name -> ``python -m bench report`` on that shipped reference folder, written elsewhere, once."""
+    built = {}
+
+    def build(name: str) -> Path:
+        if name not in built:
+            built[name] = tmp_path_factory.mktemp(name)
+            assert cli.main(["report", "--results", str(ROOT / "results" / name), "--out", str(built[name])]) == 0
+        return built[name]
+    return build
+
+
+@pytest.fixture(scope="module")
+def table4_cpu(rebuilt):
+    return rebuilt("table4-cpu")
 
 
 def markdown_rows(markdown, heading):
@@ -527,10 +538,25 @@ def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     assert "needs ok runs of fishnet77 (head=dense) on cifar100" in row["Needs"]
 
 
-def test_readme_quotes_the_generated_table4_and_claims(table4_cpu):
-    """What scripts/readme_tables.py writes from the report rebuilt here is what README.md holds."""
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_results_are_tracked_by_git_and_their_report_rebuilds_byte_for_byte(rebuilt, name):
+    folder = ROOT / "results" / name
+    ignored = subprocess.run(["git", "check-ignore", "--quiet", f"results/{name}/runs/any.json"], cwd=ROOT)
+    assert ignored.returncode == 1, f"git ignores results/{name}/: its records would never be committed"
+    made = file_digests(rebuilt(name))
+    assert made == {path: digest for path, digest in file_digests(folder).items() if path in made}, (
+        f"results/{name}'s report is not what its runs give: run python -m bench report --results results/{name}")
+
+
+def test_the_readme_cites_only_shipped_results():
+    cited = set(re.findall(r"\(results/([\w-]+)/", (ROOT / "README.md").read_text()))
+    assert cited and cited <= set(SHIPPED)
+
+
+def test_readme_quotes_the_generated_tables_of_the_shipped_results(rebuilt):
+    """What scripts/readme_tables.py writes from the reports rebuilt here is what README.md holds."""
     readme = (ROOT / "README.md").read_text()
-    for markers, lines in readme_tables.expected(table4_cpu).items():
+    for markers, lines in readme_tables.expected(rebuilt("table4-cpu"), rebuilt("paper")).items():
         assert readme_tables.quoted(readme, markers) == lines, (
             f"README.md's quote after {markers[0]!r} differs from the report's: run python scripts/readme_tables.py")
 
@@ -644,6 +670,33 @@ def test_profiles_are_never_averaged_together(tmp_path):
     assert accuracy.to_dict() == pytest.approx({"MLP (profile=a)": 50.0, "MLP (profile=b)": 90.0})
     cells = pd.read_csv(tmp_path / "verdicts.csv")
     assert sorted(cells.loc[cells["model"] == "mlp", "setup"]) == ["profile=a", "profile=b"]
+
+
+def with_learning_rate(record, learning_rate):
+    spec = dataclasses.replace(record.spec, optimizer=Optimizer(learning_rate=learning_rate))
+    return dataclasses.replace(record, spec=spec, run_id=spec.run_id)
+
+
+@pytest.mark.parametrize("runs, setups, sentence", [
+    # two profiles, each one setup: named by the profile, the setting that tells them apart said once
+    ((("a", 0.01), ("b", 0.1)), ["profile=a", "profile=b"],
+     "Setups, judged apart: profile=a (optimizer.learning_rate=0.01); profile=b (optimizer.learning_rate=0.1)."),
+    # one profile run at two learning rates: the profile no longer decides, the setting names them
+    ((("a", 0.01), ("a", 0.1)), ["optimizer.learning_rate=0.01", "optimizer.learning_rate=0.1"], None),
+    ((("a", 0.01), ("a", 0.1), ("b", 0.1)), ["optimizer.learning_rate=0.01, profile=a",
+                                             "optimizer.learning_rate=0.1, profile=a",
+                                             "optimizer.learning_rate=0.1, profile=b"], None),
+])
+def test_setups_are_named_by_their_profile_when_it_decides_them_and_say_what_tells_them_apart(
+        tmp_path, runs, setups, sentence):
+    records = [with_learning_rate(run_record("mlp", 0.5 + 0.1 * i, 0, profile=profile), learning_rate)
+               for i, (profile, learning_rate) in enumerate(runs)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    cells = pd.read_csv(tmp_path / "verdicts.csv")
+    assert sorted(cells.loc[cells["model"] == "mlp", "setup"]) == setups
+    assert sorted(set(pd.read_csv(tmp_path / "table4.csv")["row"])) == [f"MLP ({setup})" for setup in setups]
+    method = section((tmp_path / "report.md").read_text(), "## Method")
+    assert (sentence in method) if sentence else ("judged apart" not in method)
 
 
 @pytest.mark.parametrize("loads, sentence", [
