@@ -159,7 +159,8 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
     guessed = [cell for cell in planned if cell.timing is None and cell.by_flops is not None]
     if guessed:
         lines.append(f"{FROM_FLOPS}: {sum(len(c.specs) for c in guessed)} runs of {len(guessed)} configuration(s) "
-                     "with no record of their work, at the records' median seconds per FLOP and overhead: a rough "
+                     "with no record of their work, at their model's median seconds per FLOP on other work (every "
+                     "record's for a model with none) and the records' median overhead: a rough "
                      "guess until one run of each is recorded")
     untimed = [cell for cell in planned if cell.seconds() is None]
     if untimed:

@@ -16,7 +16,9 @@ A run's expected seconds:
   into the runner and one build per model configuration without records, against runs that
   each build the model again and train it. The seconds per FLOP are the median of the ok
   records' training seconds per forward FLOP per image (1 / (flops_per_image x
-  images_per_second)), so that both kinds of estimate are on one scale; with no such record,
+  images_per_second)), so that both kinds of estimate are on one scale: of the records of the
+  same model, on other work, when there are some (a FLOP costs a dense layer a fraction of
+  what it costs a depthwise convolution), else of every record; with no such record,
   NOMINAL_SECONDS_PER_FLOP, and then every run is estimated from its FLOPs alike (there is no
   record to time one by).
 
@@ -183,6 +185,8 @@ def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
             timing; tests pass a fake one.
     """
     known, rate = timings(records), seconds_per_flop(records)
+    rate_of = {model: measured_seconds_per_flop([r for r in records if r.spec.model == model])
+               for model in {spec.model for spec in specs}}
     overheads = [s for s in map(overhead_seconds, (r for r in records if r.status == "ok")) if s is not None]
     overhead = max(0.0, statistics.median(overheads)) if overheads else 0.0
     images = functools.cache(data.train_size)  # once per dataset: without a subset, its source is inspected
@@ -190,7 +194,8 @@ def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
     for spec in specs:
         timing = known.get(timing_key(spec))
         expected[spec.run_id] = (timing.run_seconds(spec.epochs) if timing else
-                                 overhead + flops(spec) * images(spec.dataset, spec.preprocess) * spec.epochs * rate)
+                                 overhead + flops(spec) * images(spec.dataset, spec.preprocess) * spec.epochs
+                                 * (rate_of[spec.model] or rate))
     return expected
 
 

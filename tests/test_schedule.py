@@ -57,6 +57,18 @@ def test_runs_start_longest_expected_first_and_equal_ones_in_the_profiles_order(
         ("mobilenet", 0), ("mobilenet", 1), ("cnn", 0), ("cnn", 1), ("mlp", 0), ("mlp", 1)]
 
 
+def test_a_model_timed_only_on_other_work_is_priced_at_its_own_seconds_per_flop(specs):
+    mlp, cnn, mobilenet = specs[:3]
+    other_work = dataclasses.replace(mobilenet, batch_size=mobilenet.batch_size * 2)
+    records = [timed(cnn, 1.0, 5.0, flops_per_image=1_000_000),  # cnn: 1 / (1 MFLOPs x 100 images/s) = 10 ns
+               timed(mlp, 1.0, 5.0, flops_per_image=1_000_000),  # mlp: 10 ns
+               timed(other_work, 4.0, 14.0,  # mobilenet, another batch size:
+                     flops_per_image=1_000_000)]  # 40 ns, the median of all three being 10 ns
+    # mobilenet has no record of this work: 2 s overhead + 2 MFLOPs x 100 images x 3 epochs x 40 ns
+    expected = schedule.expected_seconds([mobilenet], records, lambda spec: 2_000_000)
+    assert expected[mobilenet.run_id] == pytest.approx(2.0 + 2e6 * TRAIN_IMAGES * 3 * 40e-9)
+
+
 def test_without_records_flops_times_training_images_times_epochs_order_the_runs(specs):
     flops = {"mlp": 300, "cnn": 90, "mobilenet": 200}
     fewer_epochs = [dataclasses.replace(spec, epochs=1) if spec.model == "mlp" else spec for spec in specs]
