@@ -13,6 +13,7 @@ import models
 from bench import config, data, store
 from bench.phases import Phases
 from bench.store import RunRecord
+from test_report import script
 from test_spec import tiny_spec
 
 SHIPPED = Path(__file__).parents[1] / "results" / "table4-cpu"
@@ -182,3 +183,33 @@ def test_a_fifo_named_json_is_skipped_not_waited_on(tmp_path):
 def test_a_record_written_before_phases_were_timed_reads_with_none():
     older = {k: v for k, v in full_record().to_dict().items() if k != "phases"}
     assert RunRecord.from_dict(older).phases is None
+
+
+# ---------------------------------------------------------------- a campaign's records into main
+
+
+def test_sync_copies_finished_records_with_their_files_never_a_run_in_flight(tmp_path, capsys):
+    sync_results = script("sync_results")
+    source, target = tmp_path / "campaign", tmp_path / "main"
+    finished = dataclasses.replace(full_record(), files={"log": "logs/a.log", "history": "history/a.csv"})
+    store.write_record(source, finished)
+    (source / "logs").mkdir()
+    (source / "history").mkdir()
+    (source / "logs" / "a.log").write_text("a finished run's log\n")
+    (source / "history" / "a.csv").write_text("epoch,loss\n1,2.3\n")
+    (source / "logs" / "b.log").write_text("a run in flight: no record yet\n")
+    (store.runs_dir(source) / "broken.json").write_text("{not json")
+    assert sync_results.main(str(source), str(target)) == 0
+    assert f"not copied: {store.runs_dir(source) / 'broken.json'}: " in capsys.readouterr().err
+    assert sorted(str(p.relative_to(target)) for folder in ("history", "logs", "runs") for p in (target / folder).iterdir()
+                  ) == ["history/a.csv", "logs/a.log", f"runs/{finished.run_id}.json"]
+    assert (target / "runs" / f"{finished.run_id}.json").read_bytes() == store.record_path(source, finished.run_id).read_bytes()
+    assert (target / "report.md").exists()
+    assert sync_results.copy_finished(source, target) == []  # a second sync copies nothing
+
+
+def test_sync_refuses_a_folder_with_no_runs_in_one_line(tmp_path, capsys):
+    assert script("sync_results").main(str(tmp_path / "nowhere"), str(tmp_path / "main")) == 2
+    assert capsys.readouterr().err == (f"sync_results: {tmp_path / 'nowhere'} has no runs/ folder; "
+                                       "accepted: a results folder that bench run wrote\n")
+    assert not (tmp_path / "main").exists()
