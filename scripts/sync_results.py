@@ -30,7 +30,11 @@ def copy_finished(source: Path, target: Path) -> list[str]:
             print(f"not copied: {error}", file=sys.stderr)
             continue
         for relative in record.files.values():
-            copy(source / relative, target / relative)
+            if (source / relative).exists():
+                copy(source / relative, target / relative)
+            else:
+                print(f"{path.name} names {relative}, which {source} lacks: the record is copied without it",
+                      file=sys.stderr)
         copy(path, store.runs_dir(target) / path.name)  # last: a record in the target has its files
         copied.append(path.name)
     return copied

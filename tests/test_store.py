@@ -191,7 +191,8 @@ def test_a_record_written_before_phases_were_timed_reads_with_none():
 def test_sync_copies_finished_records_with_their_files_never_a_run_in_flight(tmp_path, capsys):
     sync_results = script("sync_results")
     source, target = tmp_path / "campaign", tmp_path / "main"
-    finished = dataclasses.replace(full_record(), files={"log": "logs/a.log", "history": "history/a.csv"})
+    finished = dataclasses.replace(full_record(), files={"log": "logs/a.log", "history": "history/a.csv",
+                                                         "tensorboard": "tensorboard/a"})  # never written
     store.write_record(source, finished)
     (source / "logs").mkdir()
     (source / "history").mkdir()
@@ -200,7 +201,9 @@ def test_sync_copies_finished_records_with_their_files_never_a_run_in_flight(tmp
     (source / "logs" / "b.log").write_text("a run in flight: no record yet\n")
     (store.runs_dir(source) / "broken.json").write_text("{not json")
     assert sync_results.main(str(source), str(target)) == 0
-    assert f"not copied: {store.runs_dir(source) / 'broken.json'}: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"not copied: {store.runs_dir(source) / 'broken.json'}: " in err
+    assert f"{finished.run_id}.json names tensorboard/a, which {source} lacks: the record is copied without it" in err
     assert sorted(str(p.relative_to(target)) for folder in ("history", "logs", "runs") for p in (target / folder).iterdir()
                   ) == ["history/a.csv", "logs/a.log", f"runs/{finished.run_id}.json"]
     assert (target / "runs" / f"{finished.run_id}.json").read_bytes() == store.record_path(source, finished.run_id).read_bytes()
