@@ -257,7 +257,8 @@ def setups_text(frame: pd.DataFrame) -> str:
     leave out settings that tell them apart; '' otherwise."""
     setups = frame.drop_duplicates("setup")
     settings = [aggregate.setup_settings(s) for s in setups["settings"]]
-    unnamed = [k for k in aggregate.varying_keys(settings) if k not in aggregate.setup_keys(settings)]
+    named = aggregate.setup_keys(settings)
+    unnamed = [k for k in aggregate.varying_keys(settings) if k not in named]
     if not unnamed:
         return ""
     described = [f"{label} ({aggregate.settings_label(s, unnamed)})" for label, s in zip(setups["setup"], settings)]
