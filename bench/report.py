@@ -58,8 +58,8 @@ def mean_std(cell) -> str:
 
 
 def ci_text(cell) -> str:
-    """'[87.10, 89.10]'; '—' with fewer than 2 ok runs."""
-    return "—" if cell.n < 2 else f"[{cell.ci_low:.2f}, {cell.ci_high:.2f}]"
+    """'[87.10, 89.10]'; '—' without one (fewer than 2 ok runs, or 2 to 5 equal ones)."""
+    return "—" if math.isnan(cell.ci_low) else f"[{cell.ci_low:.2f}, {cell.ci_high:.2f}]"
 
 
 def published_text(cell) -> str:
@@ -163,7 +163,8 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
         "*verdict* against the report's value. The report gives means only (over 10 runs), with no spread, so "
         "its value is treated as a point without uncertainty of its own: *reproduced* when our mean is within "
         "the margin of it (two one-sided t-tests, α = 0.05; sign tests when every run is equal, which takes 5 "
-        "runs); *differs* when it lies outside our 95 % CI widened by the margin; *can't tell* otherwise, and "
+        "runs); *differs* when it lies outside our 95 % CI widened by the margin (when every run is equal, the "
+        "sign test's interval of the median, which takes 6 runs); *can't tell* otherwise, and "
         "with fewer than 2 ok runs. With runs not ok, the verdict is recomputed with each of them at the cell's "
         "lowest ok accuracy, its highest, and chance, and the cell says whether that *could change* it. "
         + margin_text(verdict_cells, margins),

@@ -4,8 +4,9 @@ difference of means, Hedges' g, one-sample equivalence (TOST) and Holm's step-do
 Undefined quantities are NaN, never an exception, so a table with one run in a cell still
 prints (as ``NaN``) and a missing cell has n = 0. Every test here is undefined (NaN) with fewer
 than 2 values in a sample and when the standard error is 0 (constant samples): scipy would
-return an infinite t there, which says more than three equal accuracies can. The one exception
-is equivalence (``tost``), which a constant sample decides by the sign test instead.
+return an infinite t there, which says more than three equal accuracies can. A constant sample
+is instead judged by the sign test, which needs no spread: its equivalence (``tost``) and its
+confidence interval (``summarize``).
 """
 from __future__ import annotations
 
@@ -52,7 +53,11 @@ def summarize(values) -> Summary:
     (``scipy.stats.t.interval``).
 
     At n = 1 the std and the CI are undefined: NaN (the mean is the value).
-    At n = 0 everything is NaN. With std = 0 (n >= 2 equal values) the CI is [mean, mean].
+    At n = 0 everything is NaN. With std = 0 (n >= 2 equal values: every run of a collapsed
+    model at exactly chance, say) the t-interval has zero width whatever n is; the CI is then the
+    sign test's distribution-free interval of the median, [min, max] = [mean, mean], whose
+    coverage 1 - 2 * 0.5^n reaches 95 % from n = 6 (96.9 %). With 2 to 5 equal values no 95 %
+    interval exists: NaN.
     """
     array = _values(values)
     n = int(array.size)
@@ -62,7 +67,8 @@ def summarize(values) -> Summary:
     if n == 1:
         return Summary(1, mean, math.nan, math.nan, math.nan)
     if _constant(array):
-        return Summary(n, mean, 0.0, mean, mean)
+        bound = mean if 1 - 2 * 0.5 ** n >= CONFIDENCE else math.nan
+        return Summary(n, mean, 0.0, bound, bound)
     std = float(array.std(ddof=1))
     low, high = scipy_stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=float(scipy_stats.sem(array)))
     return Summary(n, mean, std, float(low), float(high))

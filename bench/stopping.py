@@ -138,6 +138,8 @@ def open_because(accuracies: list[float], line: dict | None, rule: StoppingRule)
     summary = summarize(accuracies)
     if summary.n < 2:
         return (f"{summary.n} ok run(s), no CI yet",)
+    if math.isnan(summary.ci_low):
+        return (f"{summary.n} equal runs, no CI before 6",)
     reasons = []
     half_width = (summary.ci_high - summary.ci_low) / 2
     if half_width > rule.half_width:

@@ -30,7 +30,8 @@ whether our mean is close to that point, within a declared margin (percentage po
 - ``can't tell``: otherwise, and always with fewer than 2 ok runs or with no published value.
 
 With zero spread (every run equal) the two one-sided tests are exact sign tests on the median
-(``stats.tost``): 5 equal runs inside the margin are needed for ``reproduced``.
+(``stats.tost``) and the CI is the sign test's interval of the median (``stats.summarize``):
+5 equal runs inside the margin are needed for ``reproduced``, 6 outside it for ``differs``.
 
 The margin is max(1 pp, half a unit of the published value's last printed digit) (86.5 -> 1.0,
 86 -> 1.0), unless the claims file's ``[margins]`` table sets a ``default`` or a cell
@@ -170,6 +171,8 @@ def judge_cell(values, published: float, margin: float, alpha: float = ALPHA) ->
     if p < alpha:
         return CellVerdict(REPRODUCED, p, f"{named} {p:.3g} < {alpha}: within {published:g} ± {margin:g}")
     low, high = summary.ci_low - margin, summary.ci_high + margin
+    if math.isnan(low):
+        return CellVerdict(CANT_TELL, p, f"{named} {p:.3g} >= {alpha}; {summary.n} equal runs give no 95 % CI, 6 do")
     if not low <= published <= high:
         return CellVerdict(DIFFERS, p, f"{published:g} outside the CI ± margin [{low:.2f}, {high:.2f}]")
     return CellVerdict(CANT_TELL, p, f"{named} {p:.3g} >= {alpha}, {published:g} inside [{low:.2f}, {high:.2f}]")
@@ -463,6 +466,8 @@ def _judge_near(line: Mapping, p: float, alpha: float) -> tuple[str, str]:
     if p < alpha:
         return HOLDS, f"Holm TOST p {p:.3g} < {alpha}"
     low, high = line["ci_low"] - margin, line["ci_high"] + margin
+    if math.isnan(low):
+        return CANT_TELL, f"Holm TOST p {p:.3g} >= {alpha}; {line['n_row']} equal runs give no 95 % CI, 6 do"
     if low > 0 or high < 0:
         return CONTRADICTED, f"value outside the CI ± margin (difference CI ± margin [{low:+.2f}, {high:+.2f}])"
     return CANT_TELL, f"Holm TOST p {p:.3g} >= {alpha}, value inside the CI ± margin"

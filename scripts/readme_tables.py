@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.aggregate import display_name
+from bench.report import ci_text
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "results" / "table4-cpu"
@@ -83,7 +84,7 @@ def paper_cells_lines(verdicts: pd.DataFrame) -> list[str]:
         published = "—" if pd.isna(cell.published) else f"{cell.published:.1f}"
         lines.append(f"| {recipe(cell.setup)} | {display_name(cell.model)} | {DATASET_NAMES[cell.dataset]} "
                      f"| {cell.n_ok} of {cell.n_planned} | {cell.mean:.2f} ± {cell.std:.2f} "
-                     f"| [{cell.ci_low:.2f}, {cell.ci_high:.2f}] | {published} | **{cell.verdict}** ({cell.why}) |")
+                     f"| {ci_text(cell)} | {published} | **{cell.verdict}** ({cell.why}) |")
     return lines
 
 

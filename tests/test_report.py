@@ -184,6 +184,12 @@ def test_summarize_gives_the_t_interval_and_nan_at_one_value():
     assert summarize([]).n == 0 and np.isnan(summarize([]).mean)
 
 
+def test_summarize_gives_equal_values_the_sign_tests_interval_from_six_values_on():
+    five, six = summarize([10.0] * 5), summarize([10.0] * 6)  # coverage 1 - 2 * 0.5^n: 93.75 %, 96.9 %
+    assert (five.mean, five.std) == (10.0, 0.0) and np.isnan(five.ci_low) and np.isnan(five.ci_high)
+    assert (six.ci_low, six.ci_high) == (10.0, 10.0)
+
+
 # ---------------------------------------------------------------- the smoke fixture, made by the real runner
 
 

@@ -54,6 +54,12 @@ def test_a_cell_with_fewer_than_two_ok_runs_stays_open(reference):
     assert (state.runs, state.next_repeat, state.label) == (2, 2, "MLP on synthetic")
 
 
+def test_a_cell_of_equal_runs_stays_open_until_the_sign_test_gives_it_a_ci(reference):
+    spec, anything = tiny_spec(), stopping.StoppingRule(1000, 10)
+    assert judge_one(spec, cell_records(spec, [0.1] * 5), reference, anything).open_because == ("5 equal runs, no CI before 6",)
+    assert judge_one(spec, cell_records(spec, [0.1] * 6), reference, anything).open_because == ()
+
+
 def test_without_a_published_value_only_the_width_of_the_ci_decides(reference):
     spec = tiny_spec()
     wide = judge_one(spec, cell_records(spec, [0.20, 0.30]), reference)  # t(0.975, 1) 12.706 x sem 5

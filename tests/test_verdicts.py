@@ -158,7 +158,15 @@ def test_runs_all_at_exactly_chance_reproduce_a_published_chance_from_five_runs_
     three, six = verdicts.judge_cell([10.0] * 3, 10.1, margin=1.0), verdicts.judge_cell([10.0] * 6, 10.1, margin=1.0)
     assert (three.verdict, three.tost_p) == (CANT_TELL, 0.125)
     assert (six.verdict, six.tost_p) == (REPRODUCED, 0.5 ** 6) and "every run equal: sign-test TOST p" in six.why
-    assert verdicts.judge_cell([10.0] * 6, 20.0, margin=1.0).verdict == DIFFERS
+
+
+def test_runs_all_equal_differ_from_a_published_value_only_from_six_runs_on():
+    # the t-interval of equal runs has zero width at any n; the sign test's interval of the
+    # median, [min, max], covers 1 - 2 * 0.5^n: 93.75 % at five runs, 96.9 % at six
+    five, six = verdicts.judge_cell([10.0] * 5, 86.5, margin=1.0), verdicts.judge_cell([10.0] * 6, 86.5, margin=1.0)
+    assert five.verdict == CANT_TELL and "5 equal runs give no 95 % CI, 6 do" in five.why
+    assert verdicts.judge_cell([10.0] * 2, 86.5, margin=1.0).verdict == CANT_TELL
+    assert six.verdict == DIFFERS and "outside the CI ± margin [9.00, 11.00]" in six.why
 
 
 def test_one_run_cannot_tell_even_on_the_published_value():
@@ -337,6 +345,14 @@ def test_near_holds_inside_the_margin_and_is_contradicted_far_outside():
     assert (near["verdict"].iloc[0], near["against"].iloc[0], near["rule"].iloc[0]) == (HOLDS, "10.1 ± 2", "tost+holm")
     assert near["p_raw"].iloc[0] == pytest.approx(tost([10.0, 10.2, 9.9], 8.1, 12.1).p_value)
     assert far["verdict"].iloc[0] == CONTRADICTED and far["difference"].iloc[0] == pytest.approx(13.9)
+
+
+def test_a_near_claim_on_equal_runs_is_contradicted_only_from_six_runs_on():
+    text = claim(kind="near", rows='[{model = "mlp"}]', others="", extra="value = 86.5\nmargin = 1.0")
+    three, _ = evaluate(text, frame(runs("mlp", [10.0] * 3)))
+    six, _ = evaluate(text, frame(runs("mlp", [10.0] * 6)))
+    assert (three["verdict"].iloc[0], three["why"].iloc[0]) == (CANT_TELL, "Holm TOST p 1 >= 0.05; 3 equal runs give no 95 % CI, 6 do")
+    assert six["verdict"].iloc[0] == CONTRADICTED
 
 
 def test_time_is_judged_by_separate_confidence_intervals():
