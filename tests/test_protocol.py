@@ -1,5 +1,6 @@
 """docs/protocol.md against the profiles: every setting row's `paper` and `table4-cpu` values
-are what those profiles resolve to, so the document cannot drift from the code."""
+are what those profiles resolve to, and `notebook` is `paper` but for the settings its section
+lists, so the document cannot drift from the code."""
 import re
 import tomllib
 from pathlib import Path
@@ -15,8 +16,10 @@ VALUE = re.compile(r"^`(?P<toml>[^`]*)`")
 
 
 def documented_rows() -> list[tuple[str, str, str]]:
-    """(section.key, paper cell, table4-cpu cell) of every setting row of the protocol's tables."""
-    rows = [SETTING_ROW.match(line) for line in PROTOCOL.read_text().splitlines()]
+    """(section.key, paper cell, table4-cpu cell) of every setting row of the protocol's tables
+    (those before the `notebook` section)."""
+    settings = PROTOCOL.read_text().split("## The `notebook` profile")[0]
+    rows = [SETTING_ROW.match(line) for line in settings.splitlines()]
     return [(m["key"], m["paper"].strip(), m["table4"].strip()) for m in rows if m and m["key"].split(".")[0] in SECTIONS]
 
 
@@ -52,3 +55,17 @@ def test_the_recipes_differ_in_the_settings_the_protocol_lists_and_no_other():
     report, corrected = (config.load_profile("paper", settings=[f"recipe={name}"]) for name in ("report", "corrected"))
     differing = {f"{s}.{k}" for s in SECTIONS for k in SECTIONS[s].keys() if resolved(report, f"{s}.{k}") != resolved(corrected, f"{s}.{k}")}
     assert differing == listed | {"run.recipe"}
+
+
+def notebook_rows() -> dict[str, str]:
+    """section.key -> `notebook` cell of the rows of the protocol's `notebook` section."""
+    section = PROTOCOL.read_text().split("## The `notebook` profile")[1]
+    return {m["key"]: m["paper"].strip() for m in map(SETTING_ROW.match, section.splitlines()) if m}
+
+
+def test_the_notebook_profile_is_paper_but_for_the_settings_its_section_lists():
+    paper, notebook = config.load_profile("paper"), config.load_profile("notebook")
+    listed = notebook_rows()
+    keys = [f"{s}.{k}" for s in SECTIONS for k in SECTIONS[s].keys()]
+    assert {key for key in keys if resolved(paper, key) != resolved(notebook, key)} == set(listed)
+    assert {key: resolved(notebook, key) for key in listed} == {key: documented_value(cell) for key, cell in listed.items()}
