@@ -3,7 +3,7 @@
 The README quotes results/table4-cpu: Table 4 in short (accuracy with the report's value, n,
 verdict, ms per image per dataset; parameters) from table4.csv and verdicts.csv, and the
 claims table of report.md as it is; and results/paper, the cells run at the report's
-protocol (a line per recipe, model and dataset, from verdicts.csv) and the claims those cells
+protocol (a line per profile, model and dataset, from verdicts.csv) and the claims those cells
 can judge (claims.csv). Run it after ``python -m bench report --results`` on either;
 tests/test_report.py checks that the README holds what it writes.
 
@@ -71,29 +71,29 @@ def claims_lines(report: str) -> list[str]:
     return table
 
 
-def recipe(setup: str) -> str:
+def profile(setup: str) -> str:
     """'profile=paper' -> '`paper`': the profile that names the setup."""
     return f"`{setup.removeprefix('profile=')}`"
 
 
 def paper_cells_lines(verdicts: pd.DataFrame) -> list[str]:
-    """A line per recipe, model and dataset that has runs: n, accuracy, CI, the report's value, verdict."""
-    lines = ["| Recipe | Model | Dataset | ok runs | test accuracy (%) | 95 % CI | the report's | verdict |",
+    """A line per profile, model and dataset that has runs: n, accuracy, CI, the report's value, verdict."""
+    lines = ["| Profile | Model | Dataset | ok runs | test accuracy (%) | 95 % CI | the report's | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     for cell in verdicts[verdicts["n_ok"] > 0].itertuples():
         published = "—" if pd.isna(cell.published) else f"{cell.published:.1f}"
-        lines.append(f"| {recipe(cell.setup)} | {display_name(cell.model)} | {DATASET_NAMES[cell.dataset]} "
+        lines.append(f"| {profile(cell.setup)} | {display_name(cell.model)} | {DATASET_NAMES[cell.dataset]} "
                      f"| {cell.n_ok} of {cell.n_planned} | {cell.mean:.2f} ± {cell.std:.2f} "
                      f"| {ci_text(cell)} | {published} | **{cell.verdict}** ({cell.why}) |")
     return lines
 
 
 def paper_claims_lines(claims: pd.DataFrame) -> list[str]:
-    """A line per claim and recipe that the recorded cells can judge (no comparison needs runs)."""
-    lines = ["| Claim | Recipe | verdict |", "|---|---|---|"]
+    """A line per claim and profile that the recorded cells can judge (no comparison needs runs)."""
+    lines = ["| Claim | Profile | verdict |", "|---|---|---|"]
     for (setup, claim), comparisons in claims.groupby(["setup", "claim"], sort=False):
         if comparisons["needs"].isna().all():
-            lines.append(f"| {claim} | {recipe(setup)} | **{comparisons['claim_verdict'].iloc[0]}** |")
+            lines.append(f"| {claim} | {profile(setup)} | **{comparisons['claim_verdict'].iloc[0]}** |")
     return lines
 
 
