@@ -186,13 +186,16 @@ def row_labels(rows: pd.DataFrame) -> dict:
     """row_key -> label: the model's name, plus the settings telling apart its rows.
 
     A model with one row is 'FishNet55'; with two that differ in the head option,
-    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'; rows of two setups name the setup
-    as ``setup_labels`` does, 'MLP (profile=paper)'.
+    'FishNet55 (head=conv)' and 'FishNet55 (head=dense)'. Where the rows are of more than one
+    setup, each names its setup as ``setup_labels`` does, 'MLP (profile=paper)', a model that
+    ran in one of them too.
     """
+    setups = [setup_settings(s) for s in rows["settings"]]
+    naming = setup_keys(setups) if len({settings_key(setup) for setup in setups}) > 1 else []
     labels = {}
     for model, group in rows.groupby("model"):
-        setups = setup_keys([setup_settings(s) for s in group["settings"]])
-        varying = [k for k in varying_keys(list(group["settings"])) if k.startswith("model_options.") or k in setups]
+        options = [k for k in varying_keys(list(group["settings"])) if k.startswith("model_options.")]
+        varying = sorted(options + naming)
         for key, settings in zip(group["row_key"], group["settings"]):
             named = settings_label(settings, varying)
             labels[key] = display_name(model) + (f" ({named})" if named else "")
@@ -336,12 +339,11 @@ def verdict_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_rows(lines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """Verdict lines (``verdicts.verdict_cells``) with the Table 4 row of their runs: a row is
-    one setup, model and set of options. A published row never run gets the model's display
-    name."""
+    """The verdict lines (``verdicts.verdict_cells``) of the Table 4 rows that ran, with their
+    row: a row is one setup, model and set of options. A published row never run has none."""
     rows = dict(zip(zip(frame["setup"], frame["model"], frame["model_options"]), frame["row"]))
-    keys = zip(lines["setup"], lines["model"], lines["options"])
-    return lines.assign(row=[rows.get(key, display_name(key[1])) for key in keys])
+    row = pd.Series([rows.get(key) for key in zip(lines["setup"], lines["model"], lines["options"])], index=lines.index)
+    return lines.assign(row=row)[row.notna()]
 
 
 def claim_lines(judged: verdicts.Verdicts) -> pd.DataFrame:

@@ -705,6 +705,28 @@ def test_setups_are_named_by_their_profile_when_it_decides_them_and_say_what_tel
     assert (sentence in method) if sentence else ("judged apart" not in method)
 
 
+def test_a_model_run_in_one_setup_of_several_is_named_by_it_and_shows_its_own_runs(tmp_path):
+    # the CNN ran in setup b only; setup a has the report's CNN cell unrun, which must not stand in for it
+    records = [with_learning_rate(run_record("mlp", 0.5 + 0.1 * r, r, profile="a"), 0.01) for r in (0, 1)]
+    records += [with_learning_rate(run_record(model, 0.8 + 0.01 * r, r, profile="b"), 0.1)
+                for model in ("mlp", "cnn") for r in (0, 1, 2)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    rows = set(pd.read_csv(tmp_path / "table4.csv")["row"])
+    assert rows == {"MLP (profile=a)", "MLP (profile=b)", "CNN (profile=b)"}
+    fashion = section((tmp_path / "report.md").read_text(), "### Fashion-MNIST")
+    cnn = next(line for line in fashion.splitlines() if line.startswith("| CNN"))
+    assert "| CNN (profile=b) " in cnn and "| 3/3 " in cnn
+
+
+def test_a_row_never_run_does_not_stand_in_for_a_row_of_the_same_model_that_ran(tmp_path):
+    # FishNet55 ran with the conv head only; the report's dense-head cell is unrun
+    records = [run_record("fishnet55", 0.6 + 0.01 * r, r, dataset="cifar10", options={"head": "conv"}) for r in (0, 1, 2)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    cifar = section((tmp_path / "report.md").read_text(), "### CIFAR-10")
+    fishnet = next(line for line in cifar.splitlines() if line.startswith("| FishNet55"))
+    assert "| 3/3 " in fishnet
+
+
 @pytest.mark.parametrize("loads, sentence", [
     ((0.4, 1.9), None),  # one run at a time on an otherwise idle 2-core machine
     ((0.4, 3.25), "Timings come from runs that shared the machine: a 1-minute load average of up to 3.2 "
