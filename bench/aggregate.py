@@ -290,23 +290,16 @@ def table_rows(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(dict.fromkeys(zip(frame["row"], frame["model"])), key=lambda row: (model_order(row[1]), row[0]))
 
 
-def comparable(runs: pd.DataFrame) -> bool:
-    """Whether runs can stand beside the report's values: they have ok runs, all at the
-    report's input and class count (REPORT_INPUT). At another input the models and the task
-    differ from the report's, and so do their accuracies and parameter counts."""
-    ok = ok_runs(runs)
-    return bool(len(ok)) and bool(ok["report_input"].all())
-
-
 def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published, settings: dict) -> dict:
     """One metric of one row (of these settings) on one dataset, over its ok runs, beside the
-    published value if the row is the report's model and its runs are ``comparable``; NaN if not.
+    published value if the row is the report's model and its runs are at the report's input
+    (``verdicts.at_report_input``); NaN if not.
 
     difference = mean - published.
     """
     ok = ok_runs(runs)
     summary = summarize(ok[metric].astype(float))
-    shown = published.describes(model, settings) and comparable(runs)
+    shown = published.describes(model, settings) and verdicts.at_report_input(runs)
     value = published.value(model, dataset, metric) if shown else math.nan
     return {
         "model": model, "dataset": dataset, "metric": metric, **dataclasses.asdict(summary),
@@ -334,7 +327,8 @@ def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
 
 def verdict_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """The runs frame ``bench.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row and
-    report_input (a cell whose ok runs are not all at the report's input is not judged against it)."""
+    report_input (a cell whose runs are not at the report's input, ``verdicts.at_report_input``,
+    is not judged against it)."""
     return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, "row", "report_input"]]
 
 

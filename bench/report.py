@@ -63,13 +63,14 @@ def ci_text(cell) -> str:
 
 
 def published_text(cell) -> str:
-    """'86.5 (-9.48)': the published value and measured - published; '—' if there is none to
-    compare with (``aggregate.cell``)."""
+    """'86.5 (-9.48)': the published value and measured - published; the value alone with no ok
+    run to measure; '—' if there is none to compare with (``aggregate.cell``)."""
     if math.isnan(cell.published):
         return "—"
-    if cell.metric == "params_total":
-        return f"{count(cell.published)} ({cell.difference:+,.0f})"
-    return f"{number(cell.published, 1)} ({cell.difference:+.2f})"
+    value = count(cell.published) if cell.metric == "params_total" else number(cell.published, 1)
+    if math.isnan(cell.difference):
+        return value
+    return f"{value} ({cell.difference:+,.0f})" if cell.metric == "params_total" else f"{value} ({cell.difference:+.2f})"
 
 
 def runs_text(cell, line) -> str:
@@ -102,7 +103,7 @@ def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
     """Headers and rows of Table 4 on one dataset.
 
     Accuracy: mean ± std, 95 % CI, ok/planned runs, and where a row's runs stand beside the
-    report's (``aggregate.comparable``) its value with Δ = measured - published and the verdict
+    report's (``verdicts.at_report_input``) its value with Δ = measured - published and the verdict
     (``lines``: (row, dataset) -> verdict line). Time: ours per image; the report's seconds per
     epoch beside it as context only, with no Δ. Parameters: ours, and the report's with Δ. The
     report's columns are left out on a dataset where no row stands beside it.

@@ -243,7 +243,7 @@ def verdict_cells(runs: pd.DataFrame, published: pd.DataFrame, margins: Margins 
 
 def _cell_line(setup, dataset, model, group, entries, margins, alpha) -> dict:
     options = _options(group["options"].iloc[0])
-    printed = _published_for(entries, model, dataset, options) if _at_report_input(group) else None
+    printed = _published_for(entries, model, dataset, options) if at_report_input(group) else None
     value = float(printed) if printed is not None else math.nan
     margin, source = margin_for(model, dataset, printed, margins) if printed is not None else (math.nan, "")
     ok = _ok(group)["accuracy"].astype(float).dropna().tolist()
@@ -263,11 +263,15 @@ def _cell_line(setup, dataset, model, group, entries, margins, alpha) -> dict:
     }
 
 
-def _at_report_input(group: pd.DataFrame) -> bool:
-    """Whether the ok runs of a cell (all of them; one at least) had the report's input, where the
-    runs frame says (an optional ``report_input`` column): the report's value is of that input."""
+def at_report_input(group: pd.DataFrame) -> bool:
+    """Whether the runs of a cell had the report's input, where the runs frame says (an optional
+    ``report_input`` column): its ok runs, or all its runs when none is ok (ten diverged runs
+    still ran the report's cell); one at least, all at it. The report's value is of that input."""
+    if "report_input" not in group:
+        return True
     ok = _ok(group)
-    return "report_input" not in group or bool(len(ok)) and bool(ok["report_input"].all())
+    runs = ok if len(ok) else group
+    return bool(len(runs)) and bool(runs["report_input"].all())
 
 
 def _not_ok(group: pd.DataFrame) -> str:

@@ -727,6 +727,14 @@ def test_a_row_never_run_does_not_stand_in_for_a_row_of_the_same_model_that_ran(
     assert "| 3/3 " in fishnet
 
 
+def test_a_row_whose_every_run_diverged_stands_beside_the_reports_value_without_a_difference(tmp_path):
+    records = [run_record("cnn", 0.1, r, dataset="cifar10", status="diverged") for r in (0, 1)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    cifar = section((tmp_path / "report.md").read_text(), "### CIFAR-10")
+    cnn = next(line for line in cifar.splitlines() if line.startswith("| CNN"))
+    assert "| 0/2 (2 diverged) " in cnn and "| 37.3 " in cnn and "nan" not in cnn
+
+
 @pytest.mark.parametrize("loads, sentence", [
     ((0.4, 1.9), None),  # one run at a time on an otherwise idle 2-core machine
     ((0.4, 3.25), "Timings come from runs that shared the machine: a 1-minute load average of up to 3.2 "

@@ -237,6 +237,18 @@ def test_a_missing_run_could_change_the_verdict_when_few_runs_are_ok():
     assert cell["if_imputed"] == "lowest ok 60.00: differs; highest ok 62.00: differs; chance 10.00: can't tell"
 
 
+def test_a_cell_whose_every_run_diverged_at_the_reports_input_keeps_the_reports_value():
+    # the CNN on raw CIFAR-10 pixels: NaN loss in the first epoch, ten times out of ten
+    diverged = [{**run("cnn", None, status="diverged", seed=i), "report_input": True} for i in range(10)]
+    cnn = published("cnn", "cifar10", "37.3")
+    [cell] = verdicts.verdict_cells(frame(diverged), cnn).to_dict("records")
+    assert (cell["n_ok"], cell["n_planned"], cell["not_ok"], cell["published"]) == (0, 10, "10 diverged", 37.3)
+    assert (cell["verdict"], cell["why"]) == (CANT_TELL, "0 ok run(s), needs 2")
+    assert (cell["could_change"], cell["if_imputed"]) == (True, "chance 10.00: differs")
+    elsewhere = [{**line, "report_input": False} for line in diverged]  # at another input: not the report's cell
+    assert math.isnan(verdicts.verdict_cells(frame(elsewhere), cnn)["published"].iloc[0])
+
+
 def test_every_status_counts_as_planned():
     statuses = ["ok", "ok", "diverged", "timeout", "failed"]
     run_frame = frame([run("mlp", 86.0, dataset="fashion_mnist", status=s, seed=i) for i, s in enumerate(statuses)])
