@@ -67,10 +67,11 @@ def published_text(cell) -> str:
     run to measure; '—' if there is none to compare with (``aggregate.cell``)."""
     if math.isnan(cell.published):
         return "—"
-    value = count(cell.published) if cell.metric == "params_total" else number(cell.published, 1)
-    if math.isnan(cell.difference):
-        return value
-    return f"{value} ({cell.difference:+,.0f})" if cell.metric == "params_total" else f"{value} ({cell.difference:+.2f})"
+    if cell.metric == "params_total":
+        value, difference = count(cell.published), f"{cell.difference:+,.0f}"
+    else:
+        value, difference = number(cell.published, 1), f"{cell.difference:+.2f}"
+    return value if math.isnan(cell.difference) else f"{value} ({difference})"
 
 
 def runs_text(cell, line) -> str:
