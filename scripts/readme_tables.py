@@ -77,13 +77,16 @@ def profile(setup: str) -> str:
 
 
 def paper_cells_lines(verdicts: pd.DataFrame) -> list[str]:
-    """A line per profile, model and dataset that has runs: n, accuracy, CI, the report's value, verdict."""
+    """A line per profile, model and dataset that has runs (any status): ok runs of all, accuracy, CI,
+    the report's value, verdict."""
     lines = ["| Profile | Model | Dataset | ok runs | test accuracy (%) | 95 % CI | the report's | verdict |",
              "|---|---|---|---|---|---|---|---|"]
-    for cell in verdicts[verdicts["n_ok"] > 0].itertuples():
+    for cell in verdicts[verdicts["n_planned"] > 0].itertuples():
         published = "—" if pd.isna(cell.published) else f"{cell.published:.1f}"
+        runs = f"{cell.n_ok} of {cell.n_planned}" + (f" ({cell.not_ok})" if isinstance(cell.not_ok, str) else "")
+        accuracy = "—" if cell.n_ok == 0 else f"{cell.mean:.2f} ± {cell.std:.2f}"
         lines.append(f"| {profile(cell.setup)} | {display_name(cell.model)} | {DATASET_NAMES[cell.dataset]} "
-                     f"| {cell.n_ok} of {cell.n_planned} | {cell.mean:.2f} ± {cell.std:.2f} "
+                     f"| {runs} | {accuracy} "
                      f"| {ci_text(cell)} | {published} | **{cell.verdict}** ({cell.why}) |")
     return lines
 
