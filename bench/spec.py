@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from bench import __version__
 
-SPEC_SCHEMA_VERSION = 3
+SPEC_SCHEMA_VERSION = 4
 TABLE4_MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77")  # the report's rows, in its order
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
@@ -368,6 +368,9 @@ def upgrade(mapping: dict) -> dict:
     sample have their own deterministic identity (the generator's version, the shipped file's
     hash); a dataset with no canonical hash (cifar100) gets ``bench.data.UNKNOWN_HASH``, which
     no plan computes, so such a run is never taken for one on checked bytes.
+
+    Version 3 -> 4: the CNN gained the options ``activation`` and ``pool``. Every CNN run
+    before them had ReLU and max pooling, which the upgrade writes into its options.
     """
     if mapping.get("schema_version") == 1:
         corrected = {key: value for (section, key), value in RECIPES["corrected"].items() if section == "augment"}
@@ -377,6 +380,9 @@ def upgrade(mapping: dict) -> dict:
         from bench import data  # late: bench.data imports this module
 
         mapping = {**mapping, "schema_version": 3, "data_hash": data.recorded_hash(mapping.get("dataset"))}
+    if mapping.get("schema_version") == 3:
+        added = {"activation": "relu", "pool": "max"} if mapping.get("model") == "cnn" else {}
+        mapping = {**mapping, "schema_version": 4, "model_options": {**added, **mapping.get("model_options", {})}}
     return mapping
 
 

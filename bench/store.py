@@ -23,7 +23,7 @@ import pandas as pd
 from bench.phases import Phases
 from bench.spec import RunSpec
 
-SCHEMA_VERSION = 3  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
+SCHEMA_VERSION = 4  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
 STATUSES = ("ok", "failed", "diverged", "timeout")
 
 
@@ -138,6 +138,7 @@ def upgrade(mapping: dict) -> dict:
     Version 1 -> 2: the record gains the input shape, class count and model family it was
     built with, which version 1 left to be rebuilt from the dataset and model registries.
     Version 2 -> 3: its spec gains the hash of its data (``bench.spec.upgrade``).
+    Version 3 -> 4: its spec, if of the CNN, gains the CNN's options (``bench.spec.upgrade``).
     Either way the spec is upgraded, and so is the run id, the hash of the spec: an older
     run is found again by the same plan.
     """

@@ -70,7 +70,8 @@ def test_options_are_resolved_per_model():
     for name in ("fishnet99", "fishnet150", "fishnet201"):
         assert models.options(name) == official
     assert models.options("mobilenet") == {"head_classes": None, "bn_momentum": 0.99}
-    assert models.options("mlp") == models.options("cnn") == {}
+    assert models.options("cnn") == {"activation": "relu", "pool": "max"}
+    assert models.options("mlp") == {}
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
@@ -113,6 +114,8 @@ BAD_INPUTS = [
     ("mlp", (56, 56, 3), 10.0, {}, "Received: num_classes=10.0"),
     ("mlp", (56, 56), 10, {}, "Received: input_shape=(56, 56)"),
     ("cnn", (56, 0, 3), 10, {}, "Received: input_shape=(56, 0, 3)"),
+    ("cnn", (56, 56, 3), 10, {"activation": "sigmoid"}, "one of 'relu', 'tanh'. Received: activation='sigmoid'"),
+    ("cnn", (56, 56, 3), 10, {"pool": "avg"}, "one of 'max', 'average'. Received: pool='avg'"),
     ("fishnet55", (56, 56, 3), 10, {"depth": 3},
      "accepts ['bn_epsilon', 'bn_momentum', 'bridge', 'head', 'stem']. Received: depth=3"),
     ("mlp", (56, 56, 3), 10, {"stem": "concise"}, "accepts no options. Received: stem='concise'"),
@@ -172,6 +175,7 @@ PARAM_COUNTS = [
     # (name, input_shape, num_classes, options, Keras count_params(), trainable or None)
     ("mlp", (56, 56, 3), 10, {}, 2_411_274, None),
     ("cnn", (56, 56, 3), 10, {}, 3_675_534, None),
+    ("cnn", (56, 56, 3), 10, {"activation": "tanh", "pool": "average"}, 3_675_534, None),  # the report's
     ("mobilenet", (56, 56, 3), 10, {"head_classes": 1000}, 4_253_864, None),
     ("mobilenet", (56, 56, 3), 10, {}, 3_239_114, None),
 ] + [(name, *case) for name, cfg in fishnet.CONFIGS.items() for case in cfg["params"]]
@@ -331,6 +335,14 @@ def test_flops_of_cnn_by_hand():
     logits = 2 * 520 * 10 + 10
     total = conv + pool + hidden + logits
     assert models.flops(built("cnn", (56, 56, 3), 10)) == total == 11_667_962
+
+
+def test_the_reports_cnn_has_tanh_activations_and_average_pooling_at_the_same_flops():
+    report = built("cnn", (56, 56, 3), 10, activation="tanh", pool="average")
+    layers = {layer.name: layer for layer in report.layers}
+    assert layers["conv"].activation is layers["hidden"].activation is keras.activations.tanh
+    assert isinstance(layers["pool"], keras.layers.AveragePooling2D)
+    assert models.flops(report) == models.flops(built("cnn", (56, 56, 3), 10))
 
 
 def test_flops_recurse_into_nested_models():

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+import models
 from bench import cli, config, data
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
@@ -71,8 +72,23 @@ def test_the_data_hash_is_part_of_the_run_id():
 def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
     old = {k: v for k, v in tiny_spec(dataset=dataset).to_dict().items() if k != "data_hash"}
     upgraded = RunSpec.from_dict({**old, "schema_version": 2})
-    assert upgraded.schema_version == 3 and upgraded.data_hash == data_hash
+    assert upgraded.schema_version == 4 and upgraded.data_hash == data_hash
     assert upgraded == tiny_spec(dataset=dataset, data_hash=data_hash)
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp", "mobilenet"])
+def test_a_version_3_spec_is_the_run_its_model_with_todays_default_options_plans(model):
+    """The CNN gained activation and pool in version 4; every CNN run before had ReLU and max pooling."""
+    planned = tiny_spec(model=model, model_options=models.options(model))
+    before = {**planned.to_dict(), "schema_version": 3,
+              "model_options": {k: v for k, v in planned.model_options.items() if k not in ("activation", "pool")}}
+    upgraded = RunSpec.from_dict(before)
+    assert upgraded.model_options == planned.model_options and upgraded.run_id == planned.run_id
+
+
+def test_a_version_3_cnn_spec_keeps_the_options_it_names():
+    before = {**tiny_spec(model="cnn").to_dict(), "schema_version": 3, "model_options": {"pool": "average"}}
+    assert RunSpec.from_dict(before).model_options == {"activation": "relu", "pool": "average"}
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -109,7 +109,7 @@ def old_record(version: int) -> dict:
 def test_a_version_1_record_reads_as_the_current_version_with_its_shape_classes_and_family():
     upgraded = RunRecord.from_dict(old_record(1))
     spec = upgraded.spec
-    assert upgraded.schema_version == store.SCHEMA_VERSION == 3
+    assert upgraded.schema_version == store.SCHEMA_VERSION == 4
     assert upgraded.input_shape == (spec.preprocess.native_size, spec.preprocess.native_size, 3)
     assert upgraded.num_classes == spec.preprocess.num_classes and upgraded.model_family == models.family(spec.model)
 
