@@ -9,11 +9,12 @@ tests/test_report.py checks that the README holds what it writes.
 
 usage: python scripts/readme_tables.py
 """
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from bench.aggregate import display_name
+from bench.aggregate import display_name, settings_label, varying_keys
 from bench.report import ci_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,14 +82,25 @@ def paper_cells_lines(verdicts: pd.DataFrame) -> list[str]:
     the report's value, verdict."""
     lines = ["| Profile | Model | Dataset | ok runs | test accuracy (%) | 95 % CI | the report's | verdict |",
              "|---|---|---|---|---|---|---|---|"]
-    for cell in verdicts[verdicts["n_planned"] > 0].itertuples():
+    run = verdicts[verdicts["n_planned"] > 0]
+    for cell, model in zip(run.itertuples(), model_labels(run)):
         published = "—" if pd.isna(cell.published) else f"{cell.published:.1f}"
         runs = f"{cell.n_ok} of {cell.n_planned}" + (f" ({cell.not_ok})" if isinstance(cell.not_ok, str) else "")
         accuracy = "—" if cell.n_ok == 0 else f"{cell.mean:.2f} ± {cell.std:.2f}"
-        lines.append(f"| {profile(cell.setup)} | {display_name(cell.model)} | {DATASET_NAMES[cell.dataset]} "
+        lines.append(f"| {profile(cell.setup)} | {model} | {DATASET_NAMES[cell.dataset]} "
                      f"| {runs} | {accuracy} "
                      f"| {ci_text(cell)} | {published} | **{cell.verdict}** ({cell.why}) |")
     return lines
+
+
+def model_labels(cells: pd.DataFrame) -> list[str]:
+    """Each cell's model, named with the options that tell apart that model's cells in ``cells``:
+    'CNN (activation=tanh, pool=average)' beside 'CNN (activation=relu, pool=max)', 'MLP' alone."""
+    options = [json.loads(text) for text in cells["options"]]
+    varying = {model: varying_keys([o for o, m in zip(options, cells["model"]) if m == model])
+               for model in set(cells["model"])}
+    return [display_name(model) + (f" ({named})" if (named := settings_label(o, varying[model])) else "")
+            for model, o in zip(cells["model"], options)]
 
 
 def paper_claims_lines(claims: pd.DataFrame) -> list[str]:

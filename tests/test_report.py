@@ -567,6 +567,16 @@ def test_readme_quotes_the_generated_tables_of_the_shipped_results(rebuilt):
             f"README.md's quote after {markers[0]!r} differs from the report's: run python scripts/readme_tables.py")
 
 
+def test_the_readmes_paper_cells_name_a_models_variants_by_the_options_that_tell_them_apart(tmp_path):
+    records = [run_record("cnn", acc, r, options=options)
+               for acc, options in ((0.87, {}), (0.85, {"activation": "tanh", "pool": "average"})) for r in (0, 1)]
+    records += [run_record("mlp", 0.85, r) for r in (0, 1)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    lines = readme_tables.paper_cells_lines(readme_tables.read(tmp_path, "verdicts.csv"))
+    models = sorted(line.split(" | ")[1] for line in lines[2:])
+    assert models == ["CNN (activation=relu, pool=max)", "CNN (activation=tanh, pool=average)", "MLP"]
+
+
 # ---------------------------------------------------------------- one observation per seed
 
 
