@@ -12,7 +12,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import __version__, config, data, datacache, environment, imports, lock
+from bench import __version__, config, environment, imports
+from bench.data import cache, datasets
+from bench.records import lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -49,7 +51,7 @@ def _results(args, profile: config.Profile) -> Path:
 
 
 def cmd_run(args) -> int:
-    from bench import devices, runner, stopping
+    from bench.run import devices, runner, stopping  # deferred for start-up time: pandas, joblib
 
     profile = _profile(args)
     rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
@@ -64,14 +66,14 @@ def cmd_run(args) -> int:
     failed = sum(r.status != "ok" for r in records)
     print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
     if args.report:
-        from bench import report
+        from bench.report import report  # deferred for start-up time: pandas, matplotlib
 
         print(report.write_report(results, results))
     return 0
 
 
 def cmd_plan(args) -> int:
-    from bench import devices, plan, runner
+    from bench.run import devices, plan, runner  # deferred for start-up time: pandas, joblib
 
     profile = _profile(args)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
@@ -81,7 +83,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from bench import report
+    from bench.report import report  # deferred for start-up time: pandas, matplotlib
 
     if args.out and not args.results:
         raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
@@ -91,7 +93,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from bench import inventory
+    from bench import inventory  # deferred for start-up time: tabulate, and Keras for the counts
 
     environment.import_tensorflow_quietly()  # its start-up notices would come before the listing
     imports.load(args.imports)
@@ -104,9 +106,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_speed(args) -> int:
-    from bench import speed  # TensorFlow runs in the processes it starts, not here
+    from bench.speed import measure  # deferred for start-up time; TensorFlow runs in the processes it starts
 
-    speed.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
+    measure.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
                baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.out)
     return 0
 
@@ -119,7 +121,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
                         "or a path to a .toml file (default: quick)")
     parser.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
-    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(data.NAMES)
+    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(datasets.NAMES)
                         + ", or one registered with @register_dataset in an --import file) or paths of .npz "
                         "files with x_train, y_train, x_test, y_test")
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
@@ -224,10 +226,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return args.handler(args)
-    except (ValueError, data.DataUnavailable, lock.Busy) as error:
+    except (ValueError, datasets.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except datacache.CacheFull as error:
+    except cache.CacheFull as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except lock.WriteFailed as error:

@@ -18,8 +18,18 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import data, environment, imports
-from bench.spec import RECIPES, SECTIONS, Augment, Optimizer, Preprocess, RunSettings, RunSpec, accepted
+from bench import environment, imports
+from bench.data import datasets
+from bench.spec import (
+    RECIPES,
+    SECTIONS,
+    Augment,
+    Optimizer,
+    Preprocess,
+    RunSettings,
+    RunSpec,
+    accepted,
+)
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 TABLES = ("model_options", "variants")  # the sections that are not settings
@@ -54,7 +64,7 @@ class Profile:
         all of them. A variant runs only where its model is in ``run.models`` (``--models``
         selects variants too) and on its own datasets (all of the profile's when unset).
         """
-        import models  # late: imports Keras
+        import models  # deferred for start-up time: Keras takes seconds
 
         def options(model, extra):
             return {**models.options(model), **self.model_options.get(model, {}), **extra}
@@ -70,20 +80,20 @@ class Profile:
 
         Repeats outermost mean an interrupted benchmark has complete early repeats of every
         model rather than all repeats of the first models. Each dataset is checked, and its
-        content hashed into the specs, here (``bench.data.plan_hash``), before any run starts.
+        content hashed into the specs, here (``bench.data.datasets.plan_hash``), before any run starts.
         """
         run = self.run
-        datasets = {dataset: data.canonical(dataset) for dataset in run.datasets}
-        hashes = {dataset: data.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in datasets.values()}
+        named = {dataset: datasets.canonical(dataset) for dataset in run.datasets}
+        hashes = {dataset: datasets.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in named.values()}
         code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
-        data_code = {dataset: imports.dataset_code(dataset) for dataset in datasets.values()}  # {}: not registered
+        data_code = {dataset: imports.dataset_code(dataset) for dataset in named.values()}  # {}: not registered
         return [
-            RunSpec(profile=self.name, model=model, model_options=model_options, dataset=datasets[dataset],
-                    data_hash=hashes[datasets[dataset]],
+            RunSpec(profile=self.name, model=model, model_options=model_options, dataset=named[dataset],
+                    data_hash=hashes[named[dataset]],
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
                     eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
-                    speedups=speedups, model_code=code[model], dataset_code=data_code[datasets[dataset]],
+                    speedups=speedups, model_code=code[model], dataset_code=data_code[named[dataset]],
                     tensorboard=run.tensorboard, save_weights=run.save_weights)
             for repeat in range(run.repeats)
             for dataset in run.datasets
@@ -236,7 +246,7 @@ def validate(profile: Profile) -> None:
            "run.tensorboard (--tensorboard) needs TensorBoard: pip install -e '.[tensorboard]'. "
            "Received: tensorboard=true")
     environment.import_tensorflow_quietly()
-    import models  # late: imports Keras, which takes seconds
+    import models  # deferred for start-up time: Keras takes seconds
 
     imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
     for model in profile.run.models:
@@ -250,10 +260,10 @@ def validate(profile: Profile) -> None:
             _check(option in accepted, f"{where}: unknown option {option!r}; accepted: {', '.join(accepted)}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
-            _check(dataset in data.names(), f"[[variants]] {variant.model}: unknown dataset; "
-                   f"accepted: {', '.join(data.names())}. Received: dataset={dataset!r}")
+            _check(dataset in datasets.names(), f"[[variants]] {variant.model}: unknown dataset; "
+                   f"accepted: {', '.join(datasets.names())}. Received: dataset={dataset!r}")
     for dataset in profile.run.datasets:
-        data.check_name(dataset)
+        datasets.check_name(dataset)
 
 
 # ---------------------------------------------------------------- the README's table

@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from bench import devices
+CUDA_ENV = "CUDA_VISIBLE_DEVICES"  # the GPUs a process may see; bench.run.devices pins each worker to one
+VECTOR_UNITS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))  # the widest first: "AMD EPYC" names CPUs of both
+
 
 JOBS_ENV = "BENCH_JOBS_AT_ONCE"  # set by the runner for each worker
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +74,7 @@ def load_average() -> float | None:
 
 def describe(threads_per_job: int) -> dict:
     """The environment of a worker; imports TensorFlow, so call it where TF is loaded anyway.
-    ``device`` names what it ran on ('CPU', 'GPU 1 (NVIDIA ...)': ``devices.device_name``)."""
+    ``device`` names what it ran on ('CPU', 'GPU 1 (NVIDIA ...)': ``device_name``)."""
     import keras
     import numpy
     import tensorflow as tf
@@ -85,7 +87,7 @@ def describe(threads_per_job: int) -> dict:
         "numpy": numpy.__version__,
         **cpu_info(),
         "gpu": [d.name for d in gpus] or None,
-        "device": devices.device_name(gpus, tf.config.experimental.get_device_details),
+        "device": device_name(gpus, tf.config.experimental.get_device_details),
         "onednn": onednn_enabled(),
         "threads_per_job": threads_per_job,
         "jobs_at_once": int(os.environ.get(JOBS_ENV, "1")),
@@ -132,3 +134,27 @@ def import_tensorflow_quietly() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
+
+
+def device_name(gpus: list, details) -> str:
+    """What a worker ran on, for its record: 'GPU 1 (NVIDIA A100-SXM4-40GB)', or 'CPU'.
+
+    Args:
+        gpus: TensorFlow's physical GPU devices in the worker.
+        details: ``tf.config.experimental.get_device_details``.
+    """
+    if not gpus:
+        return "CPU"
+    names = ", ".join(dict.fromkeys(details(gpu).get("device_name", "unknown") for gpu in gpus))
+    return f"GPU {os.environ.get(CUDA_ENV) or ', '.join(str(i) for i in range(len(gpus)))} ({names})"
+
+
+def machine(environment: dict) -> str:
+    """Where a record was timed, from its environment (``describe``'s keys): 'AMD EPYC, AVX-512
+    (2 cores; threads per run 1, runs at once 2)'; the vector unit when the record lists the
+    CPU's flags (one CPU model name may cover both)."""
+    flags = set(environment.get("cpu_flags") or ())
+    unit = next((f", {name}" for flag, name in VECTOR_UNITS if flag in flags), "")
+    return (f"{environment.get('cpu_model') or 'unknown CPU'}{unit} ({environment.get('cpu_count', '?')} cores; "
+            f"threads per run {environment.get('threads_per_job', '?')}, "
+            f"runs at once {environment.get('jobs_at_once', '?')})")

@@ -25,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from bench.data import registry
+
 # The folder that holds the running bench and models packages: site-packages, or a checkout.
 INSTALLED = Path(__file__).resolve().parent.parent
 
@@ -87,7 +89,7 @@ def _load_file(path: Path, name: str) -> None:
 def model_code(model: str) -> dict:
     """What a run of registered ``model`` must import first, for its spec (``RunSpec.model_code``):
     ``module_code`` of the module that registers it."""
-    import models  # late: imports Keras
+    import models  # deferred for start-up time: Keras takes seconds
 
     return module_code(models.module(model))
 
@@ -95,9 +97,7 @@ def model_code(model: str) -> dict:
 def dataset_code(dataset: str) -> dict:
     """What a run on ``dataset`` must import first, for its spec (``RunSpec.dataset_code``):
     ``module_code`` of the module that registers it; {} for a dataset that is not registered."""
-    from bench import datasets
-
-    return module_code(datasets.function(dataset).__module__) if datasets.registered(dataset) else {}
+    return module_code(registry.function(dataset).__module__) if registry.registered(dataset) else {}
 
 
 def module_code(module: str) -> dict:

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from bench import data
+from bench.data import datasets
 
 
 def datasets_table() -> str:
     rows = []
-    for name in data.names():
+    for name in datasets.names():
         try:
-            where = data.where(name)
+            where = datasets.where(name)
         except Exception as error:  # noqa: BLE001 - a listing shows why, it does not stop
             where = f"unavailable: {error}"
         rows.append((name, where))
@@ -18,7 +18,7 @@ def datasets_table() -> str:
 
 
 def _counts(name: str, input_shape: tuple[int, int, int], num_classes: int) -> tuple:
-    import models
+    import models  # deferred for start-up time: Keras takes seconds
 
     try:
         model = models.build(name, input_shape, num_classes)
@@ -30,7 +30,7 @@ def _counts(name: str, input_shape: tuple[int, int, int], num_classes: int) -> t
 
 def models_table(input_shape: tuple[int, int, int], num_classes: int) -> str:
     """Every registered model, its options with defaults, and its counts at one input."""
-    import models
+    import models  # deferred for start-up time: Keras takes seconds
 
     rows = []
     for name in models.names():

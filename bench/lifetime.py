@@ -19,7 +19,7 @@ import psutil
 PARENT_POLL_SECONDS = 1.0
 RUNNER_ENV = "BENCH_RUNNER"  # process_token() of the runner; set for every worker
 PARENT_ENV = "BENCH_PARENT"  # pid of the process that started the worker; set for every worker
-WORKER_MODULE = "bench.worker"  # run as ``python -m bench.worker SPEC.json OUT.json``
+WORKER_MODULE = "bench.run.worker"  # run as ``python -m bench.run.worker SPEC.json OUT.json``
 EXIT_ORPHANED = 3
 _ENDED = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
@@ -71,7 +71,7 @@ def exit_with_parent(parent: int | None = None, note: Path | None = None) -> Non
 
 
 def worker_processes(under: Path | None = None) -> list[psutil.Process]:
-    """The live ``python -m bench.worker`` processes on this machine, of every runner.
+    """The live ``python -m bench.run.worker`` processes on this machine, of every runner.
 
     Args:
         under: only those whose spec file lies in this folder (one runner's temporary folder).

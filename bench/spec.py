@@ -271,7 +271,7 @@ class RunSpec:
             defaults included).
         dataset: dataset name; ``preprocess`` which images of it the run sees.
         data_hash: what the dataset's source held when the run was planned: the SHA-256 of its
-            arrays (``bench.data.content_hash``), or synthetic's generator identity.
+            arrays (``bench.data.datasets.content_hash``), or synthetic's generator identity.
         repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
             and augmentation.
         epochs, batch_size, eval_per_class: as in ``RunSettings``.
@@ -291,7 +291,7 @@ class RunSpec:
             worker imports before it loads the data. Not part of the run's identity (the data
             hash is); empty, and left out of the JSON form, for any other dataset.
         tensorboard, save_weights: also write TensorBoard logs, keep the final weights
-            (``bench.runfiles``).
+            (``bench.records.runfiles``).
     """
 
     profile: str
@@ -333,8 +333,11 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, mapping: dict) -> RunSpec:
-        """From ``to_dict``'s form, an older version upgraded; TypeError or ValueError name what does not fit."""
-        mapping = upgrade(mapping)
+        """From ``to_dict``'s form at the current schema version (``bench.records.upgrades`` brings an
+        older one up); TypeError or ValueError name what does not fit."""
+        if mapping.get("schema_version", SPEC_SCHEMA_VERSION) != SPEC_SCHEMA_VERSION:
+            raise ValueError(f"spec schema_version {mapping.get('schema_version')!r} is not the current "
+                             f"{SPEC_SCHEMA_VERSION}; bench.records.upgrades.spec upgrades it")
         for key in PARTS:
             if not isinstance(mapping.get(key), dict):
                 raise ValueError(f"spec.{key} must be a table. Received: {key}={mapping.get(key)!r}")
@@ -352,38 +355,6 @@ class RunSpec:
         Runs with equal ``config_key`` are repeats of one experiment and may be averaged.
         """
         return _digest(self.to_dict(), drop=EXECUTION_FIELDS + REPEAT_FIELDS)
-
-
-def upgrade(mapping: dict) -> dict:
-    """A spec of an older schema version as the current one.
-
-    Version 1 -> 2: the recipe and its augmentation parts became settings. Every version-1
-    run trained what is now the corrected recipe (per-image draws, brightness as a fraction
-    of full scale, clipping), so that is what the upgrade writes down.
-
-    Version 2 -> 3: the spec names the content of its data (``data_hash``). Runs recorded
-    before it ran on the canonical files, checked by checksum against the datasets' published
-    ones, so the upgrade writes its dataset's canonical hash (``bench.data.CANONICAL_HASHES``):
-    a plan on those files computes it again and finds the run. ``synthetic`` and the embedded
-    sample have their own deterministic identity (the generator's version, the shipped file's
-    hash); a dataset with no canonical hash (cifar100) gets ``bench.data.UNKNOWN_HASH``, which
-    no plan computes, so such a run is never taken for one on checked bytes.
-
-    Version 3 -> 4: the CNN gained the options ``activation`` and ``pool``. Every CNN run
-    before them had ReLU and max pooling, which the upgrade writes into its options.
-    """
-    if mapping.get("schema_version") == 1:
-        corrected = {key: value for (section, key), value in RECIPES["corrected"].items() if section == "augment"}
-        mapping = {**mapping, "schema_version": 2, "recipe": "corrected",
-                   "augment": {**corrected, **mapping.get("augment", {})}}
-    if mapping.get("schema_version") == 2:
-        from bench import data  # late: bench.data imports this module
-
-        mapping = {**mapping, "schema_version": 3, "data_hash": data.recorded_hash(mapping.get("dataset"))}
-    if mapping.get("schema_version") == 3:
-        added = {"activation": "relu", "pool": "max"} if mapping.get("model") == "cnn" else {}
-        mapping = {**mapping, "schema_version": 4, "model_options": {**added, **mapping.get("model_options", {})}}
-    return mapping
 
 
 def _digest(mapping: dict, drop: tuple[str, ...], extra: dict | None = None) -> str:

@@ -15,7 +15,16 @@ how the harness computes them faster lives in ``bench.speedups``.
 from models import baselines, fishnet  # noqa: F401  (registers the models)
 from models.flops import flops
 from models.params import count_trainable
-from models.registry import build, describe, family, from_logits, module, names, options, register_model
+from models.registry import (
+    build,
+    describe,
+    family,
+    from_logits,
+    module,
+    names,
+    options,
+    register_model,
+)
 
 __all__ = [
     "build", "count_trainable", "describe", "family", "flops", "from_logits", "module", "names", "options",

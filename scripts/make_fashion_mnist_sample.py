@@ -1,7 +1,7 @@
 """Build bench/assets/fashion_mnist_sample.npz, the embedded default dataset.
 
 A seeded stratified sample of the real Fashion-MNIST: 600 training and 100 test images per
-class (bench.data.SAMPLE_PER_CLASS), uint8, in the layout of keras.datasets.
+class (bench.data.datasets.SAMPLE_PER_CLASS), uint8, in the layout of keras.datasets.
 
 usage: python scripts/make_fashion_mnist_sample.py [SOURCE.npz]   (default: ../shared/data/fashion_mnist.npz)
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import data
+from bench.data import datasets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,9 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 def main(source: Path) -> None:
     with np.load(source) as npz:
         arrays = {key: npz[key] for key in npz.files}
-    sample = data.make_sample(arrays, seed=0)
-    np.savez_compressed(data.SAMPLE_FILE, **sample)
-    print(data.SAMPLE_FILE, {key: value.shape for key, value in sample.items()})
+    sample = datasets.make_sample(arrays, seed=0)
+    np.savez_compressed(datasets.SAMPLE_FILE, **sample)
+    print(datasets.SAMPLE_FILE, {key: value.shape for key, value in sample.items()})
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.aggregate import display_name, settings_label, varying_keys
-from bench.report import ci_text
+from bench.analysis.aggregate import display_name, settings_label, varying_keys
+from bench.report.report import ci_text
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO / "results" / "table4-cpu"

@@ -12,7 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench import cli, store
+from bench import cli
+from bench.records import store
 
 
 def copy_finished(source: Path, target: Path) -> list[str]:

@@ -15,9 +15,9 @@ os.environ.setdefault(ONEDNN_ENV, "1")
 @pytest.fixture
 def canonical_data(monkeypatch):
     """Plans that read no real dataset: each real one's source is taken to hold its canonical
-    copy (``data.recorded_hash``), as the shared files do; tests/test_data.py reads the real ones."""
-    from bench import data
+    copy (``datasets.recorded_hash``), as the shared files do; tests/test_data.py reads the real ones."""
+    from bench.data import datasets
 
-    plan_hash = data.plan_hash
-    monkeypatch.setattr(data, "plan_hash", lambda name, *args: (
-        data.recorded_hash(name) if name in data.REAL_DATASETS else plan_hash(name, *args)))
+    plan_hash = datasets.plan_hash
+    monkeypatch.setattr(datasets, "plan_hash", lambda name, *args: (
+        datasets.recorded_hash(name) if name in datasets.REAL_DATASETS else plan_hash(name, *args)))

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cli, data, datacache, preprocessing
+from bench import cli
+from bench.data import cache, datasets, preprocessing
 from bench.lifetime import process_token
 from bench.spec import Preprocess
 
@@ -25,7 +26,7 @@ REAL_SHAPES = {  # name: (train images, test images, image shape, classes, train
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 def small_mnist(**changes) -> dict[str, np.ndarray]:
@@ -43,10 +44,10 @@ def write_npz(folder: Path, name: str = "mnist", **changes) -> Path:
 
 
 def real_file(name: str) -> Path:
-    folder = os.environ.get(data.DATA_DIR_ENV)
+    folder = os.environ.get(datasets.DATA_DIR_ENV)
     path = Path(folder) / f"{name}.npz" if folder else None
     if path is None or not path.exists():
-        pytest.skip(f"{name}.npz not in ${data.DATA_DIR_ENV} ({folder or 'unset'}): the real-data test needs it")
+        pytest.skip(f"{name}.npz not in ${datasets.DATA_DIR_ENV} ({folder or 'unset'}): the real-data test needs it")
     return path
 
 
@@ -57,7 +58,7 @@ def real_file(name: str) -> Path:
 def test_real_dataset_loads_with_its_shapes_dtypes_and_class_counts(name):
     real_file(name)
     n_train, n_test, shape, classes, train_per_class, test_per_class = REAL_SHAPES[name]
-    ds = data.load(name, Preprocess())
+    ds = datasets.load(name, Preprocess())
     assert ds.x_train.shape == (n_train, *shape) and ds.x_test.shape == (n_test, *shape)
     assert ds.x_train.dtype == np.uint8 and ds.y_train.dtype == np.int64
     assert ds.y_train.shape == (n_train,) and ds.num_classes == classes
@@ -70,17 +71,17 @@ def test_real_dataset_loads_with_its_shapes_dtypes_and_class_counts(name):
 
 def test_fashion_mnist_at_56x56x3_is_the_repeated_bilinear_resize():
     real_file("fashion_mnist")
-    ds = data.load("fashion_mnist", Preprocess(size=56, channels=3, train_per_class=5))
+    ds = datasets.load("fashion_mnist", Preprocess(size=56, channels=3, train_per_class=5))
     assert ds.x_train.shape == (50, 56, 56, 3) and ds.x_test.shape == (10000, 56, 56, 3)
     assert np.array_equal(ds.x_train[..., 0], ds.x_train[..., 2])
     assert np.bincount(ds.y_train).tolist() == [5] * 10
 
 
 def test_missing_dataset_is_one_clear_error_naming_every_place_tried(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(data, "_from_keras", lambda name: (_ for _ in ()).throw(OSError("no route to host")))
-    with pytest.raises(data.DataUnavailable) as error:
-        data.load("cifar100", Preprocess())
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(datasets, "_from_keras", lambda name: (_ for _ in ()).throw(OSError("no route to host")))
+    with pytest.raises(datasets.DataUnavailable) as error:
+        datasets.load("cifar100", Preprocess())
     message = str(error.value)
     assert "'cifar100'" in message and str(tmp_path / "cifar100.npz") in message
     assert "keras.datasets.cifar100.load_data(): OSError: no route to host" in message
@@ -88,15 +89,15 @@ def test_missing_dataset_is_one_clear_error_naming_every_place_tried(tmp_path, m
 
 
 def test_debian_idx_files_are_a_fashion_mnist_source(tmp_path, monkeypatch):
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path)
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path)
     rng = np.random.default_rng(0)
     arrays = {"x_train": rng.integers(0, 256, (20, 28, 28)), "y_train": np.arange(20) % 10,
               "x_test": rng.integers(0, 256, (10, 28, 28)), "y_test": np.arange(10)}
-    for key, filename in data.DEBIAN_FASHION_FILES.items():
-        data.write_idx(tmp_path / filename, arrays[key])
+    for key, filename in datasets.DEBIAN_FASHION_FILES.items():
+        datasets.write_idx(tmp_path / filename, arrays[key])
     with pytest.warns(UserWarning, match="is not the canonical fashion_mnist"):
-        ds = data.load("fashion_mnist", Preprocess())
+        ds = datasets.load("fashion_mnist", Preprocess())
     assert ds.source == f"Debian IDX: {tmp_path}"
     assert np.array_equal(ds.x_train[..., 0], arrays["x_train"]) and np.array_equal(ds.y_test, arrays["y_test"])
 
@@ -108,23 +109,23 @@ def test_debian_idx_files_are_a_fashion_mnist_source(tmp_path, monkeypatch):
 def test_idx_round_trips(tmp_path, suffix):
     images = np.random.default_rng(1).integers(0, 256, (7, 5, 3), dtype=np.uint8)
     labels = np.arange(7, dtype=np.uint8)
-    data.write_idx(tmp_path / f"images{suffix}", images)
-    data.write_idx(tmp_path / f"labels{suffix}", labels)
-    assert np.array_equal(data.read_idx(tmp_path / f"images{suffix}"), images)
-    assert np.array_equal(data.read_idx(tmp_path / f"labels{suffix}"), labels)
+    datasets.write_idx(tmp_path / f"images{suffix}", images)
+    datasets.write_idx(tmp_path / f"labels{suffix}", labels)
+    assert np.array_equal(datasets.read_idx(tmp_path / f"images{suffix}"), images)
+    assert np.array_equal(datasets.read_idx(tmp_path / f"labels{suffix}"), labels)
 
 
 def test_idx_reader_refuses_a_file_that_is_not_idx(tmp_path):
     (tmp_path / "junk").write_bytes(b"\x89PNG....")
     with pytest.raises(ValueError, match="not an unsigned-byte IDX"):
-        data.read_idx(tmp_path / "junk")
+        datasets.read_idx(tmp_path / "junk")
 
 
 def test_idx_reader_refuses_a_truncated_file(tmp_path):
-    data.write_idx(tmp_path / "images", np.zeros((4, 2, 2), np.uint8))
+    datasets.write_idx(tmp_path / "images", np.zeros((4, 2, 2), np.uint8))
     (tmp_path / "images").write_bytes((tmp_path / "images").read_bytes()[:-3])
     with pytest.raises(ValueError, match=r"header says \(4, 2, 2\)"):
-        data.read_idx(tmp_path / "images")
+        datasets.read_idx(tmp_path / "images")
 
 
 # ---------------------------------------------------------------- preprocessing and cache
@@ -132,24 +133,24 @@ def test_idx_reader_refuses_a_truncated_file(tmp_path):
 
 def test_second_load_is_served_from_the_cache_memory_mapped():
     preprocess = Preprocess(size=32, channels=3, train_per_class=20)
-    first, second = data.load(data.SAMPLE, preprocess), data.load(data.SAMPLE, preprocess)
+    first, second = datasets.load(datasets.SAMPLE, preprocess), datasets.load(datasets.SAMPLE, preprocess)
     assert not first.from_cache and second.from_cache
     assert isinstance(second.x_train, np.memmap)
     assert np.array_equal(first.x_train, second.x_train) and np.array_equal(first.y_test, second.y_test)
 
 
 def test_cache_key_covers_what_changes_the_bytes_and_nothing_else():
-    canonical = data.CANONICAL_HASHES["mnist"]
-    key = data.cache_key("mnist", Preprocess(size=56), canonical)
-    assert data.cache_key("mnist", Preprocess(size=56, scale_pixels=False), canonical) == key
-    assert data.cache_key("mnist", Preprocess(size=56, num_classes=3, native_size=8), canonical) == key
+    canonical = datasets.CANONICAL_HASHES["mnist"]
+    key = datasets.cache_key("mnist", Preprocess(size=56), canonical)
+    assert datasets.cache_key("mnist", Preprocess(size=56, scale_pixels=False), canonical) == key
+    assert datasets.cache_key("mnist", Preprocess(size=56, num_classes=3, native_size=8), canonical) == key
     for changed in (dict(size=32), dict(channels=3), dict(train_per_class=5), dict(subset_seed=1)):
-        assert data.cache_key("mnist", Preprocess(**{"size": 56, **changed}), canonical) != key
-    assert data.cache_key("mnist", Preprocess(size=56), "0" * 64) != key  # other source bytes
+        assert datasets.cache_key("mnist", Preprocess(**{"size": 56, **changed}), canonical) != key
+    assert datasets.cache_key("mnist", Preprocess(size=56), "0" * 64) != key  # other source bytes
 
 
 def test_preprocessing_resizes_repeats_channels_and_keeps_uint8():
-    ds = data.load("synthetic", Preprocess(size=16, channels=3, native_size=8, train_per_class=4))
+    ds = datasets.load("synthetic", Preprocess(size=16, channels=3, native_size=8, train_per_class=4))
     assert ds.x_train.shape == (40, 16, 16, 3) and ds.x_train.dtype == np.uint8
     assert ds.input_shape == (16, 16, 3)
 
@@ -169,7 +170,7 @@ def test_stratified_subset_takes_equal_counts_reproducibly():
 
 def test_subset_larger_than_a_class_names_the_value_and_the_limit():
     with pytest.raises(ValueError, match=r"accepted: 1\.\.600\. Received: train_per_class=601"):
-        data.load(data.SAMPLE, Preprocess(train_per_class=601))
+        datasets.load(datasets.SAMPLE, Preprocess(train_per_class=601))
 
 
 # ---------------------------------------------------------------- synthetic and the sample
@@ -177,14 +178,14 @@ def test_subset_larger_than_a_class_names_the_value_and_the_limit():
 
 def test_synthetic_is_deterministic_in_any_shape_and_class_count():
     preprocess = Preprocess(num_classes=3, native_size=12, channels=1, train_per_class=50)
-    first, second = data.synthetic_arrays(preprocess), data.synthetic_arrays(preprocess)
+    first, second = datasets.synthetic_arrays(preprocess), datasets.synthetic_arrays(preprocess)
     assert first["x_train"].shape == (150, 12, 12, 1) and first["x_test"].shape == (30, 12, 12, 1)
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert np.bincount(first["y_train"]).tolist() == [50, 50, 50]
 
 
 def test_synthetic_is_learnable_by_nearest_class_mean():
-    arrays = data.synthetic_arrays(Preprocess(num_classes=5, native_size=8, train_per_class=40))
+    arrays = datasets.synthetic_arrays(Preprocess(num_classes=5, native_size=8, train_per_class=40))
     x_train = arrays["x_train"].reshape(200, -1).astype(float)
     means = np.stack([x_train[arrays["y_train"] == c].mean(0) for c in range(5)])
     x_test = arrays["x_test"].reshape(len(arrays["y_test"]), -1).astype(float)
@@ -193,7 +194,7 @@ def test_synthetic_is_learnable_by_nearest_class_mean():
 
 
 def test_embedded_sample_is_stratified_600_and_100_per_class():
-    ds = data.load(data.SAMPLE, Preprocess())
+    ds = datasets.load(datasets.SAMPLE, Preprocess())
     assert ds.x_train.shape == (6000, 28, 28, 1) and ds.x_test.shape == (1000, 28, 28, 1)
     assert np.bincount(ds.y_train).tolist() == [600] * 10
     assert np.bincount(ds.y_test).tolist() == [100] * 10
@@ -202,8 +203,8 @@ def test_embedded_sample_is_stratified_600_and_100_per_class():
 def test_embedded_sample_is_what_the_script_builds_from_the_real_set():
     source = real_file("fashion_mnist")
     with np.load(source) as npz:
-        rebuilt = data.make_sample({k: npz[k] for k in npz.files}, seed=0)
-    with np.load(data.SAMPLE_FILE) as shipped:
+        rebuilt = datasets.make_sample({k: npz[k] for k in npz.files}, seed=0)
+    with np.load(datasets.SAMPLE_FILE) as shipped:
         assert all(np.array_equal(shipped[k], rebuilt[k]) for k in rebuilt)
 
 
@@ -213,7 +214,7 @@ def test_embedded_sample_is_what_the_script_builds_from_the_real_set():
 def test_an_unknown_dataset_is_refused_naming_the_accepted_ones():
     with pytest.raises(ValueError, match=re.escape("Unknown dataset; accepted: mnist, fashion_mnist, cifar10, "
                                                    "cifar100, synthetic, fashion_mnist_sample, or the path of an .npz")):
-        data.load("svhn", Preprocess())
+        datasets.load("svhn", Preprocess())
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -230,12 +231,12 @@ def test_bad_preprocessing_settings_raise_naming_the_value_and_what_is_accepted(
 
 
 def test_where_says_where_each_dataset_would_load_from(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
     (tmp_path / "mnist.npz").write_bytes(b"")
-    assert data.where("mnist") == f"$BENCH_DATA_DIR: {tmp_path / 'mnist.npz'}"
-    assert data.where("cifar100").startswith("keras.datasets.cifar100.load_data()")
-    assert "absent" in data.where("cifar100")
-    assert data.where(data.SAMPLE) == "embedded: fashion_mnist_sample.npz"
+    assert datasets.where("mnist") == f"$BENCH_DATA_DIR: {tmp_path / 'mnist.npz'}"
+    assert datasets.where("cifar100").startswith("keras.datasets.cifar100.load_data()")
+    assert "absent" in datasets.where("cifar100")
+    assert datasets.where(datasets.SAMPLE) == "embedded: fashion_mnist_sample.npz"
 
 
 # ---------------------------------------------------------------- identity
@@ -246,11 +247,11 @@ def test_the_canonical_files_have_the_canonical_hashes_and_no_warning(name):
     real_file(name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert data.plan_hash(name, Preprocess()) == data.CANONICAL_HASHES[name]
+        assert datasets.plan_hash(name, Preprocess()) == datasets.CANONICAL_HASHES[name]
 
 
 def test_the_embedded_sample_has_its_canonical_hash():
-    assert data.plan_hash(data.SAMPLE, Preprocess()) == data.CANONICAL_HASHES[data.SAMPLE]
+    assert datasets.plan_hash(datasets.SAMPLE, Preprocess()) == datasets.CANONICAL_HASHES[datasets.SAMPLE]
 
 
 @pytest.mark.filterwarnings("ignore:.*is not the canonical")
@@ -258,19 +259,19 @@ def test_the_same_arrays_hash_alike_from_an_npz_idx_files_and_keras(tmp_path, mo
     arrays = small_mnist()
     (tmp_path / "npz").mkdir()
     np.savez(tmp_path / "npz" / "fashion_mnist.npz", **arrays)
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "npz"))
-    from_npz = data.plan_hash("fashion_mnist", Preprocess())
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "npz"))
+    from_npz = datasets.plan_hash("fashion_mnist", Preprocess())
     (tmp_path / "idx").mkdir()
-    for key, filename in data.DEBIAN_FASHION_FILES.items():
-        data.write_idx(tmp_path / "idx" / filename, arrays[key])
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "none"))
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "idx")
-    from_idx = data.plan_hash("fashion_mnist", Preprocess())
+    for key, filename in datasets.DEBIAN_FASHION_FILES.items():
+        datasets.write_idx(tmp_path / "idx" / filename, arrays[key])
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "none"))
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "idx")
+    from_idx = datasets.plan_hash("fashion_mnist", Preprocess())
     as_keras = {**arrays, "y_train": arrays["y_train"].astype(np.uint8)[:, None], "y_test": arrays["y_test"][:, None]}
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "none")
-    monkeypatch.setattr(data, "_from_keras", lambda name: as_keras)
-    assert from_npz == from_idx == data.plan_hash("fashion_mnist", Preprocess()) == data.content_hash(
-        data.check_arrays(arrays, "fashion_mnist", "here"))
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "none")
+    monkeypatch.setattr(datasets, "_from_keras", lambda name: as_keras)
+    assert from_npz == from_idx == datasets.plan_hash("fashion_mnist", Preprocess()) == datasets.content_hash(
+        datasets.check_arrays(arrays, "fashion_mnist", "here"))
 
 
 def bump_mtime(path: Path) -> None:
@@ -280,39 +281,39 @@ def bump_mtime(path: Path) -> None:
 
 
 def test_a_replaced_source_gets_a_new_hash_and_cache_entry_with_a_warning_naming_file_and_hashes(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
     path = write_npz(tmp_path)
     with pytest.warns(UserWarning) as caught:
-        first = data.plan_hash("mnist", Preprocess())
+        first = datasets.plan_hash("mnist", Preprocess())
     assert [str(w.message) for w in caught] == [
         f"$BENCH_DATA_DIR: {path} is not the canonical mnist: its arrays hash to {first}, the canonical ones to "
-        f"{data.CANONICAL_HASHES['mnist']}; its runs are told apart by that hash"]
-    assert data.load("mnist", Preprocess(), first).x_train.any()
+        f"{datasets.CANONICAL_HASHES['mnist']}; its runs are told apart by that hash"]
+    assert datasets.load("mnist", Preprocess(), first).x_train.any()
     write_npz(tmp_path, x_train=np.zeros((20, 28, 28), np.uint8))  # zeroed images, the same size
     bump_mtime(path)
     with pytest.warns(UserWarning, match="is not the canonical mnist"):
-        second = data.plan_hash("mnist", Preprocess())
-    zeroed = data.load("mnist", Preprocess(), second)
+        second = datasets.plan_hash("mnist", Preprocess())
+    zeroed = datasets.load("mnist", Preprocess(), second)
     assert second != first and not zeroed.from_cache and not zeroed.x_train.any()
-    entries = sorted(datacache.cache_dir().glob("mnist-*"))
+    entries = sorted(cache.cache_dir().glob("mnist-*"))
     assert len(entries) == 2
     for entry in entries:
         (entry / "meta.json").unlink()
-    with pytest.warns(UserWarning, match="damaged"), pytest.raises(data.BadData, match=re.escape(
+    with pytest.warns(UserWarning, match="damaged"), pytest.raises(datasets.BadData, match=re.escape(
             f"$BENCH_DATA_DIR: {path} changed since the run was planned: its arrays hash to {second}, the run's spec "
             f"says {first}; plan the runs again")):
-        data.load("mnist", Preprocess(), first)
+        datasets.load("mnist", Preprocess(), first)
 
 
 @pytest.mark.filterwarnings("ignore:.*is not the canonical")
 def test_a_plan_reads_a_source_once_per_version_of_its_file(tmp_path, monkeypatch):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
     path = write_npz(tmp_path)
-    reads, read = [], data._from_npz
-    monkeypatch.setattr(data, "_from_npz", lambda p: reads.append(p) or read(p))
-    hashes = [data.plan_hash("mnist", Preprocess()) for _ in range(3)]
+    reads, read = [], datasets._from_npz
+    monkeypatch.setattr(datasets, "_from_npz", lambda p: reads.append(p) or read(p))
+    hashes = [datasets.plan_hash("mnist", Preprocess()) for _ in range(3)]
     bump_mtime(path)
-    hashes.append(data.plan_hash("mnist", Preprocess()))
+    hashes.append(datasets.plan_hash("mnist", Preprocess()))
     assert reads == [path, path] and len(set(hashes)) == 1
 
 
@@ -336,10 +337,10 @@ BAD_SOURCES = {  # what a tester put in mnist.npz: the arrays changed, and the e
 
 @pytest.mark.parametrize("changes, message", BAD_SOURCES.values(), ids=BAD_SOURCES)
 def test_a_bad_source_is_refused_naming_the_file_and_the_fault(tmp_path, monkeypatch, changes, message):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
     path = write_npz(tmp_path, **changes)
-    with pytest.raises(data.BadData) as error:
-        data.plan_hash("mnist", Preprocess())
+    with pytest.raises(datasets.BadData) as error:
+        datasets.plan_hash("mnist", Preprocess())
     assert str(error.value).startswith(f"$BENCH_DATA_DIR: {path}: {message}")
 
 
@@ -348,19 +349,19 @@ def test_a_bad_source_is_refused_naming_the_file_and_the_fault(tmp_path, monkeyp
     (None, "unreadable (ValueError: lacks arrays ['y_test']); accepted: uint8 x_train, y_train, x_test, y_test"),
 ])
 def test_an_unreadable_source_is_refused_not_replaced_by_a_download(tmp_path, monkeypatch, content, message):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(data, "_from_keras", lambda name: pytest.fail("downloaded instead"))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(datasets, "_from_keras", lambda name: pytest.fail("downloaded instead"))
     path = tmp_path / "mnist.npz"
     if content is None:
         np.savez(path, **{k: v for k, v in small_mnist().items() if k != "y_test"})
     else:
         path.write_bytes(content)
-    with pytest.raises(data.BadData, match=re.escape(f"$BENCH_DATA_DIR: {path}: {message}")):
-        data.plan_hash("mnist", Preprocess())
+    with pytest.raises(datasets.BadData, match=re.escape(f"$BENCH_DATA_DIR: {path}: {message}")):
+        datasets.plan_hash("mnist", Preprocess())
 
 
 def test_bench_run_on_a_bad_source_exits_2_in_one_line_before_any_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
     write_npz(tmp_path, y_train=np.arange(19) % 10)
     (tmp_path / "mine.toml").write_text('[run]\nmodels = ["mlp"]\ndatasets = ["mnist"]\n')
     status = cli.main(["run", "--profile", str(tmp_path / "mine.toml"), "--results", str(tmp_path / "results")])
@@ -372,16 +373,16 @@ def test_bench_run_on_a_bad_source_exits_2_in_one_line_before_any_run(tmp_path, 
 
 
 @pytest.mark.parametrize("name, preprocess, eval_per_class, message", [
-    (data.SAMPLE, Preprocess(train_per_class=601), None, "train_per_class is larger than the smallest class of "
+    (datasets.SAMPLE, Preprocess(train_per_class=601), None, "train_per_class is larger than the smallest class of "
      "fashion_mnist_sample's training set (600 images); accepted: 1..600. Received: train_per_class=601"),
-    (data.SAMPLE, Preprocess(), 101, "eval_per_class is larger than the smallest class of fashion_mnist_sample's "
+    (datasets.SAMPLE, Preprocess(), 101, "eval_per_class is larger than the smallest class of fashion_mnist_sample's "
      "test set (100 images); accepted: 1..100. Received: eval_per_class=101"),
     ("synthetic", Preprocess(train_per_class=50), 11, "eval_per_class is larger than the smallest class of "
      "synthetic's test set (10 images); accepted: 1..10. Received: eval_per_class=11"),
 ])
 def test_a_plan_checks_the_subsets_against_the_classes(name, preprocess, eval_per_class, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        data.plan_hash(name, preprocess, eval_per_class)
+        datasets.plan_hash(name, preprocess, eval_per_class)
 
 
 # ---------------------------------------------------------------- a sound cache
@@ -390,8 +391,8 @@ def test_a_plan_checks_the_subsets_against_the_classes(name, preprocess, eval_pe
 @pytest.mark.parametrize("damage", ["zeroed", "truncated", "deleted", "meta.json deleted"])
 def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage):
     preprocess = Preprocess(train_per_class=20)
-    first = data.load(data.SAMPLE, preprocess)
-    (entry,) = datacache.cache_dir().glob(f"{data.SAMPLE}-*")
+    first = datasets.load(datasets.SAMPLE, preprocess)
+    (entry,) = cache.cache_dir().glob(f"{datasets.SAMPLE}-*")
     target = entry / "x_train.npy"
     if damage == "zeroed":
         target.write_bytes(bytes(target.stat().st_size))
@@ -400,9 +401,9 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage):
     else:
         (target if damage == "deleted" else entry / "meta.json").unlink()
     with pytest.warns(UserWarning, match=re.escape(f"dataset cache entry {entry} is damaged (")):
-        again = data.load(data.SAMPLE, preprocess)
+        again = datasets.load(datasets.SAMPLE, preprocess)
     assert not again.from_cache and np.array_equal(again.x_train, first.x_train)
-    assert data.load(data.SAMPLE, preprocess).from_cache
+    assert datasets.load(datasets.SAMPLE, preprocess).from_cache
 
 
 def failing_save(error):
@@ -417,29 +418,29 @@ def failing_save(error):
 
 def leftovers() -> list[str]:
     """What the cache folder holds but the remembered sources: an entry, or a temporary folder."""
-    return [path.name for path in datacache.cache_dir().iterdir() if path.name != "sources"]
+    return [path.name for path in cache.cache_dir().iterdir() if path.name != "sources"]
 
 
 @pytest.mark.parametrize("error, raised, message", [
-    (errno.ENOSPC, datacache.CacheFull, "cannot be written (No space left on device); nothing half-written is left"),
-    (errno.EACCES, datacache.CacheUnusable, "cannot be written (Permission denied); accepted: a writable folder"),
+    (errno.ENOSPC, cache.CacheFull, "cannot be written (No space left on device); nothing half-written is left"),
+    (errno.EACCES, cache.CacheUnusable, "cannot be written (Permission denied); accepted: a writable folder"),
     (KeyboardInterrupt, KeyboardInterrupt, None),
 ])
 def test_a_failed_or_interrupted_cache_write_leaves_nothing_half_written(monkeypatch, error, raised, message):
     monkeypatch.setattr(np, "save", failing_save(error))
     with pytest.raises(raised, match=message and re.escape(message)) as caught:
-        data.load(data.SAMPLE, Preprocess(train_per_class=5))
+        datasets.load(datasets.SAMPLE, Preprocess(train_per_class=5))
     assert "\n" not in str(caught.value) and leftovers() == []
 
 
 def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "file"))
-    for name in (data.SAMPLE, data.SYNTHETIC):  # writing what a plan read, and writing an entry
-        with pytest.raises(datacache.CacheUnusable, match=re.escape(
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "file"))
+    for name in (datasets.SAMPLE, datasets.SYNTHETIC):  # writing what a plan read, and writing an entry
+        with pytest.raises(cache.CacheUnusable, match=re.escape(
                 f"cannot be written (Not a directory); accepted: a writable folder, created if missing. "
                 f"Received: BENCH_CACHE_DIR={tmp_path / 'file'}")):
-            data.load(name, Preprocess(train_per_class=5))
+            datasets.load(name, Preprocess(train_per_class=5))
 
 
 @pytest.mark.parametrize("error, status", [(errno.ENOSPC, 1), (errno.EROFS, 2)])
@@ -452,7 +453,7 @@ def test_bench_run_with_a_cache_that_cannot_be_written_exits_in_one_line(tmp_pat
 
 
 def test_the_next_load_removes_the_temporary_folders_of_dead_writers_only():
-    folder = datacache.cache_dir()
+    folder = cache.cache_dir()
     folder.mkdir(parents=True)
     child = subprocess.Popen(["sleep", "60"])
     dead = process_token(child.pid)
@@ -462,7 +463,7 @@ def test_the_next_load_removes_the_temporary_folders_of_dead_writers_only():
     writers = {"dead": f"{host}~{dead}~0000", "alive": f"{host}~{process_token(os.getpid())}~0000",
                "elsewhere": f"another-host~{dead}~0000"}
     for name, writer in writers.items():
-        (folder / f"synthetic-{name}{datacache.TEMP_MARK}{writer}").mkdir()
-    data.load(data.SYNTHETIC, Preprocess(native_size=8, train_per_class=2))
-    assert sorted(name.split(datacache.TEMP_MARK)[0] for name in leftovers() if datacache.TEMP_MARK in name) == [
+        (folder / f"synthetic-{name}{cache.TEMP_MARK}{writer}").mkdir()
+    datasets.load(datasets.SYNTHETIC, Preprocess(native_size=8, train_per_class=2))
+    assert sorted(name.split(cache.TEMP_MARK)[0] for name in leftovers() if cache.TEMP_MARK in name) == [
         "synthetic-alive", "synthetic-elsewhere"]

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import config, data, datacache, datasets, imports, inventory, store
+from bench import config, imports, inventory
+from bench.data import cache, datasets, registry
+from bench.records import store
 from bench.spec import Preprocess, RunSpec
 
 TINY_DIGITS = '''"""tinydigits: three classes of 8x8 grey images."""
@@ -36,19 +38,19 @@ PATIENCE = 600  # seconds; the machine is shared
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def empty_registry(monkeypatch):
     """An empty dataset registry, and no tinydigits module, for each test."""
-    monkeypatch.setattr(datasets, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_REGISTRY", {})
     yield
     sys.modules.pop("tinydigits", None)
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch, registry) -> Path:
+def tiny(tmp_path, monkeypatch, empty_registry) -> Path:
     """tinydigits.py in the current folder, imported as ``--import tinydigits.py`` does."""
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "tinydigits.py"
@@ -64,37 +66,37 @@ def register(name: str, **changes):
         images = {f"x{key[1:]}": np.full((len(y), 8, 8), 7, np.uint8) for key, y in labels.items()}
         return {**images, **labels, **changes}
 
-    return datasets.register_dataset(arrays, name=name)
+    return registry.register_dataset(arrays, name=name)
 
 
 # ---------------------------------------------------------------- by name, like a file
 
 
 def test_a_registered_dataset_is_accepted_by_name_and_loads_like_an_npz_file(tiny):
-    assert data.names() == (*data.NAMES, "tinydigits") and "tinydigits" not in data.NAMES
-    data.check_name("tinydigits")
-    assert data.shape_of("tinydigits", Preprocess()) == ((8, 8, 1), 3)
-    assert data.shape_of("tinydigits", Preprocess(size=16, channels=3)) == ((16, 16, 3), 3)
-    assert data.train_size("tinydigits", Preprocess()) == 30
-    assert data.train_size("tinydigits", Preprocess(train_per_class=4)) == 12
+    assert datasets.names() == (*datasets.NAMES, "tinydigits") and "tinydigits" not in datasets.NAMES
+    datasets.check_name("tinydigits")
+    assert datasets.shape_of("tinydigits", Preprocess()) == ((8, 8, 1), 3)
+    assert datasets.shape_of("tinydigits", Preprocess(size=16, channels=3)) == ((16, 16, 3), 3)
+    assert datasets.train_size("tinydigits", Preprocess()) == 30
+    assert datasets.train_size("tinydigits", Preprocess(train_per_class=4)) == 12
     label = "registered: tinydigits (tinydigits.tinydigits)"
-    assert data.where("tinydigits") == label and "tinydigits" in inventory.datasets_table()
-    dataset = data.load("tinydigits", Preprocess(train_per_class=4))
+    assert datasets.where("tinydigits") == label and "tinydigits" in inventory.datasets_table()
+    dataset = datasets.load("tinydigits", Preprocess(train_per_class=4))
     assert (dataset.input_shape, dataset.num_classes, dataset.source, dataset.from_cache) == ((8, 8, 1), 3, label, False)
     assert dataset.x_train.dtype == np.uint8 and np.bincount(dataset.y_train).tolist() == [4, 4, 4]
-    again = data.load("tinydigits", Preprocess(train_per_class=4))
+    again = datasets.load("tinydigits", Preprocess(train_per_class=4))
     assert again.from_cache and np.array_equal(again.x_train, dataset.x_train)
 
 
 def test_its_data_hash_is_the_content_hash_of_its_arrays(tiny):
-    arrays = data.check_arrays(datasets.function("tinydigits")(), "tinydigits", "here")
-    assert data.plan_hash("tinydigits", Preprocess()) == data.content_hash(arrays)
+    arrays = datasets.check_arrays(registry.function("tinydigits")(), "tinydigits", "here")
+    assert datasets.plan_hash("tinydigits", Preprocess()) == datasets.content_hash(arrays)
 
 
 def test_an_unknown_dataset_is_refused_naming_the_registered_ones_too(tiny):
     with pytest.raises(ValueError, match=re.escape("accepted: mnist, fashion_mnist, cifar10, cifar100, synthetic, "
                                                    "fashion_mnist_sample, tinydigits, or the path of an .npz")):
-        data.check_name("svhn")
+        datasets.check_name("svhn")
 
 
 # ---------------------------------------------------------------- refused
@@ -108,7 +110,7 @@ def test_a_name_is_registered_once_and_never_over_a_built_in_one(tiny):
     for name in ("my.npz", "a/b", "", "3rd"):
         with pytest.raises(ValueError, match=re.escape(f"Received: name={name!r}")):
             register(name)
-    assert datasets.names() == ["tinydigits"]
+    assert registry.names() == ["tinydigits"]
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -117,10 +119,10 @@ def test_a_name_is_registered_once_and_never_over_a_built_in_one(tiny):
     (dict(y_train=np.arange(12) % 3 * 0.5), "y_train holds float64 labels; accepted: integers"),
     (dict(x_test=np.zeros((6, 9, 9), np.uint8)), "x_test has shape (6, 9, 9); accepted: (N, 8, 8, 1) or (N, 8, 8)"),
 ])
-def test_bad_arrays_are_refused_in_one_line_naming_the_dataset(registry, changes, message):
+def test_bad_arrays_are_refused_in_one_line_naming_the_dataset(empty_registry, changes, message):
     register("bad", **changes)
-    for call in (lambda: data.plan_hash("bad", Preprocess()), lambda: data.load("bad", Preprocess())):
-        with pytest.raises(data.BadData, match=re.escape(f"registered: bad (test_datasets.register.<locals>.arrays): "
+    for call in (lambda: datasets.plan_hash("bad", Preprocess()), lambda: datasets.load("bad", Preprocess())):
+        with pytest.raises(datasets.BadData, match=re.escape(f"registered: bad (test_datasets.register.<locals>.arrays): "
                                                          f"{message}")) as error:
             call()
         assert "\n" not in str(error.value)
@@ -130,10 +132,10 @@ def test_bad_arrays_are_refused_in_one_line_naming_the_dataset(registry, changes
     ([1, 2], "unreadable (TypeError: returned a list; accepted: a dict of x_train, y_train, x_test, y_test)"),
     ({"x_train": 0}, "unreadable (ValueError: lacks arrays ['x_test', 'y_test', 'y_train'])"),
 ])
-def test_a_function_that_returns_no_dataset_is_refused_in_one_line(registry, returned, message):
-    datasets.register_dataset(lambda: returned, name="odd")
-    with pytest.raises(data.BadData, match=re.escape(message)):
-        data.shape_of("odd", Preprocess())
+def test_a_function_that_returns_no_dataset_is_refused_in_one_line(empty_registry, returned, message):
+    registry.register_dataset(lambda: returned, name="odd")
+    with pytest.raises(datasets.BadData, match=re.escape(message)):
+        datasets.shape_of("odd", Preprocess())
 
 
 # ---------------------------------------------------------------- in the plan, and in a worker
@@ -145,7 +147,7 @@ def test_its_runs_carry_the_file_that_registers_it_outside_their_identity(tiny):
     spec = profile.specs()[0]
     code = {"module": "tinydigits", "file": str(tiny.resolve()), "sha256": imports.sha256(tiny)}
     assert (spec.dataset, spec.dataset_code, spec.model_code) == ("tinydigits", code, {})
-    assert spec.data_hash == data.plan_hash("tinydigits", Preprocess())
+    assert spec.data_hash == datasets.plan_hash("tinydigits", Preprocess())
     assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     moved = RunSpec.from_dict({**spec.to_dict(), "dataset_code": {**code, "sha256": "0" * 64}})
     assert (moved.run_id, moved.config_key) == (spec.run_id, spec.config_key)  # the data hash is its identity

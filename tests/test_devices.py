@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from bench import devices, runner
+from bench import environment
+from bench.run import devices, runner
 
 
 def test_the_gpus_are_numbered_as_cuda_visible_devices_names_them():
@@ -71,8 +72,8 @@ def test_a_run_waits_while_every_gpu_is_held(tmp_path, monkeypatch):
 def test_the_record_names_the_device(monkeypatch):
     details = {"gpu": {"device_name": "NVIDIA A100-SXM4-40GB"}}.get
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert devices.device_name(["gpu"], details) == "GPU 1 (NVIDIA A100-SXM4-40GB)"
-    assert devices.device_name([], details) == "CPU"
+    assert environment.device_name(["gpu"], details) == "GPU 1 (NVIDIA A100-SXM4-40GB)"
+    assert environment.device_name([], details) == "CPU"
 
 
 def test_the_worker_is_started_on_its_gpu(tmp_path, monkeypatch):
@@ -91,8 +92,9 @@ def test_the_worker_is_started_on_its_gpu(tmp_path, monkeypatch):
         def kill(self):
             pass
 
-    from bench import config
     from test_runner import write_profile
+
+    from bench import config
 
     spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
     monkeypatch.setattr(devices, "LOCK_DIR", tmp_path / "locks")

@@ -1,6 +1,6 @@
-"""One runner per results folder (bench.lock), with real processes holding the lock.
+"""One runner per results folder (bench.records.lock), with real processes holding the lock.
 
-Each holder is a bare Python that imports bench.lock (no TensorFlow), so it starts in well
+Each holder is a bare Python that imports bench.records.lock (no TensorFlow), so it starts in well
 under a second; its death is real: it ends, or is killed with SIGKILL.
 """
 import os
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import lock
+from bench.records import lock
 
 ROOT = Path(__file__).resolve().parents[1]  # the holders import this checkout's bench
-HOLDER = ("import sys, time; from pathlib import Path; from bench import lock\n"
+HOLDER = ("import sys, time; from pathlib import Path; from bench.records import lock\n"
           "with lock.hold(Path(sys.argv[1])):\n"
           "    print('holding', flush=True); time.sleep(120)\n")
 
@@ -39,7 +39,7 @@ def test_a_second_holder_is_refused_with_the_pid_host_command_and_start_of_the_f
     message = str(refused.value)
     assert message.startswith(f"results folder {tmp_path / 'results'} is in use by another bench run: "
                               f"pid {holder.pid} on host {socket.gethostname()} since 20")
-    assert "python -c 'import sys, time; from pathlib import Path; from bench import lock with lock.hold(" in message
+    assert "python -c 'import sys, time; from pathlib import Path; from bench.records import lock with lock.hold(" in message
     assert message.endswith(f"Received: --results {tmp_path / 'results'}") and "\n" not in message
 
 

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 import models
-from bench import __version__, config, data, datacache, imports, store
+from bench import __version__, config, imports
+from bench.data import cache, datasets
+from bench.records import store
 from bench.spec import Preprocess, RunSpec
 from models import registry
 
@@ -47,7 +49,7 @@ def folder(tmp_path, monkeypatch):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text(HOSTILE.format(package))
     (tmp_path / "mynet.py").write_text(MYNET)
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout, wherever the installed script points
     return tmp_path
 
@@ -169,15 +171,15 @@ def write_npz(path: Path, image_dtype=np.uint8) -> Path:
 
 
 def test_a_dataset_named_by_its_npz_path_loads_and_the_spec_names_its_absolute_path(tmp_path, monkeypatch):
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     write_npz(tmp_path / "my.npz")
-    dataset = data.load("my.npz", Preprocess(channels=3))
+    dataset = datasets.load("my.npz", Preprocess(channels=3))
     assert (dataset.input_shape, dataset.num_classes, dataset.source) == ((6, 6, 3), 3, "file: my.npz")
-    assert data.load("my.npz", Preprocess(channels=3)).from_cache
+    assert datasets.load("my.npz", Preprocess(channels=3)).from_cache
     write_npz(tmp_path / "my.npz", image_dtype=np.int64)  # other bytes: not the cached arrays
     with pytest.raises(ValueError, match=r"my\.npz: x_train holds int64 pixels; accepted: uint8"):
-        data.load("my.npz", Preprocess(channels=3))
+        datasets.load("my.npz", Preprocess(channels=3))
     write_npz(tmp_path / "my.npz")
     profile = config.load_profile("smoke", {"run.datasets": ["./my.npz"], "run.models": ["mlp"]},
                                   settings=["train_per_class=4"])  # my.npz has 4 training images per class

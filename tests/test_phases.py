@@ -4,11 +4,11 @@ import dataclasses
 import math
 
 import pytest
-
-from bench import phases
-from bench.phases import INVOCATION_KEY, JOBS_KEY, Phases
-from bench.store import RunRecord
 from test_spec import tiny_spec
+
+from bench.records import phases
+from bench.records.phases import INVOCATION_KEY, JOBS_KEY, Phases
+from bench.records.store import RunRecord
 
 
 def test_the_start_up_is_the_time_since_the_runner_started_the_worker():

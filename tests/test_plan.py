@@ -7,11 +7,14 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-from bench import cli, config, data, plan, schedule, store
-from bench.runner import Dispatch
-from bench.store import RunRecord
 from test_runner import snapshot, write_profile
+
+from bench import cli, config
+from bench.data import datasets
+from bench.records import store
+from bench.records.store import RunRecord
+from bench.run import plan, schedule
+from bench.run.runner import Dispatch
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -81,10 +84,10 @@ def test_a_work_this_machine_timed_is_estimated_from_its_records_alone_other_wor
 
 
 def test_the_wall_time_packs_runs_in_order_onto_the_first_free_job():
-    assert plan.makespan([5, 3, 3, 1], jobs=2) == 6  # 5 | 3 + 3, then 1 after the 5
-    assert plan.makespan([1, 3, 3, 5], jobs=2) == 8  # 1 + 3 | 3 + 5: the order matters
-    assert plan.makespan([5, 3, 3, 1], jobs=1) == 12
-    assert plan.makespan([5, 3], jobs=8) == 5 and plan.makespan([], jobs=2) == 0
+    assert schedule.makespan([5, 3, 3, 1], jobs=2) == 6  # 5 | 3 + 3, then 1 after the 5
+    assert schedule.makespan([1, 3, 3, 5], jobs=2) == 8  # 1 + 3 | 3 + 5: the order matters
+    assert schedule.makespan([5, 3, 3, 1], jobs=1) == 12
+    assert schedule.makespan([5, 3], jobs=8) == 5 and schedule.makespan([], jobs=2) == 0
 
 
 def test_repeats_print_as_ranges():
@@ -132,7 +135,7 @@ def test_runs_without_records_of_their_work_are_estimated_from_their_flops_and_s
     image is then 4 s + 2,000 x images x 3 epochs x that = 4 + 18 = 22 s."""
     _, specs = tiny
     mlp, cnn = by_model(specs, "mlp"), by_model(specs, "cnn")
-    images = data.train_size(cnn[0].dataset, cnn[0].preprocess)
+    images = datasets.train_size(cnn[0].dataset, cnn[0].preprocess)
     rated = dataclasses.replace(fake_record(mlp[0], 3.0, 13), flops_per_image=1_000, images_per_second=images / 3.0)
     store.write_record(tmp_path / "results", rated)
     text = plan.describe(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
@@ -155,7 +158,7 @@ def test_bench_plan_packs_the_runs_longest_expected_first_as_the_runner_starts_t
     assert [line.split()[0] for line in out.splitlines() if line.startswith(("MLP", "CNN"))] == ["CNN", "MLP"]
     # cnn 8 | cnn 8, cnn 8 | mlp 2 + 2 + 2 = 16 s; the profile's order would take 18 s
     assert "estimate: 0:00:30 of runs; with 2 jobs at once about 0:00:16 of wall time" in out
-    assert plan.makespan([2, 8, 2, 8, 2, 8], jobs=2) == 18
+    assert schedule.makespan([2, 8, 2, 8, 2, 8], jobs=2) == 18
 
 
 def test_bench_plan_with_everything_recorded_says_so(tiny, tmp_path, monkeypatch, capsys):

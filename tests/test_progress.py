@@ -12,10 +12,13 @@ import time
 import pandas as pd
 import pytest
 from rich.console import Console
-
-from bench import config, data, plan, progress, runfiles, store
 from test_plan import fake_record
 from test_runner import write_profile
+
+from bench import config
+from bench.data import datasets
+from bench.records import runfiles, store
+from bench.run import console, progress, schedule
 
 
 @pytest.fixture
@@ -134,7 +137,7 @@ def test_the_eta_weighs_each_run_by_its_measured_cost(specs, tmp_path):
     assert shown.eta(now) == (pytest.approx(1.5 + 7.0 + 31.0), 0, 0)
     assert shown.eta_text(now) == "ETA 0:00:40"
     two_jobs = campaign(specs, tmp_path, shown.records, jobs=2)
-    assert two_jobs.eta(now)[0] == pytest.approx(plan.makespan([7.0, 31.0, 7.0, 31.0], 2))
+    assert two_jobs.eta(now)[0] == pytest.approx(schedule.makespan([7.0, 31.0, 7.0, 31.0], 2))
     assert shown.summary(now).startswith("1/4 runs done, 1 running, elapsed ")
 
 
@@ -146,7 +149,7 @@ def test_runs_without_records_of_their_work_are_estimated_from_their_flops_at_th
     timed = dataclasses.replace(fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0), flops_per_image=1_000,
                                 images_per_second=500.0)
     shown = progress.Campaign(specs, runfiles.plan(specs, tmp_path), 1, [timed], flops=lambda spec: 2_000)
-    cnn = 1.0 + 2_000 * data.train_size(cnn0.dataset, cnn0.preprocess) * cnn0.epochs * 2e-6
+    cnn = 1.0 + 2_000 * datasets.train_size(cnn0.dataset, cnn0.preprocess) * cnn0.epochs * 2e-6
     assert shown.eta(time.time()) == (pytest.approx(7.0 + cnn + 7.0 + cnn), 0, 2)
     assert shown.eta_text(time.time()).endswith(" (2 runs from FLOPs)")
     shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn's own record wins
@@ -200,4 +203,4 @@ def test_the_live_table_shows_each_run_in_flight_with_its_epoch(specs, tmp_path)
 
 
 def test_hours_are_unbounded():
-    assert progress.hours_minutes_seconds(26 * 3600 + 61) == "26:01:01"  # a long benchmark's ETA passes a day
+    assert console.hours_minutes_seconds(26 * 3600 + 61) == "26:01:01"  # a long benchmark's ETA passes a day

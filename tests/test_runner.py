@@ -32,11 +32,14 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench import cli, config, datacache, lock, runfiles, runner, store
-from bench.phases import SPAWNED_ENV
+from bench import cli, config
+from bench.data import cache
+from bench.records import lock, runfiles, store
+from bench.records.phases import SPAWNED_ENV
+from bench.records.store import RunRecord
+from bench.run import runner
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
-from bench.store import RunRecord
 
 TINY = {
     "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
@@ -53,7 +56,7 @@ PATIENCE = 300  # seconds a runner may take to reach a state; generous, the mach
 def private_cache(tmp_path_factory):
     """A dataset cache of this module's own, inherited by every runner it starts."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+        patch.setenv(cache.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
         yield
 
 
@@ -140,11 +143,11 @@ def living(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def bench_workers(pid: int) -> list[psutil.Process]:
-    """The ``python -m bench.worker`` processes under a runner (under its loky workers, too)."""
+    """The ``python -m bench.run.worker`` processes under a runner (under its loky workers, too)."""
     found = []
     for process in living(descendants(pid)):
         try:
-            if "bench.worker" in process.cmdline():
+            if "bench.run.worker" in process.cmdline():
                 found.append(process)
         except psutil.Error:
             pass
@@ -655,7 +658,7 @@ def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocati
         out, err = process.communicate(timeout=PATIENCE)
         assert process.returncode == cli.EXIT_INTERRUPTED, err
         assert "interrupted: finished records are kept" in err
-        wait_for(lambda: not living(tree), "the loky workers and their bench.worker children to end", timeout=30)
+        wait_for(lambda: not living(tree), "the loky workers and their bench.run.worker children to end", timeout=30)
     assert len(progress_lines(out)) == len(records(tmp_path / "results"))
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
 
@@ -674,13 +677,13 @@ def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_
     with midway(tmp_path) as (process, tree, command):
         process.kill()
         process.wait()
-        # loky workers and their bench.worker children watch the runner: they end within seconds
-        wait_for(lambda: not living(tree), "the orphaned loky workers and bench.worker to exit", timeout=20)
+        # loky workers and their bench.run.worker children watch the runner: they end within seconds
+        wait_for(lambda: not living(tree), "the orphaned loky workers and bench.run.worker to exit", timeout=20)
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
 
 
 KILLED = {  # whose SIGKILL: the start of the victim's error
-    "bench.worker": "worker killed by signal SIGKILL; log tail:",
+    "bench.run.worker": "worker killed by signal SIGKILL; log tail:",
     "its loky worker": "the joblib worker running it died (exit codes {SIGKILL(-9)}); log tail:",
 }
 
@@ -693,10 +696,10 @@ def worker_killed(request, private_cache, tmp_path_factory):
     results = folder / "results"
     command = bench_run(profile, results, "--jobs", "2")
     with started(command, folder) as (process, tree):
-        worker = wait_for(lambda: bench_workers(process.pid), "a bench.worker process")[0]
+        worker = wait_for(lambda: bench_workers(process.pid), "a bench.run.worker process")[0]
         spec_path = Path(worker.cmdline()[-2])
         victim_id = RunSpec.from_dict(json.loads(spec_path.read_text())).run_id
-        (worker if request.param == "bench.worker" else worker.parent()).kill()
+        (worker if request.param == "bench.run.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
     assert process.returncode == 0, err
     return {"folder": folder, "profile": profile, "results": results, "command": command,
@@ -817,7 +820,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
 
 # Imported at the start of every Python process given PYTHONPATH with it: a worker notes its spec.
 WORKER_COUNTER = """import os, sys
-if "bench.worker" in sys.orig_argv:  # python -P -m bench.worker SPEC.json OUT.json
+if "bench.run.worker" in sys.orig_argv:  # python -P -m bench.run.worker SPEC.json OUT.json
     with open(os.environ["FISHBENCH_TEST_STARTS"], "a") as starts:
         starts.write(sys.orig_argv[-2] + "\\n")
 """

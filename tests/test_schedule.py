@@ -4,19 +4,22 @@ import dataclasses
 
 import numpy as np
 import pytest
+from test_runner import write_profile
 
 import models
-from bench import config, data, datacache, runner, schedule, store
-from bench.phases import INVOCATION_KEY, Phases
-from bench.store import RunRecord
-from test_runner import write_profile
+from bench import config
+from bench.data import cache, datasets
+from bench.records import store
+from bench.records.phases import INVOCATION_KEY, Phases
+from bench.records.store import RunRecord
+from bench.run import runner, schedule
 
 TRAIN_IMAGES = 100  # the tiny profile's: 10 per class
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -96,7 +99,7 @@ def test_an_older_record_is_timed_by_its_start_and_finish_and_a_newer_one_by_the
 def test_the_training_set_size_is_known_without_loading_the_data(name, per_class, images):
     spec = config.load_profile("smoke").specs()[0]
     preprocess = dataclasses.replace(spec.preprocess, native_size=8, channels=1, train_per_class=per_class)
-    assert data.train_size(name, preprocess) == images == len(data.load(name, preprocess).y_train)
+    assert datasets.train_size(name, preprocess) == images == len(datasets.load(name, preprocess).y_train)
 
 
 def test_the_training_set_of_a_dataset_file_is_counted_once_and_remembered(tmp_path):
@@ -105,12 +108,12 @@ def test_the_training_set_of_a_dataset_file_is_counted_once_and_remembered(tmp_p
     np.savez(path, x_train=rng.integers(0, 255, (30, 8, 8, 1), dtype=np.uint8), y_train=np.arange(30) % 3,
              x_test=rng.integers(0, 255, (9, 8, 8, 1), dtype=np.uint8), y_test=np.arange(9) % 3)
     preprocess = config.load_profile("smoke").specs()[0].preprocess
-    assert data.train_size(str(path), dataclasses.replace(preprocess, size=None, channels=None)) == 30
+    assert datasets.train_size(str(path), dataclasses.replace(preprocess, size=None, channels=None)) == 30
 
 
 def test_forward_flops_are_counted_on_the_model_built_at_the_datas_input(specs):
     spec = specs[0]
-    shape, classes = data.shape_of(spec.dataset, spec.preprocess)
+    shape, classes = datasets.shape_of(spec.dataset, spec.preprocess)
     assert schedule.forward_flops(spec) == models.flops(models.build("mlp", shape, classes, **spec.model_options))
 
 

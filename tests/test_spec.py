@@ -6,7 +6,9 @@ import re
 import pytest
 
 import models
-from bench import cli, config, data
+from bench import cli, config
+from bench.data import datasets
+from bench.records import upgrades
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
 
@@ -57,21 +59,21 @@ def test_settings_are_widened_to_their_types():
 
 def test_the_data_hash_is_part_of_the_run_id():
     spec = tiny_spec()
-    assert spec.data_hash == data.SYNTHETIC_IDENTITY
+    assert spec.data_hash == datasets.SYNTHETIC_IDENTITY
     assert tiny_spec(data_hash="0" * 64).run_id != spec.run_id
     assert tiny_spec(data_hash="0" * 64).config_key != spec.config_key  # other bytes, another configuration
 
 
 @pytest.mark.parametrize("dataset, data_hash", [
-    ("synthetic", data.SYNTHETIC_IDENTITY),
-    ("fashion_mnist", data.CANONICAL_HASHES["fashion_mnist"]),
-    ("cifar10", data.CANONICAL_HASHES["cifar10"]),
-    ("fashion_mnist_sample", data.CANONICAL_HASHES["fashion_mnist_sample"]),
-    ("cifar100", data.UNKNOWN_HASH),
+    ("synthetic", datasets.SYNTHETIC_IDENTITY),
+    ("fashion_mnist", datasets.CANONICAL_HASHES["fashion_mnist"]),
+    ("cifar10", datasets.CANONICAL_HASHES["cifar10"]),
+    ("fashion_mnist_sample", datasets.CANONICAL_HASHES["fashion_mnist_sample"]),
+    ("cifar100", datasets.UNKNOWN_HASH),
 ])
 def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
     old = {k: v for k, v in tiny_spec(dataset=dataset).to_dict().items() if k != "data_hash"}
-    upgraded = RunSpec.from_dict({**old, "schema_version": 2})
+    upgraded = RunSpec.from_dict(upgrades.spec({**old, "schema_version": 2}))
     assert upgraded.schema_version == 4 and upgraded.data_hash == data_hash
     assert upgraded == tiny_spec(dataset=dataset, data_hash=data_hash)
 
@@ -82,13 +84,13 @@ def test_a_version_3_spec_is_the_run_its_model_with_todays_default_options_plans
     planned = tiny_spec(model=model, model_options=models.options(model))
     before = {**planned.to_dict(), "schema_version": 3,
               "model_options": {k: v for k, v in planned.model_options.items() if k not in ("activation", "pool")}}
-    upgraded = RunSpec.from_dict(before)
+    upgraded = RunSpec.from_dict(upgrades.spec(before))
     assert upgraded.model_options == planned.model_options and upgraded.run_id == planned.run_id
 
 
 def test_a_version_3_cnn_spec_keeps_the_options_it_names():
     before = {**tiny_spec(model="cnn").to_dict(), "schema_version": 3, "model_options": {"pool": "average"}}
-    assert RunSpec.from_dict(before).model_options == {"activation": "relu", "pool": "average"}
+    assert RunSpec.from_dict(upgrades.spec(before)).model_options == {"activation": "relu", "pool": "average"}
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 import models
-from bench import datacache, throughput, train
+from bench.data import cache
+from bench.run import train
+from bench.speed import modes
 from bench.speedups import process, training
 from bench.speedups.fused import FusedBatchNormalization, fuse_batch_norm
 
@@ -170,7 +172,7 @@ def test_training_graph_settings_switch_grappler_for_training_only():
 
 @pytest.mark.parametrize("name", ["mlp", "fishnet55"])
 def test_the_model_with_and_without_speedups_starts_the_same(name):
-    spec = throughput.speed_spec(name, batch_size=8, threads=1)
+    spec = modes.speed_spec(name, batch_size=8, threads=1)
     built = {}
     for speedups in (True, False):
         keras.utils.set_random_seed(spec.seed)
@@ -184,8 +186,8 @@ def test_the_model_with_and_without_speedups_starts_the_same(name):
 
 
 def test_the_harness_traces_its_train_step_once():
-    dataset = throughput.synthetic_dataset((16, 16, 3), train_images=32, test_images=16)
-    spec = throughput.speed_spec("fishnet55", batch_size=8, threads=1)
+    dataset = modes.synthetic_dataset((16, 16, 3), train_images=32, test_images=16)
+    spec = modes.speed_spec("fishnet55", batch_size=8, threads=1)
     pipeline, _, _ = train.make_inputs(dataset, spec)
     model = train.build_model(spec, (16, 16, 3), 10, 4)
     metric_state = [v.numpy() for m in model.metrics for v in m.variables]
@@ -199,8 +201,8 @@ def test_the_harness_traces_its_train_step_once():
 
 
 def test_a_run_trains_with_the_speed_ups(tmp_path, monkeypatch):
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
-    spec = throughput.speed_spec("fishnet55", batch_size=16, threads=1)
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
+    spec = modes.speed_spec("fishnet55", batch_size=16, threads=1)
     preprocess = dataclasses.replace(spec.preprocess, native_size=16, channels=3, train_per_class=6)  # 60 images
     record = train.run(dataclasses.replace(spec, epochs=2, preprocess=preprocess))
     assert record.status == "ok", record.error

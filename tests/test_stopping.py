@@ -6,10 +6,10 @@ so is whether the rule keeps it open, and why.
 import dataclasses
 
 import pytest
-
-from bench import stopping
-from bench.store import RunRecord
 from test_spec import tiny_spec
+
+from bench.records.store import RunRecord
+from bench.run import stopping
 
 RULE = stopping.StoppingRule(half_width=5.0, max_runs=10)
 

@@ -3,10 +3,10 @@ shares, and each invocation's efficiency, on hand-made records with known phases
 import dataclasses
 
 import pytest
-
-from bench import report
-from bench.phases import INVOCATION_KEY, JOBS_KEY, Phases
 from test_report import SMOKE, markdown_rows, run_record, section, write_results
+
+from bench.records.phases import INVOCATION_KEY, JOBS_KEY, Phases
+from bench.report import report
 
 HEADING = "## Where the time went"
 

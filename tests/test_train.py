@@ -8,14 +8,16 @@ import pytest
 import tensorflow as tf
 
 import models
-from bench import config, data, datacache, train
-from bench.phases import Phases
+from bench import config
+from bench.data import cache, datasets
+from bench.records.phases import Phases
+from bench.run import train
 from bench.spec import Augment, RunSpec
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(datacache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 def tiny_spec(**changes) -> RunSpec:
@@ -31,7 +33,7 @@ def labels_of(pipeline) -> np.ndarray:
 
 def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_whole():
     spec = tiny_spec(eval_per_class=3)
-    dataset = data.load(spec.dataset, spec.preprocess)
+    dataset = datasets.load(spec.dataset, spec.preprocess)
     _, monitor, test = train.make_inputs(dataset, spec)
     assert np.bincount(labels_of(monitor)).tolist() == [3] * 10
     assert np.array_equal(labels_of(test), dataset.y_test)
@@ -39,15 +41,15 @@ def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_wh
 
 def test_without_a_subset_the_per_epoch_evaluation_is_the_test_set():
     spec = tiny_spec()
-    _, monitor, test = train.make_inputs(data.load(spec.dataset, spec.preprocess), spec)
+    _, monitor, test = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)
     assert monitor is test
 
 
 def test_every_input_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches_twice():
     spec = tiny_spec(eval_per_class=3)
-    pipelines = train.make_inputs(data.load(spec.dataset, spec.preprocess), spec)
+    pipelines = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)
     assert [pipeline.options().autotune.enabled for pipeline in pipelines] == [False] * 3
-    again = train.make_inputs(data.load(spec.dataset, spec.preprocess), spec)[0]
+    again = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)[0]
     assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(pipelines[0], again))
 
 
@@ -245,7 +247,7 @@ def fake_times(monkeypatch):
 
 def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_times):
     spec = tiny_spec(eval_per_class=2, epochs=3)
-    data.load(spec.dataset, spec.preprocess)  # cached: the run's data comes from the cache
+    datasets.load(spec.dataset, spec.preprocess)  # cached: the run's data comes from the cache
     record = train.run(spec, startup_s=1.5, clock=fake_times)
     assert record.status == "ok", record.error
     assert record.phases == Phases(startup=1.5, data=2.5, data_cached=True, build=3.0, first_epoch=5.0,

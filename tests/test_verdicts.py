@@ -1,9 +1,9 @@
-"""Specification of ``bench.verdicts`` (and of the scipy-based helpers it takes from ``bench.stats``).
+"""Specification of ``bench.analysis.verdicts`` (and of the scipy-based helpers it takes from ``bench.analysis.stats``).
 
 Table 4 cells: reproduced, differs or can't tell against the published value, with a margin;
 claims of the report: holds, contradicted or can't tell, with Holm's adjustment per dataset.
 Inputs are tiny hand-made frames; every expected number is computed here with numpy and
-scipy from the inputs, not with ``bench.stats``. No TensorFlow.
+scipy from the inputs, not with ``bench.analysis.stats``. No TensorFlow.
 """
 import math
 import tomllib
@@ -13,12 +13,19 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from bench import verdicts
-from bench.claims import CLAIMS_FILE, KINDS, METRICS, Margins, load_claims, parse_claims
-from bench.stats import Equivalence, difference_of_means, hedges_g, holm, tost
-from bench.verdicts import CANT_TELL, CONTRADICTED, DIFFERS, HOLDS, REPRODUCED
+from bench.analysis import verdicts
+from bench.analysis.claims import (
+    CLAIMS_FILE,
+    KINDS,
+    METRICS,
+    Margins,
+    load_claims,
+    parse_claims,
+)
+from bench.analysis.stats import Equivalence, difference_of_means, hedges_g, holm, tost
+from bench.analysis.verdicts import CANT_TELL, CONTRADICTED, DIFFERS, HOLDS, REPRODUCED
 
-# The names the registry and bench.data accept (models.registry.names(), bench.data.NAMES).
+# The names the registry and bench.data.datasets accept (models.registry.names(), bench.data.datasets.NAMES).
 MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77", "fishnet99", "fishnet150", "fishnet201")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "synthetic", "fashion_mnist_sample")
 DENSE = {"head": "dense", "stem": "concise"}

@@ -1,5 +1,5 @@
 """The report's words as data: its claims (``bench/assets/claims.toml``) and its Table 4
-(``bench/assets/table4_published.csv``), read and checked; ``bench.verdicts`` judges them.
+(``bench/assets/table4_published.csv``), read and checked; ``bench.analysis.verdicts`` judges them.
 
 The claims file's schema is written at the top of the file itself. A file that breaks it is
 refused in one line naming the file, the claim, the key, what is accepted and what was
@@ -17,8 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-CLAIMS_FILE = Path(__file__).parent / "assets" / "claims.toml"
-PUBLISHED_FILE = Path(__file__).parent / "assets" / "table4_published.csv"  # the report's Table 4, tidy
+CLAIMS_FILE = Path(__file__).parent.parent / "assets" / "claims.toml"
+PUBLISHED_FILE = Path(__file__).parent.parent / "assets" / "table4_published.csv"  # the report's Table 4, tidy
 SCHEMA_VERSION = 1
 METRICS = ("accuracy", "ms_per_image", "params_total", "flops_per_image")  # what a claim compares
 # kind -> (keys it requires beyond COMMON_KEYS, metric it fixes or None)
@@ -107,7 +107,7 @@ def load_claims(path: str | Path = CLAIMS_FILE, *, models: Iterable[str], datase
 
     Args:
         path: the file; default the shipped ``bench/assets/claims.toml``.
-        models, datasets: the accepted names (the model registry's and ``bench.data.NAMES``).
+        models, datasets: the accepted names (the model registry's and ``bench.data.datasets.NAMES``).
 
     Raises:
         ValueError: one line naming the file, the claim, the key, the accepted values and

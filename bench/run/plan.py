@@ -24,20 +24,22 @@ joblib hands them out. Timings hold for the machine that measured them: where th
 """
 from __future__ import annotations
 
-import heapq
 from collections import Counter
-from typing import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from tabulate import tabulate
 
-from bench import aggregate, schedule, store
-from bench.runner import Dispatch, hours_minutes_seconds, pending_specs, plan_line
-from bench.schedule import Timing, timing_key, timings
+from bench.analysis import aggregate
+from bench.records import store
+from bench.records.store import RunRecord
+from bench.run import schedule
+from bench.run.console import hours_minutes_seconds
+from bench.run.runner import Dispatch, pending_specs, plan_line
+from bench.run.schedule import Timing, timing_key, timings
 from bench.spec import RunSpec
-from bench.store import RunRecord
 
 NO_RECORD = "no record to estimate from"
 FROM_FLOPS = "from FLOPs"
@@ -121,14 +123,6 @@ def cells(pending: list[RunSpec], records: list[RunRecord], labels: dict[str, st
             for key, specs in groups.items()]
 
 
-def makespan(seconds: list[float], jobs: int) -> float:
-    """Wall time of runs started in this order, each on the first free job."""
-    free = [0.0] * min(jobs, len(seconds))
-    for duration in seconds:
-        heapq.heappush(free, heapq.heappop(free) + duration)
-    return max(free, default=0.0)
-
-
 def _number(value: float | None, digits: int) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -154,7 +148,7 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
     if not in_order:
         return [f"estimate: none, every run has {NO_RECORD}"]
     lines = [f"estimate: {hours_minutes_seconds(sum(in_order))} of runs; with {dispatch.jobs} jobs at once about "
-             f"{hours_minutes_seconds(makespan(in_order, dispatch.jobs))} of wall time (each run started, in the "
+             f"{hours_minutes_seconds(schedule.makespan(in_order, dispatch.jobs))} of wall time (each run started, in the "
              f"runner's order, longest expected first, on the first free job)"]
     guessed = [cell for cell in planned if cell.timing is None and cell.by_flops is not None]
     if guessed:

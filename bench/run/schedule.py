@@ -10,7 +10,7 @@ A run's expected seconds:
 - from the ok records that time the same work (``timing_key``): ``Timing.run_seconds``,
   overhead + epochs x seconds per epoch, the estimate ``bench plan`` prints;
 - otherwise from its work: the records' median overhead per run (0 without one) + forward
-  FLOPs per image x training images (``data.train_size``, none preprocessed) x epochs x
+  FLOPs per image x training images (``datasets.train_size``, none preprocessed) x epochs x
   seconds per FLOP. The FLOPs are counted on the model built in
   this process (``forward_flops``: no training, no data); the price is one TensorFlow import
   into the runner and one build per model configuration without records, against runs that
@@ -27,6 +27,7 @@ Runs expected to take as long keep the order they were given: the profile's, rep
 from __future__ import annotations
 
 import functools
+import heapq
 import json
 import statistics
 import warnings
@@ -34,9 +35,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from bench import data, environment
+from bench import environment
+from bench.data import datasets
+from bench.records.store import RunRecord
 from bench.spec import RunSpec
-from bench.store import RunRecord
 
 NOMINAL_SECONDS_PER_FLOP = 1e-9  # 1 GFLOP/s of forward work while training: a CPU thread's order of magnitude
 
@@ -52,24 +54,6 @@ def timing_key(spec: RunSpec) -> str:
     fields = {name: spec.to_dict()[name] for name in ("model", "model_options", "dataset", "preprocess",
                                                        "batch_size", "augment")}
     return json.dumps(fields, sort_keys=True)
-
-
-VECTOR_UNITS = (("avx512f", "AVX-512"), ("avx2", "AVX2"))  # the widest first: "AMD EPYC" names CPUs of both
-
-
-def machine(record: RunRecord) -> str:
-    """Where a record was timed: 'AMD EPYC, AVX-512 (2 cores; threads per run 1, runs at once 2)';
-    the vector unit when the record lists the CPU's flags (one CPU model name may cover both)."""
-    return machine_of(record.environment)
-
-
-def machine_of(environment: dict) -> str:
-    """``machine`` of a record's environment (``environment.describe``'s keys)."""
-    flags = set(environment.get("cpu_flags") or ())
-    unit = next((f", {name}" for flag, name in VECTOR_UNITS if flag in flags), "")
-    return (f"{environment.get('cpu_model') or 'unknown CPU'}{unit} ({environment.get('cpu_count', '?')} cores; "
-            f"threads per run {environment.get('threads_per_job', '?')}, "
-            f"runs at once {environment.get('jobs_at_once', '?')})")
 
 
 def overhead_seconds(record: RunRecord) -> float | None:
@@ -94,8 +78,8 @@ def timed_here(records: list[RunRecord], threads: int, jobs: int) -> list[RunRec
     """The records that time runs of `threads` threads, `jobs` at once, on this machine: for each
     work (``timing_key``) its records timed here (``machine``) when it has any, else all of them,
     so that an estimate mixes machines only for work this one has not timed."""
-    here = machine_of({**environment.cpu_info(), "threads_per_job": threads, "jobs_at_once": jobs})
-    keyed = [(record, timing_key(record.spec), machine(record) == here) for record in records]
+    here = environment.machine({**environment.cpu_info(), "threads_per_job": threads, "jobs_at_once": jobs})
+    keyed = [(record, timing_key(record.spec), environment.machine(record.environment) == here) for record in records]
     timed = {key for _, key, is_here in keyed if is_here}
     return [record for record, key, is_here in keyed if is_here or key not in timed]
 
@@ -130,7 +114,7 @@ def timings(records: list[RunRecord]) -> dict[str, Timing]:
         overheads = [s for s in map(overhead_seconds, group) if s is not None]
         result[key] = Timing(sec_per_epoch=statistics.median(r.sec_per_epoch for r in group),
                              overhead_s=max(0.0, statistics.median(overheads)) if overheads else None,
-                             machines=tuple(map(machine, group)))
+                             machines=tuple(environment.machine(r.environment) for r in group))
     return result
 
 
@@ -140,7 +124,7 @@ def timings(records: list[RunRecord]) -> dict[str, Timing]:
 def forward_flops(spec: RunSpec) -> int:
     """Forward FLOPs per image of the spec's model at its data's input (``models.flops``), on the
     model built here, once per model, options and input."""
-    shape, classes = data.shape_of(spec.dataset, spec.preprocess)
+    shape, classes = datasets.shape_of(spec.dataset, spec.preprocess)
     return _flops(spec.model, json.dumps(spec.model_options, sort_keys=True), shape, classes)
 
 
@@ -148,7 +132,8 @@ def forward_flops(spec: RunSpec) -> int:
 def _flops(model: str, options: str, input_shape: tuple[int, int, int], num_classes: int) -> int:
     environment.import_tensorflow_quietly()
     import keras
-    import models  # late: imports Keras, needed only for runs without records
+
+    import models  # deferred for start-up time: Keras, needed only for runs without records
 
     with warnings.catch_warnings():  # built only to count: its warnings are the worker's to give
         warnings.simplefilter("ignore")
@@ -189,7 +174,7 @@ def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
                for model in {spec.model for spec in specs}}
     overheads = [s for s in map(overhead_seconds, (r for r in records if r.status == "ok")) if s is not None]
     overhead = max(0.0, statistics.median(overheads)) if overheads else 0.0
-    images = functools.cache(data.train_size)  # once per dataset: without a subset, its source is inspected
+    images = functools.cache(datasets.train_size)  # once per dataset: without a subset, its source is inspected
     expected = {}
     for spec in specs:
         timing = known.get(timing_key(spec))
@@ -215,3 +200,11 @@ def longest_first(specs: list[RunSpec], records: list[RunRecord],
     """The specs, longest expected first (``expected_seconds``); equal ones in the given order."""
     expected = expected_seconds(specs, records, flops)
     return sorted(specs, key=lambda spec: -expected[spec.run_id])
+
+
+def makespan(seconds: list[float], jobs: int) -> float:
+    """Wall time of runs started in this order, each on the first free job."""
+    free = [0.0] * min(jobs, len(seconds))
+    for duration in seconds:
+        heapq.heappush(free, heapq.heappop(free) + duration)
+    return max(free, default=0.0)

@@ -1,21 +1,21 @@
 """Plan, resume and dispatch: the RunSpecs of a profile, minus those already recorded, run in parallel.
 
 Each run is one task for joblib (loky processes by default, or a Dask cluster); the task
-starts a fresh ``python -m bench.worker`` subprocess with its thread counts set before
-TensorFlow starts, its output going into the run's log (``bench.runfiles``: in the results
+starts a fresh ``python -m bench.run.worker`` subprocess with its thread counts set before
+TensorFlow starts, its output going into the run's log (``bench.records.runfiles``: in the results
 folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
 the record and the log to this process, which writes each record as it arrives and shows
-the runs in flight (``bench.progress``). A worker that dies or times out still yields a
+the runs in flight (``bench.run.progress``). A worker that dies or times out still yields a
 record saying so; one that was interrupted yields none, so it runs next time. A loky worker
 killed under its run makes that run a failed record, and the others go on.
-Pending runs start longest expected first (``bench.schedule``), so that the jobs finish
-together; each record gets the runner's times of its run (``bench.phases``), and the last
+Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
+together; each record gets the runner's times of its run (``bench.records.phases``), and the last
 line says how busy the jobs were.
 
-One runner at a time works on a results folder (bench.lock). Nothing outlives the runner:
-its loky workers and their bench.worker children exit when it dies, even by kill -9 (see
+One runner at a time works on a results folder (bench.records.lock). Nothing outlives the runner:
+its loky workers and their bench.run.worker children exit when it dies, even by kill -9 (see
 bench.lifetime), and what they write outside the results folder is in the runner's
-temporary folder, removed on every exit path (bench.scratch). Nothing here knows about
+temporary folder, removed on every exit path (bench.run.scratch). Nothing here knows about
 tables.
 """
 from __future__ import annotations
@@ -36,14 +36,27 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import data, devices, imports, lock, phases, runfiles, scratch, store
+from bench import imports
+from bench.data import datasets
 from bench.environment import JOBS_ENV
-from bench.lifetime import (EXIT_ORPHANED, PARENT_ENV, PARENT_POLL_SECONDS, RUNNER_ENV, WORKER_MODULE,
-                            exit_with_parent, process_token, worker_processes)
-from bench.schedule import longest_first
+from bench.files import now_iso, write_json_atomic
+from bench.lifetime import (
+    EXIT_ORPHANED,
+    PARENT_ENV,
+    PARENT_POLL_SECONDS,
+    RUNNER_ENV,
+    WORKER_MODULE,
+    exit_with_parent,
+    process_token,
+    worker_processes,
+)
+from bench.records import lock, phases, runfiles, store
+from bench.records.store import RunRecord
+from bench.run import devices, progress, scratch
+from bench.run.console import echo, hours_minutes_seconds
+from bench.run.schedule import longest_first
 from bench.spec import RunSpec
 from bench.speedups.process import tensorflow_env
-from bench.store import RunRecord, now_iso
 
 LOG_TAIL_CHARS = 4000  # of a dead worker's log, kept in its record's error text
 BACKENDS = ("loky", "dask")
@@ -57,7 +70,7 @@ UNBLAMED_BREAKS = 3  # pools broken with no run to blame before the runner gives
 @dataclass(frozen=True)
 class Dispatch:
     """How runs are spread: jobs at once, TensorFlow threads each, the joblib backend, and the
-    GPUs the runs take turns on (``bench.devices``; none: the CPU)."""
+    GPUs the runs take turns on (``bench.run.devices``; none: the CPU)."""
 
     jobs: int
     threads: int
@@ -143,7 +156,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         jobs_at_once: how many runs this runner runs side by side (for the worker).
         runner: ``bench.lifetime.process_token`` of the runner; the worker exits when that
             process dies, if it runs on the same machine.
-        folder: the runner's temporary folder (``bench.scratch``); the run's own folder goes
+        folder: the runner's temporary folder (``bench.run.scratch``); the run's own folder goes
             into it when this process is on the runner's machine.
         files: where the run's files go; its log is written there as the worker runs when the
             results folder is at hand here, else into the run's folder (the runner puts it in
@@ -156,7 +169,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
     with scratch.run_folder(spec.run_id, folder) as run, devices.claim(gpus, jobs_at_once) as device:
         spec_path, out_path, log_path = (run / name for name in (scratch.SPEC, scratch.RECORD, scratch.LOG))
         log_path = files.log_or(log_path) if files else log_path
-        store.write_json_atomic(spec_path, spec.to_dict())
+        write_json_atomic(spec_path, spec.to_dict())
         command = [sys.executable, "-P", "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
         with open(log_path, "w") as log:
@@ -188,7 +201,7 @@ def _run_worker(command: list[str], log, env: dict, timeout_s: float) -> tuple[i
         Its exit status (None: killed at the timeout), and the most workers seen running at
         once on this machine meanwhile, counted every SAMPLE_SECONDS.
     """
-    with _sigint_blocked():  # until the worker is ready to die of it (bench.worker)
+    with _sigint_blocked():  # until the worker is ready to die of it (bench.run.worker)
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     deadline, at_once = time.monotonic() + timeout_s, 1
     try:
@@ -212,7 +225,7 @@ def _sigint_blocked():
 
     A worker's Python would turn a SIGINT during its start-up (``site``, its imports) into a
     KeyboardInterrupt traceback and exit 1, a failure; blocked, the signal waits until the
-    worker makes it fatal, and the worker dies of it at any moment (bench.worker).
+    worker makes it fatal, and the worker dies of it at any moment (bench.run.worker).
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
@@ -225,7 +238,7 @@ def killed_under(specs: list[RunSpec], folder: Path, files: dict, error: BrokenP
                  jobs_at_once: int) -> list[tuple[RunSpec, RunRecord, str]]:
     """After a joblib worker died: the runs it was running, as failed records with their logs.
 
-    loky then kills its other workers and their bench.workers; the bench.worker under the
+    loky then kills its other workers and their bench.workers; the bench.run.worker under the
     dead one is orphaned and writes ``scratch.PARENT_DIED`` into its run's folder before it
     exits (bench.lifetime). Once they are all gone, a run with that note is the dead
     worker's; the other runs in flight are not to blame, and their folders go, to rerun.
@@ -284,18 +297,6 @@ def backend_context(dispatch: Dispatch, folder: Path):
 # ---------------------------------------------------------------- the benchmark
 
 
-def echo(line: str) -> None:
-    """Print a line at once, also when stdout is a pipe or a file (``| tee``, nohup)."""
-    print(line, flush=True)
-
-
-def hours_minutes_seconds(seconds: float) -> str:
-    """``H:MM:SS``, hours unbounded (a long benchmark's ETA passes a day)."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> list[RunSpec]:
     """The specs with no settled record, in the order the runner starts them: longest expected
     first, as the records time them (``schedule.longest_first``).
@@ -321,11 +322,11 @@ def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, 
 def prepare_data(specs: list[RunSpec]) -> None:
     """Load (and so cache) every dataset once here, so workers only memory-map the cache."""
     for name, preprocess in sorted({(s.dataset, s.preprocess) for s in specs}, key=repr):
-        data.load(name, preprocess)
+        datasets.load(name, preprocess)
 
 
 def remove_partial_writes(results: Path) -> None:
-    """Remove what writes cut short by a kill -9 left in runs/ and logs/ (``bench.store``'s
+    """Remove what writes cut short by a kill -9 left in runs/ and logs/ (``bench.records.store``'s
     ``.<name>.XXXX.tmp``); only the lock's holder may, since another runner's could be live."""
     for pattern in ("runs/.*.json.*.tmp", "logs/.*.log.*.tmp"):
         for path in results.glob(pattern):
@@ -363,10 +364,10 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     as it arrives; the last line says how busy the jobs were (``efficiency_line``).
 
     Each record's environment gets this invocation's id (``phases.INVOCATION_KEY``: its start
-    and the runner's pid) and the keys of ``environment`` (``bench.stopping``: the stopping
+    and the runner's pid) and the keys of ``environment`` (``bench.run.stopping``: the stopping
     rule that asked for the run). Jobs are capped at the runs to run.
 
-    It holds the results folder (``bench.lock``) from before it reads the records until its
+    It holds the results folder (``bench.records.lock``) from before it reads the records until its
     last worker has ended, and writes the records of runs recorded by none before. SIGTERM,
     SIGINT and SIGHUP stop it the same way: in-flight workers are killed, finished records
     stay, and the same command later runs exactly the missing ones. SIGINT is handled here
@@ -388,8 +389,6 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         out(plan_line(specs, pending, dispatch, results))
         if not pending:
             return []
-        from bench import progress  # late: it imports bench.plan, which imports this module
-
         prepare_data(pending)
         stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", phases.JOBS_KEY: dispatch.jobs,
                  **(environment or {})}

@@ -17,11 +17,11 @@ For each model and batch size:
 - ``pct_peak``: ``gflops`` as a percentage of a float32 matmul peak measured in the same
   process.
 
-Each mode (``bench.throughput``) runs in a process of its own, a one-worker
+Each mode (``bench.speed.modes``) runs in a process of its own, a one-worker
 ``ProcessPoolExecutor`` started with the mode's TensorFlow settings
 (``bench.speedups.process.tensorflow_env``): the harness's, with the speed-ups (oneDNN's
 kernels on every CPU), and, with ``--baseline``, TensorFlow's defaults. This process calls
-bench.throughput's functions there and imports no TensorFlow itself; an exception in a mode's
+bench.speed.modes's functions there and imports no TensorFlow itself; an exception in a mode's
 process is raised here as itself (bad input: a ValueError). One process computes at a time:
 their windows alternate (harness, baseline, harness, ...), so a change in the machine's load
 hits both; the progress lines also give process CPU milliseconds per trained image, which a
@@ -62,10 +62,10 @@ OPS_SHOWN = 12  # op types printed per model and mode (ops.csv has them all)
 
 @dataclass(frozen=True)
 class _Named:
-    """A function of ``bench.throughput`` as ``submit`` sends it to a mode's process: by name.
+    """A function of ``bench.speed.modes`` as ``submit`` sends it to a mode's process: by name.
 
     A ProcessPoolExecutor pickles the function it runs as its module and name, and its
-    worker imports it. Holding the function itself would import bench.throughput, and
+    worker imports it. Holding the function itself would import bench.speed.modes, and
     TensorFlow with it, into this process; unpickled in a mode's process, this is the
     function itself.
     """
@@ -73,11 +73,11 @@ class _Named:
     name: str
 
     def __reduce__(self):
-        return pkgutil.resolve_name, (f"bench.throughput:{self.name}",)
+        return pkgutil.resolve_name, (f"bench.speed.modes:{self.name}",)
 
 
-# The functions of bench.throughput that run in a mode's process, as THROUGHPUT.prepare etc.
-THROUGHPUT = types.SimpleNamespace(**{name: _Named(name) for name in (
+# The functions of bench.speed.modes that run in a mode's process, as MODES.prepare etc.
+MODES = types.SimpleNamespace(**{name: _Named(name) for name in (
     "start", "check", "describe", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
     "op_profile")})
 
@@ -132,13 +132,13 @@ def measure_model(processes: dict[str, ProcessPoolExecutor], described: dict[str
     """One model at one batch size in every mode: its rows of speed.csv."""
     started = {}
     for mode, process in processes.items():
-        started[mode] = call(process, THROUGHPUT.prepare, name, batch_size, min(WARMUP_SECONDS, seconds / 4))
+        started[mode] = call(process, MODES.prepare, name, batch_size, min(WARMUP_SECONDS, seconds / 4))
         log(f"{name} bs={batch_size} {mode}: build {started[mode]['build_s']:.2f} s, "
             f"first call {started[mode]['first_step_s']:.2f} s ({started[mode]['steps_per_call']} step(s))")
-    train_rates = timed_rates(processes, THROUGHPUT.train_window, seconds)
+    train_rates = timed_rates(processes, MODES.train_window, seconds)
     for process in processes.values():
-        call(process, THROUGHPUT.evaluate)  # the first evaluation traces: not timed
-    infer_rates = timed_rates(processes, THROUGHPUT.infer_window, seconds)
+        call(process, MODES.evaluate)  # the first evaluation traces: not timed
+    infer_rates = timed_rates(processes, MODES.infer_window, seconds)
     rows = []
     for mode in processes:
         flops = started[mode]["flops_per_image"]
@@ -150,7 +150,7 @@ def measure_model(processes: dict[str, ProcessPoolExecutor], described: dict[str
             "build_s": started[mode]["build_s"], "first_step_s": started[mode]["first_step_s"],
         })
     log(f"{name} bs={batch_size}: " + ", ".join(
-        f"{mode} {train_rates[mode]:.1f} img/s training ({call(process, THROUGHPUT.cpu_ms_per_image):.2f} CPU ms per image)"
+        f"{mode} {train_rates[mode]:.1f} img/s training ({call(process, MODES.cpu_ms_per_image):.2f} CPU ms per image)"
         for mode, process in processes.items()))
     return rows
 
@@ -160,7 +160,7 @@ def profile_model(processes: dict[str, ProcessPoolExecutor], described: dict[str
     """Op profile of the model each process last prepared: its rows of ops.csv."""
     rows = []
     for mode, process in processes.items():
-        ops, wall_s = call(process, THROUGHPUT.op_profile, steps)
+        ops, wall_s = call(process, MODES.op_profile, steps)
         key = {"model": name, "batch_size": batch_size, "threads": described[mode]["threads"], "mode": mode}
         rows += [{**key, **op} for op in ops]
         log(f"{name} bs={batch_size} {mode}: {1000 * wall_s:.1f} ms per step while traced, "
@@ -197,13 +197,13 @@ def measure(model_names: list[str], input_shape=(56, 56, 3), batch_sizes=(32,), 
     modes = ("harness", "baseline") if baseline else ("harness",)
     with contextlib.ExitStack() as stack:
         processes = {mode: stack.enter_context(mode_process(mode, threads)) for mode in modes}
-        starting = [process.submit(THROUGHPUT.start, mode, tuple(input_shape), num_classes)
+        starting = [process.submit(MODES.start, mode, tuple(input_shape), num_classes)
                     for mode, process in processes.items()]
         for future in starting:  # all started before anything is timed
             future.result()
-        call(processes["harness"], THROUGHPUT.check, model_names)
+        call(processes["harness"], MODES.check, model_names)
         for mode, process in processes.items():
-            found.processes[mode] = described = call(process, THROUGHPUT.describe)
+            found.processes[mode] = described = call(process, MODES.describe)
             log(f"{mode} process: {described['threads']} threads, oneDNN {'on' if described['onednn'] else 'off'}, "
                 f"float32 matmul peak {described['peak_gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
         for batch_size in batch_sizes:

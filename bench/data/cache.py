@@ -2,7 +2,7 @@
 written whole or not at all and checked at every read.
 
 An entry is a folder of ``.npy`` arrays and a meta.json listing each file's size and CRC-32
-(``bench.data`` keeps its preprocessed datasets there, keyed by everything that changes
+(``bench.data.datasets`` keeps its preprocessed datasets there, keyed by everything that changes
 their bytes). A read checks the files against meta.json before memory-mapping them and
 removes a damaged entry, with a warning, to be rebuilt. A write goes into a temporary
 folder named after its writer, then renamed into place: a failed or interrupted write

@@ -7,7 +7,7 @@ TensorFlow threads (``runner.default_dispatch``). Each worker is started with
 all of it at start. A run holds its GPU through a lock file per GPU and slot in LOCK_DIR
 (``fcntl.flock``, released when the run's task ends, however it ends), so two runs never
 share a GPU, also across runners on one machine; with more jobs than GPUs (``--jobs``), each
-GPU takes its share of them. The record names the device it ran on (``device_name``).
+GPU takes its share of them. The record names the device it ran on (``bench.environment.device_name``).
 
 Nothing here imports TensorFlow but ``visible_gpus`` and ``device_name``'s caller. Where
 TensorFlow sees no GPU, nothing here applies; ``CUDA_VISIBLE_DEVICES=`` (empty) hides them.
@@ -23,7 +23,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-CUDA_ENV, GROWTH_ENV = "CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH"
+from bench import environment
+from bench.environment import CUDA_ENV
+
+GROWTH_ENV = "TF_FORCE_GPU_ALLOW_GROWTH"
 LOCK_DIR = Path(tempfile.gettempdir()) / "fishbench-gpus"
 WAIT_SECONDS = 1.0  # between looks for a free GPU, when other runs hold them all
 
@@ -39,27 +42,12 @@ def gpu_ids(count: int, visible: str | None) -> tuple[str, ...]:
 def visible_gpus() -> tuple[str, ...]:
     """The GPUs TensorFlow sees in this process, as ``gpu_ids`` (imports TensorFlow; what CUDA
     says while it looks stays off stderr)."""
-    from bench import environment
-
     environment.import_tensorflow_quietly()
     import tensorflow as tf
 
     with environment.quiet_stderr():
         count = len(tf.config.list_physical_devices("GPU"))
     return gpu_ids(count, os.environ.get(CUDA_ENV))
-
-
-def device_name(gpus: list, details) -> str:
-    """What a worker ran on, for its record: 'GPU 1 (NVIDIA A100-SXM4-40GB)', or 'CPU'.
-
-    Args:
-        gpus: TensorFlow's physical GPU devices in the worker.
-        details: ``tf.config.experimental.get_device_details``.
-    """
-    if not gpus:
-        return "CPU"
-    names = ", ".join(dict.fromkeys(details(gpu).get("device_name", "unknown") for gpu in gpus))
-    return f"GPU {os.environ.get(CUDA_ENV) or ', '.join(str(i) for i in range(len(gpus)))} ({names})"
 
 
 @contextmanager

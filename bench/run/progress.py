@@ -6,18 +6,18 @@ line for the campaign (runs done of those to run, the ones not ok, elapsed time,
 a line per finished run scrolling above it. Anywhere else (a pipe, a file, CI, ``| tee``):
 plain lines, one as each epoch of a run ends and one per finished run.
 
-A run's epochs come from its log (``bench.runfiles``): the runner writes a start event into
+A run's epochs come from its log (``bench.records.runfiles``): the runner writes a start event into
 it before the worker starts, and the worker's training appends an event as each epoch
 begins and ends. A thread reads the logs of the runs not yet finished every POLL_SECONDS.
 A run whose log is not written into this results folder (a Dask worker on another machine
 without a shared filesystem) shows only when it finishes.
 
-The ETA weighs each remaining run by its measured cost (``bench.plan``'s estimate from the
+The ETA weighs each remaining run by its measured cost (``bench.run.plan``'s estimate from the
 records of the results folder, updated as runs finish): a run in flight counts its remaining
 epochs at its own last epoch's seconds (after epoch 1, which includes tracing, at the
 records' steady seconds where there are some), or before its first epoch ends its estimate
 less its elapsed time; a run not started, its estimate. They are packed onto the jobs in order
-(``plan.makespan``). A run with no record of its own work is estimated from its FLOPs at the
+(``schedule.makespan``). A run with no record of its own work is estimated from its FLOPs at the
 seconds per FLOP the records measured (``schedule.expected_seconds``, as the runner orders it),
 and the ETA says how many were; with no record at all, such runs are left out, and the ETA says
 how many.
@@ -32,10 +32,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bench import plan, runfiles, schedule
-from bench.runner import echo, hours_minutes_seconds
+from bench.records import runfiles
+from bench.records.store import RunRecord
+from bench.run import schedule
+from bench.run.console import echo, hours_minutes_seconds
 from bench.spec import RunSpec
-from bench.store import RunRecord
 
 POLL_SECONDS = 1.0
 
@@ -102,7 +103,7 @@ class Campaign:
         has timed a work (``schedule.timed_here``)."""
         threads = self.pending[0].threads if self.pending else 1
         records = schedule.timed_here(self.records, threads, self.jobs)
-        self.timings = plan.timings(records)
+        self.timings = schedule.timings(records)
         self.by_flops = schedule.from_flops(self.pending, records, self.flops)
 
     # ---------------------------------------------------------------- what happens
@@ -162,14 +163,14 @@ class Campaign:
             timings, by_flops = self.timings, self.by_flops
 
         def expected(spec: RunSpec) -> tuple[float | None, str]:
-            timing = timings.get(plan.timing_key(spec))
+            timing = timings.get(schedule.timing_key(spec))
             if timing:
                 return timing.run_seconds(spec.epochs), "records"
             return (by_flops[spec.run_id], "flops") if spec.run_id in by_flops else (None, "none")
 
         seconds, sources = [], Counter()
         for run in flying:
-            timing = timings.get(plan.timing_key(run.spec))
+            timing = timings.get(schedule.timing_key(run.spec))
             if run.last:  # epoch 1 includes tracing: a steady epoch of the records says more, if any
                 train = run.last["train_seconds"] if run.last["epoch"] > 1 or not timing else timing.sec_per_epoch
                 seconds.append((run.spec.epochs - run.last["epoch"]) * (train + run.last["eval_seconds"]))
@@ -182,7 +183,7 @@ class Campaign:
             sources[source] += 1
             if total is not None:
                 seconds.append(total)
-        left = plan.makespan(seconds, self.jobs) if seconds or not sources["none"] else None
+        left = schedule.makespan(seconds, self.jobs) if seconds or not sources["none"] else None
         return left, sources["none"], sources["flops"]
 
     def eta_text(self, now: float) -> str:

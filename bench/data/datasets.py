@@ -7,7 +7,7 @@ exists: ``$BENCH_DATA_DIR/<name>.npz``, Debian's ``dataset-fashion-mnist`` IDX f
 passed over for a download. ``synthetic`` is generated, ``fashion_mnist_sample`` ships inside
 the package. Any other dataset is named by the path of an ``.npz`` file with the same four
 arrays (its classes: the largest label + 1), or is a function of the user's registered with
-``@register_dataset`` (``bench.datasets``), taken as such a file is, in a file the run imports.
+``@register_dataset`` (``bench.data.registry``), taken as such a file is, in a file the run imports.
 
 A dataset is known by its content: ``content_hash`` of its four arrays once checked
 (``check_arrays``: uint8 images of the dataset's shape, one integer label in [0, classes) per
@@ -17,9 +17,9 @@ classes); it is remembered per source file (path, size, mtime) in the cache fold
 does not read big files again. ``CANONICAL_HASHES`` holds the hashes of the canonical copies:
 other bytes under a canonical name are used, with a warning, and their runs get their own ids.
 
-``load`` preprocesses a dataset once per setting (``bench.preprocessing``: stratified
+``load`` preprocesses a dataset once per setting (``bench.data.preprocessing``: stratified
 training subset, channels, size) and keeps the uint8 result in the dataset cache
-(``bench.datacache``), keyed by the data hash and every parameter that changes the bytes
+(``bench.data.cache``), keyed by the data hash and every parameter that changes the bytes
 (``cache_key``).
 """
 from __future__ import annotations
@@ -37,38 +37,21 @@ from typing import Callable
 
 import numpy as np
 
-from bench import datacache, datasets, preprocessing
-from bench.datasets import register_dataset  # noqa: F401 - a user's file imports it from here
+from bench.data import cache, preprocessing, registry
+from bench.data.registry import NAMES, REAL_DATASETS, SAMPLE, SYNTHETIC, RealDataset
+from bench.files import write_json_atomic
 from bench.spec import Preprocess
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parent.parent / "assets"
 SAMPLE_FILE = ASSETS / "fashion_mnist_sample.npz"
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CACHE_FORMAT = 2  # bump when the preprocessing code changes the bytes it writes (2: keyed by the data hash)
 ACCEPTED_FILE = "uint8 x_train, y_train, x_test, y_test as keras.datasets returns them"
 
 
-@dataclass(frozen=True)
-class RealDataset:
-    """A dataset with a real source: its Keras loader name, native shape and class count."""
-
-    keras_name: str
-    shape: tuple[int, int, int]
-    num_classes: int
-
-
-REAL_DATASETS = {
-    "mnist": RealDataset("mnist", (28, 28, 1), 10),
-    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10),
-    "cifar10": RealDataset("cifar10", (32, 32, 3), 10),
-    "cifar100": RealDataset("cifar100", (32, 32, 3), 100),
-}
-SYNTHETIC = "synthetic"
-SAMPLE = "fashion_mnist_sample"
 SAMPLE_PER_CLASS = (600, 100)  # (train, test) images per class in the embedded sample
-NAMES = (*REAL_DATASETS, SYNTHETIC, SAMPLE)  # the built-in names; names() adds the registered ones
 # content_hash of the canonical copies, whose files were checked against the datasets' published
 # checksums (the shared data folder's README): a run on other bytes under these names warns.
 CANONICAL_HASHES = {
@@ -120,12 +103,12 @@ def is_file(name: str) -> bool:
 
 def names() -> tuple[str, ...]:
     """Every dataset name accepted: NAMES, then those registered with ``@register_dataset``."""
-    return (*NAMES, *datasets.names())
+    return (*NAMES, *registry.names())
 
 
 def _own(name: str) -> bool:
     """Whether ``name`` is known by its arrays alone (shape, largest label): an .npz file or a registered dataset."""
-    return is_file(name) or datasets.registered(name)
+    return is_file(name) or registry.registered(name)
 
 
 def canonical(name: str) -> str:
@@ -228,7 +211,7 @@ def _from_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _from_registered(name: str) -> dict[str, np.ndarray]:
-    found = datasets.function(name)()
+    found = registry.function(name)()
     if not hasattr(found, "keys"):
         raise TypeError(f"returned a {type(found).__name__}; accepted: a dict of {', '.join(ARRAY_KEYS)}")
     missing = set(ARRAY_KEYS) - set(found.keys())
@@ -260,8 +243,8 @@ class Source:
 def sources(name: str) -> list[Source]:
     """The places a real dataset, or the embedded sample, is looked for, in order; an .npz file's
     and a registered dataset's one place."""
-    if datasets.registered(name):
-        function = datasets.function(name)
+    if registry.registered(name):
+        function = registry.function(name)
         return [Source(f"registered: {name} ({function.__module__}.{function.__qualname__})", (),
                        lambda: _from_registered(name))]
     if name == SAMPLE:
@@ -414,7 +397,7 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
 
     Raises:
         ValueError: an unknown name. BadData, DataUnavailable: as ``_read``.
-        datacache.CacheUnusable, datacache.CacheFull: what was read cannot be remembered.
+        cache.CacheUnusable, cache.CacheFull: what was read cannot be remembered.
     """
     check_name(name)
     if name == SYNTHETIC:
@@ -422,18 +405,16 @@ def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
         classes = preprocess.num_classes
         shape = (preprocess.native_size, preprocess.native_size, preprocess.channels or 1)
         return SourceInfo(SYNTHETIC_IDENTITY, "generated", (train,) * classes, (test,) * classes, shape)
-    if datasets.registered(name):
-        return _registered_info(name, datasets.function(name))
+    if registry.registered(name):
+        return _registered_info(name, registry.function(name))
     source, absent = _first_source(name)
     memo = _memo_path(source)
     info = _read_memo(memo)
     if info is None:
         info = _source_info(name, source, absent)
         if memo is not None:
-            from bench import store  # late: it imports pandas, which most commands never need
-
-            with datacache.write_errors(memo.parent):
-                store.write_json_atomic(memo, asdict(info))
+            with cache.write_errors(memo.parent):
+                write_json_atomic(memo, asdict(info))
     canonical = CANONICAL_HASHES.get(name)
     if canonical is not None and info.data_hash != canonical:
         warnings.warn(f"{info.label} is not the canonical {name}: its arrays hash to {info.data_hash}, the canonical "
@@ -452,7 +433,7 @@ def _source_info(name: str, source: Source, absent: list[str]) -> SourceInfo:
 @functools.cache
 def _registered_info(name: str, function: Callable) -> SourceInfo:
     """``_source_info`` of registered dataset ``name``, read once: its ``function`` returns the same
-    arrays at every call (``bench.datasets``). Keyed by the function, which the name alone may not
+    arrays at every call (``bench.data.registry``). Keyed by the function, which the name alone may not
     decide in a test that empties the registry."""
     return _source_info(name, *_first_source(name))
 
@@ -463,7 +444,7 @@ def _memo_path(source: Source) -> Path | None:
     if not source.files:
         return None
     stats = [source.label, *((str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in source.files)]
-    return datacache.cache_dir() / "sources" / f"{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}.json"
+    return cache.cache_dir() / "sources" / f"{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}.json"
 
 
 def _read_memo(path: Path | None) -> SourceInfo | None:
@@ -571,14 +552,14 @@ def load(name: str, preprocess: Preprocess, data_hash: str | None = None) -> Dat
         ValueError: an unknown name, or a subset larger than a class holds.
         BadData: the source is not a dataset of ``name``, or no longer holds ``data_hash``.
         DataUnavailable: no source could supply a real dataset (the message says what was tried).
-        datacache.CacheUnusable, datacache.CacheFull: the cache cannot be written.
+        cache.CacheUnusable, cache.CacheFull: the cache cannot be written.
     """
     check_name(name)
     data_hash = data_hash or inspect(name, preprocess).data_hash
-    path = datacache.cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, data_hash)}"
+    path = cache.cache_dir() / f"{Path(name).stem}-{cache_key(name, preprocess, data_hash)}"
     classes = shape_of(name, preprocess)[1]
-    datacache.remove_stale(path.parent)
-    cached = datacache.read_entry(path, ARRAY_KEYS)
+    cache.remove_stale(path.parent)
+    cached = cache.read_entry(path, ARRAY_KEYS)
     if cached is not None:
         meta, arrays = cached
         return Dataset(**arrays, num_classes=classes, source=meta["source"], from_cache=True)
@@ -589,5 +570,5 @@ def load(name: str, preprocess: Preprocess, data_hash: str | None = None) -> Dat
                       f"says {data_hash}; plan the runs again")
     arrays = preprocessing.apply(raw, preprocess, subset=name != SYNTHETIC)
     request = {"name": name, **asdict(preprocess)}
-    datacache.write_entry(path, arrays, {"source": source, "data_hash": data_hash, "request": request})
+    cache.write_entry(path, arrays, {"source": source, "data_hash": data_hash, "request": request})
     return Dataset(**arrays, num_classes=classes, source=source)

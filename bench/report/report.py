@@ -1,8 +1,8 @@
 """``python -m bench report``: does Table 4 reproduce? A verdict per accuracy cell and per claim
 of the report, with the numbers, findings and figures behind them, from the records alone.
 
-``write_report`` is the only function here that reads or writes; the others turn the aggregates of ``bench.aggregate`` and the verdicts
-of ``bench.verdicts`` into text. The output depends on the records only (no clock, sorted
+``write_report`` is the only function here that reads or writes; the others turn the aggregates of ``bench.analysis.aggregate`` and the verdicts
+of ``bench.analysis.verdicts`` into text. The output depends on the records only (no clock, sorted
 throughout), so the same records give the same files byte for byte.
 """
 from __future__ import annotations
@@ -17,9 +17,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import aggregate, data, environment, figures, phases, store, timeshare, verdicts
-from bench.aggregate import Published, dataset_title, display_name
-from bench.claims import CLAIMS_FILE, ClaimsFile, Margins, load_claims, load_published
+from bench import environment
+from bench.analysis import aggregate, verdicts
+from bench.analysis.aggregate import Published, dataset_title, display_name
+from bench.analysis.claims import (
+    CLAIMS_FILE,
+    ClaimsFile,
+    Margins,
+    load_claims,
+    load_published,
+)
+from bench.data import datasets
+from bench.records import phases, store
+from bench.report import figures, timeshare
 
 FIGURE_DIR = "figures"
 PNG_DPI = 200  # the PNGs for screens; each figure is also a PDF beside them, vector, for print
@@ -361,11 +371,11 @@ def status_findings(frame: pd.DataFrame) -> list[str]:
 
 
 def data_findings(frame: pd.DataFrame) -> list[str]:
-    """A line per dataset with runs on other bytes than its canonical copy (``data.CANONICAL_HASHES``),
+    """A line per dataset with runs on other bytes than its canonical copy (``datasets.CANONICAL_HASHES``),
     which its cells count with the others."""
     lines = []
     for dataset, runs in frame.groupby("dataset", sort=False):
-        canonical = data.CANONICAL_HASHES.get(dataset)
+        canonical = datasets.CANONICAL_HASHES.get(dataset)
         other = runs[runs["data_hash"] != canonical]
         if canonical is not None and len(other):
             lines.append(f"{dataset_title(dataset)}: {len(other)} of {len(runs)} runs on other data than the "
@@ -378,7 +388,7 @@ def data_findings(frame: pd.DataFrame) -> list[str]:
 
 
 def time_text(frame: pd.DataFrame, kept: list[store.RunRecord], records: list[store.RunRecord]) -> list[str]:
-    """The section "Where the time went" (``bench.timeshare``): the phases of the kept records
+    """The section "Where the time went" (``bench.report.timeshare``): the phases of the kept records
     (``frame`` is theirs) per row and dataset, and the efficiency of every invocation in ``records``."""
     parts = ["## Where the time went", ""]
     sums = timeshare.phase_sums(frame, kept)
@@ -548,9 +558,9 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
                  f"holds no readable record ({'; '.join(skipped)})" if skipped else "is empty")
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")
     environment.import_tensorflow_quietly()
-    import models  # late: imports Keras; the claims are checked against the registry's names
+    import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
 
-    claims_file = load_claims(claims, models=models.names(), datasets=data.NAMES)
+    claims_file = load_claims(claims, models=models.names(), datasets=datasets.NAMES)
     made = make_report(records, skipped, load_published(), claims_file)
     (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
     for name, figure in made.figures.items():

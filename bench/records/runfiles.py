@@ -1,6 +1,6 @@
 """A run's files beside its record, named after the run, and the events its log carries.
 
-In a results folder, beside ``runs/<run_id>.json`` (``bench.store``):
+In a results folder, beside ``runs/<run_id>.json`` (``bench.records.store``):
 
     logs/<name>.log               the worker's output, written as it trains (``tail -f`` works)
     history/<name>.csv            the epochs of the record's history, one line each
@@ -21,8 +21,8 @@ worker writes TensorBoard logs and weights at the results folder's path on its o
 Events: a log line that starts with EVENT_PREFIX is one JSON object. The runner writes
 ``start`` (run_id) before the worker starts; the worker's training writes ``epoch_begin``
 (epoch, epochs) and ``epoch`` (epochs and the epoch's history entry) as they happen
-(``bench.train.EpochEvents``). Every event has its ``time`` (seconds since the epoch, the
-writer's clock). ``bench.progress`` reads them to show the runs in flight.
+(``bench.run.train.EpochEvents``). Every event has its ``time`` (seconds since the epoch, the
+writer's clock). ``bench.run.progress`` reads them to show the runs in flight.
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import store
+from bench.files import write_text_atomic
+from bench.records import store
 from bench.spec import RunSpec
 
 EVENT_PREFIX = "fishbench-event "
@@ -158,12 +159,12 @@ def keep(files: RunFiles, record: store.RunRecord, log_text: str) -> store.RunRe
     history CSV into the results folder; return the record naming its files there."""
     log = files.path("log")
     if not (log.is_file() and log.read_text(errors="replace") == log_text):
-        store.write_text_atomic(log, log_text)
+        write_text_atomic(log, log_text)
     kinds = ["log"]
     if record.history:
         epochs = pd.DataFrame(record.history)
         epochs = epochs[["epoch", *(column for column in epochs.columns if column != "epoch")]]
-        store.write_text_atomic(files.path("history"), epochs.to_csv(index=False))
+        write_text_atomic(files.path("history"), epochs.to_csv(index=False))
         kinds.append("history")
     asked = {"tensorboard": record.spec.tensorboard, "weights": record.spec.save_weights}
     kinds += [kind for kind, wanted in asked.items() if wanted and files.path(kind).exists()]

@@ -13,17 +13,17 @@ import json
 import math
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from bench.phases import Phases
+from bench.files import write_json_atomic
+from bench.records import upgrades
+from bench.records.phases import Phases
+from bench.records.upgrades import SCHEMA_VERSION
 from bench.spec import RunSpec
 
-SCHEMA_VERSION = 4  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
 STATUSES = ("ok", "failed", "diverged", "timeout")
 
 
@@ -36,7 +36,7 @@ class RunRecord:
 
     Attributes:
         status: "ok" | "failed" | "diverged" (a loss that became NaN or infinite, or grew far
-            past its start; see ``bench.train.divergence``) | "timeout". An ok record has a
+            past its start; see ``bench.run.train.divergence``) | "timeout". An ok record has a
             test accuracy.
         test_accuracy: fraction in [0, 1] on the whole test set after the final epoch.
         test_loss: cross-entropy (nats) on the test set after the final epoch.
@@ -51,15 +51,15 @@ class RunRecord:
         flops_per_image: forward FLOPs per image (2 per multiply-add).
         input_shape: (height, width, channels) the model was built for; num_classes its outputs.
         model_family: the registry's family of the model ("fishnet", "baseline", ...).
-        phases: where the run's wall time went (``bench.phases.Phases``, seconds); None in
+        phases: where the run's wall time went (``bench.records.phases.Phases``, seconds); None in
             records written before phases were timed.
         files: the run's files beside its record, kind ("log", "history", "tensorboard",
-            "weights") -> path relative to the results folder (``bench.runfiles``); empty in
+            "weights") -> path relative to the results folder (``bench.records.runfiles``); empty in
             records written before runs had them.
         environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
             the machine's 1-minute load average at the run's start and end
             (load_at_start, load_at_end), the runner's invocation that wrote the record
-            (``bench.phases.INVOCATION_KEY``).
+            (``bench.records.phases.INVOCATION_KEY``).
         started_at, finished_at: ISO 8601 UTC.
     """
 
@@ -96,7 +96,7 @@ class RunRecord:
         """Rebuild a record from JSON, older schema versions upgraded; raises ValueError naming what is wrong."""
         if not isinstance(mapping, dict):
             raise ValueError("not a JSON object")
-        mapping = upgrade(mapping)
+        mapping = upgrades.record(mapping)
         missing = {"run_id", "spec", "status"} - mapping.keys()
         if missing:
             raise ValueError(f"missing keys {sorted(missing)}")
@@ -127,36 +127,9 @@ def _spec(mapping) -> RunSpec:
     if not isinstance(mapping, dict):
         raise ValueError(f"spec is a {type(mapping).__name__}, not an object")
     try:
-        return RunSpec.from_dict(mapping)
+        return RunSpec.from_dict(upgrades.spec(mapping))
     except (TypeError, KeyError, ValueError) as error:
         raise ValueError(f"spec does not match RunSpec: {error}") from None
-
-
-def upgrade(mapping: dict) -> dict:
-    """A record of an older schema as the current one (asv's habit); a newer one is refused.
-
-    Version 1 -> 2: the record gains the input shape, class count and model family it was
-    built with, which version 1 left to be rebuilt from the dataset and model registries.
-    Version 2 -> 3: its spec gains the hash of its data (``bench.spec.upgrade``).
-    Version 3 -> 4: its spec, if of the CNN, gains the CNN's options (``bench.spec.upgrade``).
-    Either way the spec is upgraded, and so is the run id, the hash of the spec: an older
-    run is found again by the same plan.
-    """
-    version = mapping.get("schema_version")
-    if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
-        raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
-    if version == SCHEMA_VERSION:
-        return mapping
-    spec = _spec(mapping.get("spec"))
-    mapping = {**mapping, "schema_version": SCHEMA_VERSION, "run_id": spec.run_id, "spec": spec.to_dict()}
-    if version == 1:
-        from bench import data
-        import models  # late: imports Keras; only records written before version 2 need it
-
-        shape, classes = data.shape_of(spec.dataset, spec.preprocess)
-        mapping = {**mapping, "input_shape": list(shape), "num_classes": classes,
-                   "model_family": models.family(spec.model)}
-    return mapping
 
 
 _NUMBER_FIELDS = ("test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_epoch", "images_per_second",
@@ -182,42 +155,12 @@ def _check_types(mapping: dict) -> None:
 # ---------------------------------------------------------------- files
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def runs_dir(results: str | Path) -> Path:
     return Path(results) / "runs"
 
 
 def record_path(results: str | Path, run_id: str) -> Path:
     return runs_dir(results) / f"{run_id}.json"
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call ``write(file)`` on a temp file in the same folder, fsync it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text so that a reader sees the whole file or none of it (temp file, fsync, rename)."""
-    _write_atomic(path, lambda f: f.write(text))
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write strict JSON so that a reader sees the whole file or none of it (temp file, fsync,
-    rename); a NaN in ``payload`` raises ValueError (``finite`` replaces them)."""
-    _write_atomic(path, lambda f: json.dump(payload, f, indent=1, sort_keys=True, allow_nan=False))
 
 
 def write_record(results: str | Path, record: RunRecord) -> Path:

@@ -31,12 +31,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import data, lock, runner, store, verdicts
-from bench.claims import Margins, load_claims, load_published
-from bench.plan import row_labels
+from bench.analysis import verdicts
+from bench.analysis.claims import Margins, load_claims, load_published
+from bench.analysis.stats import summarize
+from bench.data import datasets
+from bench.records import lock, store
+from bench.records.store import RunRecord
+from bench.run import runner
+from bench.run.console import echo
+from bench.run.plan import row_labels
 from bench.spec import RunSpec
-from bench.stats import summarize
-from bench.store import RunRecord
 
 RULE_KEY = "stopping_rule"  # of a record's environment
 
@@ -96,9 +100,9 @@ class Reference:
 
 def load_reference() -> Reference:
     """The shipped published values and the claims file's margins, as the verdicts use them."""
-    import models  # late: imports Keras
+    import models  # deferred for start-up time: Keras takes seconds
 
-    return Reference(load_published(), load_claims(models=models.names(), datasets=data.NAMES).margins)
+    return Reference(load_published(), load_claims(models=models.names(), datasets=datasets.NAMES).margins)
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def status_lines(states: list[CellState], rule: StoppingRule, after: str) -> lis
 
 
 def run_until(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule: StoppingRule,
-              retry_failed: bool = False, out=runner.echo) -> list[RunRecord]:
+              retry_failed: bool = False, out=echo) -> list[RunRecord]:
     """The profile's runs, then rounds of one more run per open cell until the rule stops them.
 
     Returns:

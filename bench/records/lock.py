@@ -11,7 +11,7 @@ So the user decides: wait, or stop the other one.
 
 The kernel releases the lock when its holder dies, even by kill -9, so a lock file left
 behind never blocks; a holder that ends normally removes it. Readers (``bench report``,
-``bench plan``) take no lock: a record is written whole or not at all (``bench.store``).
+``bench plan``) take no lock: a record is written whole or not at all (``bench.records.store``).
 
 Taking the lock is the runner's first write into the folder, so a folder that cannot be
 written (a file, a path under a file, no permission) is refused here, before anything runs.
@@ -27,6 +27,8 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from bench.files import now_iso
 
 LOCK_NAME = ".run.lock"
 HOLDER_WAIT_SECONDS = 1.0  # for a holder that has the lock but has not written its name yet
@@ -117,7 +119,6 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def _me() -> dict:
-    from bench.store import now_iso  # late: the store imports pandas, and the CLI imports this module
 
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": shlex.join(sys.orig_argv), "since": now_iso()}
 

@@ -1,9 +1,9 @@
 """Timing one model's training and inference in this process: what ``bench speed`` runs in each mode.
 
-Two modes, each timed in a process of its own (``bench.speed`` starts them), since some of
+Two modes, each timed in a process of its own (``bench.speed.measure`` starts them), since some of
 the speed-ups are process settings (oneDNN, see ``bench.speedups.process``):
 
-- ``harness`` times what ``bench.train`` does in a run: its tf.data pipeline
+- ``harness`` times what ``bench.run.train`` does in a run: its tf.data pipeline
   (``train.make_inputs``) and its model with the speed-ups (``train.build_model``);
 - ``baseline`` times the plain-Keras way: ``train.build_model`` without the speed-ups (the
   spec's optimizer settings all the same), ``model.fit`` / ``model.evaluate`` on float32
@@ -13,7 +13,7 @@ The data are synthetic images of the requested shape (generating them takes no d
 the optimizer is the profiles' default (SGD, learning rate 1e-3, momentum 0.9), with no
 augmentation, so both modes do the same arithmetic.
 
-``bench.speed`` calls this module's functions in a mode's process, in this order: ``start``
+``bench.speed.measure`` calls this module's functions in a mode's process, in this order: ``start``
 (the mode and its data), ``check``, ``describe``; then per model ``prepare`` (build it and
 warm it up), ``train_window``, ``evaluate``, ``infer_window``, ``cpu_ms_per_image`` and
 ``op_profile``. What they keep between calls is the process's one ``_mode`` (a ``ModeState``:
@@ -38,7 +38,9 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from bench import data, environment, train
+from bench import environment
+from bench.data import datasets
+from bench.run import train
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 from bench.speedups.training import TrainingGraphSettings
 
@@ -73,7 +75,7 @@ def matmul_peak_gflops(size: int = MATMUL_SIZE, repeats: int = 7) -> float:
 def speed_spec(model: str, batch_size: int, threads: int, seed: int = 0):
     """The RunSpec the harness is timed with: profile defaults, synthetic data, no augmentation."""
     return RunSpec(
-        profile="speed", model=model, model_options={}, dataset="synthetic", data_hash=data.SYNTHETIC_IDENTITY,
+        profile="speed", model=model, model_options={}, dataset="synthetic", data_hash=datasets.SYNTHETIC_IDENTITY,
         preprocess=Preprocess(), repeat=0,
         seed=seed, epochs=1, batch_size=batch_size, optimizer=Optimizer(), augment=Augment(), threads=threads,
     )
@@ -81,17 +83,17 @@ def speed_spec(model: str, batch_size: int, threads: int, seed: int = 0):
 
 def synthetic_dataset(input_shape: tuple[int, int, int], num_classes: int = 10,
                       train_images: int = TRAIN_IMAGES, test_images: int = TEST_IMAGES):
-    """Learnable uint8 images of `input_shape` (bench.data's generator), built in memory."""
+    """Learnable uint8 images of `input_shape` (bench.data.datasets's generator), built in memory."""
     height, width, channels = input_shape
     if height != width:
         raise ValueError(f"speed takes square inputs (HxHxC). Received: input={height}x{width}x{channels}")
     per_class = max(1, math.ceil(train_images / num_classes))
     preprocess = Preprocess(native_size=height, channels=channels, num_classes=num_classes,
                             train_per_class=per_class)
-    arrays = data.synthetic_arrays(preprocess)
+    arrays = datasets.synthetic_arrays(preprocess)
     test_reps = math.ceil(test_images / len(arrays["y_test"]))
     x_test, y_test = (_tile(arrays[key], test_reps)[:test_images] for key in ("x_test", "y_test"))
-    return data.Dataset(
+    return datasets.Dataset(
         x_train=arrays["x_train"][:train_images], y_train=arrays["y_train"][:train_images], x_test=x_test,
         y_test=y_test, num_classes=num_classes, source="synthetic (in memory)",
     )
@@ -292,10 +294,10 @@ def op_profile(steps: int) -> tuple[list[dict], float]:
 
 @dataclass
 class ModeState:
-    """One mode's state in its process, between the calls of ``bench.speed``."""
+    """One mode's state in its process, between the calls of ``bench.speed.measure``."""
 
     mode: str  # a key of MAKERS
-    dataset: data.Dataset
+    dataset: datasets.Dataset
     threads: int
     trainee: Trainee | None = None  # the model `prepare` built last
 

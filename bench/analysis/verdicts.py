@@ -1,8 +1,8 @@
 """Verdicts: does each Table 4 accuracy cell reproduce, and does each claim of the report hold?
 
-Pure functions, DataFrames in and out, with no I/O (``bench.claims`` reads the claims and the
+Pure functions, DataFrames in and out, with no I/O (``bench.analysis.claims`` reads the claims and the
 published table). Statistics come from
-``bench.stats`` (scipy). Nothing here imports TensorFlow or the report's other modules.
+``bench.analysis.stats`` (scipy). Nothing here imports TensorFlow or the report's other modules.
 
 Input: a *runs* frame, one line per run, with the columns of ``RUN_COLUMNS``:
 
@@ -41,7 +41,7 @@ run imputed at the cell's lowest ok accuracy, then at its highest, then at chanc
 (100 / num_classes); it *could change* if any of these gives another verdict.
 
 Claims (``claim_comparisons``, ``claim_verdicts``) are data (``bench/assets/claims.toml``,
-read by ``bench.claims.load_claims``). Each claim expands to comparisons between rows on each of its datasets, one
+read by ``bench.analysis.claims.load_claims``). Each claim expands to comparisons between rows on each of its datasets, one
 setup at a time, judged by the metric's rule:
 
 - accuracy (tested): difference of means with Welch's 95 % CI and two-sided p, Hedges' g;
@@ -74,8 +74,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.claims import Claim, ClaimsFile, Margins, Row
-from bench.stats import difference_of_means, holm, summarize, tost
+from bench.analysis.claims import Claim, ClaimsFile, Margins, Row
+from bench.analysis.stats import difference_of_means, holm, summarize, tost
 
 ALPHA = 0.05
 MIN_MARGIN = 1.0  # percentage points: the smallest default margin of a Table 4 cell

@@ -1,4 +1,4 @@
-"""The report's "Where the time went": the runs' phases (``bench.phases``) summed per row and
+"""The report's "Where the time went": the runs' phases (``bench.records.phases``) summed per row and
 dataset, and how busy each invocation of the runner kept its jobs.
 
 Pure functions: records and the report's runs frame in, DataFrames and table layouts out;
@@ -10,8 +10,8 @@ import math
 
 import pandas as pd
 
-from bench import phases as run_phases
-from bench.aggregate import dataset_title
+from bench.records import phases as run_phases
+from bench.analysis.aggregate import dataset_title
 
 # The phases that add up to a run's total, in the order they happen, as the table names them.
 PHASE_TITLES = {"startup": "start-up", "data": "data", "build": "build", "first_epoch": "first epoch",

@@ -1,7 +1,7 @@
 """A dataset's arrays preprocessed as a run asks: a stratified training subset, channels, size.
 
-``bench.data.load`` applies them once per dataset and setting and caches the result
-(``bench.datacache``); the arrays stay uint8, and pixel scaling is left to the training input
+``bench.data.datasets.load`` applies them once per dataset and setting and caches the result
+(``bench.data.cache``); the arrays stay uint8, and pixel scaling is left to the training input
 pipeline, so one cached copy serves both recipes.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Records to aggregates: one record per seed, table rows, Table 4 cells beside the published
-values, and the runs frame that ``bench.verdicts`` judges.
+values, and the runs frame that ``bench.analysis.verdicts`` judges.
 
 Pure functions: records or DataFrames in, DataFrames out; no reading or writing here.
 
@@ -21,9 +21,11 @@ from dataclasses import dataclass
 import natsort
 import pandas as pd
 
-from bench import schedule, store, verdicts
+from bench import environment
+from bench.analysis import verdicts
+from bench.analysis.stats import summarize
+from bench.records import store
 from bench.spec import EXECUTION_FIELDS, REPEAT_FIELDS, TABLE4_MODELS, RunSpec
-from bench.stats import summarize
 
 DISPLAY_NAMES = {"mlp": "MLP", "cnn": "CNN", "mobilenet": "MobileNet"}
 DATASET_TITLES = {"fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
@@ -123,7 +125,7 @@ def dataset_order(frame: pd.DataFrame, published: Published) -> list[str]:
 
 def recency(record: store.RunRecord) -> tuple[str, str, str]:
     """(finished_at, started_at, run_id): larger is newer. The times are ISO 8601 UTC as
-    ``store.now_iso`` writes them, so they sort as text; a missing time sorts first."""
+    ``bench.files.now_iso`` writes them, so they sort as text; a missing time sorts first."""
     return record.finished_at or "", record.started_at or "", record.run_id
 
 
@@ -222,7 +224,7 @@ def setup_labels(settings: list[dict]) -> list[str]:
     """The label of each run's setup ('profile=paper'; 'optimizer.learning_rate=0.01, profile=a'
     when one profile ran with two learning rates), by ``setup_keys``.
 
-    Runs of one setup differ only in the model and its options: ``bench.verdicts`` compares
+    Runs of one setup differ only in the model and its options: ``bench.analysis.verdicts`` compares
     them, and never runs of two setups.
     """
     setups = [setup_settings(s) for s in settings]
@@ -238,14 +240,14 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     (the row's label), setup (``setup_labels``), the environment keys of ENVIRONMENT_KEYS,
     onednn (on, off, or not recorded), speedups (on, or off for ``--no-speedups`` runs),
     inputs ('56x56x3 input, 10 classes'), num_classes, report_input (the run's input
-    shape and class count are the report's, REPORT_INPUT), machine (``schedule.machine``) and
+    shape and class count are the report's, REPORT_INPUT), machine (``bench.environment.machine``) and
     timed (``timed_on_one_machine``: the time columns are NaN where it is False). Sorted by
     model order, row, dataset and repeat.
     """
     frame = store.runs_frame(records)
     frame["accuracy"] = frame["test_accuracy"].astype(float) * 100
     frame["ms_per_image"] = 1000 / frame["images_per_second"].astype(float)
-    frame["machine"] = [schedule.machine(r) for r in records]
+    frame["machine"] = [environment.machine(r.environment) for r in records]
     frame["settings"] = [row_settings(r.spec) for r in records]
     frame["row_key"] = frame["settings"].map(settings_key)
     for key in ENVIRONMENT_KEYS:
@@ -268,7 +270,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
 
 def timed_on_one_machine(frame: pd.DataFrame) -> pd.Series:
     """Whether a run's time counts: it ran on the machine, with the threads per run and runs at
-    once, that most of its row and dataset's ok runs had (``schedule.machine``; a tie goes to the
+    once, that most of its row and dataset's ok runs had (``bench.environment.machine``; a tie goes to the
     name first in order). A time is never averaged over CPUs, nor over runs that shared the
     machine with more runs: the others' times are left out, their accuracies kept."""
     ok = frame[frame["status"] == "ok"]
@@ -326,7 +328,7 @@ def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
 
 
 def verdict_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs frame ``bench.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row and
+    """The runs frame ``bench.analysis.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row and
     report_input (a cell whose runs are not at the report's input, ``verdicts.at_report_input``,
     is not judged against it)."""
     return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, "row", "report_input"]]
@@ -379,10 +381,10 @@ def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFr
     lines = {}
     for record in records:
         fields = record.to_dict()
-        spec, environment = fields.pop("spec"), fields.pop("environment")
+        spec, env = fields.pop("spec"), fields.pop("environment")
         del fields["history"], spec["schema_version"]
         lines[record.run_id] = {"run_id": record.run_id, "config_key": record.spec.config_key, **flatten(spec),
-                                **flatten(fields), **flatten(environment, "environment.")}
+                                **flatten(fields), **flatten(env, "environment.")}
     table = pd.DataFrame([lines[run_id] for run_id in frame["run_id"]]).map(csv_value)
     table.insert(0, "row", list(frame["row"]))
     return table.assign(machine=list(frame["machine"]), timed=list(frame["timed"]))

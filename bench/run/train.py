@@ -10,12 +10,12 @@ The recipe, in the order it runs:
   4. fit for the spec's epochs, evaluating after each epoch on the whole test set (or on a
      stratified subset of it, ``eval_per_class``); a callback times training and evaluation
      apart and stops a run whose loss is not finite; another prints an event line as each
-     epoch begins and ends (``bench.runfiles``); with the speed-ups, another turns grappler
+     epoch begins and ends (``bench.records.runfiles``); with the speed-ups, another turns grappler
      off for training steps; TensorBoard's, when asked for;
   5. the record: final-epoch test accuracy on the whole test set (never the best epoch),
      epoch 1 (tracing) timed apart, ``sec_per_epoch`` = median of the other epochs; status
      ``diverged`` when ``divergence`` finds the losses say so; and where the run's time went
-     (``bench.phases``: data, build, epochs, evaluations).
+     (``bench.records.phases``: data, build, epochs, evaluations).
 """
 from __future__ import annotations
 
@@ -32,11 +32,14 @@ import numpy as np
 import tensorflow as tf
 
 import models
-from bench import data, environment, preprocessing, runfiles
-from bench.phases import Stopwatch
+from bench import environment
+from bench.data import datasets, preprocessing
+from bench.files import now_iso
+from bench.records import runfiles
+from bench.records.phases import Stopwatch
+from bench.records.store import RunRecord
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
-from bench.store import RunRecord, now_iso
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
 # The input pipelines run without tf.data's autotuning. Its model thread wakes at doubling
@@ -122,7 +125,7 @@ def _colour_per_batch(images, seeds, augment: Augment, full_scale: float):
     return images
 
 
-def make_inputs(dataset: data.Dataset, spec: RunSpec):
+def make_inputs(dataset: datasets.Dataset, spec: RunSpec):
     """The tf.data pipelines of a run: training, per-epoch evaluation, and the whole test set.
 
     Per-epoch evaluation uses the whole test set too, unless ``spec.eval_per_class`` asks
@@ -184,7 +187,7 @@ def make_optimizer(settings: Optimizer, total_steps: int):
 def build_model(spec: RunSpec, input_shape, num_classes: int, steps_per_epoch: int) -> keras.Model:
     """The model of a run: built, and compiled with the speed-ups unless ``spec.speedups`` is False.
 
-    ``bench.speed`` times exactly this, both ways. The speed-ups are ``bench.speedups``'s:
+    ``bench.speed.measure`` times exactly this, both ways. The speed-ups are ``bench.speedups``'s:
     here ``compile_with_speedups`` (fused batch norm, one-op SGD, several steps per Keras
     call, one trace); the process they run in was started with their TensorFlow settings
     (``bench.speedups.process``), and ``fit`` gets ``TrainingGraphSettings``.
@@ -270,7 +273,7 @@ def divergence(history: list[dict], test_loss: float, test_accuracy: float, num_
 
 
 class EpochEvents(keras.callbacks.Callback):
-    """Keras callback: an event line on stdout as each epoch begins and ends (``bench.runfiles``),
+    """Keras callback: an event line on stdout as each epoch begins and ends (``bench.records.runfiles``),
     which the runner reads from the run's log while it trains. The end's carries the epoch's
     history entry, so it must come after ``timer`` in the callbacks."""
 
@@ -302,7 +305,7 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, 
 
     Args:
         spec: the run.
-        startup_s: the worker's start-up before this call (``bench.phases.startup_seconds``),
+        startup_s: the worker's start-up before this call (``bench.records.phases.startup_seconds``),
             for the record's phases; None when not known.
         clock: the seconds clock every phase and epoch is timed on; tests pass a fake one.
         tensorboard: a folder for TensorBoard logs (per epoch, no graph), emptied first; None: none.
@@ -327,7 +330,7 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tenso
            weights: Path | None) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
     with watch.phase("data"):
-        dataset = data.load(spec.dataset, spec.preprocess, spec.data_hash)
+        dataset = datasets.load(spec.dataset, spec.preprocess, spec.data_hash)
         train, monitor, test = make_inputs(dataset, spec)
     watch.data_cached = dataset.from_cache
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)

@@ -1,6 +1,6 @@
 """The report's figures as matplotlib ``Figure`` objects (Agg canvas, no pyplot state).
 
-Pure functions: aggregates in, a Figure out; ``bench.report`` saves them. Each model keeps
+Pure functions: aggregates in, a Figure out; ``bench.report.report`` saves them. Each model keeps
 one colour in every figure of every report, by its name; a model's other rows (other options)
 are shades of it (``row_colors``).
 """
@@ -15,7 +15,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from bench.aggregate import dataset_title
+from bench.analysis.aggregate import dataset_title
 
 PANEL = (5.2, 4.0)  # inches per panel
 PUBLISHED_STYLE = dict(marker="x", color="black", markersize=8, linestyle="none", label="report's value")
