@@ -315,7 +315,7 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, 
     watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
-            "environment": environment.describe(spec.threads)}
+            "environment": environment.worker_environment(spec.threads)}
     try:
         record = _train(spec, base, watch, timer, tensorboard, weights)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash

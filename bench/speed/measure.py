@@ -78,7 +78,7 @@ class _Named:
 
 # The functions of bench.speed.modes that run in a mode's process, as MODES.prepare etc.
 MODES = types.SimpleNamespace(**{name: _Named(name) for name in (
-    "start", "check", "describe", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
+    "start", "check", "process_facts", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
     "op_profile")})
 
 
@@ -203,7 +203,7 @@ def measure(model_names: list[str], input_shape=(56, 56, 3), batch_sizes=(32,), 
             future.result()
         call(processes["harness"], MODES.check, model_names)
         for mode, process in processes.items():
-            found.processes[mode] = described = call(process, MODES.describe)
+            found.processes[mode] = described = call(process, MODES.process_facts)
             log(f"{mode} process: {described['threads']} threads, oneDNN {'on' if described['onednn'] else 'off'}, "
                 f"float32 matmul peak {described['peak_gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
         for batch_size in batch_sizes:
