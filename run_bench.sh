@@ -29,7 +29,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
         "$venv/bin/python" -m pip uninstall --quiet --yes tensorflow-cpu tensorflow
     fi
     # setuptools warns at every editable install that a folder named like a package may shadow
-    # it; fishbench's entry points and workers never let one (README, "From any other folder").
+    # it; fishbench's entry points and workers never let one (README, "Two commands").
     PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
     echo "$want" > "$stamp"
 fi

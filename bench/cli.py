@@ -78,7 +78,7 @@ def cmd_plan(args) -> int:
     profile = _profile(args)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
-    print(plan.describe(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
+    print(plan.plan_text(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
     return 0
 
 

@@ -72,7 +72,7 @@ def load_average() -> float | None:
         return None
 
 
-def describe(threads_per_job: int) -> dict:
+def worker_environment(threads_per_job: int) -> dict:
     """The environment of a worker; imports TensorFlow, so call it where TF is loaded anyway.
     ``device`` names what it ran on ('CPU', 'GPU 1 (NVIDIA ...)': ``device_name``)."""
     import keras
@@ -150,7 +150,7 @@ def device_name(gpus: list, details) -> str:
 
 
 def machine(environment: dict) -> str:
-    """Where a record was timed, from its environment (``describe``'s keys): 'AMD EPYC, AVX-512
+    """Where a record was timed, from its environment (``worker_environment``'s keys): 'AMD EPYC, AVX-512
     (2 cores; threads per run 1, runs at once 2)'; the vector unit when the record lists the
     CPU's flags (one CPU model name may cover both)."""
     flags = set(environment.get("cpu_flags") or ())

@@ -1,7 +1,7 @@
 """Bring a campaign's finished runs into another results folder, and rebuild its report.
 
 A long campaign runs from a git worktree pinned at one commit, into that worktree's results
-folder (README, "Reference results"); this copies into the main checkout's folder each record
+folder (README, "On a cluster"); this copies into the main checkout's folder each record
 it lacks, with the files the record names (its log and history), and never a run still in
 flight (it has no record yet). Records are copied as they are, byte for byte; a file that is
 not a record is named and left. Then ``python -m bench report`` rebuilds the target's report.

@@ -138,7 +138,7 @@ def test_runs_without_records_of_their_work_are_estimated_from_their_flops_and_s
     images = datasets.train_size(cnn[0].dataset, cnn[0].preprocess)
     rated = dataclasses.replace(fake_record(mlp[0], 3.0, 13), flops_per_image=1_000, images_per_second=images / 3.0)
     store.write_record(tmp_path / "results", rated)
-    text = plan.describe(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
+    text = plan.plan_text(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("MLP", "CNN"))}
     assert rows["CNN"][-6:] == ["—", "—", "0:00:22", "0:01:06", "from", "FLOPs"]
     assert "from FLOPs: 3 runs of 1 configuration(s) with no record of their work" in text

@@ -89,13 +89,13 @@ def test_keep_puts_the_log_and_history_beside_the_record_and_the_record_names_th
     spec = specs[0]
     files = runfiles.plan([spec], tmp_path)[spec.run_id]
     record = store.RunRecord(run_id=spec.run_id, spec=spec, status="ok", history=[epoch(1), epoch(2)])
-    kept = runfiles.keep(files, record, "the worker's output\n")  # a log that could not be streamed here
+    kept = runfiles.place_files(files, record, "the worker's output\n")  # a log that could not be streamed here
     assert files.path("log").read_text() == "the worker's output\n"
     assert kept.files == {"log": "logs/mlp-synthetic-seed0.log", "history": "history/mlp-synthetic-seed0.csv"}
     history = pd.read_csv(tmp_path / kept.files["history"])
     assert list(history.columns)[0] == "epoch" and list(history["loss"]) == [1.0, 0.5]
     before = files.path("log").stat().st_mtime_ns
-    runfiles.keep(files, record, "the worker's output\n")  # streamed already: left as it is
+    runfiles.place_files(files, record, "the worker's output\n")  # streamed already: left as it is
     assert files.path("log").stat().st_mtime_ns == before
 
 

@@ -44,8 +44,8 @@ def script(name: str):
     return module
 
 
-readme_tables = script("readme_tables")
-SHIPPED = ("table4-cpu", "paper")  # the reference results the repository ships and the README cites
+results_tables = script("results_tables")
+SHIPPED = ("table4-cpu", "paper")  # the reference results the repository ships and its docs cite
 PUBLISHED = aggregate.Published.from_frame(load_published())
 VERDICTS = (verdicts.REPRODUCED, verdicts.DIFFERS, verdicts.CANT_TELL)
 
@@ -563,25 +563,29 @@ def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_by
         f"results/{name}'s report is not what its runs give: run python -m bench report --results results/{name}")
 
 
-def test_the_readme_cites_only_shipped_results():
-    cited = set(re.findall(r"\(results/([\w-]+)/", (ROOT / "README.md").read_text()))
+@pytest.mark.research
+@pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
+def test_the_docs_cite_only_shipped_results(page):
+    cited = set(re.findall(r"\((?:\.\./)?results/([\w-]+)/", (ROOT / page).read_text()))
     assert cited and cited <= set(SHIPPED)
 
 
-def test_readme_quotes_the_generated_tables_of_the_shipped_results(rebuilt):
-    """What scripts/readme_tables.py writes from the reports rebuilt here is what README.md holds."""
-    readme = (ROOT / "README.md").read_text()
-    for markers, lines in readme_tables.expected(rebuilt("table4-cpu"), rebuilt("paper")).items():
-        assert readme_tables.quoted(readme, markers) == lines, (
-            f"README.md's quote after {markers[0]!r} differs from the report's: run python scripts/readme_tables.py")
+@pytest.mark.research
+def test_results_md_holds_the_tables_made_from_the_shipped_csvs():
+    """What scripts/results_tables.py writes from results/*/verdicts.csv, table4.csv and claims.csv is
+    what docs/results.md holds (the CSVs themselves are checked against the records above)."""
+    page = results_tables.RESULTS_MD.read_text()
+    for markers, lines in results_tables.expected().items():
+        assert results_tables.quoted(page, markers) == lines, (
+            f"docs/results.md's table after {markers[0]!r} differs from the CSVs: run python scripts/results_tables.py")
 
 
-def test_the_readmes_paper_cells_name_a_models_variants_by_the_options_that_tell_them_apart(tmp_path):
+def test_the_results_tables_name_a_models_variants_by_the_options_that_tell_them_apart(tmp_path):
     records = [run_record("cnn", acc, r, options=options)
                for acc, options in ((0.87, {}), (0.85, {"activation": "tanh", "pool": "average"})) for r in (0, 1)]
     records += [run_record("mlp", 0.85, r) for r in (0, 1)]
     report.write_report(write_results(tmp_path, records), tmp_path)
-    lines = readme_tables.paper_cells_lines(readme_tables.read(tmp_path, "verdicts.csv"))
+    lines = results_tables.paper_cells_lines(results_tables.read(tmp_path, "verdicts.csv"))
     models = sorted(line.split(" | ")[1] for line in lines[2:])
     assert models == ["CNN (activation=relu, pool=max)", "CNN (activation=tanh, pool=average)", "MLP"]
 

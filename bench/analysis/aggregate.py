@@ -342,7 +342,7 @@ def with_rows(lines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return lines.assign(row=row)[row.notna()]
 
 
-def claim_lines(judged: verdicts.Verdicts) -> pd.DataFrame:
+def tidy_claims(judged: verdicts.Verdicts) -> pd.DataFrame:
     """Tidy claims: every comparison (``verdicts.COMPARISON_COLUMNS``) with its claim's verdict
     (claim_verdict)."""
     verdict = judged.claims[["setup", "claim", "verdict"]].rename(columns={"verdict": "claim_verdict"})

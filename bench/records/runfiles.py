@@ -154,7 +154,7 @@ def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
 # ---------------------------------------------------------------- after a run
 
 
-def keep(files: RunFiles, record: store.RunRecord, log_text: str) -> store.RunRecord:
+def place_files(files: RunFiles, record: store.RunRecord, log_text: str) -> store.RunRecord:
     """Put a finished run's log (unless it is already there, written as it ran) and its
     history CSV into the results folder; return the record naming its files there."""
     log = files.path("log")

@@ -474,7 +474,7 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published_ta
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
                     time_text(frame, kept, records))
-    tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.claim_lines(judged),
+    tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
 

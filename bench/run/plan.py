@@ -48,7 +48,7 @@ FROM_FLOPS = "from FLOPs"
 # ---------------------------------------------------------------- labels
 
 
-def row_labels(specs: list[RunSpec]) -> dict[str, str]:
+def labels_by_config(specs: list[RunSpec]) -> dict[str, str]:
     """config_key -> the report's row label ('FishNet55 (head=conv)'; ``aggregate.row_labels``)."""
     settings = {spec.config_key: aggregate.row_settings(spec) for spec in specs}
     keys = {config_key: aggregate.settings_key(values) for config_key, values in settings.items()}
@@ -111,7 +111,7 @@ class Cell:
 
 def cells(pending: list[RunSpec], records: list[RunRecord], labels: dict[str, str],
           flops: Callable[[RunSpec], int] = schedule.forward_flops) -> list[Cell]:
-    """The pending runs grouped by configuration (labels: ``row_labels``), in the order the
+    """The pending runs grouped by configuration (labels: ``labels_by_config``), in the order the
     runner first starts one, each timed by the records of its work, or else from its FLOPs when
     the records measured a rate (``flops``: forward FLOPs per image of a spec's model)."""
     groups, known = {}, timings(records)
@@ -167,8 +167,8 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
     return lines
 
 
-def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
-             estimate_from: list[Path] = (), flops: Callable[[RunSpec], int] = schedule.forward_flops) -> str:
+def plan_text(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_failed: bool = False,
+              estimate_from: list[Path] = (), flops: Callable[[RunSpec], int] = schedule.forward_flops) -> str:
     """The text of ``bench plan``: the pending runs per configuration, with the estimate.
 
     Args:
@@ -185,7 +185,8 @@ def describe(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry_fail
     pending = pending_specs(specs, results, retry_failed)
     folders = {path.resolve(): path for path in reversed(([results] if results.is_dir() else []) + list(estimate_from))}
     records, sources = read_records(list(reversed(folders.values())))  # each folder once, named as given
-    planned = cells(pending, schedule.timed_here(records, dispatch.threads, dispatch.jobs), row_labels(specs), flops)
+    timed = schedule.timed_here(records, dispatch.threads, dispatch.jobs)
+    planned = cells(pending, timed, labels_by_config(specs), flops)
     lines = [plan_line(specs, pending, dispatch, results) + "; nothing is trained or written"]
     if not pending:
         return "\n".join(lines)

@@ -413,7 +413,7 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
     def settle(spec: RunSpec, record: RunRecord | None, log_text: str) -> None:
         todo.remove(spec)
         if record is not None:
-            written.append(keep(results, files[spec.run_id], record, log_text, environment))
+            written.append(write_run(results, files[spec.run_id], record, log_text, environment))
         finished(spec, written[-1] if record is not None else None)
 
     while todo:
@@ -433,14 +433,14 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
     return written
 
 
-def keep(results: Path, files: runfiles.RunFiles, record: RunRecord, log_text: str,
-         environment: dict | None) -> RunRecord:
-    """Put a run's log and history in place (``runfiles.keep``), then write its record, which
+def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_text: str,
+              environment: dict | None) -> RunRecord:
+    """Put a run's log and history in place (``runfiles.place_files``), then write its record, which
     names them; a failed write stops the runner in one line."""
     if environment:
         record = dataclasses.replace(record, environment={**record.environment, **environment})
     try:
-        record = runfiles.keep(files, record, log_text)
+        record = runfiles.place_files(files, record, log_text)
         store.write_record(results, record)
     except OSError as error:
         raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "

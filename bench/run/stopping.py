@@ -39,7 +39,7 @@ from bench.records import lock, store
 from bench.records.store import RunRecord
 from bench.run import runner
 from bench.run.console import echo
-from bench.run.plan import row_labels
+from bench.run.plan import labels_by_config
 from bench.spec import RunSpec
 
 RULE_KEY = "stopping_rule"  # of a record's environment
@@ -202,7 +202,7 @@ def _rounds(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule
     stamp = {RULE_KEY: rule.text}
     out(f"stopping rule: {rule.text}")
     written = runner.run_benchmark(specs, results, dispatch, retry_failed, out, environment=stamp)
-    cells, labels, published = {s.config_key: s for s in specs}, row_labels(specs), load_reference()
+    cells, labels, published = {s.config_key: s for s in specs}, labels_by_config(specs), load_reference()
     for round_number in itertools.count(1):
         states = judge(cells, store.load_records(results)[0], rule, published, labels)
         after = f"round {round_number - 1}" if round_number > 1 else "the runs recorded so far"

@@ -42,12 +42,9 @@ from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
-# The input pipelines run without tf.data's autotuning. Its model thread wakes at doubling
-# intervals (10 ms, 20 ms, ... 5.12 s, 10.24 s) and a finished iterator could wait for its next
-# wake-up: an evaluation of 2.7 s then took 5.11 s, one of 10.2 s took 20.5 s (FishNet55 and 77,
-# two runs at once). Tuned, FishNet55's epochs also went from 11 s to 20 s while another run
-# trained, most likely as its input threads grew onto the other run's core. Fixed instead:
-# augmentation one batch at a time, PREFETCH batches ahead.
+# The input pipelines run without tf.data's autotuning, which slowed evaluations and runs
+# sharing a machine (docs/speed.md, "Where a campaign's time goes"): augmentation one batch at
+# a time, PREFETCH batches ahead.
 PREFETCH = 2  # batches made ready while the model computes
 UNTUNED = tf.data.Options()
 UNTUNED.autotune.enabled = False
@@ -315,7 +312,7 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, 
     watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
-            "environment": environment.describe(spec.threads)}
+            "environment": environment.worker_environment(spec.threads)}
     try:
         record = _train(spec, base, watch, timer, tensorboard, weights)
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash

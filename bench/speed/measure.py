@@ -1,34 +1,13 @@
 """``python -m bench speed``: how fast the harness trains and infers, against plain Keras.
 
-For each model and batch size:
-
-- ``build_s``: seconds to build and compile the model;
-- ``first_step_s``: seconds of the first training call (tracing, graph optimisation, the
-  step itself; for the MLP and the CNN the harness runs several steps per call, see
-  ``bench.speedups.training.steps_per_execution``, and they are all in it), the cost every
-  run pays once;
-- ``train_img_per_s``: steady-state training images per second, warm-up excluded: the
-  median of at least ``WINDOWS`` timed windows that together last at least ``seconds``;
-- ``infer_img_per_s``: the same for evaluating the test set (``model.evaluate``: the
-  harness's test pipeline, batches of max(batch size, 256); the baseline's batch size);
-- ``flops_per_image``: forward FLOPs per image (``models.flops``);
-- ``gflops``: achieved training GFLOP/s, counting a training image as 3x its forward FLOPs
-  (forward, gradient of the inputs, gradient of the weights);
-- ``pct_peak``: ``gflops`` as a percentage of a float32 matmul peak measured in the same
-  process.
-
-Each mode (``bench.speed.modes``) runs in a process of its own, a one-worker
-``ProcessPoolExecutor`` started with the mode's TensorFlow settings
-(``bench.speedups.process.tensorflow_env``): the harness's, with the speed-ups (oneDNN's
-kernels on every CPU), and, with ``--baseline``, TensorFlow's defaults. This process calls
-bench.speed.modes's functions there and imports no TensorFlow itself; an exception in a mode's
-process is raised here as itself (bad input: a ValueError). One process computes at a time:
-their windows alternate (harness, baseline, harness, ...), so a change in the machine's load
-hits both; the progress lines also give process CPU milliseconds per trained image, which a
-busy machine disturbs less than images per second.
-
-``--profile-ops`` then traces ``PROFILE_STEPS`` training steps of each model in each mode
-with TensorFlow's profiler and sums the time per op type (``ops.csv``): where a step goes.
+For each model and batch size, build and first-call seconds, steady training and inference
+images per second, FLOPs and achieved GFLOP/s against a float32 matmul peak (``speed.csv``;
+each column: docs/speed.md). Each mode (``bench.speed.modes``) runs in a one-worker
+``ProcessPoolExecutor`` of its own, started with the mode's TensorFlow settings
+(``bench.speedups.process.tensorflow_env``); this process imports no TensorFlow, and an
+exception in a mode's process is raised here as itself (bad input: a ValueError). Their timed
+windows alternate (harness, baseline, ...), so a change in the machine's load hits both.
+``--profile-ops`` sums a few traced training steps' time per op type (``ops.csv``).
 """
 from __future__ import annotations
 
@@ -78,7 +57,7 @@ class _Named:
 
 # The functions of bench.speed.modes that run in a mode's process, as MODES.prepare etc.
 MODES = types.SimpleNamespace(**{name: _Named(name) for name in (
-    "start", "check", "describe", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
+    "start", "check", "process_facts", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
     "op_profile")})
 
 
@@ -203,7 +182,7 @@ def measure(model_names: list[str], input_shape=(56, 56, 3), batch_sizes=(32,), 
             future.result()
         call(processes["harness"], MODES.check, model_names)
         for mode, process in processes.items():
-            found.processes[mode] = described = call(process, MODES.describe)
+            found.processes[mode] = described = call(process, MODES.process_facts)
             log(f"{mode} process: {described['threads']} threads, oneDNN {'on' if described['onednn'] else 'off'}, "
                 f"float32 matmul peak {described['peak_gflops']:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}")
         for batch_size in batch_sizes:

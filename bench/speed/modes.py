@@ -14,7 +14,7 @@ the optimizer is the profiles' default (SGD, learning rate 1e-3, momentum 0.9), 
 augmentation, so both modes do the same arithmetic.
 
 ``bench.speed.measure`` calls this module's functions in a mode's process, in this order: ``start``
-(the mode and its data), ``check``, ``describe``; then per model ``prepare`` (build it and
+(the mode and its data), ``check``, ``process_facts``; then per model ``prepare`` (build it and
 warm it up), ``train_window``, ``evaluate``, ``infer_window``, ``cpu_ms_per_image`` and
 ``op_profile``. What they keep between calls is the process's one ``_mode`` (a ``ModeState``:
 the mode, its data and threads, the model prepared last).
@@ -319,7 +319,7 @@ def check(model_names: list[str]) -> None:
         keras.backend.clear_session()
 
 
-def describe() -> dict:
+def process_facts() -> dict:
     """This process's threads, whether oneDNN is on, and its float32 matmul peak."""
     return {"threads": _mode.threads, "onednn": environment.onednn_enabled(), "peak_gflops": matmul_peak_gflops()}
 

@@ -1,11 +1,8 @@
 """Batch normalization as one fused TensorFlow op: one of the harness's speed-ups.
 
-Keras 3's `BatchNormalization` computes, on the TensorFlow backend, the batch moments with
-`tf.nn.moments` and normalizes with `tf.nn.batch_normalization`: a dozen elementwise ops
-(Mean, SquaredDifference, Sub, Mul, Rsqrt, ...) per layer forward and more backward. On a
-CPU these take about as long as the convolutions of a small network such as FishNet55.
-`FusedBatchNormalization` computes the same function with TensorFlow's `FusedBatchNormV3`
-(oneDNN's batch normalization on CPUs), one op forward and one backward.
+Keras 3's `BatchNormalization` is, on the TensorFlow backend, a dozen elementwise ops per layer
+forward and more backward; `FusedBatchNormalization` computes the same function with
+TensorFlow's `FusedBatchNormV3` (oneDNN's batch normalization on CPUs), one op each way.
 
 It is a subclass that changes `call` only: the same weights (gamma, beta, moving_mean,
 moving_variance) with the same names, shapes and initialisers, the same config, and the
@@ -18,12 +15,8 @@ fall back to Keras's own code.
 model keeps its graph, layer names, initial weights and parameter counts; the plain
 Keras model and the fused one are the same model computed two ways.
 
-Numerics: oneDNN's kernel sums in another order than Keras's ops, so results agree to
-float32 rounding per layer (each is about as far from a float64 reference as the other),
-not bit for bit. Through FishNet55's 68 layers at initialisation one step's gradients then
-differ as much as they do when the input is perturbed by 1e-5; trajectories diverge as
-they do under any reordering of float32 sums, and test accuracies agree within
-run-to-run noise (the issue-6 check: 6 seeds, paired difference -0.009 +- 0.030).
+oneDNN's kernel sums in another order than Keras's ops, so results agree to float32 rounding
+per layer, not bit for bit (what that does to a run: docs/speed.md, "The speed-ups").
 """
 
 import keras

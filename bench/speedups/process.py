@@ -10,10 +10,9 @@ import os
 
 from bench import environment
 
-# TensorFlow runs oneDNN's CPU kernels by default only on CPUs with AVX-512 or AMX; elsewhere
-# (an AVX2 AMD EPYC, say) it runs Eigen's, built for older CPUs, and trains FishNet55 2.3x
-# and the CNN 1.9x slower (`bench speed`, issue 6). The speed-ups ask for oneDNN everywhere;
-# a value in the user's environment wins.
+# TensorFlow runs oneDNN's CPU kernels by default only on CPUs with AVX-512 or AMX, Eigen's
+# (slower: docs/speed.md) elsewhere. The speed-ups ask for oneDNN everywhere; a value in the
+# user's environment wins.
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 
 
