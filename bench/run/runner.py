@@ -39,7 +39,7 @@ from pathlib import Path
 from bench import imports
 from bench.data import datasets
 from bench.environment import JOBS_ENV
-from bench.files import now_iso, write_json_atomic
+from bench.files import now_iso, open_for_writing, write_json_atomic
 from bench.lifetime import (
     EXIT_ORPHANED,
     PARENT_ENV,
@@ -172,7 +172,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         write_json_atomic(spec_path, spec.to_dict())
         command = [sys.executable, "-P", "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
-        with open(log_path, "w") as log:
+        with open_for_writing(log_path) as log:
             log.write(runfiles.event_line("start", run_id=spec.run_id))
             log.flush()
             spawned_at, began = time.time(), time.monotonic()
