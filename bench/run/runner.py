@@ -98,9 +98,13 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 
     Two single-threaded runs side by side beat one two-threaded run on small models, whose
     per-op work is too little to split across threads. A Dask cluster elsewhere
-    (``scheduler``) has GPUs of its own, not these: its runs are not pinned here.
+    (``scheduler``) has GPUs and cores of its own, not these: its runs are not pinned here,
+    and only without one are threads refused beyond this machine's cores.
     """
     cores, gpus = os.cpu_count() or 1, () if scheduler else tuple(gpus)
+    if threads is not None and not scheduler and threads > cores:  # a cluster's workers have cores of their own
+        raise ValueError(f"--threads-per-job must be at most this machine's {cores} cores. Received: --threads-per-job "
+                         f"{threads}")
     valid = lambda n: isinstance(n, int) and n >= 1  # noqa: E731 - an invalid one is refused below
     if gpus:
         jobs = len(gpus) if jobs is None else jobs
