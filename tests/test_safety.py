@@ -53,9 +53,9 @@ PLANTED = ["link", "dangling link", "fifo", "folder"]
 def test_a_lock_name_that_is_not_a_file_is_refused_in_one_line_and_never_written_through(tmp_path, sentinel, kind):
     results = tmp_path / "results"
     _plant(kind, results / lock.LOCK_NAME, sentinel)
-    with pytest.raises(NotARegularFile, match=f"{lock.LOCK_NAME} is a .*, not a regular file") as refused:
-        with lock.hold(results):
-            pass
+    with pytest.raises(NotARegularFile, match=f"{lock.LOCK_NAME} is a .*, not a regular file") as refused, \
+            lock.hold(results):
+        pass
     assert "\n" not in str(refused.value)
     assert not (sentinel.parent / "created-through-a-link").exists()
 
