@@ -80,14 +80,19 @@ class Profile:
 
         Repeats outermost mean an interrupted benchmark has complete early repeats of every
         model rather than all repeats of the first models. Each dataset is checked, and its
-        content hashed into the specs, here (``bench.data.datasets.plan_hash``), before any run starts.
+        content hashed into the specs, here (``bench.data.datasets.plan_hash``), before any run
+        starts; so are the batch against its training set, its size against this machine's
+        memory, and that no two rows are one run (``_check_once``).
         """
         run = self.run
         named = {dataset: datasets.canonical(dataset) for dataset in run.datasets}
         hashes = {dataset: datasets.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in named.values()}
+        for dataset in named.values():
+            datasets.check_batch(dataset, self.preprocess, run.batch_size)
+            datasets.check_fits(dataset, self.preprocess)
         code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
         data_code = {dataset: imports.dataset_code(dataset) for dataset in named.values()}  # {}: not registered
-        return [
+        specs = [
             RunSpec(profile=self.name, model=model, model_options=model_options, dataset=named[dataset],
                     data_hash=hashes[named[dataset]],
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
@@ -99,6 +104,21 @@ class Profile:
             for dataset in run.datasets
             for model, model_options in self.entries(dataset)
         ]
+        _check_once(specs)
+        return specs
+
+
+def _check_once(specs: list[RunSpec]) -> None:
+    """Raise ValueError (one line) when two rows of the plan are one run: a [[variants]] row with its
+    model's own options or another row's, or one .npz file named by two paths."""
+    seen = {}
+    for spec in specs:
+        if spec.run_id in seen:
+            raise ValueError(f"{spec.model} {json.dumps(spec.model_options, sort_keys=True)} on {spec.dataset} seed "
+                             f"{spec.seed} is planned twice: a [[variants]] row that repeats its model's options or "
+                             f"another row's, or a dataset named twice (one .npz file by two paths); accepted: each "
+                             f"run once")
+        seen[spec.run_id] = spec
 
 
 def profile_names() -> list[str]:
@@ -209,12 +229,15 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
                          f"digits, '.', '_', '-', starting with a letter or digit. Received: profile={name_or_path!r}")
     raw = read_profile_file(path)
     given = {section: dict(raw.get(section, {})) for section in SECTIONS}
+    named = {}  # models and datasets given by --set: checked even when a flag overrides them
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep:
             raise ValueError(f"--set takes key=value. Received: --set {setting!r}")
         section, name = resolve_key(key.strip())
-        given[section][name] = parse_value(value.strip())
+        given[section][name] = SECTIONS[section].check_value(name, parse_value(value.strip()))  # even if a flag wins
+        if (section, name) in (("run", "models"), ("run", "datasets")):
+            named[name] = given[section][name]
     for key, value in (overrides or {}).items():
         if value is not None:
             section, name = resolve_key(key)
@@ -227,6 +250,7 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
                      for row in raw.get("variants", ()))
     profile = Profile(name=path.stem, model_options=raw.get("model_options", {}), variants=variants, **parts)
     validate(profile)
+    check_names(named.get("models", ()), named.get("datasets", ()))
     return profile
 
 
@@ -249,8 +273,7 @@ def validate(profile: Profile) -> None:
     import models  # deferred for start-up time: Keras takes seconds
 
     imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
-    for model in profile.run.models:
-        _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
+    check_names(profile.run.models, profile.run.datasets)
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
     option_sets += [(f"[[variants]] {v.model}", v.model, v.options) for v in profile.variants]
     for where, model, options in option_sets:
@@ -262,7 +285,15 @@ def validate(profile: Profile) -> None:
         for dataset in variant.datasets or ():
             _check(dataset in datasets.names(), f"[[variants]] {variant.model}: unknown dataset; "
                    f"accepted: {', '.join(datasets.names())}. Received: dataset={dataset!r}")
-    for dataset in profile.run.datasets:
+
+
+def check_names(model_names, dataset_names) -> None:
+    """Raise ValueError (one line) for a model or dataset that is not known (after ``validate``'s imports)."""
+    import models  # deferred for start-up time: Keras takes seconds
+
+    for model in model_names:
+        _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
+    for dataset in dataset_names:
         datasets.check_name(dataset)
 
 

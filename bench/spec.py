@@ -15,9 +15,11 @@ the three parts above and the run's own numbers. Its JSON form (``to_dict``) is 
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -52,6 +54,11 @@ EXECUTION_FIELDS = ("threads", "timeout_s", "speedups", "tensorboard", "save_wei
 OPTIONAL_FIELDS = ("model_code", "dataset_code")
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")
+# Bounds a run can meet: NumPy's seeds (np.random.seed, which keras.utils.set_random_seed calls)
+# are below 2**32; an image smaller than MIN_IMAGE_SIZE is no image any model here takes.
+SEED_MAX = 2**32 - 1
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 4, 1024
+MAX_CLASSES = 1000
 
 
 def setting(default, doc: str, *, unit: str = "", choices: tuple = (), minimum=None, maximum=None,
@@ -78,6 +85,12 @@ class Settings:
     @classmethod
     def keys(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def check_value(cls, name: str, value):
+        """``value`` for key ``name`` of this section, converted; ValueError as ``check``."""
+        (item,) = [f for f in dataclasses.fields(cls) if f.name == name]
+        return check(cls.SECTION, item, typing.get_type_hints(cls)[name], value)
 
 
 # ---------------------------------------------------------------- checking one value
@@ -140,7 +153,8 @@ def _convert_tuple(args: tuple, value) -> tuple:
 def check(section: str, item: dataclasses.Field, hint, value):
     """``value`` for the field ``item`` of ``[section]``, converted; ValueError if not accepted.
 
-    A field made without ``setting`` is checked for its type only.
+    A field made without ``setting`` is checked for its type only. A number must be finite; a
+    list of names must name each once.
     """
     meta = {"choices": (), "minimum": None, "maximum": None, "above": None, **item.metadata}
     try:
@@ -152,6 +166,11 @@ def check(section: str, item: dataclasses.Field, hint, value):
     if value is not None and not all(_within(meta, v) for v in numbers):
         raise ValueError(f"{section}.{item.name} must be {accepted(hint, meta)}. "
                          f"Received: {item.name}={value!r}")
+    names = value if isinstance(value, tuple) and all(isinstance(v, str) for v in value) else ()
+    twice = [name for name, count in collections.Counter(names).items() if count > 1]
+    if twice:
+        raise ValueError(f"{section}.{item.name} names {twice[0]!r} twice; accepted: each name once. "
+                         f"Received: {item.name}={','.join(value)}")
     return value
 
 
@@ -160,16 +179,23 @@ def _within(meta, value) -> bool:
         return False
     if not _is_number(value):
         return True
+    if not math.isfinite(value):
+        return False
     return ((meta["minimum"] is None or value >= meta["minimum"]) and (meta["maximum"] is None or value <= meta["maximum"])
             and (meta["above"] is None or value > meta["above"]))
+
+
+def _number(value) -> str:
+    return str(value) if _is_int(value) else f"{value:g}"
 
 
 def bounds_text(meta) -> str:
     """' >= 1', ' in [0, 1]', ' > 0' for an error message or a table."""
     low, high, above = meta["minimum"], meta["maximum"], meta["above"]
     if low is not None and high is not None:
-        return f" in [{low:g}, {high:g}]"
-    return (f" >= {low:g}" if low is not None else "") + (f" > {above:g}" if above is not None else "")
+        return f" in [{_number(low)}, {_number(high)}]"
+    return ((f" >= {_number(low)}" if low is not None else "") + (f" > {_number(above)}" if above is not None else "")
+            + (f" and <= {_number(high)}" if high is not None else ""))
 
 
 # ---------------------------------------------------------------- the sections
@@ -184,11 +210,14 @@ class RunSettings(Settings):
                           "sets the defaults of scale_pixels, draws, brightness_unit and clip", choices=tuple(RECIPES))
     models: tuple[str, ...] = setting(TABLE4_MODELS, "registered model names (`bench list`)")
     datasets: tuple[str, ...] = setting(("fashion_mnist_sample",), "dataset names (`bench list`) or paths to .npz files")
-    repeats: int = setting(3, "runs per model and dataset; repeat r uses seed + r", minimum=1)
-    epochs: int = setting(2, "passes over the training set", minimum=1)
-    batch_size: int = setting(32, "training images per step", unit="images", minimum=1)
-    seed: int = setting(0, "seed of repeat 0 (initialisation, data order, augmentation)")
-    timeout_s: float = setting(3600.0, "a run is killed and recorded as timeout past this", unit="s", above=0)
+    repeats: int = setting(3, "runs per model and dataset; repeat r uses seed + r", minimum=1, maximum=1000)
+    epochs: int = setting(2, "passes over the training set", minimum=1, maximum=100_000)
+    batch_size: int = setting(32, "training images per step (at most the training set's)", unit="images",
+                              minimum=1, maximum=1_000_000)
+    seed: int = setting(0, "seed of repeat 0 (initialisation, data order, augmentation); seed + repeats - 1 "
+                        f"<= {SEED_MAX} (NumPy's seeds)", minimum=0, maximum=SEED_MAX)
+    timeout_s: float = setting(3600.0, "a run is killed and recorded as timeout past this", unit="s", above=0,
+                               maximum=30 * 24 * 3600)
     eval_per_class: int | None = setting(
         None, "per-epoch curves on a stratified test subset of this many images per class; "
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
@@ -201,6 +230,12 @@ class RunSettings(Settings):
     save_weights: bool = setting(False, "also keep each run's final weights, in weights/ of the results "
                                  "(not part of a run's identity)")
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.seed + self.repeats - 1 > SEED_MAX:
+            raise ValueError(f"run.seed + run.repeats - 1 must be at most {SEED_MAX} (the last repeat's seed; NumPy's "
+                             f"seeds are below 2**32). Received: seed={self.seed}, repeats={self.repeats}")
+
 
 @dataclass(frozen=True)
 class Preprocess(Settings):
@@ -208,15 +243,17 @@ class Preprocess(Settings):
 
     SECTION: typing.ClassVar[str] = "preprocess"
     size: int | None = setting(None, "height = width after a bilinear resize; absent keeps the native size",
-                               unit="pixels", minimum=1)
+                               unit="pixels", minimum=MIN_IMAGE_SIZE, maximum=MAX_IMAGE_SIZE)
     channels: int | None = setting(None, "1 or 3 (grey repeated to RGB); absent keeps the native count",
                                    choices=(1, 3))
     scale_pixels: bool = setting(True, "divide pixels by 255 (false: raw 0-255 values)")
     train_per_class: int | None = setting(None, "a stratified training subset; absent keeps all",
                                           unit="images", minimum=1)
-    subset_seed: int = setting(0, "seed of the training subset, the same for every repeat")
-    num_classes: int = setting(10, "classes of `synthetic` (the real datasets have their own)", minimum=2)
-    native_size: int = setting(28, "height = width of `synthetic`", unit="pixels", minimum=1)
+    subset_seed: int = setting(0, "seed of the training subset, the same for every repeat", minimum=0, maximum=SEED_MAX)
+    num_classes: int = setting(10, "classes of `synthetic` (the real datasets have their own)", minimum=2,
+                               maximum=MAX_CLASSES)
+    native_size: int = setting(28, "height = width of `synthetic`", unit="pixels", minimum=MIN_IMAGE_SIZE,
+                               maximum=MAX_IMAGE_SIZE)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def test_a_spec_names_every_model_option_defaults_included():
 VARIANT_PROFILE = USER_PROFILE + """
 [[variants]]
 model = "cnn"
-options = {}
+options = { pool = "average" }
 datasets = ["synthetic"]
 
 [[variants]]
@@ -178,8 +178,8 @@ def test_set_and_flags_override_the_profile_and_unset_flags_do_not(tmp_path):
     ("nope=1", "unknown setting; accepted: run.recipe, run.models, "),
     ("run.nope=1", "Received: --set run.nope"),
     ("epochs", "--set takes key=value"),
-    ("epochs=0", "epochs must be an integer >= 1"),
-    ("repeats=two", "repeats must be an integer >= 1"),
+    ("epochs=0", "epochs must be an integer in [1, 100000]"),
+    ("repeats=two", "repeats must be an integer in [1, 1000]"),
     ("optimizer.name=rmsprop", "optimizer.name must be one of sgd, adam"),
 ])
 def test_a_bad_set_is_refused_naming_what_is_accepted(tmp_path, setting, message):
@@ -188,7 +188,7 @@ def test_a_bad_set_is_refused_naming_what_is_accepted(tmp_path, setting, message
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("run.repeats", 0, "repeats must be an integer >= 1. Received: repeats=0"),
+    ("run.repeats", 0, "repeats must be an integer in [1, 1000]. Received: repeats=0"),
     ("run.models", ["mlp", "resnet"], "Unknown model; accepted: cnn, "),
     ("run.datasets", ["imagenet"], "Unknown dataset; accepted: mnist, "),
     ("run.datasets", [], "run.datasets must be a list of names (or one comma-separated string). Received: datasets=[]"),

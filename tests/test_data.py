@@ -218,11 +218,11 @@ def test_an_unknown_dataset_is_refused_naming_the_accepted_ones():
 
 
 @pytest.mark.parametrize("fields, message", [
-    (dict(size=0), "preprocess.size must be an integer >= 1, or absent. Received: size=0"),
-    (dict(size=5.5), "preprocess.size must be an integer >= 1, or absent. Received: size=5.5"),
+    (dict(size=0), "preprocess.size must be an integer in [4, 1024], or absent. Received: size=0"),
+    (dict(size=5.5), "preprocess.size must be an integer in [4, 1024], or absent. Received: size=5.5"),
     (dict(channels=2), "preprocess.channels must be one of 1, 3, or absent. Received: channels=2"),
     (dict(train_per_class=-1), "Received: train_per_class=-1"),
-    (dict(num_classes=1), "preprocess.num_classes must be an integer >= 2. Received: num_classes=1"),
+    (dict(num_classes=1), "preprocess.num_classes must be an integer in [2, 1000]. Received: num_classes=1"),
     (dict(scale_pixels="maybe"), "preprocess.scale_pixels must be true or false. Received: scale_pixels='maybe'"),
 ])
 def test_bad_preprocessing_settings_raise_naming_the_value_and_what_is_accepted(fields, message):
@@ -289,12 +289,12 @@ def test_a_replaced_source_gets_a_new_hash_and_cache_entry_with_a_warning_naming
         f"$BENCH_DATA_DIR: {path} is not the canonical mnist: its arrays hash to {first}, the canonical ones to "
         f"{datasets.CANONICAL_HASHES['mnist']}; its runs are told apart by that hash"]
     assert datasets.load("mnist", Preprocess(), first).x_train.any()
-    write_npz(tmp_path, x_train=np.zeros((20, 28, 28), np.uint8))  # zeroed images, the same size
+    write_npz(tmp_path, x_train=np.repeat(np.eye(28, dtype=np.uint8)[None], 20, axis=0))  # a diagonal, the same size
     bump_mtime(path)
     with pytest.warns(UserWarning, match="is not the canonical mnist"):
         second = datasets.plan_hash("mnist", Preprocess())
-    zeroed = datasets.load("mnist", Preprocess(), second)
-    assert second != first and not zeroed.from_cache and not zeroed.x_train.any()
+    diagonal = datasets.load("mnist", Preprocess(), second)
+    assert second != first and not diagonal.from_cache and set(np.unique(diagonal.x_train)) == {0, 1}
     entries = sorted(cache.cache_dir().glob("mnist-*"))
     assert len(entries) == 2
     for entry in entries:
@@ -324,8 +324,9 @@ BAD_SOURCES = {  # what a tester put in mnist.npz: the arrays changed, and the e
                                "x_train holds float64 pixels; accepted: uint8, 0 to 255, as keras.datasets returns "
                                "them (convert images in [0, 1] with np.round(x * 255).astype(np.uint8))"),
     "label past the classes": (dict(y_test=np.arange(10) + 1),
-                               "y_test holds labels from 1 to 10; accepted: integers in [0, 10), mnist having 10 classes"),
-    "negative label": (dict(y_train=np.arange(20) % 10 - 1), "y_train holds labels from -1 to 8; accepted: integers in"),
+                               "y_test[9] is 10, outside [0, 10) (1 such labels); accepted: integers in [0, 10), mnist "
+                               "having 10 classes"),
+    "negative label": (dict(y_train=np.arange(20) % 10 - 1), "y_train[0] is -1, outside [0, 10) (2 such labels)"),
     "float labels": (dict(y_train=np.arange(20.0) % 10), "y_train holds float64 labels; accepted: integers in [0, 10)"),
     "image shape": (dict(x_test=np.zeros((10, 32, 32, 3), np.uint8)),
                     "x_test has shape (10, 32, 32, 3); accepted: (N, 28, 28, 1) or (N, 28, 28)"),

@@ -63,7 +63,8 @@ def register(name: str, **changes):
     """Register a dataset of 3 classes of 8x8 images, with ``changes`` to its arrays."""
     def arrays():
         labels = {"y_train": np.arange(12) % 3, "y_test": np.arange(6) % 3}
-        images = {f"x{key[1:]}": np.full((len(y), 8, 8), 7, np.uint8) for key, y in labels.items()}
+        images = {f"x{key[1:]}": np.full((len(y), 8, 8), 7, np.uint8) + y[:, None, None].astype(np.uint8)
+                  for key, y in labels.items()}  # one grey level per class
         return {**images, **labels, **changes}
 
     return registry.register_dataset(arrays, name=name)
@@ -115,7 +116,7 @@ def test_a_name_is_registered_once_and_never_over_a_built_in_one(tiny):
 
 @pytest.mark.parametrize("changes, message", [
     (dict(x_train=np.full((12, 8, 8), 0.5, np.float32)), "x_train holds float32 pixels; accepted: uint8"),
-    (dict(y_test=np.array([0, 1, 2, 0, -1, 2])), "y_test holds labels from -1 to 2; accepted: integers in [0, 3)"),
+    (dict(y_test=np.array([0, 1, 2, 0, -1, 2])), "y_test[4] is -1, outside [0, 3) (1 such labels); accepted: integers in [0, 3)"),
     (dict(y_train=np.arange(12) % 3 * 0.5), "y_train holds float64 labels; accepted: integers"),
     (dict(x_test=np.zeros((6, 9, 9), np.uint8)), "x_test has shape (6, 9, 9); accepted: (N, 8, 8, 1) or (N, 8, 8)"),
 ])
@@ -143,7 +144,8 @@ def test_a_function_that_returns_no_dataset_is_refused_in_one_line(empty_registr
 
 def test_its_runs_carry_the_file_that_registers_it_outside_their_identity(tiny):
     profile = config.load_profile("smoke", {"run.models": ["mlp"], "run.datasets": ["tinydigits"],
-                                            "run.imports": ["tinydigits.py"]}, settings=["train_per_class=4"])
+                                            "run.imports": ["tinydigits.py"]},
+                                  settings=["train_per_class=4", "batch_size=4"])
     spec = profile.specs()[0]
     code = {"module": "tinydigits", "file": str(tiny.resolve()), "sha256": imports.sha256(tiny)}
     assert (spec.dataset, spec.dataset_code, spec.model_code) == ("tinydigits", code, {})

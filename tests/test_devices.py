@@ -21,7 +21,8 @@ def test_with_gpus_jobs_default_to_one_per_gpu_and_the_cores_are_shared():
     dispatch = runner.default_dispatch(None, None, gpus=("0", "1"))
     assert (dispatch.jobs, dispatch.threads, dispatch.gpus) == (2, max(1, cores // 2), ("0", "1"))
     assert runner.default_dispatch(4, None, gpus=("0", "1")).jobs == 4  # asked for: two runs per GPU
-    assert runner.default_dispatch(None, 3, gpus=("7",)) == runner.Dispatch(jobs=1, threads=3, gpus=("7",))
+    threads = min(3, cores)
+    assert runner.default_dispatch(None, threads, gpus=("7",)) == runner.Dispatch(jobs=1, threads=threads, gpus=("7",))
     assert runner.default_dispatch(None, None, gpus=()) == runner.default_dispatch(None, None)  # the CPU, as before
     remote = runner.default_dispatch(None, None, "dask", "tcp://127.0.0.1:8786", gpus=("0", "1"))
     assert remote.gpus == () and remote.jobs == cores  # a cluster elsewhere has GPUs of its own

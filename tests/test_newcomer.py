@@ -182,7 +182,7 @@ def test_a_dataset_named_by_its_npz_path_loads_and_the_spec_names_its_absolute_p
         datasets.load("my.npz", Preprocess(channels=3))
     write_npz(tmp_path / "my.npz")
     profile = config.load_profile("smoke", {"run.datasets": ["./my.npz"], "run.models": ["mlp"]},
-                                  settings=["train_per_class=4"])  # my.npz has 4 training images per class
+                                  settings=["train_per_class=4", "batch_size=4"])  # my.npz: 4 training images per class
     assert {spec.dataset for spec in profile.specs()} == {str((tmp_path / "my.npz").resolve())}
     with pytest.raises(ValueError, match=r"or the path of an \.npz file .* Received: dataset='nothing\.npz'"):
         config.load_profile("smoke", {"run.datasets": ["nothing.npz"]})

@@ -41,8 +41,8 @@ def test_a_spec_survives_a_json_round_trip():
     (Augment, dict(brightness="abc"), "augment.brightness must be a number >= 0. Received: brightness='abc'"),
     (Augment, dict(contrast=0.5), "augment.contrast must be [lo, hi], two numbers with lo <= hi, each >= 0, or absent"),
     (Preprocess, dict(scale_pixels="maybe"), "preprocess.scale_pixels must be true or false"),
-    (Preprocess, dict(subset_seed="abc"), "preprocess.subset_seed must be an integer. Received: subset_seed='abc'"),
-    (RunSettings, dict(timeout_s=True), "run.timeout_s must be a number > 0. Received: timeout_s=True"),
+    (Preprocess, dict(subset_seed="abc"), "preprocess.subset_seed must be an integer in [0, 4294967295]. Received: subset_seed='abc'"),
+    (RunSettings, dict(timeout_s=True), "run.timeout_s must be a number > 0 and <= 2592000. Received: timeout_s=True"),
     (RunSettings, dict(models=[]), "run.models must be a list of names"),
 ])
 def test_every_setting_is_checked_with_its_type_and_range_when_made(part, fields, message):
@@ -117,11 +117,11 @@ BAD_SETTINGS = {  # --set KEY=VALUE on the smoke profile (synthetic, 10 test ima
     "contrast=0.5": "augment.contrast must be [lo, hi], two numbers with lo <= hi, each >= 0, or absent. "
                     "Received: contrast=0.5",
     "scale_pixels=maybe": "preprocess.scale_pixels must be true or false. Received: scale_pixels='maybe'",
-    "timeout_s=true": "run.timeout_s must be a number > 0. Received: timeout_s=True",
+    "timeout_s=true": "run.timeout_s must be a number > 0 and <= 2592000. Received: timeout_s=True",
     "eval_per_class=1000": "eval_per_class is larger than the smallest class of synthetic's test set (10 images); "
                            "accepted: 1..10. Received: eval_per_class=1000",
     "models=[]": "run.models must be a list of names (or one comma-separated string). Received: models=[]",
-    "subset_seed=abc": "preprocess.subset_seed must be an integer. Received: subset_seed='abc'",
+    "subset_seed=abc": "preprocess.subset_seed must be an integer in [0, 4294967295]. Received: subset_seed='abc'",
 }
 BAD_SECTIONS = {  # a profile file
     "run = 3\n": "[run] must be a table of key = value lines",

@@ -13,8 +13,11 @@ A dataset is known by its content: ``content_hash`` of its four arrays once chec
 (``check_arrays``: uint8 images of the dataset's shape, one integer label in [0, classes) per
 image), so the same images hash alike from an .npz, IDX files or Keras. The plan writes that
 hash into every RunSpec (``plan_hash``, which also checks that the subsets asked for fit the
-classes); it is remembered per source file (path, size, mtime) in the cache folder, so a plan
-does not read big files again. ``CANONICAL_HASHES`` holds the hashes of the canonical copies:
+classes); it is remembered per version of the source's files in the cache folder, so a plan
+does not read big files again. A version is told by what no copy can keep: the file's inode and
+ctime, which the kernel sets at every change of content or times (``cp -p``, ``rsync -a`` and
+``tar x`` may well give a replacement the size and mtime of the file it replaces, never its
+ctime). ``CANONICAL_HASHES`` holds the hashes of the canonical copies:
 other bytes under a canonical name are used, with a warning, and their runs get their own ids.
 
 ``load`` preprocesses a dataset once per setting (``bench.data.preprocessing``: stratified
@@ -36,11 +39,12 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import psutil
 
 from bench.data import cache, preprocessing, registry
 from bench.data.registry import NAMES, REAL_DATASETS, SAMPLE, SYNTHETIC, RealDataset
 from bench.files import write_json_atomic
-from bench.spec import Preprocess
+from bench.spec import MAX_CLASSES, MIN_IMAGE_SIZE, Preprocess
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -49,6 +53,7 @@ SAMPLE_FILE = ASSETS / "fashion_mnist_sample.npz"
 ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CACHE_FORMAT = 2  # bump when the preprocessing code changes the bytes it writes (2: keyed by the data hash)
 ACCEPTED_FILE = "uint8 x_train, y_train, x_test, y_test as keras.datasets returns them"
+FLOAT_BYTES = 8  # a pixel as float64, the largest form a dataset's images take here (check_fits)
 
 
 SAMPLE_PER_CLASS = (600, 100)  # (train, test) images per class in the embedded sample
@@ -147,6 +152,29 @@ def train_size(name: str, preprocess: Preprocess) -> int:
     return sum(inspect(name, preprocess).train_counts)
 
 
+def check_batch(name: str, preprocess: Preprocess, batch_size: int) -> None:
+    """Raise ValueError (one line) when a batch is larger than ``name``'s training set."""
+    images = train_size(name, preprocess)
+    if batch_size > images:
+        raise ValueError(f"run.batch_size must be at most the {images} training images of {name}. "
+                         f"Received: batch_size={batch_size}")
+
+
+def check_fits(name: str, preprocess: Preprocess) -> None:
+    """Raise ValueError (one line) when ``name``'s images, as ``preprocess`` makes them, would
+    not fit in half this machine's memory as float64 (synthetic's generator draws them so;
+    training holds them as float32 beside the uint8 copy)."""
+    (height, width, channels), _ = shape_of(name, preprocess)
+    test = sum(inspect(name, preprocess).test_counts)
+    needed = (train_size(name, preprocess) + test) * height * width * channels * FLOAT_BYTES
+    memory = psutil.virtual_memory().total
+    if needed > memory / 2:
+        raise ValueError(f"{name} at {height}x{width}x{channels} would take {needed / 2**30:.1f} GiB as floats, more "
+                         f"than half this machine's {memory / 2**30:.1f} GiB; accepted: a smaller preprocess.size "
+                         f"(or native_size) or preprocess.train_per_class. Received: size={preprocess.size}, "
+                         f"native_size={preprocess.native_size}, train_per_class={preprocess.train_per_class}")
+
+
 def _real_name(name: str) -> str:
     """The real dataset ``name`` is, or is drawn from (the sample's is Fashion-MNIST)."""
     return "fashion_mnist" if name == SAMPLE else name
@@ -154,13 +182,14 @@ def _real_name(name: str) -> str:
 
 def expected(name: str, arrays: dict[str, np.ndarray]) -> RealDataset:
     """What ``arrays`` must be to be dataset ``name``: a real dataset's shape and classes; for an
-    .npz file or a registered dataset, its own training images' shape and its largest label + 1."""
+    .npz file or a registered dataset, its own training images' shape and its largest training
+    label + 1 (at most MAX_CLASSES: a larger label is refused by ``check_arrays``, not counted)."""
     if not _own(name):
         return REAL_DATASETS[_real_name(name)]
-    images = np.asarray(arrays["x_train"])
-    labels = np.concatenate([np.asarray(arrays[key]).reshape(-1) for key in ("y_train", "y_test")])
+    images, labels = np.asarray(arrays["x_train"]), np.asarray(arrays["y_train"]).reshape(-1)
     integers = labels.size and np.issubdtype(labels.dtype, np.integer)
-    return RealDataset(Path(name).name, tuple(preprocessing.as_nhwc(images).shape[1:]), int(labels.max()) + 1 if integers else 0)
+    classes = int(min(labels.max(), MAX_CLASSES - 1)) + 1 if integers else 0
+    return RealDataset(Path(name).name, tuple(preprocessing.as_nhwc(images).shape[1:]), classes)
 
 
 # ---------------------------------------------------------------- sources
@@ -323,9 +352,11 @@ def check_arrays(arrays: dict[str, np.ndarray], name: str, label: str) -> dict[s
     (N, 1), of any integer type. Float images (say in [0, 1]) are refused, not guessed at.
 
     Raises:
-        BadData: ``label``, and the first thing wrong: an image type, shape or count, a label
-            type or shape, a length that differs between images and labels, a label outside
-            [0, classes).
+        BadData: ``label``, and the first thing wrong: an image type, shape or count, an image
+            smaller than MIN_IMAGE_SIZE or of other than 1 or 3 channels, one value in every
+            pixel (a constant set), a label type or shape, a length that differs between images
+            and labels, a label outside [0, classes) (the first one's index named), one class.
+            (A NaN cannot be there: images are uint8, labels integers.)
     """
     real = expected(name, arrays)
     checked = {}
@@ -349,6 +380,11 @@ def _images_problem(images: np.ndarray, key: str, real: RealDataset) -> str | No
         return f"{key} has shape {images.shape}; accepted: {shapes}"
     if not len(images):
         return f"{key} holds no images; accepted: at least one"
+    if min(height, width) < MIN_IMAGE_SIZE or channels not in (1, 3):
+        return (f"{key} holds {height}x{width} images of {channels} channels; accepted: at least "
+                f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE} pixels, 1 (grey) or 3 (RGB) channels")
+    if images.min() == images.max():
+        return f"{key} holds one value, {images.flat[0]}, in every pixel of every image; accepted: images that differ"
     return None
 
 
@@ -360,9 +396,14 @@ def _labels_problem(labels: np.ndarray, key: str, images: int, real: RealDataset
         return f"{key} has shape {labels.shape}; accepted: (N,) or (N, 1)"
     if len(labels) != images:
         return f"{key} holds {len(labels)} labels for {images} images; accepted: one label per image"
-    if labels.min() < 0 or labels.max() >= classes:
-        return (f"{key} holds labels from {labels.min()} to {labels.max()}; accepted: integers in [0, {classes}), "
-                f"{real.keras_name} having {classes} classes")
+    outside = np.flatnonzero((labels < 0) | (labels >= classes))
+    if outside.size:
+        first = int(outside[0])
+        return (f"{key}[{first}] is {labels.reshape(-1)[first]}, outside [0, {classes}) ({outside.size} such labels); "
+                f"accepted: integers in [0, {classes}), {real.keras_name} having {classes} classes"
+                + (f" (at most {MAX_CLASSES})" if classes == MAX_CLASSES else ""))
+    if classes < 2:
+        return f"{key} holds one class; accepted: labels of at least two classes"
     return None
 
 
@@ -390,7 +431,7 @@ class SourceInfo:
 
 def inspect(name: str, preprocess: Preprocess) -> SourceInfo:
     """The identity and class counts of ``name``'s source: read and checked once per version of
-    its files (path, size, mtime), remembered in the cache folder; a registered dataset's once
+    its files (``_memo_path``), remembered in the cache folder; a registered dataset's once
     per process; the Keras loader's every time.
 
     Warns when a canonical dataset's arrays are not the canonical ones (``CANONICAL_HASHES``).
@@ -439,12 +480,19 @@ def _registered_info(name: str, function: Callable) -> SourceInfo:
 
 
 def _memo_path(source: Source) -> Path | None:
-    """Where what was read of ``source`` is remembered: named by its label and its files' paths,
-    sizes and mtimes."""
+    """Where what was read of ``source`` is remembered: named by its label and, for each of its
+    files, what tells a version of it from any other (``_version``)."""
     if not source.files:
         return None
-    stats = [source.label, *((str(path.resolve()), path.stat().st_size, path.stat().st_mtime_ns) for path in source.files)]
+    stats = [source.label, *map(_version, source.files)]
     return cache.cache_dir() / "sources" / f"{hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]}.json"
+
+
+def _version(path: Path) -> tuple:
+    """A file's path, device, inode, size, mtime and ctime: any change of content, and any copy
+    over it (which sets its times, so its ctime), gives another."""
+    found = path.stat()
+    return str(path.resolve()), found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
 def _read_memo(path: Path | None) -> SourceInfo | None:

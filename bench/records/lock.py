@@ -14,7 +14,9 @@ behind never blocks; a holder that ends normally removes it. Readers (``bench re
 ``bench plan``) take no lock: a record is written whole or not at all (``bench.records.store``).
 
 Taking the lock is the runner's first write into the folder, so a folder that cannot be
-written (a file, a path under a file, no permission) is refused here, before anything runs.
+written (a file, a path under a file, no permission, a full disk) is refused here, before
+anything runs. The lock file is opened without following a symbolic link (``open_regular``): a
+link, FIFO, folder or socket planted at its name is refused in one line, never written through.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.files import now_iso
+from bench.files import now_iso, open_regular, read_regular
 
 LOCK_NAME = ".run.lock"
 HOLDER_WAIT_SECONDS = 1.0  # for a holder that has the lock but has not written its name yet
@@ -49,7 +51,8 @@ def hold(results: Path):
     """Hold ``results`` for this process while the block runs; nested holds of one folder are one.
 
     Raises:
-        ValueError: ``results`` is a file, lies under one, or cannot be written.
+        ValueError: ``results`` is a file, lies under one, or cannot be written; or its lock's
+            name holds a link, FIFO, folder or socket (``bench.files.NotARegularFile``).
         Busy: another process holds it (the message names that process).
     """
     new = not results.exists()
@@ -92,7 +95,7 @@ def _acquire(results: Path) -> int:
     path = results / LOCK_NAME
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT)
         except FileNotFoundError:  # the runner that made it, empty, removed it as it let go (hold)
             _create(results)
             continue
@@ -105,15 +108,19 @@ def _acquire(results: Path) -> int:
             raise Busy(f"results folder {results} is in use by another bench run: {_holder(path)}; wait for it "
                        f"to end or stop it, then run this again. Received: --results {results}") from None
         if _same_file(fd, path):  # not a file its last holder removed between our open and our lock
-            os.ftruncate(fd, 0)
-            os.write(fd, (json.dumps(_me()) + "\n").encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, (json.dumps(_me()) + "\n").encode())
+            except OSError as error:
+                os.close(fd)
+                raise _unusable(results, f"is not writable ({error.strerror})") from None
             return fd
         os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:
     try:
-        return os.path.samestat(os.fstat(fd), path.stat())
+        return os.path.samestat(os.fstat(fd), os.lstat(path))
     except FileNotFoundError:
         return False
 
@@ -128,7 +135,7 @@ def _holder(path: Path) -> str:
     deadline = time.monotonic() + HOLDER_WAIT_SECONDS
     while True:
         try:
-            holder = json.loads(path.read_text())
+            holder = json.loads(read_regular(path))
             command = " ".join(holder["command"].split())  # on one line, whatever its arguments hold
             return f"pid {holder['pid']} on host {holder['host']} since {holder['since']}: {command}"
         except (OSError, ValueError, TypeError, KeyError):

@@ -9,9 +9,13 @@ In a results folder, beside ``runs/<run_id>.json`` (``bench.records.store``):
 
 ``<name>`` is ``<model>[-<option>=<value>...]-<dataset>-seed<k>``, the options being those in
 which the model's runs differ, among the runs to run and those recorded in the folder
-(``fishnet55-head=conv-cifar10-seed0``). A name whose log belongs to another run (the same
-seed run again with other settings, or after a version bump) gets that run's id appended.
-The record names its files, relative to the results folder (``RunRecord.files``).
+(``fishnet55-head=conv-cifar10-seed0``); a dataset given by the path of an .npz file is named
+by the file's stem (``/home/me/data/my.npz``: ``my``). A name whose log belongs to another run
+(the same seed run again with other settings, or after a version bump) gets that run's id
+appended. Every name is one safe file name (``bench.files.safe_name``): whatever a model, an
+option or a dataset is called, its files stay in their folder. Before any run, ``plan``
+refuses in one line a folder of these that is not a folder, and a link, FIFO or folder where
+a run's file goes. The record names its files, relative to the results folder (``RunRecord.files``).
 
 The log is written where the run runs, straight into the results folder when that folder is
 there (the runner's machine, or a filesystem every machine shares); a Dask worker elsewhere
@@ -35,7 +39,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.files import write_text_atomic
+from bench.data import datasets
+from bench.files import check_folder, check_regular, read_regular, safe_name, write_text_atomic
 from bench.records import store
 from bench.spec import RunSpec
 
@@ -45,6 +50,7 @@ KINDS = {"log": ("logs", ".log"), "history": ("history", ".csv"), "tensorboard":
          "weights": ("weights", ".weights.h5")}
 # The worker's environment: where TensorBoard logs and the weights go (unset: not wanted).
 TENSORBOARD_ENV, WEIGHTS_ENV = "BENCH_TENSORBOARD_DIR", "BENCH_WEIGHTS_FILE"
+FIRST_LINE_BYTES = 4096  # a start event's line is shorter
 
 
 # ---------------------------------------------------------------- events
@@ -70,9 +76,8 @@ def read_events(text: str) -> list[dict]:
 def run_id_of(log: Path) -> str | None:
     """The run id of a log's start event (its first line), None if it has none."""
     try:
-        with open(log, errors="replace") as file:
-            first = read_events(file.readline())
-    except OSError:
+        first = read_events(read_regular(log, FIRST_LINE_BYTES).decode(errors="replace").partition("\n")[0] + "\n")
+    except (OSError, ValueError):  # absent, unreadable, or not a regular file
         return None
     return first[0].get("run_id") if first and first[0].get("event") == "start" else None
 
@@ -89,11 +94,13 @@ class RunFiles:
         name: the files' name (see the module docstring).
         label: the model and its distinguishing options as the progress shows them
             ('fishnet55 head=conv').
+        dataset: the dataset as the progress shows it (an .npz file by its stem).
     """
 
     results: Path
     name: str
     label: str
+    dataset: str
 
     def path(self, kind: str) -> Path:
         folder, suffix = KINDS[kind]
@@ -120,6 +127,17 @@ def _text(value) -> str:
     return re.sub(r"[\s/\\]+", "_", text)
 
 
+def dataset_label(dataset: str) -> str:
+    """A dataset as file names and the progress show it: a name as it is, an .npz file by its stem."""
+    return Path(dataset).stem if datasets.is_file(dataset) else dataset
+
+
+def check_folders(results: Path) -> None:
+    """Raise NotARegularFile (one line) if a folder the runs write into is a file or a link."""
+    for folder in (store.runs_dir(results), *(results / folder for folder, _ in KINDS.values())):
+        check_folder(folder)
+
+
 def distinguishing_options(specs: list[RunSpec]) -> dict[str, list[str]]:
     """model -> the option keys whose values differ between its specs (a key one lacks differs)."""
     options: dict[str, list[dict]] = {}
@@ -136,17 +154,20 @@ def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
     run id appended. Makes the logs folder, so that runs on this machine write into it. The
     paths are absolute: a joblib worker's current folder may be another."""
     results = Path(results).resolve()
+    check_folders(results)
     (results / KINDS["log"][0]).mkdir(parents=True, exist_ok=True)
     recorded = [record.spec for record in store.load_records(results)[0]]
     keys = distinguishing_options([*specs, *recorded])
     planned = {}
     for spec in specs:
         options = [f"{key}={_text(spec.model_options.get(key))}" for key in keys[spec.model]]
-        label = " ".join([spec.model, *options])
-        name = "-".join([spec.model, *options, spec.dataset, f"seed{spec.seed}"])
-        files = RunFiles(results, name, label)
+        label, dataset = " ".join([spec.model, *options]), dataset_label(spec.dataset)
+        name = "-".join([spec.model, *options, dataset, f"seed{spec.seed}"])
+        files = RunFiles(results, safe_name(name), label, dataset)
         if run_id_of(files.path("log")) not in (None, spec.run_id):
-            files = RunFiles(results, f"{name}-{spec.run_id}", label)
+            files = RunFiles(results, safe_name(f"{name}-{spec.run_id}"), label, dataset)
+        for kind in KINDS:
+            (check_folder if kind == "tensorboard" else check_regular)(files.path(kind))
         planned[spec.run_id] = files
     return planned
 
@@ -158,7 +179,11 @@ def place_files(files: RunFiles, record: store.RunRecord, log_text: str) -> stor
     """Put a finished run's log (unless it is already there, written as it ran) and its
     history CSV into the results folder; return the record naming its files there."""
     log = files.path("log")
-    if not (log.is_file() and log.read_text(errors="replace") == log_text):
+    try:
+        written = read_regular(log).decode(errors="replace")
+    except (OSError, ValueError):  # absent, or not a regular file (replaced whole below)
+        written = None
+    if written != log_text:
         write_text_atomic(log, log_text)
     kinds = ["log"]
     if record.history:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from bench.files import write_json_atomic
+from bench.files import NotARegularFile, read_regular, write_json_atomic
 from bench.records import upgrades
 from bench.records.phases import Phases
 from bench.records.upgrades import SCHEMA_VERSION
@@ -136,6 +134,12 @@ _NUMBER_FIELDS = ("test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_
                   "build_seconds", "params_total", "params_trainable", "flops_per_image")
 
 
+# The environment's keys the tables and the schedule read (bench.environment.describe writes them).
+_ENVIRONMENT_TYPES = {"cpu_model": str, "host": str, "cpu_count": int, "threads_per_job": int, "jobs_at_once": int,
+                      "load_at_end": (int, float), "cpu_flags": list}
+_ENVIRONMENT_WORDS = {str: "text", int: "an integer", (int, float): "a number", list: "a list of names"}
+
+
 def _check_types(mapping: dict) -> None:
     """Refuse a record whose fields would break the tables built from it."""
     for key in _NUMBER_FIELDS:
@@ -145,6 +149,16 @@ def _check_types(mapping: dict) -> None:
     for key in ("environment", "files"):
         if not isinstance(mapping.get(key, {}), dict):
             raise ValueError(f"{key} is not an object")
+    for key in ("started_at", "finished_at"):
+        if not isinstance(mapping.get(key) or "", str):
+            raise ValueError(f"{key} is {mapping[key]!r}, not an ISO 8601 time or null")
+    environment = mapping.get("environment", {})
+    for key, kinds in _ENVIRONMENT_TYPES.items():
+        value = environment.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise ValueError(f"environment.{key} is {value!r}, not {_ENVIRONMENT_WORDS[kinds]} or null")
+    if not all(isinstance(flag, str) for flag in environment.get("cpu_flags") or ()):
+        raise ValueError(f"environment.cpu_flags is {environment['cpu_flags']!r}, not a list of names")
     if not isinstance(mapping["run_id"], str) or not isinstance(mapping.get("error") or "", str):
         raise ValueError(f"run_id {mapping['run_id']!r} or error {mapping.get('error')!r} is not text")
     history = mapping.get("history", [])
@@ -175,23 +189,13 @@ def read_record(path: Path) -> RunRecord:
     Only a regular file is read: a FIFO or a device named ``*.json`` is refused, never waited on.
     """
     try:
-        return RunRecord.from_dict(json.loads(_read_regular(path)))
+        return RunRecord.from_dict(json.loads(read_regular(path)))
+    except NotARegularFile as error:
+        raise ValueError(f"{path}: {error.kind}, not a record file; skipped") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested deeper than Python's JSON reader goes; not a record, skipped") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
-
-
-def _read_regular(path: Path) -> str:
-    """The text of ``path`` if it is a regular file; opened without blocking, so a FIFO does not hang."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-            raise ValueError(f"{kind}, not a record file; skipped")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read().decode()
-    finally:
-        os.close(fd)
 
 
 def load_records(results: str | Path) -> tuple[list[RunRecord], list[str]]:

@@ -7,8 +7,8 @@ throughout), so the same records give the same files byte for byte.
 """
 from __future__ import annotations
 
+import io
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,8 @@ from bench.analysis.claims import (
     load_published,
 )
 from bench.data import datasets
-from bench.records import phases, store
+from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
+from bench.records import phases, runfiles, store
 from bench.report import figures, timeshare
 
 FIGURE_DIR = "figures"
@@ -420,16 +421,17 @@ def report_figures(frame: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFra
     if datasets:
         made["accuracy_ci.png"] = figures.accuracy_ci_figure(measured[measured["metric"] == "accuracy"], colors)
     for dataset in datasets:
-        made[f"curves_{file_part(dataset)}.png"] = figures.curves_figure(history, dataset, colors)
-        made[f"cost_{file_part(dataset)}.png"] = figures.cost_figure(cells, dataset, colors)
+        made[figure_name("curves", dataset)] = figures.curves_figure(history, dataset, colors)
+        made[figure_name("cost", dataset)] = figures.cost_figure(cells, dataset, colors)
     for index, (model, dataset, rows) in enumerate(aggregate.head_groups(frame), 1):
-        made[f"heads_{index}_{model}_{file_part(dataset)}.png"] = figures.heads_figure(history, dataset, rows, colors)
+        made[figure_name(f"heads_{index}_{model}", dataset)] = figures.heads_figure(history, dataset, rows, colors)
     return made
 
 
-def file_part(dataset: str) -> str:
-    """A dataset's name as part of a file name: a dataset named by its path ('/data/my.npz') as 'data_my.npz'."""
-    return re.sub(r"[^\w.-]+", "_", dataset).strip("_")
+def figure_name(kind: str, dataset: str) -> str:
+    """'curves_cifar10.png': a figure's file name, a dataset given by its path ('/data/my.npz') by its stem
+    (as its runs' files are named), made one safe file name whatever a record's model or dataset holds."""
+    return safe_name(f"{kind}_{runfiles.dataset_label(dataset)}") + ".png"
 
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
@@ -539,12 +541,19 @@ def write_reports(root: Path) -> str:
     return "\n".join(texts)
 
 
+def _figure_bytes(figure: Figure, form: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=form, **options)
+    return buffer.getvalue()
+
+
 def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAIMS_FILE) -> str:
     """Read the records of ``results`` and the claims file, write the report into ``out``,
     return the terminal text.
 
     Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
-    figures/*.png and *.pdf; nothing when it raises.
+    figures/*.png and *.pdf; nothing when it raises. Each file is written whole and never through
+    a link (``bench.files``), its name safe whatever the records hold (``figure_name``).
 
     Raises:
         ValueError: ``results/runs`` is missing or holds no readable record, or the claims file
@@ -562,12 +571,13 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
 
     claims_file = load_claims(claims, models=models.names(), datasets=datasets.NAMES)
     made = make_report(records, skipped, load_published(), claims_file)
-    (out / FIGURE_DIR).mkdir(parents=True, exist_ok=True)
+    check_folder(out / FIGURE_DIR)
     for name, figure in made.figures.items():
-        figure.savefig(out / FIGURE_DIR / name, dpi=PNG_DPI)
-        figure.savefig((out / FIGURE_DIR / name).with_suffix(".pdf"), metadata={"CreationDate": None})
-    (out / "report.md").write_text(made.markdown)
+        write_bytes_atomic(out / FIGURE_DIR / name, _figure_bytes(figure, "png", dpi=PNG_DPI))
+        write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),
+                           _figure_bytes(figure, "pdf", metadata={"CreationDate": None}))
+    write_text_atomic(out / "report.md", made.markdown)
     for name, table in made.tables.items():
-        table.to_csv(out / name, index=False)
+        write_text_atomic(out / name, table.to_csv(index=False))
     return (made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures "
             f"(PNG and PDF) to {out}")

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
+from bench.files import read_regular
 from bench.records import runfiles
 from bench.records.store import RunRecord
 from bench.run import schedule
@@ -62,7 +63,7 @@ def percent(fraction) -> str:
 def epoch_line(run: InFlight, event: dict) -> str:
     """'[epoch 2/3] fishnet55 fashion_mnist_sample seed 1: loss 0.6123, acc 78.10 %, test acc 75.30 % (0:01:12)':
     an epoch's end, with the run's time until then."""
-    return (f"[epoch {event['epoch']}/{event['epochs']}] {run.files.label} {run.spec.dataset} seed {run.spec.seed}: "
+    return (f"[epoch {event['epoch']}/{event['epochs']}] {run.files.label} {run.files.dataset} seed {run.spec.seed}: "
             f"loss {event['loss']:.4f}, acc {percent(event['accuracy'])}, test acc {percent(event['val_accuracy'])} "
             f"({hours_minutes_seconds(event['time'] - run.started)})")
 
@@ -120,8 +121,8 @@ class Campaign:
         try:
             if log.stat().st_mtime < self.started - 1:
                 return []  # a log of an earlier invocation
-            events = runfiles.read_events(log.read_text(errors="replace"))
-        except OSError:
+            events = runfiles.read_events(read_regular(log).decode(errors="replace"))
+        except (OSError, ValueError):  # absent, or not a regular file
             return []
         if not events or events[0].get("run_id") != spec.run_id:
             return []
@@ -214,8 +215,8 @@ class Campaign:
         else:
             speed = "-" if record.sec_per_epoch is None else f"{record.sec_per_epoch:.2f} s/epoch"
             outcome = f"{record.status:<8} acc {percent(record.test_accuracy)}  {speed}"
-        label = self.files[spec.run_id].label
-        return f"[{done}/{len(self.pending)}] {label:<10} {spec.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
+        files = self.files[spec.run_id]
+        return f"[{done}/{len(self.pending)}] {files.label:<10} {files.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
 
     def table(self, now: float):
         """The rich renderable: the campaign's line over a table of the runs in flight."""
@@ -231,7 +232,7 @@ class Campaign:
         for run in flying:
             last = run.last or {}
             epoch = f"{run.epoch}/{run.epochs}" if run.epoch else "starting"
-            table.add_row(run.files.label, run.spec.dataset, str(run.spec.seed), epoch,
+            table.add_row(run.files.label, run.files.dataset, str(run.spec.seed), epoch,
                           f"{last['loss']:.4f}" if last else "-", percent(last.get("accuracy")),
                           percent(last.get("val_accuracy")), hours_minutes_seconds(now - run.started))
         return Group(self.summary(now), table)

@@ -39,7 +39,7 @@ from pathlib import Path
 from bench import imports
 from bench.data import datasets
 from bench.environment import JOBS_ENV
-from bench.files import now_iso, write_json_atomic
+from bench.files import now_iso, open_for_writing, write_json_atomic
 from bench.lifetime import (
     EXIT_ORPHANED,
     PARENT_ENV,
@@ -98,9 +98,13 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
 
     Two single-threaded runs side by side beat one two-threaded run on small models, whose
     per-op work is too little to split across threads. A Dask cluster elsewhere
-    (``scheduler``) has GPUs of its own, not these: its runs are not pinned here.
+    (``scheduler``) has GPUs and cores of its own, not these: its runs are not pinned here,
+    and only without one are threads refused beyond this machine's cores.
     """
     cores, gpus = os.cpu_count() or 1, () if scheduler else tuple(gpus)
+    if threads is not None and not scheduler and threads > cores:  # a cluster's workers have cores of their own
+        raise ValueError(f"--threads-per-job must be at most this machine's {cores} cores. Received: --threads-per-job "
+                         f"{threads}")
     valid = lambda n: isinstance(n, int) and n >= 1  # noqa: E731 - an invalid one is refused below
     if gpus:
         jobs = len(gpus) if jobs is None else jobs
@@ -172,7 +176,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
         write_json_atomic(spec_path, spec.to_dict())
         command = [sys.executable, "-P", "-m", WORKER_MODULE, str(spec_path), str(out_path)]
         started = now_iso()
-        with open(log_path, "w") as log:
+        with open_for_writing(log_path) as log:
             log.write(runfiles.event_line("start", run_id=spec.run_id))
             log.flush()
             spawned_at, began = time.time(), time.monotonic()

@@ -7,7 +7,8 @@ file the benchmark leaves is under it, so removing it is the whole cleanup: done
 runner ends, however it ends, once the workers that could still write into it are gone (a
 loky worker killed with SIGKILL never closes what it opened). A runner killed with -9
 cannot clean up; the next runner on this machine removes the folders of runners that no
-longer exist.
+longer exist: only those that hold MARKER, the file each runner writes into its folder as it
+makes it, so a folder of the user's that happens to start with PREFIX is never touched.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ RUN_PREFIX = "fishbench-run-"  # a run's folder where the runner's is not at han
 # an orphaned worker leaves there (bench.lifetime.exit_with_parent).
 SPEC, RECORD, LOG, WORKER_TMP, PARENT_DIED = "spec.json", "record.json", "run.log", "tmp", "parent-died"
 END_SECONDS = 10  # to wait for a killed worker to be gone
+MARKER = ".made-by-fishbench"  # in a runner's folder: the sweep removes no folder without it
 
 
 @contextmanager
@@ -36,6 +38,7 @@ def runner_folder():
     token = lifetime.process_token(os.getpid())
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{token.replace(':', '_')}-"))
     try:
+        (folder / MARKER).write_text(f"{token}\n")
         yield folder
     finally:
         end_workers(folder)
@@ -43,10 +46,12 @@ def runner_folder():
 
 
 def sweep() -> None:
-    """Remove the temporary folders of runners that no longer run (killed with -9)."""
+    """Remove the temporary folders of runners that no longer run (killed with -9): folders,
+    not links to one, that hold this program's MARKER."""
     for folder in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
         token = folder.name[len(PREFIX):].rpartition("-")[0].replace("_", ":")
-        if not lifetime.alive(token):
+        ours = not folder.is_symlink() and (folder / MARKER).is_file() and not (folder / MARKER).is_symlink()
+        if ours and not lifetime.alive(token):
             end_workers(folder)
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -1,0 +1,222 @@
+"""Adversarial inputs, one test per class of failure (docs/reliability.md lists which holds what):
+nothing is written outside the results folder, a crafted record or file is refused in one line,
+data identity cannot go stale, settings and data a run cannot meet are refused before it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_spec import tiny_spec
+
+from bench import config
+from bench.data import cache, datasets
+from bench.files import NotARegularFile, safe_name
+from bench.records import lock, runfiles, store
+from bench.report import report
+from bench.run import scratch
+from bench.spec import Preprocess
+
+SENTINEL_BYTES = b"the user's own file\n"
+
+
+@pytest.fixture
+def sentinel(tmp_path) -> Path:
+    """A file outside the results folder whose bytes must not change."""
+    path = tmp_path / "outside" / "sentinel.txt"
+    path.parent.mkdir()
+    path.write_bytes(SENTINEL_BYTES)
+    yield path
+    assert path.read_bytes() == SENTINEL_BYTES, "a byte outside the results folder changed"
+
+
+def _plant(kind: str, at: Path, sentinel: Path) -> None:
+    at.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "link":
+        at.symlink_to(sentinel)
+    elif kind == "dangling link":
+        at.symlink_to(sentinel.parent / "created-through-a-link")
+    elif kind == "fifo":
+        os.mkfifo(at)
+    else:
+        at.mkdir()
+
+
+PLANTED = ["link", "dangling link", "fifo", "folder"]
+
+
+@pytest.mark.parametrize("kind", PLANTED)
+def test_a_lock_name_that_is_not_a_file_is_refused_in_one_line_and_never_written_through(tmp_path, sentinel, kind):
+    results = tmp_path / "results"
+    _plant(kind, results / lock.LOCK_NAME, sentinel)
+    with pytest.raises(NotARegularFile, match=f"{lock.LOCK_NAME} is a .*, not a regular file") as refused, \
+            lock.hold(results):
+        pass
+    assert "\n" not in str(refused.value)
+    assert not (sentinel.parent / "created-through-a-link").exists()
+
+
+@pytest.mark.parametrize("kind", PLANTED)
+def test_a_log_name_that_is_not_a_file_is_refused_before_any_run(tmp_path, sentinel, kind):
+    results, spec = tmp_path / "results", tiny_spec()
+    name = runfiles.plan([spec], results)[spec.run_id].path("log")
+    _plant(kind, name, sentinel)
+    with pytest.raises(NotARegularFile, match="not a regular file"):
+        runfiles.plan([spec], results)
+    assert not (sentinel.parent / "created-through-a-link").exists()
+
+
+@pytest.mark.parametrize("folder", ["runs", "logs", "history"])
+def test_a_folder_of_the_runs_that_is_a_file_or_a_link_is_refused_before_any_run(tmp_path, sentinel, folder):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / folder).symlink_to(sentinel.parent, target_is_directory=True)
+    with pytest.raises(NotARegularFile, match=f"{folder} is a symbolic link, not a folder"):
+        runfiles.plan([tiny_spec()], results)
+
+
+HOSTILE = ["x/" + "../" * 12 + "tmp/owned", "../../etc/passwd", "..", ".hidden", "a\x00b\nc\x1b[31m", "é" * 300,
+           "/home/me/data/my.npz", "C:\\Users\\me"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_every_name_built_from_a_record_or_a_setting_stays_in_its_folder(tmp_path, text):
+    folder = tmp_path / "figures"
+    for name in (safe_name(text), report.figure_name(f"heads_1_{text}", text)):
+        assert (folder / name).resolve().parent == folder.resolve() and not name.startswith(".")
+        assert len(name.encode()) <= 255 and not any(ord(c) < 32 for c in name) and ".." not in name
+    spec = tiny_spec(model=text, dataset=text)
+    files = runfiles.plan([spec], tmp_path / "results")[spec.run_id]
+    assert all(files.path(kind).parent.parent == (tmp_path / "results").resolve() for kind in runfiles.KINDS)
+
+
+def test_a_dataset_given_by_its_npz_path_names_its_files_and_progress_by_its_stem(tmp_path):
+    spec = tiny_spec(dataset="/home/me/data/my.npz")
+    files = runfiles.plan([spec], tmp_path / "results")[spec.run_id]
+    assert files.path("log").name == f"{spec.model}-my-seed{spec.seed}.log" and files.dataset == "my"
+    assert files.log_or(tmp_path / "elsewhere") == files.path("log")  # written where the progress reads it
+
+
+def _record_text(**changes) -> str:
+    spec = tiny_spec()
+    record = store.RunRecord(run_id=spec.run_id, spec=spec, status="failed", error="boom")
+    mapping = record.to_dict()
+    for dotted, value in changes.items():
+        *parents, key = dotted.split(".")
+        node = mapping
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    return json.dumps(mapping)
+
+
+CRAFTED = {
+    "deeply nested": lambda: "[" * 100_000 + "]" * 100_000,
+    "cpu_flags a number": lambda: _record_text(**{"environment.cpu_flags": 5}),
+    "started_at a number": lambda: _record_text(started_at=5),
+    "cpu_model a list": lambda: _record_text(**{"environment.cpu_model": ["x"]}),
+}
+
+
+@pytest.mark.parametrize("crafted", CRAFTED)
+def test_a_crafted_record_is_skipped_with_a_reason_and_the_others_kept(tmp_path, crafted):
+    good = store.RunRecord(run_id="a" * 16, spec=tiny_spec(), status="failed", error="boom")
+    store.write_record(tmp_path, good)
+    (store.runs_dir(tmp_path) / "crafted.json").write_text(CRAFTED[crafted]())
+    records, problems = store.load_records(tmp_path)
+    assert [record.run_id for record in records] == [good.run_id]
+    (problem,) = problems
+    assert problem.startswith(str(store.runs_dir(tmp_path) / "crafted.json")) and "\n" not in problem
+
+
+def test_the_scratch_sweep_removes_only_the_folders_this_program_made(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    users = tmp_path / f"{scratch.PREFIX}my-own-notes"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    dead = tmp_path / f"{scratch.PREFIX}1_1-abcd"  # a runner that no longer runs, as its marker says
+    dead.mkdir()
+    (dead / scratch.MARKER).write_text("1:1\n")
+    scratch.sweep()
+    assert (users / "notes.txt").read_text() == "mine" and not dead.exists()
+
+
+def _npz(path: Path, **changes) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (12, 8, 8), np.uint8), "y_train": np.arange(12) % 3,
+              "x_test": rng.integers(0, 256, (6, 8, 8), np.uint8), "y_test": np.arange(6) % 3}
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+def test_a_file_replaced_by_cp_p_with_its_size_and_mtime_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    original = _npz(tmp_path / "my.npz")
+    first = datasets.plan_hash(str(original), Preprocess())
+    other = _npz(tmp_path / "other.npz", y_train=(np.arange(12) + 1) % 3)  # other labels, the same size
+    before = original.stat()
+    os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+    subprocess.run(["cp", "-p", str(other), str(original)], check=True)
+    after = original.stat()
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    assert datasets.plan_hash(str(original), Preprocess()) != first  # not the remembered hash of the old bytes
+
+
+BAD_DATA = {
+    "label past the classes": (dict(y_test=np.array([0, 1, 2, 0, 7, 2])), r"y_test\[4\] is 7, outside \[0, 3\)"),
+    "negative label": (dict(y_train=np.arange(12) % 3 - 1), r"y_train\[0\] is -1, outside \[0, 2\)"),
+    "huge label": (dict(y_train=np.array([0, 1, 2] * 3 + [0, 1, 2**62])), r"y_train\[11\] is 4611686018427387904"),
+    "constant images": (dict(x_train=np.zeros((12, 8, 8), np.uint8)), "x_train holds one value, 0, in every pixel"),
+    "one-pixel images": (dict(x_train=np.ones((12, 1, 1), np.uint8), x_test=np.ones((6, 1, 1), np.uint8)),
+                         "x_train holds 1x1 images of 1 channels; accepted: at least 4x4"),
+    "two channels": (dict(x_train=np.ones((12, 8, 8, 2), np.uint8), x_test=np.ones((6, 8, 8, 2), np.uint8)),
+                     "x_train holds 8x8 images of 2 channels"),
+    "one class": (dict(y_train=np.zeros(12, int), y_test=np.zeros(6, int)), "y_train holds one class"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_DATA)
+def test_data_a_run_cannot_learn_from_is_refused_in_one_line_naming_the_file_and_index(tmp_path, monkeypatch, bad):
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    changes, message = BAD_DATA[bad]
+    path = _npz(tmp_path / "bad.npz", **changes)
+    with pytest.raises(datasets.BadData, match=f"file: {path}: {message}") as refused:
+        datasets.plan_hash(str(path), Preprocess())
+    assert "\n" not in str(refused.value)
+
+
+BAD_SETTINGS = {
+    "models twice": ({}, ["models=mlp,,mlp"], "run.models names 'mlp' twice; accepted: each name once"),
+    "datasets twice": ({"run.datasets": ["synthetic", "synthetic"]}, [], "run.datasets names 'synthetic' twice"),
+    "negative seed": ({}, ["seed=-1"], r"run.seed must be an integer in \[0, 4294967295\]"),
+    "seed past NumPy's": ({}, ["seed=9223372036854775807"], r"run.seed must be an integer in \[0, 4294967295\]"),
+    "last repeat's seed": ({}, ["seed=4294967295", "repeats=2"], r"run.seed \+ run.repeats - 1 must be at most"),
+    "epochs past bounds": ({}, ["epochs=99999999999999999999"], r"run.epochs must be an integer in \[1, 100000\]"),
+    "epochs an expression": ({}, ["epochs=2**64"], "run.epochs must be an integer"),
+    "a one-pixel image": ({}, ["native_size=1"], r"preprocess.native_size must be an integer in \[4, 1024\]"),
+    "a memory bomb": ({}, ["native_size=20000"], r"preprocess.native_size must be an integer in \[4, 1024\]"),
+    "an infinite rate": ({}, ["learning_rate=inf"], "optimizer.learning_rate must be a number > 0"),
+    "a bad --set a flag masks": ({"run.epochs": 1}, ["epochs=abc"], "run.epochs must be an integer"),
+    "an unknown model a flag masks": ({"run.models": ["mlp"]}, ["models=resnet"], "Unknown model;.*model='resnet'"),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_SETTINGS)
+def test_a_setting_no_run_can_meet_is_refused_in_one_line_before_anything_trains(bad):
+    overrides, settings, message = BAD_SETTINGS[bad]
+    with pytest.raises(ValueError, match=message) as refused:
+        config.load_profile("smoke", overrides, settings).specs()
+    assert "\n" not in str(refused.value)
+
+
+def test_a_plan_that_holds_one_run_twice_or_a_batch_past_the_training_set_is_refused(tmp_path):
+    profile = tmp_path / "twice.toml"
+    profile.write_text('[run]\nmodels = ["mlp"]\ndatasets = ["synthetic"]\n\n[[variants]]\nmodel = "mlp"\n')
+    with pytest.raises(ValueError, match="is planned twice"):
+        config.load_profile(str(profile)).specs()
+    with pytest.raises(ValueError, match="run.batch_size must be at most the .* training images of synthetic"):
+        config.load_profile("smoke", {"run.batch_size": 100_000}).specs()
