@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench import config, imports, inventory
-from bench.data import cache, datasets, registry
+from bench.data import datasets, registry
 from bench.records import store
 from bench.spec import Preprocess, RunSpec
 
@@ -36,9 +36,7 @@ def tinydigits():
 PATIENCE = 600  # seconds; the machine is shared
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture

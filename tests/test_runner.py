@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from helpers import TINY_TRAIN_IMAGES, snapshot, write_profile
 
 from bench import cli, config
 from bench.data import cache
@@ -41,11 +42,6 @@ from bench.run import runner
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
 
-TINY = {
-    "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
-    "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
-}
-TRAIN_IMAGES = 100  # train_per_class x 10 classes
 PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
 
 
@@ -53,7 +49,7 @@ PATIENCE = 300  # seconds a runner may take to reach a state; generous, the mach
 
 
 @pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
+def runners_cache(tmp_path_factory):
     """A dataset cache of this module's own, inherited by every runner it starts."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(cache.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
@@ -77,16 +73,6 @@ def leaves_nothing_behind(private_tmp):
     assert sorted(p.name for p in private_tmp.iterdir()) == []
 
 
-def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
-    """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
-    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], **sections}
-    path.write_text("".join(
-        f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
-        for name, values in merged.items()
-    ))
-    return path
-
-
 def bench_run(profile: Path, results: Path, *flags: str) -> list[str]:
     return [sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results), *flags]
 
@@ -101,12 +87,6 @@ def expected_ids(profile: Path) -> set[str]:
 
 def records(results: Path) -> dict[str, RunRecord]:
     return {r.run_id: r for r in store.load_records(results)[0]}
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under a folder, with its modification time and bytes."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def progress_lines(stdout: str) -> list[str]:
@@ -207,7 +187,7 @@ def run_watching_the_pool(command: list[str], cwd: Path) -> tuple[subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def finished(private_cache, tmp_path_factory):
+def finished(runners_cache, tmp_path_factory):
     """The tiny profile run once through the command line, 2 runs, --jobs 16 (so 2 at once)."""
     folder = tmp_path_factory.mktemp("finished")
     profile = write_profile(folder / "tiny.toml")
@@ -246,7 +226,7 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert record.test_loss == history[-1]["val_loss"]
         assert record.first_epoch_seconds == train_seconds[0]
         assert record.sec_per_epoch == statistics.median(train_seconds[1:])
-        assert record.images_per_second == pytest.approx(TRAIN_IMAGES / record.sec_per_epoch)
+        assert record.images_per_second == pytest.approx(TINY_TRAIN_IMAGES / record.sec_per_epoch)
         assert record.params_total >= record.params_trainable > 0
         assert record.flops_per_image > 0 and record.build_seconds > 0
         environment = record.environment
@@ -689,7 +669,7 @@ KILLED = {  # whose SIGKILL: the start of the victim's error
 
 
 @pytest.fixture(scope="module", params=KILLED, ids=KILLED)
-def worker_killed(request, private_cache, tmp_path_factory):
+def worker_killed(request, runners_cache, tmp_path_factory):
     """The tiny profile with one of its two workers, or the loky worker that runs it, killed with SIGKILL mid-run."""
     folder = tmp_path_factory.mktemp("worker-killed")
     profile = write_profile(folder / "tiny.toml")

@@ -8,8 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_report import script
-from test_spec import tiny_spec
+from helpers import script, tiny_spec
 
 import models
 from bench import config
