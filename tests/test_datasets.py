@@ -153,6 +153,7 @@ def test_its_runs_carry_the_file_that_registers_it_outside_their_identity(tiny):
     assert imports.dataset_code("mnist") == {}
 
 
+@pytest.mark.slow
 def test_bench_run_imports_the_file_in_the_worker_that_trains_on_its_dataset(tmp_path):
     (tmp_path / "tinydigits.py").write_text(TINY_DIGITS)
     (tmp_path / "tiny.toml").write_text('[run]\nrepeats = 1\nepochs = 1\nbatch_size = 8\ntimeout_s = 300\n')

@@ -51,6 +51,7 @@ def test_more_jobs_than_gpus_share_them_evenly(tmp_path):
         assert [env["CUDA_VISIBLE_DEVICES"] for env in (a, b, c)] == ["0", "1", "0"]
 
 
+@pytest.mark.slow
 def test_a_run_waits_while_every_gpu_is_held(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "WAIT_SECONDS", 0.05)
     got = []

@@ -463,6 +463,7 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
     assert not list(out.iterdir())  # nothing written
 
 
+@pytest.mark.research
 def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     """5 models x 2 datasets and FishNet55's conv head on CIFAR-10 with at least the first campaign's
     3 runs each; the other heads of the n = 10 campaign with as many as it has recorded."""
@@ -480,6 +481,7 @@ def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     assert "†" not in markdown
 
 
+@pytest.mark.research
 def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     claims = pd.read_csv(table4_cpu / "claims.csv", keep_default_na=False, na_values=[""])
     ids = [claim["id"] for claim in tomllib.loads(CLAIMS_FILE.read_text())["claims"]]
@@ -495,6 +497,7 @@ def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     assert "needs ok runs of fishnet77 (head=dense) on cifar100" in row["Needs"]
 
 
+@pytest.mark.research
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_byte_for_byte(rebuilt, name):
     folder = ROOT / "results" / name
@@ -510,11 +513,13 @@ def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_by
         f"results/{name}'s report is not what its runs give: run python -m bench report --results results/{name}")
 
 
+@pytest.mark.research
 def test_the_readme_cites_only_shipped_results():
     cited = set(re.findall(r"\(results/([\w-]+)/", (ROOT / "README.md").read_text()))
     assert cited and cited <= set(SHIPPED)
 
 
+@pytest.mark.research
 def test_readme_quotes_the_generated_tables_of_the_shipped_results(rebuilt):
     """What scripts/readme_tables.py writes from the reports rebuilt here is what README.md holds."""
     readme = (ROOT / "README.md").read_text()

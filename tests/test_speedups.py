@@ -202,6 +202,7 @@ def test_the_model_with_and_without_speedups_starts_the_same(name):
     assert type(built[False].optimizer) is keras.optimizers.SGD
 
 
+@pytest.mark.slow
 def test_the_harness_traces_its_train_step_once():
     dataset = modes.synthetic_dataset((16, 16, 3), train_images=32, test_images=16)
     spec = modes.speed_spec("fishnet55", batch_size=8, threads=1)
@@ -217,6 +218,7 @@ def test_the_harness_traces_its_train_step_once():
     assert len(traces) == 1  # every variable existed before the first trace
 
 
+@pytest.mark.slow
 def test_a_run_trains_with_the_speed_ups(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
     spec = modes.speed_spec("fishnet55", batch_size=16, threads=1)

@@ -50,6 +50,7 @@ def test_every_input_pipeline_runs_without_tf_data_autotuning_and_gives_the_same
     assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(pipelines[0], again))
 
 
+@pytest.mark.slow
 def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
     evaluated = []
     original = train.keras.Model.evaluate
@@ -65,6 +66,7 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
     assert round(record.test_accuracy * 100, 6) == int(round(record.test_accuracy * 100, 6))
 
 
+@pytest.mark.slow
 def test_a_record_says_how_busy_the_machine_was_at_its_start_and_end(monkeypatch):
     loads = iter([3.5, 4.25])
     monkeypatch.setattr(train.environment, "load_average", lambda: next(loads))
@@ -172,6 +174,7 @@ def test_divergence_is_read_from_the_losses(history, test_loss, test_accuracy, r
     assert train.divergence(history, test_loss, test_accuracy, num_classes=10) == reason
 
 
+@pytest.mark.slow
 def test_a_run_at_a_huge_learning_rate_is_recorded_diverged_with_the_reason():
     spec = small_mlp_spec(optimizer=dataclasses.replace(small_mlp_spec().optimizer, learning_rate=1e6))
     record = train.run(spec)
@@ -242,6 +245,7 @@ def fake_times(monkeypatch):
     return clock
 
 
+@pytest.mark.slow
 def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_times):
     spec = small_mlp_spec(eval_per_class=2, epochs=3)
     datasets.load(spec.dataset, spec.preprocess)  # cached: the run's data comes from the cache
@@ -252,6 +256,7 @@ def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_ti
     assert record.build_seconds == 3.0 and record.first_epoch_seconds == 5.0 and record.sec_per_epoch == 1.0
 
 
+@pytest.mark.slow
 def test_without_a_subset_there_is_no_final_evaluation_apart(fake_times):
     record = train.run(small_mlp_spec(epochs=1), clock=fake_times)
     assert record.status == "ok", record.error
@@ -259,6 +264,7 @@ def test_without_a_subset_there_is_no_final_evaluation_apart(fake_times):
                                    epoch_eval=0.25, run=10.75)
 
 
+@pytest.mark.slow
 def test_a_failed_run_keeps_the_phases_it_got_through(fake_times, monkeypatch):
     def broken(*args, **kwargs):
         fake_times.advance(3.0)
