@@ -51,8 +51,12 @@ def exit_with_parent(parent: int | None = None, note: Path | None = None) -> Non
     Args:
         parent: the pid of the process that started this one, if known; None takes the
             parent of the moment, which is already init's when the parent died first.
-        note: a file to write when it is the parent that died, before exiting: how the
-            runner tells a run whose joblib worker was killed under it from the others.
+        note: a file to write when it is the parent that died while this process watched
+            it, before exiting: how the runner tells a run whose joblib worker was killed
+            under it from the others. A process whose parent was already gone when it
+            started watching leaves none: its run never got under way there (loky, breaking
+            a pool, kills each worker's children and then the worker, and a child started
+            meanwhile finds its parent dead), so the runner runs it again.
     """
     if _watching.is_set():
         return
@@ -61,9 +65,10 @@ def exit_with_parent(parent: int | None = None, note: Path | None = None) -> Non
     runner = _find(os.environ.get(RUNNER_ENV) or "")
 
     def watch():
+        watched = os.getppid() == parent
         while os.getppid() == parent and (runner is None or _alive(runner)):
             time.sleep(PARENT_POLL_SECONDS)
-        if note and os.getppid() != parent:
+        if note and watched and os.getppid() != parent:
             note.write_text(f"parent {parent} died\n")
         os._exit(EXIT_ORPHANED)
 

@@ -7,9 +7,16 @@ import os
 
 import pytest
 
+from bench.data import cache
 from bench.speedups.process import ONEDNN_ENV
 
 os.environ.setdefault(ONEDNN_ENV, "1")
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A dataset cache of this test's own (``BENCH_CACHE_DIR``): no test sees another's cached data."""
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
 
 
 @pytest.fixture

@@ -24,9 +24,7 @@ REAL_SHAPES = {  # name: (train images, test images, image shape, classes, train
 }
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def small_mnist(**changes) -> dict[str, np.ndarray]:

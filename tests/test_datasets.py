@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench import config, imports, inventory
-from bench.data import cache, datasets, registry
+from bench.data import datasets, registry
 from bench.records import store
 from bench.spec import Preprocess, RunSpec
 
@@ -36,9 +36,7 @@ def tinydigits():
 PATIENCE = 600  # seconds; the machine is shared
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture
@@ -157,6 +155,7 @@ def test_its_runs_carry_the_file_that_registers_it_outside_their_identity(tiny):
     assert imports.dataset_code("mnist") == {}
 
 
+@pytest.mark.slow
 def test_bench_run_imports_the_file_in_the_worker_that_trains_on_its_dataset(tmp_path):
     (tmp_path / "tinydigits.py").write_text(TINY_DIGITS)
     (tmp_path / "tiny.toml").write_text('[run]\nrepeats = 1\nepochs = 1\nbatch_size = 8\ntimeout_s = 300\n')

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from bench import environment
+from helpers import write_profile
+
+from bench import config, environment
 from bench.run import devices, runner
 
 
@@ -52,6 +54,7 @@ def test_more_jobs_than_gpus_share_them_evenly(tmp_path):
         assert [env["CUDA_VISIBLE_DEVICES"] for env in (a, b, c)] == ["0", "1", "0"]
 
 
+@pytest.mark.slow
 def test_a_run_waits_while_every_gpu_is_held(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "WAIT_SECONDS", 0.05)
     got = []
@@ -92,10 +95,6 @@ def test_the_worker_is_started_on_its_gpu(tmp_path, monkeypatch):
 
         def kill(self):
             pass
-
-    from test_runner import write_profile
-
-    from bench import config
 
     spec = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()[0]
     monkeypatch.setattr(devices, "LOCK_DIR", tmp_path / "locks")

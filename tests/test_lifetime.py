@@ -71,6 +71,7 @@ def test_a_token_names_one_live_process_and_stays_the_same():
     assert lifetime.process_token(os.getppid()) not in (None, mine)
 
 
+@pytest.mark.slow
 def test_a_process_that_ended_has_no_token_even_as_a_zombie(processes):
     process = start("pass")
     processes.append(process)
@@ -83,6 +84,7 @@ def test_a_process_that_ended_has_no_token_even_as_a_zombie(processes):
 # ---------------------------------------------------------------- exit_with_parent
 
 
+@pytest.mark.slow
 def test_exit_with_parent_starts_one_watch_however_often_it_is_called(processes):
     code = WATCHER.replace("time.sleep(120)", "import threading; "
                            "print(sum(t.name == 'parent-watch' for t in threading.enumerate()))")
@@ -92,6 +94,7 @@ def test_exit_with_parent_starts_one_watch_however_often_it_is_called(processes)
     assert out == "watching\n1\n" and process.returncode == 0
 
 
+@pytest.mark.slow
 def test_a_watching_process_exits_when_its_parent_dies_and_leaves_its_note(processes, tmp_path):
     note = tmp_path / "parent-died"
     parent = start(f"import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', {noting(note)!r}]); "
@@ -108,8 +111,11 @@ def test_a_watching_process_exits_when_its_parent_dies_and_leaves_its_note(proce
     assert note.read_text() == f"parent {parent.pid} died\n"
 
 
-def test_a_process_whose_parent_died_before_it_watched_exits_at_once(processes, tmp_path):
-    """Given the pid of the parent that started it, a process knows it is already orphaned."""
+@pytest.mark.slow
+def test_a_process_whose_parent_died_before_it_watched_exits_at_once_and_leaves_no_note(processes, tmp_path):
+    """Given the pid of the parent that started it, a process knows it is already orphaned; its
+    run never got under way under that parent (loky breaking a pool kills a worker as it starts
+    one), so no note blames it and the runner runs it again."""
     gone = start("pass")
     processes.append(gone)
     gone.wait()
@@ -117,9 +123,10 @@ def test_a_process_whose_parent_died_before_it_watched_exits_at_once(processes, 
     child = start(noting(note, gone.pid))
     processes.append(child)
     assert child.wait(timeout=DEADLINE) == lifetime.EXIT_ORPHANED
-    assert note.read_text() == f"parent {gone.pid} died\n"
+    assert not note.exists()
 
 
+@pytest.mark.slow
 def test_a_watching_process_leaves_no_note_when_the_runner_dies_before_its_parent(processes, tmp_path):
     runner = start(SLEEPER)
     processes.append(runner)
@@ -132,6 +139,7 @@ def test_a_watching_process_leaves_no_note_when_the_runner_dies_before_its_paren
     assert not note.exists()  # its parent, this test, lives: not a joblib worker's death
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
 def test_a_watching_process_exits_orphaned_when_the_runner_dies_though_its_parent_lives(processes, reaped):
     runner = start(SLEEPER)
@@ -145,6 +153,7 @@ def test_a_watching_process_exits_orphaned_when_the_runner_dies_though_its_paren
     assert child.wait(timeout=DEADLINE) == lifetime.EXIT_ORPHANED
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["another machine", "another process", "malformed", "empty"])
 def test_a_runner_token_naming_no_live_local_process_leaves_the_parent_alone_watched(processes, kind):
     runner = start(SLEEPER)
@@ -166,6 +175,7 @@ def test_a_runner_token_naming_no_live_local_process_leaves_the_parent_alone_wat
 # ---------------------------------------------------------------- worker processes
 
 
+@pytest.mark.slow
 def test_worker_processes_finds_the_bench_workers_of_one_folder_or_of_all(processes, tmp_path):
     def worker(folder: Path) -> subprocess.Popen:  # a sleeper with a worker's command line
         return start(SLEEPER, None, ["-m", lifetime.WORKER_MODULE, str(folder / "r" / "spec.json"),

@@ -32,6 +32,7 @@ def holder(tmp_path):
     process.wait()
 
 
+@pytest.mark.slow
 def test_a_second_holder_is_refused_with_the_pid_host_command_and_start_of_the_first(tmp_path, holder):
     with pytest.raises(lock.Busy) as refused:
         with lock.hold(tmp_path / "results"):
@@ -43,6 +44,7 @@ def test_a_second_holder_is_refused_with_the_pid_host_command_and_start_of_the_f
     assert message.endswith(f"Received: --results {tmp_path / 'results'}") and "\n" not in message
 
 
+@pytest.mark.slow
 def test_the_lock_is_free_again_when_its_holder_is_killed_with_9(tmp_path, holder):
     holder.send_signal(signal.SIGKILL)
     holder.wait()

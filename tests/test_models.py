@@ -199,44 +199,19 @@ def test_every_model_has_its_parameter_count_at_its_default_options():
 
 STAGE_SHAPES = {
     # docs/fishnet.md §3: fishnet99 at 224x224x3 (the stem ends in stem_pool).
-    ("fishnet99", 224): {
-        "stem_pool": (56, 56, 64),
-        "tail0_out": (28, 28, 128),
-        "tail1_out": (14, 14, 256),
-        "tail2_out": (7, 7, 512),
-        "bridge3_out": (7, 7, 512),
-        "body4_out": (14, 14, 768),
-        "body5_out": (28, 28, 512),
-        "body6_out": (56, 56, 320),
-        "head7_out": (28, 28, 832),
-        "head8_out": (14, 14, 1600),
-        "head9_out": (7, 7, 2112),
-    },
+    ("fishnet99", 224): {"stem_pool": (56, 56, 64), "tail0_out": (28, 28, 128), "tail1_out": (14, 14, 256),
+                         "tail2_out": (7, 7, 512), "bridge3_out": (7, 7, 512), "body4_out": (14, 14, 768),
+                         "body5_out": (28, 28, 512), "body6_out": (56, 56, 320), "head7_out": (28, 28, 832),
+                         "head8_out": (14, 14, 1600), "head9_out": (7, 7, 2112)},
     # docs/fishnet.md §5: fishnet77 at 56x56x3 (the concise stem ends in stem_relu2).
-    ("fishnet77", 56): {
-        "stem_relu2": (56, 56, 16),
-        "tail0_out": (28, 28, 32),
-        "tail1_out": (14, 14, 64),
-        "tail2_out": (7, 7, 128),
-        "bridge3_out": (7, 7, 128),
-        "body4_out": (14, 14, 192),
-        "body5_out": (28, 28, 128),
-        "body6_out": (56, 56, 80),
-        "head7_out": (28, 28, 208),
-        "head8_out": (14, 14, 400),
-        "head9_out": (7, 7, 528),
-    },
+    ("fishnet77", 56): {"stem_relu2": (56, 56, 16), "tail0_out": (28, 28, 32), "tail1_out": (14, 14, 64),
+                        "tail2_out": (7, 7, 128), "bridge3_out": (7, 7, 128), "body4_out": (14, 14, 192),
+                        "body5_out": (28, 28, 128), "body6_out": (56, 56, 80), "head7_out": (28, 28, 208),
+                        "head8_out": (14, 14, 400), "head9_out": (7, 7, 528)},
     # docs/fishnet.md §5: fishnet55 at 56x56x3.
-    ("fishnet55", 56): {
-        "stem_relu2": (56, 56, 8),
-        "tail0_out": (28, 28, 16),
-        "tail1_out": (14, 14, 32),
-        "bridge2_out": (14, 14, 32),
-        "body3_out": (28, 28, 48),
-        "body4_out": (56, 56, 32),
-        "head5_out": (28, 28, 80),
-        "head6_out": (14, 14, 80),
-    },
+    ("fishnet55", 56): {"stem_relu2": (56, 56, 8), "tail0_out": (28, 28, 16), "tail1_out": (14, 14, 32),
+                        "bridge2_out": (14, 14, 32), "body3_out": (28, 28, 48), "body4_out": (56, 56, 32),
+                        "head5_out": (28, 28, 80), "head6_out": (14, 14, 80)},
 }
 
 

@@ -61,6 +61,7 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 # ---------------------------------------------------------------- from any folder
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FISHBENCH.exists(), reason=f"no installed fishbench script beside {sys.executable}")
 def test_fishbench_trains_a_model_of_ones_own_file_from_a_folder_with_its_own_models_and_bench(folder):
     command = [str(FISHBENCH), "run", "--import", "mynet.py", "--profile", "smoke", "--models", "mlp,mynet",

@@ -4,7 +4,7 @@ import dataclasses
 import math
 
 import pytest
-from test_spec import tiny_spec
+from helpers import tiny_spec
 
 from bench.records import phases
 from bench.records.phases import INVOCATION_KEY, JOBS_KEY, Phases

@@ -4,26 +4,15 @@ The records here are written by hand, with known seconds per epoch and start and
 times, so every number of the estimate is known; nothing trains.
 """
 import dataclasses
-from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_runner import snapshot, write_profile
+from helpers import fake_record, snapshot, write_profile
 
 from bench import cli, config
 from bench.data import datasets
 from bench.records import store
-from bench.records.store import RunRecord
 from bench.run import plan, schedule
 from bench.run.runner import Dispatch
-
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-def fake_record(spec, sec_per_epoch: float, wall_seconds: float, cpu: str = "Fake CPU A",
-                status: str = "ok") -> RunRecord:
-    return RunRecord(run_id=spec.run_id, spec=spec, status=status, sec_per_epoch=sec_per_epoch, test_accuracy=0.5,
-                     environment={"cpu_model": cpu, "cpu_count": 2, "threads_per_job": 1, "jobs_at_once": 2},
-                     started_at=START.isoformat(), finished_at=(START + timedelta(seconds=wall_seconds)).isoformat())
 
 
 @pytest.fixture

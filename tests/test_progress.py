@@ -11,9 +11,8 @@ import time
 
 import pandas as pd
 import pytest
+from helpers import fake_record, write_profile
 from rich.console import Console
-from test_plan import fake_record
-from test_runner import write_profile
 
 from bench import config
 from bench.data import datasets

@@ -8,8 +8,6 @@ expected number is computed here from the inputs with numpy and scipy, not with 
 """
 import dataclasses
 import hashlib
-import importlib.util
-import itertools
 import json
 import re
 import shutil
@@ -20,29 +18,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import (
+    HANDMADE_TRAIN_IMAGES,
+    ROOT,
+    SMOKE,
+    markdown_rows,
+    run_record,
+    script,
+    section,
+    write_results,
+)
 from scipy import stats as scipy_stats
 
-import models
 from bench import cli
 from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import CLAIMS_FILE, load_published
 from bench.analysis.stats import summarize
-from bench.data import datasets
 from bench.records import store
 from bench.report import figures, report
-from bench.spec import Augment, Optimizer, Preprocess, RunSpec
-
-SMOKE = Path(__file__).parent / "fixtures" / "smoke"
-ROOT = Path(__file__).parents[1]
-
-
-def script(name: str):
-    """scripts/<name>.py as a module (the scripts folder is not a package; tests run from anywhere)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from bench.spec import Optimizer
 
 results_tables = script("results_tables")
 SHIPPED = ("table4-cpu", "paper")  # the reference results the repository ships and its docs cite
@@ -56,39 +50,6 @@ def t_interval(values):
     return scipy_stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=scipy_stats.sem(values))
 
 
-def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=None, status="ok",
-               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5, finished_at=None, size=56):
-    """A record as train.py writes it, with a two-epoch history ending at ``accuracy``; its spec
-    carries every model option, the defaults overridden by ``options``, as a planned spec does."""
-    spec = RunSpec(
-        profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
-        data_hash=datasets.recorded_hash(dataset), preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
-        epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
-    )
-    history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,
-                "val_accuracy": accuracy * (e + 1) / 3, "train_seconds": sec_per_epoch, "eval_seconds": 0.1}
-               for e in (1, 2)]
-    measured = dict(test_accuracy=accuracy, test_loss=1.0, history=history, sec_per_epoch=sec_per_epoch,
-                    images_per_second=TRAIN_IMAGES / sec_per_epoch, params_total=params, params_trainable=params,
-                    flops_per_image=10 * params)
-    return store.RunRecord(
-        run_id=spec.run_id, spec=spec, status=status, **(measured if status == "ok" else {}),
-        input_shape=(size, size, 3), num_classes=10, model_family=models.family(model),
-        error=None if status == "ok" else "RuntimeError: loss is NaN at epoch 2\ntraceback...",
-        environment={"host": "testhost", "cpu_model": "test cpu", "cpu_count": 2, "jobs_at_once": 1,
-                     "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11",
-                     "load_at_end": load_at_end},
-        started_at=finished_at, finished_at=finished_at,
-    )
-
-
-def write_results(folder, records):
-    for record in records:
-        store.write_record(folder, record)
-    return folder
-
-
-TRAIN_IMAGES = 2000  # per epoch, in the hand-made records
 ACCURACIES = {  # fraction per repeat, on fashion_mnist
     "mlp": [0.86, 0.862, 0.866],  # tight around the published 86.5: reproduced within 1 pp
     "fishnet55": [0.95, 0.951, 0.953],  # far above the published 88.6: differs
@@ -137,20 +98,6 @@ def rebuilt(tmp_path_factory):
 @pytest.fixture(scope="module")
 def table4_cpu(rebuilt):
     return rebuilt("table4-cpu")
-
-
-def markdown_rows(markdown, heading):
-    """The first table under ``heading`` in report.md: a dict per row, keyed by column header."""
-    lines = markdown.split(f"\n{heading}\n", 1)[1].splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[first:]))
-    cells = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in table]
-    return [dict(zip(cells[0], row)) for row in cells[2:]]
-
-
-def section(markdown, heading):
-    """The text of a report.md section, from its heading to the next heading of any level."""
-    return re.split(r"\n#{2,3} ", markdown.split(f"\n{heading}\n", 1)[1])[0]
 
 
 def tost_p(values, low, high):
@@ -327,7 +274,7 @@ def test_table_text_and_missing_cells(handmade):
 
 def test_time_columns_carry_no_delta(handmade):
     table = pd.read_csv(handmade / "table4.csv").set_index(["model", "dataset", "metric"])
-    ms = np.array([1000 * seconds(r) / TRAIN_IMAGES for r in range(3)])
+    ms = np.array([1000 * seconds(r) / HANDMADE_TRAIN_IMAGES for r in range(3)])
     cell = table.loc[("mlp", "fashion_mnist", "ms_per_image")]
     assert cell["mean"] == pytest.approx(ms.mean()) and cell["std"] == pytest.approx(ms.std(ddof=1))
     assert table.loc[("mlp", "fashion_mnist", "images_per_second"), "mean"] == pytest.approx((1000 / ms).mean())
@@ -435,7 +382,7 @@ def test_times_come_from_the_machine_most_of_a_cells_runs_ran_on_never_an_averag
     records += [on(run_record("cnn", 0.9, repeat, sec_per_epoch=4.0), ["avx2"]) for repeat in (3, 4)]
     report.write_report(write_results(tmp_path / "results", records), tmp_path)
     cells = pd.read_csv(tmp_path / "table4.csv").set_index("metric")
-    assert cells.loc["ms_per_image", "n"] == 3 and cells.loc["ms_per_image", "mean"] == pytest.approx(1000 * 2.0 / TRAIN_IMAGES)
+    assert cells.loc["ms_per_image", "n"] == 3 and cells.loc["ms_per_image", "mean"] == pytest.approx(1000 * 2.0 / HANDMADE_TRAIN_IMAGES)
     assert cells.loc["accuracy", "n"] == 5 and cells.loc["accuracy", "mean"] == pytest.approx(84.0)
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert sorted(runs["machine"].str.split(" [(]").str[0]) == ["AMD EPYC, AVX-512"] * 3 + ["AMD EPYC, AVX2"] * 2
@@ -447,7 +394,7 @@ def test_a_one_run_cell_reads_n_1_without_nan(tmp_path):
     text = report.write_report(quick_like(tmp_path, repeats=1), tmp_path)
     rows = {r["Model"]: r for r in markdown_rows((tmp_path / "report.md").read_text(), "### Fashion-MNIST (sample)")}
     assert rows["FishNet55"]["Accuracy (%)"] == "70.00 (n=1)" and rows["FishNet55"]["95 % CI"] == "—"
-    assert rows["FishNet55"]["ms / image"] == f"{1000 / TRAIN_IMAGES:.2f} (n=1)"
+    assert rows["FishNet55"]["ms / image"] == f"{1000 / HANDMADE_TRAIN_IMAGES:.2f} (n=1)"
     assert "NaN" not in text and len(rows) == 5
 
 
@@ -516,6 +463,7 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
     assert not list(out.iterdir())  # nothing written
 
 
+@pytest.mark.research
 def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     """5 models x 2 datasets and FishNet55's conv head on CIFAR-10 with at least the first campaign's
     3 runs each; the other heads of the n = 10 campaign with as many as it has recorded."""
@@ -533,6 +481,7 @@ def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     assert "†" not in markdown
 
 
+@pytest.mark.research
 def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     claims = pd.read_csv(table4_cpu / "claims.csv", keep_default_na=False, na_values=[""])
     ids = [claim["id"] for claim in tomllib.loads(CLAIMS_FILE.read_text())["claims"]]
@@ -548,6 +497,7 @@ def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     assert "needs ok runs of fishnet77 (head=dense) on cifar100" in row["Needs"]
 
 
+@pytest.mark.research
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_byte_for_byte(rebuilt, name):
     folder = ROOT / "results" / name
@@ -797,7 +747,6 @@ def test_report_with_no_ok_run_still_writes_the_findings(tmp_path):
     assert "FishNet77 on Fashion-MNIST: 2 of 2 runs not ok, left out of the table: 2 timeout (seeds 0, 1)" in (
         tmp_path / "report.md").read_text()
     assert not list((tmp_path / report.FIGURE_DIR).glob("*.png"))
-
 
 
 def test_corrupt_record_is_named_and_the_rest_reported(tmp_path):

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -31,21 +32,17 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from helpers import TINY_TRAIN_IMAGES, snapshot, write_profile
 
 from bench import cli, config
 from bench.data import cache
 from bench.records import lock, runfiles, store
 from bench.records.phases import SPAWNED_ENV
 from bench.records.store import RunRecord
-from bench.run import runner
+from bench.run import runner, scratch
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
 
-TINY = {
-    "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
-    "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
-}
-TRAIN_IMAGES = 100  # train_per_class x 10 classes
 PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
 
 
@@ -53,7 +50,7 @@ PATIENCE = 300  # seconds a runner may take to reach a state; generous, the mach
 
 
 @pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
+def runners_cache(tmp_path_factory):
     """A dataset cache of this module's own, inherited by every runner it starts."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(cache.CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
@@ -77,16 +74,6 @@ def leaves_nothing_behind(private_tmp):
     assert sorted(p.name for p in private_tmp.iterdir()) == []
 
 
-def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
-    """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
-    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], **sections}
-    path.write_text("".join(
-        f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
-        for name, values in merged.items()
-    ))
-    return path
-
-
 def bench_run(profile: Path, results: Path, *flags: str) -> list[str]:
     return [sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results), *flags]
 
@@ -101,12 +88,6 @@ def expected_ids(profile: Path) -> set[str]:
 
 def records(results: Path) -> dict[str, RunRecord]:
     return {r.run_id: r for r in store.load_records(results)[0]}
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under a folder, with its modification time and bytes."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def progress_lines(stdout: str) -> list[str]:
@@ -207,7 +188,7 @@ def run_watching_the_pool(command: list[str], cwd: Path) -> tuple[subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def finished(private_cache, tmp_path_factory):
+def finished(runners_cache, tmp_path_factory):
     """The tiny profile run once through the command line, 2 runs, --jobs 16 (so 2 at once)."""
     folder = tmp_path_factory.mktemp("finished")
     profile = write_profile(folder / "tiny.toml")
@@ -225,6 +206,7 @@ ENVIRONMENT_FIELDS = ("python", "tensorflow", "keras", "numpy", "cpu_model", "cp
                       "threads_per_job", "jobs_at_once", "host", "git_commit")
 
 
+@pytest.mark.slow
 def test_a_run_writes_one_complete_record_per_run(finished):
     results, profile = finished["results"], finished["profile"]
     found = records(results)
@@ -246,7 +228,7 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert record.test_loss == history[-1]["val_loss"]
         assert record.first_epoch_seconds == train_seconds[0]
         assert record.sec_per_epoch == statistics.median(train_seconds[1:])
-        assert record.images_per_second == pytest.approx(TRAIN_IMAGES / record.sec_per_epoch)
+        assert record.images_per_second == pytest.approx(TINY_TRAIN_IMAGES / record.sec_per_epoch)
         assert record.params_total >= record.params_trainable > 0
         assert record.flops_per_image > 0 and record.build_seconds > 0
         environment = record.environment
@@ -265,6 +247,7 @@ def test_a_run_writes_one_complete_record_per_run(finished):
         assert phases.spawned_at is not None
 
 
+@pytest.mark.slow
 def test_every_recorded_run_keeps_its_worker_log_and_history_under_its_name(finished):
     results = finished["results"]
     for record in records(results).values():
@@ -278,6 +261,7 @@ def test_every_recorded_run_keeps_its_worker_log_and_history_under_its_name(fini
         assert [pytest.approx(epoch) for epoch in history.to_dict("records")] == record.history
 
 
+@pytest.mark.slow
 def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(finished):
     stdout = finished["done"].stdout  # a pipe, not a terminal: plain lines
     lines = progress_lines(stdout)
@@ -299,12 +283,14 @@ def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(fi
     assert len(invocations) == 1
 
 
+@pytest.mark.slow
 def test_jobs_are_capped_at_the_runs_to_run(finished):
     """--jobs 16 for 2 runs starts 2 loky workers, not 16."""
     assert "(2 jobs x 1 threads, loky)" in finished["done"].stdout
     assert finished["pool"] == 2
 
 
+@pytest.mark.slow
 def test_two_runners_sharing_the_machine_record_the_runs_they_ran_together(tmp_path):
     profile = write_profile(tmp_path / "tiny.toml", {"repeats": 1})
     commands = [bench_run(profile, tmp_path / name, "--jobs", "1") for name in ("first", "second")]
@@ -317,6 +303,7 @@ def test_two_runners_sharing_the_machine_record_the_runs_they_ran_together(tmp_p
         assert record.environment["jobs_at_once"] >= 2  # each runner runs 1 at once; the machine ran 2
 
 
+@pytest.mark.slow
 def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finished):
     found = store.load_records(finished["results"])[0]
     runs, history = store.runs_frame(found), store.history_frame(found)
@@ -324,6 +311,7 @@ def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finishe
     assert len(history) == 6 and sorted(history["epoch"].unique()) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_a_second_identical_invocation_trains_and_writes_nothing(finished):
     before = snapshot(finished["results"])
     again = run_cli(finished["command"], finished["folder"])
@@ -334,6 +322,7 @@ def test_a_second_identical_invocation_trains_and_writes_nothing(finished):
     assert snapshot(finished["results"]) == before
 
 
+@pytest.mark.slow
 def test_a_corrupt_or_foreign_json_in_runs_is_named_in_a_warning_and_never_stops_a_run(finished, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(finished["results"], results)
@@ -350,6 +339,7 @@ def test_a_corrupt_or_foreign_json_in_runs_is_named_in_a_warning_and_never_stops
     assert snapshot(results) == before  # skipped, not deleted, not rerun
 
 
+@pytest.mark.slow
 def test_the_temp_files_of_writes_cut_short_go_at_the_next_start_and_nothing_else_does(finished, tmp_path):
     results = tmp_path / "results"
     shutil.copytree(finished["results"], results)
@@ -364,6 +354,7 @@ def test_the_temp_files_of_writes_cut_short_go_at_the_next_start_and_nothing_els
     assert all(path.exists() for path in foreign)
 
 
+@pytest.mark.slow
 def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(finished, tmp_path):
     results = tmp_path / "results"
     done = run_cli(bench_run(finished["profile"], results, "--jobs", "2", "--backend", "dask"), tmp_path)
@@ -380,6 +371,7 @@ def test_the_dask_backend_on_a_local_cluster_makes_the_same_records_as_loky(fini
         assert record.history[0]["loss"] == pytest.approx(by_loky[run_id].history[0]["loss"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_runs_without_speedups_go_to_their_own_folder_and_say_how_they_were_made(tmp_path, monkeypatch):
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     write_profile(tmp_path / "tiny.toml", {"models": ["mlp"], "repeats": 1})
@@ -391,6 +383,7 @@ def test_runs_without_speedups_go_to_their_own_folder_and_say_how_they_were_made
     assert not (tmp_path / "results" / "tiny").exists()
 
 
+@pytest.mark.slow
 def test_the_log_grows_while_the_run_trains(tmp_path):
     """``tail -f results/<profile>/logs/<name>.log`` shows a run's epochs as they end."""
     epochs = 100
@@ -410,6 +403,7 @@ def test_the_log_grows_while_the_run_trains(tmp_path):
     assert len([e for e in runfiles.read_events(log.read_text()) if e["event"] == "epoch"]) == epochs
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_and_final_weights_by_flag_leave_the_run_id_alone(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard", reason="the test extra installs it")
     write_profile(tmp_path / "tiny.toml", {"repeats": 1})
@@ -521,6 +515,7 @@ def test_a_results_folder_that_cannot_be_written_is_a_one_line_error_exit_2_befo
     assert snapshot(folder) == before
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_writing_a_record_is_a_one_line_error_exit_1_and_leaves_whole_records(
         tmp_path, monkeypatch, capsys):
     """The disk fills up while the second record is written: the first stays, nothing half-written."""
@@ -564,6 +559,7 @@ def campaign(tmp_path: Path, width: str, max_repeats: int, run: dict) -> tuple[l
     return command, done
 
 
+@pytest.mark.slow
 def test_until_ci_adds_rounds_of_runs_until_the_target_is_met(tmp_path):
     # one run has no CI; two have one far narrower than 1000 pp
     _, done = campaign(tmp_path, "1000", 4, {"repeats": 1})
@@ -581,6 +577,7 @@ def test_until_ci_adds_rounds_of_runs_until_the_target_is_met(tmp_path):
                      f"done: 2 runs this time, 0 not ok; records in {tmp_path / 'results' / 'runs'}"]
 
 
+@pytest.mark.slow
 def test_until_ci_stops_at_max_repeats_with_exactly_that_many_runs_per_cell_and_resumes_to_nothing(tmp_path):
     command, done = campaign(tmp_path, "1e-9", 3, {"repeats": 2, "datasets": ["synthetic", "fashion_mnist_sample"]})
     found = records(tmp_path / "results").values()
@@ -649,6 +646,7 @@ def assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path: Path, com
     assert {k: v for k, v in snapshot(results).items() if k in kept} == kept  # finished records untouched
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocation_runs_the_rest(tmp_path, signum):
     """SIGHUP is the terminal closing. Each leaves nothing in the temporary directory, though
@@ -663,6 +661,7 @@ def test_a_signal_stops_in_flight_runs_keeps_finished_ones_and_the_next_invocati
     assert_the_next_invocation_runs_exactly_the_missing_ones(tmp_path, command)
 
 
+@pytest.mark.slow
 def test_a_runner_started_with_nohup_runs_on_through_a_hangup(tmp_path):
     with midway(tmp_path, wrapper=("nohup",)) as (process, tree, command):
         process.send_signal(signal.SIGHUP)
@@ -672,6 +671,7 @@ def test_a_runner_started_with_nohup_runs_on_through_a_hangup(tmp_path):
     assert all(r.status == "ok" for r in records(tmp_path / "results").values())
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_runner_leaves_no_orphan_and_the_next_invocation_finishes_the_rest(tmp_path):
     """The runner's temporary folder stays until the next runner on this machine removes it."""
     with midway(tmp_path) as (process, tree, command):
@@ -689,24 +689,31 @@ KILLED = {  # whose SIGKILL: the start of the victim's error
 
 
 @pytest.fixture(scope="module", params=KILLED, ids=KILLED)
-def worker_killed(request, private_cache, tmp_path_factory):
-    """The tiny profile with one of its two workers, or the loky worker that runs it, killed with SIGKILL mid-run."""
+def worker_killed(request, runners_cache, tmp_path_factory):
+    """The tiny profile with one of its two workers, or the loky worker that runs it, killed with
+    SIGKILL mid-run: once the run has logged its first of 50 epochs. Killing a loky worker
+    breaks loky's pool, and loky kills the other worker with it, or as it starts its run."""
     folder = tmp_path_factory.mktemp("worker-killed")
-    profile = write_profile(folder / "tiny.toml")
+    profile = write_profile(folder / "tiny.toml", {"epochs": 50})
     results = folder / "results"
     command = bench_run(profile, results, "--jobs", "2")
     with started(command, folder) as (process, tree):
         worker = wait_for(lambda: bench_workers(process.pid), "a bench.run.worker process")[0]
-        spec_path = Path(worker.cmdline()[-2])
-        victim_id = RunSpec.from_dict(json.loads(spec_path.read_text())).run_id
+        victim = RunSpec.from_dict(json.loads(Path(worker.cmdline()[-2]).read_text()))
+        log = results / "logs" / f"mlp-synthetic-seed{victim.seed}.log"
+        wait_for(lambda: log.exists() and any(e["event"] == "epoch" for e in runfiles.read_events(log.read_text())),
+                 "the victim's first epoch")
         (worker if request.param == "bench.run.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
     assert process.returncode == 0, err
     return {"folder": folder, "profile": profile, "results": results, "command": command,
-            "victim": victim_id, "stdout": out, "error": KILLED[request.param]}
+            "victim": victim.run_id, "stdout": out, "error": KILLED[request.param]}
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_others_go_on(worker_killed):
+    """Only the killed run is failed: the other is ok, finished or, when the kill broke loky's
+    pool under it, run again in a new pool; either way one progress line each."""
     found, victim = records(worker_killed["results"]), worker_killed["victim"]
     assert set(found) == expected_ids(worker_killed["profile"])
     assert found[victim].status == "failed"
@@ -722,6 +729,7 @@ def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_other
     assert any(": failed " in line for line in progress_lines(worker_killed["stdout"]))
 
 
+@pytest.mark.slow
 def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
     results, command, victim = worker_killed["results"], worker_killed["command"], worker_killed["victim"]
     before = snapshot(results)
@@ -739,6 +747,7 @@ def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
     assert {k: v for k, v in snapshot(results).items() if k in unchanged} == unchanged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_path, signum):
     """Ctrl-C in a terminal reaches every worker too: an interrupted run is pending, not failed.
@@ -759,6 +768,7 @@ def test_a_worker_ended_by_an_interrupt_is_not_recorded_so_it_runs_again(tmp_pat
     assert returned == spec and record is None
 
 
+@pytest.mark.slow
 def test_a_runner_started_with_sigint_ignored_still_has_its_workers_stop_on_sigint(tmp_path):
     """A shell starts background jobs with SIGINT ignored (`cmd &`, nohup), and children
     inherit that: the runner's workers must still stop on SIGINT, their run not recorded."""
@@ -773,6 +783,7 @@ def test_a_runner_started_with_sigint_ignored_still_has_its_workers_stop_on_sigi
     assert "interrupted, not recorded" in out and not records(tmp_path / "results")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0, 0.005, 0.01, 0.015, 0.02, 0.05, 0.2])
 def test_a_worker_interrupted_at_any_moment_of_its_start_is_not_recorded(tmp_path, monkeypatch, delay):
     """Even while Python starts (``site``, imports): no KeyboardInterrupt traceback, no failed record."""
@@ -799,6 +810,7 @@ def run_in_process(tmp_path: Path, run: dict | None = None, **sections) -> tuple
     return written, lines
 
 
+@pytest.mark.slow
 def test_a_diverging_run_is_recorded_diverged(tmp_path):
     (record,), lines = run_in_process(tmp_path, optimizer={"name": "sgd", "learning_rate": 1e30})
     assert record.status == "diverged" and "loss became" in record.error
@@ -806,6 +818,7 @@ def test_a_diverging_run_is_recorded_diverged(tmp_path):
     assert "diverged" in lines[-2] and lines[-1].startswith("efficiency: ")
 
 
+@pytest.mark.slow
 def test_a_run_past_its_timeout_is_killed_and_recorded_timeout(tmp_path):
     (record,), lines = run_in_process(tmp_path, {"timeout_s": 0.5})
     assert record.status == "timeout" and "timeout_s=0.5" in record.error
@@ -826,6 +839,7 @@ if "bench.run.worker" in sys.orig_argv:  # python -P -m bench.run.worker SPEC.js
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("second_after", [0, 0.5, 2, "a record"], ids=lambda a: f"second after {a}")
 def test_two_runners_on_one_folder_train_every_run_exactly_once(tmp_path, monkeypatch, second_after):
     """The second runner, whichever it is, stops at once naming the first; every run starts once."""
@@ -894,3 +908,27 @@ def test_sigint_stops_the_runner_even_when_started_with_sigint_ignored(tmp_path,
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # restored on the way out
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_after_a_broken_pool_only_the_run_whose_worker_left_the_note_is_failed_and_the_others_stay_to_do(tmp_path):
+    """runner.killed_under keeps the runner's promise when loky breaks its pool: the run whose
+    joblib worker died (its orphaned bench.run.worker left ``scratch.PARENT_DIED``) is recorded
+    failed with its log; the runs loky ended with the pool (no note) get no record, so
+    _dispatch runs them again in a new pool, and every run's folder goes."""
+    specs = config.load_profile(str(write_profile(tmp_path / "tiny.toml", {"repeats": 3}))).specs()
+    folder, files = tmp_path / "runner", runfiles.plan(specs, tmp_path / "results")
+    for spec in specs:
+        (folder / spec.run_id).mkdir(parents=True)
+        (folder / spec.run_id / scratch.SPEC).write_text("{}")
+        files[spec.run_id].path("log").write_text(f"log of {spec.run_id}\n")
+    victim = specs[1]
+    (folder / victim.run_id / scratch.PARENT_DIED).write_text("parent 1234 died\n")
+    error = BrokenProcessPool("A process in the executor was terminated abruptly. The exit codes of the workers are "
+                              "{SIGKILL(-9)}")
+    (found,) = runner.killed_under(specs, folder, files, error, jobs_at_once=3)
+    spec, record, log = found
+    assert spec == victim and record.run_id == victim.run_id and record.status == "failed"
+    assert record.error == (f"the joblib worker running it died (exit codes {{SIGKILL(-9)}}); log tail:\n"
+                            f"log of {victim.run_id}\n")
+    assert log == f"log of {victim.run_id}\n" and record.phases.spawned_at is not None
+    assert list(folder.iterdir()) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_spec import tiny_spec
+from helpers import tiny_spec
 
 from bench import config
 from bench.data import cache, datasets

@@ -4,22 +4,17 @@ import dataclasses
 
 import numpy as np
 import pytest
-from test_runner import write_profile
+from helpers import TINY_TRAIN_IMAGES, write_profile
 
 import models
 from bench import config
-from bench.data import cache, datasets
+from bench.data import datasets
 from bench.records import store
 from bench.records.phases import INVOCATION_KEY, Phases
 from bench.records.store import RunRecord
 from bench.run import runner, schedule
 
-TRAIN_IMAGES = 100  # the tiny profile's: 10 per class
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture
@@ -33,7 +28,7 @@ def timed(spec, sec_per_epoch: float, total: float, flops_per_image: int | None 
     """An ok record of the spec's work from an earlier profile (so the spec itself is not recorded)."""
     earlier = dataclasses.replace(spec, profile="earlier")
     return RunRecord(run_id=earlier.run_id, spec=earlier, status="ok", test_accuracy=0.5, sec_per_epoch=sec_per_epoch,
-                     images_per_second=TRAIN_IMAGES / sec_per_epoch, flops_per_image=flops_per_image,
+                     images_per_second=TINY_TRAIN_IMAGES / sec_per_epoch, flops_per_image=flops_per_image,
                      phases=Phases(total=total))
 
 
@@ -69,7 +64,7 @@ def test_a_model_timed_only_on_other_work_is_priced_at_its_own_seconds_per_flop(
                      flops_per_image=1_000_000)]  # 40 ns, the median of all three being 10 ns
     # mobilenet has no record of this work: 2 s overhead + 2 MFLOPs x 100 images x 3 epochs x 40 ns
     expected = schedule.expected_seconds([mobilenet], records, lambda spec: 2_000_000)
-    assert expected[mobilenet.run_id] == pytest.approx(2.0 + 2e6 * TRAIN_IMAGES * 3 * 40e-9)
+    assert expected[mobilenet.run_id] == pytest.approx(2.0 + 2e6 * TINY_TRAIN_IMAGES * 3 * 40e-9)
 
 
 def test_without_records_flops_times_training_images_times_epochs_order_the_runs(specs):
@@ -78,8 +73,8 @@ def test_without_records_flops_times_training_images_times_epochs_order_the_runs
     expected = schedule.expected_seconds(fewer_epochs, [], lambda spec: flops[spec.model])
     nominal = schedule.NOMINAL_SECONDS_PER_FLOP
     assert [expected[spec.run_id] for spec in fewer_epochs[:3]] == [
-        pytest.approx(300 * TRAIN_IMAGES * 1 * nominal), pytest.approx(90 * TRAIN_IMAGES * 3 * nominal),
-        pytest.approx(200 * TRAIN_IMAGES * 3 * nominal)]
+        pytest.approx(300 * TINY_TRAIN_IMAGES * 1 * nominal), pytest.approx(90 * TINY_TRAIN_IMAGES * 3 * nominal),
+        pytest.approx(200 * TINY_TRAIN_IMAGES * 3 * nominal)]
     assert names(schedule.longest_first(fewer_epochs, [], lambda spec: flops[spec.model])) == [
         ("mobilenet", 0), ("mobilenet", 1), ("mlp", 0), ("mlp", 1), ("cnn", 0), ("cnn", 1)]
 

@@ -1,24 +1,15 @@
 """Run specs and their settings: identity, JSON round trips, every value checked when made."""
-import functools
 import json
 import re
 
 import pytest
+from helpers import tiny_spec
 
 import models
-from bench import cli, config
+from bench import cli
 from bench.data import datasets
 from bench.records import upgrades
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
-
-
-@functools.cache
-def smoke_spec() -> RunSpec:
-    return config.load_profile("smoke").specs()[0]
-
-
-def tiny_spec(**changes) -> RunSpec:
-    return RunSpec.from_dict({**smoke_spec().to_dict(), **changes})
 
 
 def test_the_run_id_follows_what_is_computed_not_how_fast():

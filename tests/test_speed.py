@@ -18,6 +18,7 @@ from bench.speed import measure, modes
 from bench.speedups.process import ONEDNN_ENV
 
 
+@pytest.mark.slow
 def test_speed_writes_a_row_per_model_batch_size_and_mode(tmp_path, capsys):
     measure.main(model_names=["mlp", "cnn"], input_shape=(8, 8, 3), batch_sizes=[8, 16], threads=None, baseline=True,
                seconds=0.3, profile_ops=False, out=tmp_path)
@@ -35,6 +36,7 @@ def test_speed_writes_a_row_per_model_batch_size_and_mode(tmp_path, capsys):
     assert not (tmp_path / "ops.csv").exists()
 
 
+@pytest.mark.slow
 def test_speed_times_each_mode_in_a_process_of_its_own(monkeypatch):
     monkeypatch.delenv(ONEDNN_ENV, raising=False)
     found = measure.measure(["mlp"], (8, 8, 3), [8], threads=1, baseline=True, seconds=0.2, log=lambda line: None)
@@ -45,6 +47,7 @@ def test_speed_times_each_mode_in_a_process_of_its_own(monkeypatch):
         assert found.processes["harness"]["onednn"]
 
 
+@pytest.mark.slow
 def test_profile_ops_sums_a_traced_step_per_op_type(tmp_path):
     found = measure.measure(["mlp"], (8, 8, 3), [8], seconds=0.2, profile_steps=2, log=lambda line: None)
     assert found.op_rows and {row["mode"] for row in found.op_rows} == {"harness"}

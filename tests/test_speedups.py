@@ -126,10 +126,27 @@ def test_momentum_sgd_is_keras_sgd(weight_decay):
         np.testing.assert_allclose(fused, stock, rtol=1e-6, atol=1e-7)
 
 
-def test_momentum_sgd_without_momentum_falls_back():
-    variable = keras.Variable(np.ones(3, "float32"))
-    training.MomentumSGD(0.5, momentum=0.0).apply_gradients([(tf.ones(3), variable)])
-    np.testing.assert_allclose(variable.numpy(), 0.5)
+FALLBACKS = {  # what MomentumSGD leaves to Keras's own update: its settings, and the gradient
+    "no momentum": ({"momentum": 0.0}, lambda shape: tf.ones(shape)),
+    "nesterov": ({"momentum": 0.9, "nesterov": True}, lambda shape: tf.ones(shape)),
+    "sparse gradient": ({"momentum": 0.9}, lambda shape: tf.IndexedSlices(tf.ones((1, shape[1])), tf.constant([2]),
+                                                                         tf.constant(shape))),
+}
+
+
+@pytest.mark.parametrize("settings, gradient", FALLBACKS.values(), ids=FALLBACKS)
+def test_momentum_sgd_falls_back_to_keras_update_where_its_one_op_does_not_apply(monkeypatch, settings, gradient):
+    """Keras's update, not the one op: the op is never called, and the weights are Keras SGD's."""
+    monkeypatch.setattr(tf.raw_ops, "ResourceApplyKerasMomentum",
+                        lambda **kwargs: pytest.fail("the one-op update ran where Keras's should"))
+    results = []
+    for sgd in (keras.optimizers.SGD, training.MomentumSGD):
+        variable = keras.Variable(np.arange(12, dtype="float32").reshape(4, 3))
+        optimizer = sgd(0.5, **settings)
+        for _ in range(2):
+            optimizer.apply_gradients([(gradient((4, 3)), variable)])
+        results.append(variable.numpy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-6)
 
 
 # ---------------------------------------------------------------- the model's other speed-ups
@@ -185,6 +202,7 @@ def test_the_model_with_and_without_speedups_starts_the_same(name):
     assert type(built[False].optimizer) is keras.optimizers.SGD
 
 
+@pytest.mark.slow
 def test_the_harness_traces_its_train_step_once():
     dataset = modes.synthetic_dataset((16, 16, 3), train_images=32, test_images=16)
     spec = modes.speed_spec("fishnet55", batch_size=8, threads=1)
@@ -200,6 +218,7 @@ def test_the_harness_traces_its_train_step_once():
     assert len(traces) == 1  # every variable existed before the first trace
 
 
+@pytest.mark.slow
 def test_a_run_trains_with_the_speed_ups(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path))  # the synthetic images are cached here
     spec = modes.speed_spec("fishnet55", batch_size=16, threads=1)

@@ -6,7 +6,7 @@ so is whether the rule keeps it open, and why.
 import dataclasses
 
 import pytest
-from test_spec import tiny_spec
+from helpers import tiny_spec
 
 from bench.records.store import RunRecord
 from bench.run import stopping

@@ -8,8 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_report import script
-from test_spec import tiny_spec
+from helpers import script, tiny_spec
 
 import models
 from bench import config
@@ -124,6 +123,7 @@ def test_an_older_record_gets_its_datas_hash_and_the_run_id_of_its_upgraded_spec
     assert same(upgraded, full_record())
 
 
+@pytest.mark.research
 @pytest.mark.usefixtures("canonical_data")
 def test_the_shipped_records_upgraded_are_runs_of_the_table4_cpu_plan():
     """They ran on the canonical files; a plan on the canonical files at 10 repeats finds every one:

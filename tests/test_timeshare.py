@@ -3,7 +3,7 @@ shares, and each invocation's efficiency, on hand-made records with known phases
 import dataclasses
 
 import pytest
-from test_report import SMOKE, markdown_rows, run_record, section, write_results
+from helpers import SMOKE, markdown_rows, run_record, section, write_results
 
 from bench.records.phases import INVOCATION_KEY, JOBS_KEY, Phases
 from bench.report import report

@@ -9,18 +9,15 @@ import tensorflow as tf
 
 import models
 from bench import config
-from bench.data import cache, datasets
+from bench.data import datasets
 from bench.records.phases import Phases
 from bench.run import train
 from bench.spec import Augment, RunSpec
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
-def tiny_spec(**changes) -> RunSpec:
+def small_mlp_spec(**changes) -> RunSpec:
     """An MLP on 8x8 synthetic images: 20 training and 10 test images per class."""
     spec = config.load_profile("smoke", overrides={"run.models": ["mlp"], "run.repeats": 1}).specs()[0]
     preprocess = dataclasses.replace(spec.preprocess, native_size=8, channels=1, train_per_class=20)
@@ -32,7 +29,7 @@ def labels_of(pipeline) -> np.ndarray:
 
 
 def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_whole():
-    spec = tiny_spec(eval_per_class=3)
+    spec = small_mlp_spec(eval_per_class=3)
     dataset = datasets.load(spec.dataset, spec.preprocess)
     _, monitor, test = train.make_inputs(dataset, spec)
     assert np.bincount(labels_of(monitor)).tolist() == [3] * 10
@@ -40,19 +37,20 @@ def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_wh
 
 
 def test_without_a_subset_the_per_epoch_evaluation_is_the_test_set():
-    spec = tiny_spec()
+    spec = small_mlp_spec()
     _, monitor, test = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)
     assert monitor is test
 
 
 def test_every_input_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches_twice():
-    spec = tiny_spec(eval_per_class=3)
+    spec = small_mlp_spec(eval_per_class=3)
     pipelines = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)
     assert [pipeline.options().autotune.enabled for pipeline in pipelines] == [False] * 3
     again = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)[0]
     assert all(np.array_equal(a[0].numpy(), b[0].numpy()) for a, b in zip(pipelines[0], again))
 
 
+@pytest.mark.slow
 def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
     evaluated = []
     original = train.keras.Model.evaluate
@@ -62,16 +60,17 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
         return original(model, x, **kwargs)
 
     monkeypatch.setattr(train.keras.Model, "evaluate", spy)
-    record = train.run(tiny_spec(eval_per_class=2))
+    record = train.run(small_mlp_spec(eval_per_class=2))
     assert record.status == "ok", record.error
     assert evaluated == [20] * record.spec.epochs + [100]  # each epoch on 2 per class, then all
     assert round(record.test_accuracy * 100, 6) == int(round(record.test_accuracy * 100, 6))
 
 
+@pytest.mark.slow
 def test_a_record_says_how_busy_the_machine_was_at_its_start_and_end(monkeypatch):
     loads = iter([3.5, 4.25])
     monkeypatch.setattr(train.environment, "load_average", lambda: next(loads))
-    record = train.run(tiny_spec())
+    record = train.run(small_mlp_spec())
     assert (record.environment["load_at_start"], record.environment["load_at_end"]) == (3.5, 4.25)
 
 
@@ -148,7 +147,7 @@ def test_hue_and_saturation_per_batch_are_tf_images_own_ops_with_one_value():
                                                 ("report_conv_softmax", False)])
 def test_the_loss_takes_the_output_as_the_model_says(head, from_logits):
     options = {**models.options("fishnet55"), "head": head}
-    spec = dataclasses.replace(tiny_spec(), model="fishnet55", model_options=options)
+    spec = dataclasses.replace(small_mlp_spec(), model="fishnet55", model_options=options)
     model = train.build_model(spec, (8, 8, 1), 10, steps_per_epoch=4)
     assert model.loss.from_logits is from_logits
 
@@ -175,8 +174,9 @@ def test_divergence_is_read_from_the_losses(history, test_loss, test_accuracy, r
     assert train.divergence(history, test_loss, test_accuracy, num_classes=10) == reason
 
 
+@pytest.mark.slow
 def test_a_run_at_a_huge_learning_rate_is_recorded_diverged_with_the_reason():
-    spec = tiny_spec(optimizer=dataclasses.replace(tiny_spec().optimizer, learning_rate=1e6))
+    spec = small_mlp_spec(optimizer=dataclasses.replace(small_mlp_spec().optimizer, learning_rate=1e6))
     record = train.run(spec)
     assert record.status == "diverged", (record.status, record.test_loss, record.history)
     assert record.error.startswith(("loss became", "test loss became", "training loss grew", "test accuracy"))
@@ -245,8 +245,9 @@ def fake_times(monkeypatch):
     return clock
 
 
+@pytest.mark.slow
 def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_times):
-    spec = tiny_spec(eval_per_class=2, epochs=3)
+    spec = small_mlp_spec(eval_per_class=2, epochs=3)
     datasets.load(spec.dataset, spec.preprocess)  # cached: the run's data comes from the cache
     record = train.run(spec, startup_s=1.5, clock=fake_times)
     assert record.status == "ok", record.error
@@ -255,19 +256,21 @@ def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_ti
     assert record.build_seconds == 3.0 and record.first_epoch_seconds == 5.0 and record.sec_per_epoch == 1.0
 
 
+@pytest.mark.slow
 def test_without_a_subset_there_is_no_final_evaluation_apart(fake_times):
-    record = train.run(tiny_spec(epochs=1), clock=fake_times)
+    record = train.run(small_mlp_spec(epochs=1), clock=fake_times)
     assert record.status == "ok", record.error
     assert record.phases == Phases(data=2.5, data_cached=False, build=3.0, first_epoch=5.0, steady_training=0.0,
                                    epoch_eval=0.25, run=10.75)
 
 
+@pytest.mark.slow
 def test_a_failed_run_keeps_the_phases_it_got_through(fake_times, monkeypatch):
     def broken(*args, **kwargs):
         fake_times.advance(3.0)
         raise RuntimeError("no model today")
 
     monkeypatch.setattr(train, "build_model", broken)
-    record = train.run(tiny_spec(), startup_s=1.0, clock=fake_times)
+    record = train.run(small_mlp_spec(), startup_s=1.0, clock=fake_times)
     assert record.status == "failed" and "no model today" in record.error
     assert record.phases == Phases(startup=1.0, data=2.5, data_cached=False, build=3.0, run=5.5)

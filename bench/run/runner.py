@@ -7,7 +7,8 @@ folder as it trains, where that folder is at hand), waits for it with a timeout,
 the record and the log to this process, which writes each record as it arrives and shows
 the runs in flight (``bench.run.progress``). A worker that dies or times out still yields a
 record saying so; one that was interrupted yields none, so it runs next time. A loky worker
-killed under its run makes that run a failed record, and the others go on.
+killed under its run makes that run, and only that one, a failed record: loky then ends the
+other workers of the broken pool, and their runs go on in a new pool (``killed_under``).
 Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.records.phases``), and the last
 line says how busy the jobs were.
@@ -242,10 +243,13 @@ def killed_under(specs: list[RunSpec], folder: Path, files: dict, error: BrokenP
                  jobs_at_once: int) -> list[tuple[RunSpec, RunRecord, str]]:
     """After a joblib worker died: the runs it was running, as failed records with their logs.
 
-    loky then kills its other workers and their bench.workers; the bench.run.worker under the
-    dead one is orphaned and writes ``scratch.PARENT_DIED`` into its run's folder before it
-    exits (bench.lifetime). Once they are all gone, a run with that note is the dead
-    worker's; the other runs in flight are not to blame, and their folders go, to rerun.
+    The promise: only the run whose joblib worker died under it is recorded failed; every
+    other run in flight is rerun. loky breaks the pool and kills its other workers, each
+    after its bench.run.worker; the bench.run.worker under the dead one is orphaned and
+    writes ``scratch.PARENT_DIED`` into its run's folder before it exits (bench.lifetime),
+    which one that loky killed, or that started as loky killed its parent, never does. Once
+    they are all gone, a run with that note is the dead worker's; the other runs' folders
+    go, and they stay to do.
     """
     scratch.end_workers(folder, grace=2 * PARENT_POLL_SECONDS + 1)
     codes = re.search(r"exit codes of the workers are (\{.*?\})", str(error))

@@ -1,0 +1,132 @@
+"""What several test files share: made-up specs and records, the tiny profile, report.md's tables.
+
+A plain module (tests/ is on sys.path, as pytest puts it there for conftest.py); no test file
+imports from another test file. Fixtures are in conftest.py.
+"""
+import functools
+import importlib.util
+import itertools
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import models
+from bench import config
+from bench.data import datasets
+from bench.records import store
+from bench.records.store import RunRecord
+from bench.spec import Augment, Optimizer, Preprocess, RunSpec
+
+ROOT = Path(__file__).parents[1]
+SMOKE = Path(__file__).parent / "fixtures" / "smoke"  # records made once by the real runner on the smoke profile
+
+# ---------------------------------------------------------------- specs
+
+
+@functools.cache
+def smoke_spec() -> RunSpec:
+    return config.load_profile("smoke").specs()[0]
+
+
+def tiny_spec(**changes) -> RunSpec:
+    """The smoke profile's first spec with ``changes``."""
+    return RunSpec.from_dict({**smoke_spec().to_dict(), **changes})
+
+
+# ---------------------------------------------------------------- the tiny profile, as a file
+
+TINY = {
+    "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
+    "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
+}
+TINY_TRAIN_IMAGES = 100  # train_per_class x 10 classes
+
+
+def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
+    """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
+    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], **sections}
+    path.write_text("".join(
+        f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
+        for name, values in merged.items()
+    ))
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under a folder, with its modification time and bytes."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- records by hand
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def fake_record(spec, sec_per_epoch: float, wall_seconds: float, cpu: str = "Fake CPU A",
+                status: str = "ok") -> RunRecord:
+    """A record of ``spec`` that started at START and took ``wall_seconds``."""
+    return RunRecord(run_id=spec.run_id, spec=spec, status=status, sec_per_epoch=sec_per_epoch, test_accuracy=0.5,
+                     environment={"cpu_model": cpu, "cpu_count": 2, "threads_per_job": 1, "jobs_at_once": 2},
+                     started_at=START.isoformat(), finished_at=(START + timedelta(seconds=wall_seconds)).isoformat())
+
+
+HANDMADE_TRAIN_IMAGES = 2000  # per epoch, in run_record's records
+
+
+def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=None, status="ok",
+               params=1000, sec_per_epoch=2.0, profile="handmade", load_at_end=0.5, finished_at=None, size=56):
+    """A record as train.py writes it, with a two-epoch history ending at ``accuracy``; its spec
+    carries every model option, the defaults overridden by ``options``, as a planned spec does."""
+    spec = RunSpec(
+        profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
+        data_hash=datasets.recorded_hash(dataset), preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
+        epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
+    )
+    history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,
+                "val_accuracy": accuracy * (e + 1) / 3, "train_seconds": sec_per_epoch, "eval_seconds": 0.1}
+               for e in (1, 2)]
+    measured = dict(test_accuracy=accuracy, test_loss=1.0, history=history, sec_per_epoch=sec_per_epoch,
+                    images_per_second=HANDMADE_TRAIN_IMAGES / sec_per_epoch, params_total=params,
+                    params_trainable=params, flops_per_image=10 * params)
+    return store.RunRecord(
+        run_id=spec.run_id, spec=spec, status=status, **(measured if status == "ok" else {}),
+        input_shape=(size, size, 3), num_classes=10, model_family=models.family(model),
+        error=None if status == "ok" else "RuntimeError: loss is NaN at epoch 2\ntraceback...",
+        environment={"host": "testhost", "cpu_model": "test cpu", "cpu_count": 2, "jobs_at_once": 1,
+                     "threads_per_job": 1, "tensorflow": "2.x", "keras": "3.x", "python": "3.11",
+                     "load_at_end": load_at_end},
+        started_at=finished_at, finished_at=finished_at,
+    )
+
+
+def write_results(folder, records):
+    for record in records:
+        store.write_record(folder, record)
+    return folder
+
+
+# ---------------------------------------------------------------- report.md and scripts/
+
+
+def markdown_rows(markdown, heading):
+    """The first table under ``heading`` in report.md: a dict per row, keyed by column header."""
+    lines = markdown.split(f"\n{heading}\n", 1)[1].splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[first:]))
+    cells = [[cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]] for line in table]
+    return [dict(zip(cells[0], row)) for row in cells[2:]]
+
+
+def section(markdown, heading):
+    """The text of a report.md section, from its heading to the next heading of any level."""
+    return re.split(r"\n#{2,3} ", markdown.split(f"\n{heading}\n", 1)[1])[0]
+
+
+def script(name: str):
+    """scripts/<name>.py as a module (the scripts folder is not a package; tests run from anywhere)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
