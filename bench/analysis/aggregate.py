@@ -16,7 +16,6 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 import natsort
 import pandas as pd

@@ -319,9 +319,9 @@ def other_protocol(entry, profile: str | None) -> str:
     """Why a setup of ``profile`` is not judged against ``entry`` ('' when it is): only the
     protocol that produced a value judges it (None: the runs frame names no profile)."""
     if not entry.protocol:
-        return f"no verdict: no known protocol produced {entry.printed} ({entry.source})"
+        return f"no known protocol produced {entry.printed} ({entry.source})"
     if profile is not None and profile != entry.protocol:
-        return (f"no verdict: {entry.printed} came from the {entry.protocol} protocol, not {profile}'s; "
+        return (f"{entry.printed} came from the {entry.protocol} protocol, not {profile}'s; "
                 "shown as context")
     return ""
 
@@ -334,7 +334,7 @@ def _judged(group: pd.DataFrame, entry, margins: Margins, alpha: float) -> dict:
     if why := other_protocol(entry, _profile(group)):
         return columns | {"verdict": NO_VERDICT, "why": why, "could_change": False, "if_imputed": ""}
     if entry.estimand == "unknown":
-        return columns | {"verdict": NO_VERDICT, "why": f"no verdict: what {entry.printed} is is unknown ({entry.note})",
+        return columns | {"verdict": NO_VERDICT, "why": f"what {entry.printed} is is unknown ({entry.note})",
                           "could_change": False, "if_imputed": ""}
     if entry.estimand == "mean":
         return columns | _judged_mean(group, entry, margins, alpha)
@@ -398,7 +398,7 @@ def _superseded(lines: list[dict]) -> list[dict]:
     for line in lines:
         key = (line["_profile"], line["dataset"], line["model"], line["options"])
         if str(line.get("basis", "")).startswith(APPROXIMATE) and key in exact and line["verdict"] != NO_VERDICT:
-            line |= {"verdict": NO_VERDICT, "why": f"no verdict: {exact[key]} judges it on the exact test images",
+            line |= {"verdict": NO_VERDICT, "why": f"{exact[key]} judges it on the exact test images",
                      "could_change": False, "if_imputed": ""}
     return [{k: v for k, v in line.items() if not k.startswith("_")} for line in lines]
 
