@@ -97,7 +97,7 @@ class Profile:
                     data_hash=hashes[named[dataset]],
                     preprocess=self.preprocess, recipe=run.recipe, repeat=repeat, seed=run.seed + repeat, epochs=run.epochs,
                     batch_size=run.batch_size, optimizer=self.optimizer, augment=self.augment,
-                    eval_per_class=run.eval_per_class, threads=threads, timeout_s=run.timeout_s,
+                    eval_per_class=run.eval_per_class, eval_subset=run.eval_subset, threads=threads, timeout_s=run.timeout_s,
                     speedups=speedups, model_code=code[model], dataset_code=data_code[named[dataset]],
                     tensorboard=run.tensorboard, save_weights=run.save_weights)
             for repeat in range(run.repeats)

@@ -32,6 +32,7 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine")
 DRAWS = ("image", "batch")
 BRIGHTNESS_UNITS = ("full_scale", "pixel")
+EVAL_SUBSETS = ("stratified", "first")  # which test images the per-epoch curves use (eval_per_class)
 # A recipe names the values of the settings in which the report's code and fishbench's
 # corrected training differ (docs/protocol.md, "The two recipes"); a profile or --set that
 # gives one of them explicitly overrides the recipe's value, and the record shows the result.
@@ -50,8 +51,9 @@ RECIPES = {
 # change float32 rounding, not the arithmetic; `--no-speedups` checks that.) Where a registered
 # dataset's arrays come from (dataset_code) is execution information too: data_hash identifies them.
 EXECUTION_FIELDS = ("threads", "timeout_s", "speedups", "tensorboard", "save_weights", "dataset_code")
-# Left out of the JSON form when empty, so the specs and run ids of runs without them stay as they were.
-OPTIONAL_FIELDS = ("model_code", "dataset_code")
+# Left out of the JSON form when at this value, so the specs and run ids of runs without them (or
+# recorded before the field existed) stay as they were.
+OPTIONAL_FIELDS = {"model_code": {}, "dataset_code": {}, "eval_subset": "stratified"}
 # What differs between the repeats of one configuration.
 REPEAT_FIELDS = ("repeat", "seed")
 # Bounds a run can meet: NumPy's seeds (np.random.seed, which keras.utils.set_random_seed calls)
@@ -221,6 +223,9 @@ class RunSettings(Settings):
     eval_per_class: int | None = setting(
         None, "per-epoch curves on a stratified test subset of this many images per class; "
         "absent: the whole test set (the final accuracy always uses it all)", unit="images", minimum=1)
+    eval_subset: str = setting(
+        "stratified", "which test images eval_per_class takes: a seeded stratified subset, or the first "
+        "eval_per_class x classes images in the file's order (the notebook's first 1,000)", choices=EVAL_SUBSETS)
     imports: tuple[str, ...] | None = setting(
         None, "your own code to import first (`--import`): .py files by path (from the current folder) or "
         "modules by name, that register models with @models.register_model or datasets with "
@@ -311,7 +316,9 @@ class RunSpec:
             arrays (``bench.data.datasets.content_hash``), or synthetic's generator identity.
         repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
             and augmentation.
-        epochs, batch_size, eval_per_class: as in ``RunSettings``.
+        epochs, batch_size, eval_per_class, eval_subset: as in ``RunSettings``; ``eval_subset``
+            at its default ("stratified") is left out of the JSON form, so the run ids of the
+            runs recorded before it are unchanged.
         optimizer, augment: as their sections.
         threads: TensorFlow intra-op threads of the worker (inter-op is 1 or 2, see worker).
         timeout_s: seconds after which the worker is killed and the run recorded as timeout.
@@ -344,6 +351,7 @@ class RunSpec:
     optimizer: Optimizer
     augment: Augment
     eval_per_class: int | None = None
+    eval_subset: str = "stratified"
     recipe: str = "corrected"
     threads: int = 1
     timeout_s: float = 3600.0
@@ -363,10 +371,10 @@ class RunSpec:
                 object.__setattr__(self, item.name, check("spec", item, hints[item.name], getattr(self, item.name)))
 
     def to_dict(self) -> dict:
-        """The JSON form: parts as objects, ranges as lists, ``model_code`` and ``dataset_code``
-        only when there is one."""
+        """The JSON form: parts as objects, ranges as lists; the OPTIONAL_FIELDS only when not
+        at their omitted value."""
         mapping = json.loads(json.dumps(dataclasses.asdict(self)))
-        return {k: v for k, v in mapping.items() if v or k not in OPTIONAL_FIELDS}
+        return {k: v for k, v in mapping.items() if k not in OPTIONAL_FIELDS or v != OPTIONAL_FIELDS[k]}
 
     @classmethod
     def from_dict(cls, mapping: dict) -> RunSpec:

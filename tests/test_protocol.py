@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import config
+from bench.analysis.claims import ESTIMANDS, load_published
 from bench.spec import RECIPES, SECTIONS
 
 PROTOCOL = Path(__file__).parent.parent / "docs" / "protocol.md"
@@ -69,3 +70,20 @@ def test_the_notebook_profile_is_paper_but_for_the_settings_its_section_lists():
     keys = [f"{s}.{k}" for s in SECTIONS for k in SECTIONS[s].keys()]
     assert {key for key in keys if resolved(paper, key) != resolved(notebook, key)} == set(listed)
     assert {key: resolved(notebook, key) for key in listed} == {key: documented_value(cell) for key, cell in listed.items()}
+
+
+PUBLISHED_ROW = re.compile(r"^\| (\w+) \| (\w+) \| ([\d.]+) \| (\w+) \| (\w+) \| ([^|]+) \| ([^|]+) \|")
+
+
+def test_every_published_accuracy_says_what_it_is_and_the_protocol_cites_it():
+    """Estimand, test images, protocol and source of each published accuracy are data
+    (bench/assets/table4_published.csv), and docs/protocol.md cites the same for every one."""
+    section = PROTOCOL.read_text().split("### What each published accuracy is")[1].split("\n## ")[0]
+    rows = [PUBLISHED_ROW.match(line) for line in section.splitlines()]
+    documented = {(m[1], m[2]): (m[3], m[4], m[5], m[6].strip(), m[7].strip()) for m in rows if m}
+    accuracies = [line for line in load_published().lines if line.metric == "accuracy"]
+    assert documented == {(line.model, line.dataset): (line.printed, line.estimand, line.test_images,
+                                                       line.protocol or "none known", line.source)
+                          for line in accuracies}
+    assert {line.estimand for line in accuracies} <= set(ESTIMANDS)
+    assert all(line.source for line in accuracies)

@@ -1,6 +1,7 @@
 """Run specs and their settings: identity, JSON round trips, every value checked when made."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 from helpers import tiny_spec
@@ -136,3 +137,14 @@ def test_a_profile_section_of_the_wrong_type_exits_2_with_one_line(tmp_path, cap
     status = cli.main(["run", "--profile", str(tmp_path / "bad.toml"), "--results", str(tmp_path / "results")])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_eval_subset_at_its_default_leaves_the_run_ids_of_shipped_records_unchanged():
+    spec = tiny_spec(eval_per_class=2)
+    assert "eval_subset" not in spec.to_dict() and spec.eval_subset == "stratified"
+    assert tiny_spec(eval_per_class=2, eval_subset="first").run_id != spec.run_id
+    assert tiny_spec(eval_per_class=2, eval_subset="first").to_dict()["eval_subset"] == "first"
+    shipped = sorted((Path(__file__).parent.parent / "results" / "paper" / "runs").glob("*.json"))[:5]
+    for path in shipped:  # the JSON form, of which the run id is the hash, is the record's own
+        recorded = upgrades.spec(json.loads(path.read_text())["spec"])
+        assert RunSpec.from_dict(recorded).to_dict() == recorded

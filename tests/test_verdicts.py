@@ -19,6 +19,8 @@ from bench.analysis.claims import (
     KINDS,
     METRICS,
     Margins,
+    Published,
+    PublishedValue,
     load_claims,
     parse_claims,
 )
@@ -77,9 +79,12 @@ def evaluate(text, run_frame):
     return comparisons, verdicts.claim_verdicts(comparisons, parsed)
 
 
-def published(model="mlp", dataset="fashion_mnist", value="86.5", options=""):
-    return pd.DataFrame([{"model": model, "dataset": dataset, "metric": "accuracy", "value": value,
-                          "options": options, "note": ""}])
+def published(model="mlp", dataset="fashion_mnist", value="86.5", options="", estimand="mean", protocol="paper",
+              test_images="all"):
+    """A published table of one accuracy; by default a mean of runs (judged by our mean, TOST)."""
+    pairs = dict(pair.split("=", 1) for pair in options.split(";") if pair)
+    return Published((PublishedValue(model, dataset, "accuracy", value, pairs, estimand, test_images, protocol,
+                                     "a test"),))
 
 
 # ---------------------------------------------------------------- stats on scipy
@@ -453,3 +458,121 @@ def test_an_unknown_model_message_lists_the_accepted_names():
     assert str(error.value) == (
         "claims.toml: claim 'c': unknown model in rows; accepted: mlp, cnn, mobilenet, fishnet55, fishnet77, "
         "fishnet99, fishnet150, fishnet201. Received: model='resnet50'")
+
+
+# ---------------------------------------------------------------- single-run estimands
+
+
+TEN = [85.2, 85.6, 85.9, 86.1, 86.3, 86.7, 86.9, 87.2, 87.5, 88.0]
+
+
+def prediction(values, extra=0.0):
+    """mean ± t(0.975, n-1)·√(s²(1+1/n) + extra), with numpy and scipy."""
+    values = np.asarray(values)
+    n, s = values.size, values.std(ddof=1)
+    half = scipy_stats.t.ppf(0.975, n - 1) * math.sqrt(s**2 * (1 + 1 / n) + extra)
+    return values.mean() - half, values.mean() + half
+
+
+def test_a_single_run_value_at_the_median_of_ten_runs_is_consistent():
+    median = float(np.median(TEN))
+    judged = verdicts.judge_single_run(TEN, median)
+    assert judged.verdict == verdicts.CONSISTENT and judged.rank == 5
+    assert (judged.prediction.low, judged.prediction.high) == pytest.approx(prediction(TEN))
+
+
+def test_a_single_run_value_five_standard_deviations_away_is_outside():
+    away = float(np.mean(TEN) + 5 * np.std(TEN, ddof=1))
+    judged = verdicts.judge_single_run(TEN, away)
+    assert judged.verdict == verdicts.OUTSIDE and judged.rank == 10
+    assert "outside the 95 % PI" in judged.why
+
+
+def test_below_the_minimum_runs_a_single_run_value_cant_be_told():
+    few = TEN[:verdicts.MIN_RUNS - 1]
+    assert verdicts.judge_single_run(few, float(np.median(few))).verdict == CANT_TELL
+    assert verdicts.judge_single_run(TEN[:verdicts.MIN_RUNS], 200.0).verdict == verdicts.OUTSIDE
+
+
+def test_other_test_images_widen_the_interval_by_both_subsets_binomial_variance():
+    extra = verdicts.subset_variance(86.5, 1000, 1000)
+    assert extra == pytest.approx(2 * 0.865 * 0.135 / 1000 * 1e4)
+    assert verdicts.subset_variance(86.5, None, 1000) == pytest.approx(extra / 2)
+    judged = verdicts.judge_single_run(TEN, 86.5, extra)
+    assert (judged.prediction.low, judged.prediction.high) == pytest.approx(prediction(TEN, extra))
+
+
+def best_epoch_runs(values, *, profile="notebook", eval_images="first_1000", model="cnn", options=None):
+    """Runs whose best epochs are ``values`` (final accuracies 1 pp lower), of one profile."""
+    return [{**run(model, v - 1.0, options=options, dataset="fashion_mnist", seed=i, setup=f"profile={profile}"),
+             "profile": profile, "best_epoch": v, "last_epoch": v - 0.5, "eval_images": eval_images}
+            for i, v in enumerate(values)]
+
+
+def notebook_value(value="86.0", estimand="best_epoch", model="cnn"):
+    return published(model, value=value, estimand=estimand, protocol="notebook", test_images="first_1000")
+
+
+def test_a_best_epoch_value_is_judged_among_our_best_epochs_on_its_test_images():
+    [cell] = verdicts.verdict_cells(frame(best_epoch_runs(TEN)), notebook_value("86.5")).to_dict("records")
+    assert (cell["estimand"], cell["statistic"], cell["basis"], cell["verdict"]) == (
+        "best_epoch", "best_epoch", verdicts.EXACT, verdicts.CONSISTENT)
+    assert (cell["pi_low"], cell["pi_high"]) == pytest.approx(prediction(TEN))
+    assert cell["rank"] == 5 and cell["mean"] == pytest.approx(np.mean(TEN) - 1.0)  # the final-epoch mean kept beside
+
+
+def test_a_setup_whose_protocol_did_not_produce_the_value_gets_no_verdict():
+    run_frame = frame(best_epoch_runs(TEN, profile="paper", eval_images="all"))
+    [cell] = verdicts.verdict_cells(run_frame, notebook_value("86.5")).to_dict("records")
+    assert cell["verdict"] == verdicts.NO_VERDICT and cell["published"] == 86.5
+    assert "came from the notebook protocol, not paper's" in cell["why"]
+    no_protocol = published("cnn", value="86.5", estimand="best_epoch", protocol="")
+    [cell] = verdicts.verdict_cells(frame(best_epoch_runs(TEN)), no_protocol).to_dict("records")
+    assert cell["verdict"] == verdicts.NO_VERDICT and "no known protocol" in cell["why"]
+
+
+def test_an_unknown_estimand_shows_our_numbers_and_no_verdict():
+    [cell] = verdicts.verdict_cells(frame(best_epoch_runs(TEN)), notebook_value("86.5", "unknown")).to_dict("records")
+    assert cell["verdict"] == verdicts.NO_VERDICT
+    assert cell["n_stat"] == 10 and cell["rank"] == 5 and not math.isnan(cell["pi_low"])
+
+
+def test_runs_on_other_test_images_are_judged_approximately_until_exact_runs_suffice():
+    approximate = best_epoch_runs(TEN, eval_images="stratified_1000")
+    for line in approximate:
+        line["setup"] = "profile=notebook, eval_subset=stratified"
+    [cell] = verdicts.verdict_cells(frame(approximate), notebook_value("86.5")).to_dict("records")
+    assert cell["basis"].startswith(verdicts.APPROXIMATE) and cell["verdict"] == verdicts.CONSISTENT
+    assert (cell["pi_low"], cell["pi_high"]) == pytest.approx(prediction(TEN, verdicts.subset_variance(86.5, 1000, 1000)))
+    exact = best_epoch_runs(TEN[:verdicts.MIN_RUNS])
+    cells = verdicts.verdict_cells(frame(approximate, exact), notebook_value("86.5")).set_index("setup")
+    assert cells.loc["profile=notebook", "basis"] == verdicts.EXACT and cells.loc["profile=notebook", "n_stat"] == 4
+    assert cells.loc["profile=notebook, eval_subset=stratified", "verdict"] == verdicts.NO_VERDICT  # never pooled
+
+
+# ---------------------------------------------------------------- claims name the report's own models
+
+
+def test_a_claim_row_compares_with_the_reports_variant_where_the_setup_ran_it():
+    cnn = '[{model = "cnn", options = [{activation = "tanh"}, {activation = "relu"}]}]'
+    text = claim(rows='[{model = "mlp"}]', others=f"than = {cnn}", datasets='["fashion_mnist"]')
+    both = frame(runs("mlp", [90.0, 91.0], dataset="fashion_mnist"),
+                 runs("cnn", [80.0, 81.0], dataset="fashion_mnist", options={"activation": "tanh"}),
+                 runs("cnn", [95.0, 96.0], dataset="fashion_mnist", options={"activation": "relu"}))
+    comparisons, _ = evaluate(text, both)
+    assert list(comparisons["against"]) == ["cnn (activation=tanh)"]
+    relu_only = both[both["options"].map(lambda o: o.get("activation") != "tanh")]
+    comparisons, _ = evaluate(text, relu_only)
+    assert list(comparisons["against"]) == ["cnn (activation=relu)"]
+
+
+def test_a_claim_on_several_datasets_states_its_family_wise_error_and_its_interpretation():
+    text = claim(datasets='["fashion_mnist", "cifar10"]', extra='interpretation = "cost read as FLOPs"')
+    [parsed] = claims_from("schema_version = 1\n" + text).claims
+    assert verdicts.reading(parsed) == ("cost read as FLOPs; 'contradicted' has a family-wise error up to "
+                                        "2 × 0.05 = 0.1 (2 datasets, each its own Holm family)")
+    shipped = {c.id: c for c in load_claims(models=MODELS, datasets=DATASETS).claims}
+    dense = shipped["dense-head-more-accurate-than-conv-head"]
+    assert {row.label for row in dense.than} == {f"fishnet55 (head={head})"
+                                                for head in ("conv", "report_conv", "report_conv_softmax")}
+    assert "FLOPs" in shipped["fishnets-better-and-cheaper"].interpretation

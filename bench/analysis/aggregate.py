@@ -16,13 +16,13 @@ import json
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 import natsort
 import pandas as pd
 
 from bench import environment
 from bench.analysis import verdicts
+from bench.analysis.claims import Published
 from bench.analysis.stats import summarize
 from bench.records import store
 from bench.spec import EXECUTION_FIELDS, REPEAT_FIELDS, TABLE4_MODELS, RunSpec
@@ -43,53 +43,6 @@ ENVIRONMENT_KEYS = ("cpu_count", "python", "tensorflow", "keras", "gpu", "thread
 ONEDNN_WORDS = {True: "on", False: "off"}  # records older than the setting say nothing
 CELL_COLUMNS = ("row", "model", "dataset", "metric", "n", "mean", "std", "ci_low", "ci_high",
                 "published", "difference", "runs", "config_key")
-
-
-# ---------------------------------------------------------------- published values
-
-
-@dataclass(frozen=True)
-class Published:
-    """The report's Table 4 (Cao, Shang and Zang, Columbia E4040, 2021).
-
-    Attributes:
-        values: (model, dataset, metric) -> value; accuracy in %, time in s/epoch; the
-            parameter count is keyed with dataset "" (the report gives one per model).
-        notes: model -> what the report's parameter count stands for.
-        options: model -> {option: value} the report's model had where our registry offers
-            others ("head=dense" for the FishNets): a row with other values is not the
-            report's model, and no published value stands beside it.
-    """
-
-    values: dict
-    notes: dict
-    options: dict = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "Published":
-        """From the tidy file ``bench/assets/table4_published.csv``
-        (model, dataset, metric, value, options as "key=value;...", note)."""
-        values = {(r.model, r.dataset, r.metric): float(r.value) for r in frame.itertuples()}
-        notes = {r.model: r.note for r in frame.itertuples() if r.note}
-        options = {r.model: dict(pair.split("=", 1) for pair in r.options.split(";"))
-                   for r in frame.itertuples() if r.options}
-        return cls(values, notes, options)
-
-    def describes(self, model: str, settings: dict) -> bool:
-        """Whether a row of ``model`` with these settings is the report's model."""
-        return all(
-            as_text(settings.get(f"model_options.{key}", value)) == value
-            for key, value in self.options.get(model, {}).items())
-
-    def value(self, model: str, dataset: str, metric: str) -> float:
-        """The published value, NaN where the report has none."""
-        key = (model, "" if metric == "params_total" else dataset, metric)
-        return self.values.get(key, math.nan)
-
-    @property
-    def datasets(self) -> list[str]:
-        """The report's datasets, in its column order."""
-        return list(dict.fromkeys(dataset for _, dataset, _ in self.values if dataset))
 
 
 # ---------------------------------------------------------------- names and order
@@ -239,6 +192,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     image, 1000 / images_per_second), settings (row_settings), row_key (them as text), row
     (the row's label), setup (``setup_labels``), the environment keys of ENVIRONMENT_KEYS,
     onednn (on, off, or not recorded), speedups (on, or off for ``--no-speedups`` runs),
+    eval_images (``eval_images``), best_epoch and last_epoch (``epoch_accuracy``, %),
     inputs ('56x56x3 input, 10 classes'), num_classes, report_input (the run's input
     shape and class count are the report's, REPORT_INPUT), machine (``bench.environment.machine``) and
     timed (``timed_on_one_machine``: the time columns are NaN where it is False). Sorted by
@@ -256,6 +210,9 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     frame["speedups"] = ["on" if r.spec.speedups else "off" for r in records]
     frame["inputs"] = [input_description(r.input_shape, r.num_classes) for r in records]
     frame["num_classes"] = [r.num_classes for r in records]
+    frame["eval_images"] = [eval_images(r.spec, r.num_classes) for r in records]
+    frame["best_epoch"] = [epoch_accuracy(r, max) for r in records]
+    frame["last_epoch"] = [epoch_accuracy(r, lambda values: values[-1]) for r in records]
     frame["report_input"] = [(r.input_shape, r.num_classes) == REPORT_INPUT for r in records]
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
@@ -266,6 +223,21 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     return (frame.assign(_order=order)
             .sort_values(["_order", "row", "dataset", "repeat", "run_id"], kind="stable")
             .drop(columns="_order").reset_index(drop=True))
+
+
+def eval_images(spec: RunSpec, num_classes: int | None) -> str:
+    """The test images of a run's per-epoch accuracies, as the published table names them: "all",
+    "first_1000" (``eval_subset = "first"``), "stratified_1000"; "unknown" without a class count."""
+    if spec.eval_per_class is None:
+        return "all"
+    return f"{spec.eval_subset}_{spec.eval_per_class * num_classes}" if num_classes else "unknown"
+
+
+def epoch_accuracy(record: store.RunRecord, pick) -> float:
+    """``pick`` (max: the best epoch; the last) of a run's per-epoch test accuracies, in %; NaN
+    without any."""
+    values = [epoch["val_accuracy"] for epoch in record.history if not math.isnan(epoch.get("val_accuracy", math.nan))]
+    return 100 * pick(values) if values else math.nan
 
 
 def timed_on_one_machine(frame: pd.DataFrame) -> pd.Series:
@@ -328,10 +300,11 @@ def table4_cells(frame: pd.DataFrame, published: Published) -> pd.DataFrame:
 
 
 def verdict_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs frame ``bench.analysis.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row and
+    """The runs frame ``bench.analysis.verdicts`` judges (its RUN_COLUMNS, options as a dict), plus row,
     report_input (a cell whose runs are not at the report's input, ``verdicts.at_report_input``,
-    is not judged against it)."""
-    return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, "row", "report_input"]]
+    is not judged against it), profile, and the per-epoch statistics with their test images."""
+    extra = ["row", "report_input", "profile", "best_epoch", "last_epoch", "eval_images"]
+    return frame.assign(options=frame["model_options"].map(json.loads))[[*verdicts.RUN_COLUMNS, *extra]]
 
 
 def with_rows(lines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:

@@ -30,6 +30,7 @@ KINDS = {
     "better_and_cheaper": ("than",),  # accuracy greater AND flops_per_image less, per pair
 }
 COMMON_KEYS = ("id", "kind", "section", "quote", "datasets", "rows")
+OPTIONAL_KEYS = ("interpretation",)
 ABSENT = object()  # what a missing key "received"
 TOP_KEYS = ("schema_version", "margins", "claims")
 
@@ -41,10 +42,13 @@ def option_text(value) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """A model with the options that name its row; it matches a run whose options include them."""
+    """A model with the options that name its row; it matches a run whose options include them.
+    ``choose`` picks it, or where a setup has no run of it the first of ``instead`` that it has
+    (the report's tanh CNN where it ran, fishbench's ReLU CNN elsewhere)."""
 
     model: str
     options: tuple[tuple[str, Any], ...] = ()  # sorted (key, value) pairs, hashable
+    instead: tuple[Row, ...] = ()  # the rows to compare where a setup has no run of this one, in order
 
     @property
     def label(self) -> str:
@@ -55,6 +59,13 @@ class Row:
     def matches(self, model: str, options: Mapping) -> bool:
         return model == self.model and all(
             key in options and option_text(options[key]) == option_text(value) for key, value in self.options)
+
+    def choose(self, runs: Iterable[tuple[str, Mapping]]) -> Row:
+        """This row, or the first of ``instead`` that any of the (model, options) of ``runs`` matches;
+        this row when none does."""
+        runs = list(runs)
+        ran = [row for row in (self, *self.instead) if any(row.matches(model, options) for model, options in runs)]
+        return dataclasses.replace(ran[0] if ran else self, instead=())
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,7 @@ class Claim:
     metric: str = "accuracy"
     value: float = math.nan
     margin: float = math.nan
+    interpretation: str = ""  # how the claim's words are read where they are not a measure (optional key)
 
 
 @dataclass(frozen=True)
@@ -96,10 +108,109 @@ class ClaimsFile:
     margins: Margins
 
 
-def load_published(path: str | Path = PUBLISHED_FILE) -> pd.DataFrame:
-    """The published values (model, dataset, metric, value, ...) with each value as its printed
-    text, whose digits set a cell's default margin (``verdicts.default_margin``)."""
-    return pd.read_csv(path, keep_default_na=False, dtype={"value": str})
+@dataclass(frozen=True)
+class PublishedValue:
+    """One value of the report's Table 4 and what it is (docs/protocol.md, "Where the report's
+    numbers come from").
+
+    Attributes:
+        model, dataset, metric: the cell; dataset "" for the parameter count (one per model).
+        printed: the value as printed (its digits set a cell's default margin); ``value`` as a float.
+        options: the model options of the report's model where the registry offers others
+            ({"head": "dense"}): a row with other values is not the report's model.
+        estimand: for an accuracy, which statistic it is (ESTIMANDS): the best or the last
+            epoch's test accuracy of one run, a mean of several runs, or unknown; "" otherwise.
+        test_images: the test images it was measured on (TEST_IMAGES): "all" 10,000, the
+            "first_1000", or "unknown".
+        protocol: the profile that reproduces the protocol that produced it ("notebook",
+            "paper"), "" when none is known; only a setup of that profile is judged against it.
+        source: where it was read (a notebook cell, a history file) or "no code or log".
+        note: what else the source says (the best and last epochs, the parameter count's input).
+    """
+
+    model: str
+    dataset: str
+    metric: str
+    printed: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    estimand: str = ""
+    test_images: str = ""
+    protocol: str = ""
+    source: str = ""
+    note: str = ""
+
+    @property
+    def value(self) -> float:
+        return float(self.printed)
+
+    @property
+    def row(self) -> Row:
+        return Row(self.model, tuple(sorted(self.options.items())))
+
+
+@dataclass(frozen=True)
+class Published:
+    """The report's Table 4 (Cao, Shang and Zang, Columbia E4040, 2021), one ``PublishedValue`` a line."""
+
+    lines: tuple[PublishedValue, ...]
+
+    def line(self, model: str, dataset: str, metric: str) -> PublishedValue | None:
+        key = (model, "" if metric == "params_total" else dataset, metric)
+        return next((line for line in self.lines if (line.model, line.dataset, line.metric) == key), None)
+
+    def value(self, model: str, dataset: str, metric: str) -> float:
+        """The published value, NaN where the report has none."""
+        line = self.line(model, dataset, metric)
+        return line.value if line else math.nan
+
+    def accuracy(self, model: str, dataset: str, options: Mapping) -> PublishedValue | None:
+        """The published accuracy of the report's model on the dataset, if a row with these model
+        options is it."""
+        line = self.line(model, dataset, "accuracy")
+        return line if line and line.row.matches(model, options) else None
+
+    def describes(self, model: str, settings: Mapping) -> bool:
+        """Whether a row of ``model`` with these settings ("model_options.head" keys) is the report's model."""
+        options = {key.removeprefix("model_options."): value for key, value in settings.items()
+                   if key.startswith("model_options.")}
+        return all(line.row.matches(model, options) for line in self.lines if line.model == model)
+
+    @property
+    def notes(self) -> dict[str, str]:
+        """model -> what the report's parameter count stands for."""
+        return {line.model: line.note for line in self.lines if line.metric == "params_total" and line.note}
+
+    @property
+    def datasets(self) -> list[str]:
+        """The report's datasets, in its column order."""
+        return list(dict.fromkeys(line.dataset for line in self.lines if line.dataset))
+
+
+ESTIMANDS = ("best_epoch", "last_epoch", "mean", "unknown")
+TEST_IMAGES = {"all": None, "first_1000": 1000, "unknown": None}  # -> how many images, None for all or unknown
+PUBLISHED_KEYS = {"estimand": ESTIMANDS, "test_images": tuple(TEST_IMAGES)}  # checked on accuracy lines
+
+
+def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
+    """The published table (model, dataset, metric, value, options as "key=value;...", estimand,
+    test_images, protocol, source, note), each value kept as its printed text.
+
+    Raises:
+        ValueError: an accuracy line whose estimand or test_images is not one of the accepted.
+    """
+    frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    return Published(tuple(_published_line(Path(path).name, line) for line in frame.to_dict("records")))
+
+
+def _published_line(source: str, line: Mapping) -> PublishedValue:
+    options = dict(pair.split("=", 1) for pair in line["options"].split(";") if pair)
+    value = PublishedValue(line["model"], line["dataset"], line["metric"], line["value"].strip(), options,
+                           line["estimand"], line["test_images"], line["protocol"], line["source"], line["note"])
+    if value.metric == "accuracy":
+        for key, accepted in PUBLISHED_KEYS.items():
+            if getattr(value, key) not in accepted:
+                _refuse(f"{source}: {value.model}/{value.dataset}", f"unknown {key}", accepted, getattr(value, key), key=key)
+    return value
 
 
 def load_claims(path: str | Path = CLAIMS_FILE, *, models: Iterable[str], datasets: Iterable[str]) -> ClaimsFile:
@@ -144,14 +255,15 @@ def _parse_claim(source: str, index: int, table: Mapping, names: Mapping) -> Cla
     kind = table.get("kind")
     if kind not in KINDS:
         _refuse(where, "unknown kind", KINDS, kind, key="kind")
-    _check_keys(where, table, COMMON_KEYS + KINDS[kind], required=COMMON_KEYS + KINDS[kind])
-    for key in ("id", "section", "quote"):
+    _check_keys(where, table, COMMON_KEYS + KINDS[kind] + OPTIONAL_KEYS, required=COMMON_KEYS + KINDS[kind])
+    for key in ("id", "section", "quote", *[k for k in OPTIONAL_KEYS if k in table]):
         _expect(where, key, table[key], str, "a string")
     datasets = tuple(_names(where, "datasets", table["datasets"], names["dataset"]))
     rows = _rows(where, "rows", table["rows"], names["model"])
     others = _rows(where, "than" if "than" in table else "among", table.get("than", table.get("among")),
                    names["model"]) if kind != "near" else ()
-    claim = Claim(table["id"], kind, table["section"], table["quote"], datasets, rows, others)
+    claim = Claim(table["id"], kind, table["section"], table["quote"], datasets, rows, others,
+                  interpretation=table.get("interpretation", ""))
     return _kind_fields(where, claim, table)
 
 
@@ -188,10 +300,14 @@ def _row(where: str, key: str, table: Mapping, models: Sequence[str]) -> Row:
     if table["model"] not in models:
         _refuse(where, f"unknown model in {key}", models, table["model"], key="model")
     options = table.get("options", {})
+    choices = options if isinstance(options, list) and options else [options]
     scalar = (str, int, float, bool)
-    if not isinstance(options, dict) or not all(isinstance(v, scalar) for v in options.values()):
-        _refuse(where, f"options in {key} must be a table of scalars", ["{head = \"dense\"}"], options, key="options")
-    return Row(table["model"], tuple(sorted(options.items())))
+    for choice in choices:
+        if not isinstance(choice, dict) or not all(isinstance(v, scalar) for v in choice.values()):
+            _refuse(where, f"options in {key} must be a table of scalars, or an array of them",
+                    ["{head = \"dense\"}", "[{activation = \"tanh\"}, {activation = \"relu\"}]"], options, key="options")
+    first, *rest = [Row(table["model"], tuple(sorted(choice.items()))) for choice in choices]
+    return dataclasses.replace(first, instead=tuple(rest))
 
 
 def _parse_margins(source: str, table, names: Mapping) -> Margins:

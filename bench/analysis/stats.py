@@ -1,5 +1,6 @@
 """Statistics of the report, on ``scipy.stats``: t-based 95 % CIs, Welch's t-test and the CI of a
-difference of means, Hedges' g, one-sample equivalence (TOST) and Holm's step-down adjustment.
+difference of means, Hedges' g, one-sample equivalence (TOST), Holm's step-down adjustment, and the
+prediction interval of one new value with a point's rank among the values.
 
 Undefined quantities are NaN, never an exception, so a table with one run in a cell still
 prints (as ``NaN``) and a missing cell has n = 0. Every test here is undefined (NaN) with fewer
@@ -208,3 +209,33 @@ def holm(p_values) -> np.ndarray:
     scaled = (m - np.arange(m)) * p[order]
     adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return adjusted
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Where one new value should fall: mean ± t(0.975, n-1)·√(s²(1 + 1/n) + extra), the 95 %
+    prediction interval of one more draw from the distribution of ``values``; ``extra`` is a
+    variance added for a known source of spread the values do not hold."""
+
+    n: int
+    mean: float
+    std: float
+    low: float
+    high: float
+
+
+def prediction_interval(values, extra_variance: float = 0.0, level: float = 0.95) -> Prediction:
+    """The prediction interval of one new value (NaN bounds below 2 values)."""
+    array = _values(values)
+    n = array.size
+    if n < 2:
+        return Prediction(n, float(array.mean()) if n else math.nan, math.nan, math.nan, math.nan)
+    mean, std = float(array.mean()), float(array.std(ddof=1))
+    half = scipy_stats.t.ppf(0.5 + level / 2, n - 1) * math.sqrt(std**2 * (1 + 1 / n) + extra_variance)
+    return Prediction(n, mean, std, mean - half, mean + half)
+
+
+def rank_below(values, point: float) -> float:
+    """How many of ``values`` lie below ``point``, ties counted half: the point's rank among them."""
+    array = _values(values)
+    return float((array < point).sum() + 0.5 * (array == point).sum())

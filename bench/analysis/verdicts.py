@@ -12,28 +12,50 @@ Input: a *runs* frame, one line per run, with the columns of ``RUN_COLUMNS``:
     params_total (int), flops_per_image (int, forward FLOPs), num_classes (int),
     setup (str: runs of one setup differ only in model and options);
     optionally report_input (bool: the run had the report's input; a cell whose ok runs did
-    not is judged against no published value, and a setup with none has no published cells).
+    not is judged against no published value, and a setup with none has no published cells),
+    profile (str), best_epoch and last_epoch (%), eval_images ("all", "first_1000",
+    "stratified_1000": the per-epoch test images).
 
 Only ok runs give values; every run counts in ``n_planned``. Runs of different setups are
 never pooled or compared. A *row* is a model with its options (``fishnet55 (head=dense)``);
 a *cell* is a row on one dataset in one setup.
 
-Table 4 cells (``verdict_cells``). The report gives means only, over 10 runs, without any
-spread: its value is taken as a point, with no uncertainty of its own. So a cell can only ask
-whether our mean is close to that point, within a declared margin (percentage points):
+Table 4 cells (``verdict_cells``). Each published accuracy says what it is
+(``bench.analysis.claims.PublishedValue``: estimand, test images, protocol, source; docs/protocol.md),
+and a cell is judged by the rule of its estimand, only in a setup of the profile that
+reproduces the protocol that produced it (optional ``profile`` column; a published value with
+no known protocol is judged by no setup): other setups show it as context, ``no verdict``.
 
-- ``reproduced``: our mean is equivalent to the published value within the margin, by two
-  one-sided t-tests (TOST) at alpha = 0.05: both H0: mu <= published - margin and
-  H0: mu >= published + margin rejected; TOST p = max of the two one-sided p.
-- ``differs``: the published value lies outside our 95 % CI widened by the margin,
-  [ci_low - margin, ci_high + margin]. (Exclusive with ``reproduced``.)
-- ``can't tell``: otherwise, and always with fewer than 2 ok runs or with no published value.
+- ``best_epoch`` / ``last_epoch`` of one run: the value is one draw of a statistic of one run,
+  so it is placed among our runs' values of the same statistic (optional columns
+  ``best_epoch`` and ``last_epoch``: the highest and the last per-epoch test accuracy, %, on
+  the per-epoch test images named by ``eval_images``): its rank (how many of ours lie below,
+  ties half) and the 95 % prediction interval of one new run, mean ± t(0.975, n-1)·s·√(1+1/n).
+  ``consistent`` inside it, ``outside`` beyond it, ``can't tell`` below MIN_RUNS = 4 runs: at
+  n = 4 the half-width is t·√(1+1/n) = 3.56 s, under twice its large-n limit 1.96 s, so with
+  our run-to-run spreads (0.3-1.0 pp) it spans 2-7 pp and can exclude a value; at n = 3 it is
+  4.97 s and at n = 2 15.6 s, which excludes next to nothing. Where our per-epoch images are
+  not the published value's (records evaluated on a stratified 1,000 for the notebook's first
+  1,000) the basis is ``approximate``: s²(1+1/n) gains ``subset_variance``, the binomial
+  variance p(1-p)/m of each subset's accuracy (2 × 1.17 pp² at 86.5 % for two 1,000-image
+  subsets; a conservative sum, no finite-population correction), and a setup of the same
+  profile with MIN_RUNS exact runs of the row supersedes it (never pooled).
+- ``mean`` of N runs: the report's value is taken as a point, with no uncertainty of its own,
+  and our final-epoch mean is compared with it within a declared margin (percentage points):
+  ``reproduced`` when equivalent by two one-sided t-tests (TOST) at alpha = 0.05 (both H0:
+  mu <= published - margin and H0: mu >= published + margin rejected; TOST p = max of the
+  two); ``differs`` when the value lies outside our 95 % CI widened by the margin,
+  [ci_low - margin, ci_high + margin]; ``can't tell`` otherwise, and with fewer than 2 ok
+  runs. With zero spread (every run equal) the two one-sided tests are exact sign tests on
+  the median (``stats.tost``) and the CI is the sign test's interval of the median
+  (``stats.summarize``): 5 equal runs inside the margin are needed for ``reproduced``, 6
+  outside it for ``differs``.
+- ``unknown``: our numbers (the best-epoch statistic, its interval and the value's rank), no verdict.
 
-With zero spread (every run equal) the two one-sided tests are exact sign tests on the median
-(``stats.tost``) and the CI is the sign test's interval of the median (``stats.summarize``):
-5 equal runs inside the margin are needed for ``reproduced``, 6 outside it for ``differs``.
+Every cell keeps our final-epoch mean ± CI (mean, ci_low, ci_high): what the protocol gives on
+average, beside the question of whether one run of it could have printed the report's value.
 
-The margin is max(1 pp, half a unit of the published value's last printed digit) (86.5 -> 1.0,
+The margin (``mean``) is max(1 pp, half a unit of the published value's last printed digit) (86.5 -> 1.0,
 86 -> 1.0), unless the claims file's ``[margins]`` table sets a ``default`` or a cell
 ("model/dataset"); each cell reports the margin used and where it came from. A cell with non-ok
 runs says whether they could change its verdict: the verdict is recomputed with every missing
@@ -66,6 +88,7 @@ contradicted when any is contradicted, and is ``can't tell`` otherwise.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -74,13 +97,18 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.analysis.claims import Claim, ClaimsFile, Margins, Row
-from bench.analysis.stats import difference_of_means, holm, summarize, tost
+from bench.analysis.claims import TEST_IMAGES, Claim, ClaimsFile, Margins, Published, Row
+from bench.analysis.stats import Prediction, difference_of_means, holm, prediction_interval, rank_below, summarize, tost
 
 ALPHA = 0.05
 MIN_MARGIN = 1.0  # percentage points: the smallest default margin of a Table 4 cell
 
-REPRODUCED, DIFFERS = "reproduced", "differs"
+REPRODUCED, DIFFERS = "reproduced", "differs"  # the mean estimand
+CONSISTENT, OUTSIDE = "consistent", "outside"  # a single-run estimand
+NO_VERDICT = "no verdict"  # an unknown estimand, or a setup whose protocol did not produce the value
+MIN_RUNS = 4  # runs with the statistic below which a single-run value can't be told (module docstring)
+STATISTICS = {"best_epoch": "best_epoch", "last_epoch": "last_epoch", "unknown": "best_epoch"}  # estimand -> runs column
+EXACT, APPROXIMATE = "exact", "approximate"  # our per-epoch test images are the published value's, or not
 HOLDS, CONTRADICTED = "holds", "contradicted"
 CANT_TELL = "can't tell"
 TOO_FEW, NO_RUN = "too few ok runs", "no ok run"  # why a comparison could not be judged
@@ -92,13 +120,14 @@ NEAR_RULE = "tost+holm"
 RUN_COLUMNS = ("model", "options", "dataset", "status", "accuracy", "seed", "ms_per_image",
                "params_total", "flops_per_image", "num_classes", "setup")
 CELL_COLUMNS = ("setup", "dataset", "model", "options", "n_ok", "n_planned", "not_ok", "mean", "std",
-                "ci_low", "ci_high", "published", "difference", "margin", "margin_source", "tost_p",
-                "verdict", "why", "could_change", "if_imputed")
+                "ci_low", "ci_high", "published", "difference", "estimand", "test_images", "protocol", "source",
+                "statistic", "basis", "n_stat", "stat_mean", "stat_std", "pi_low", "pi_high", "rank",
+                "margin", "margin_source", "tost_p", "verdict", "why", "could_change", "if_imputed")
 COMPARISON_COLUMNS = ("setup", "claim", "dataset", "metric", "direction", "row", "against", "n_row",
                       "n_against", "mean_row", "mean_against", "difference", "ci_low", "ci_high",
                       "p_raw", "p_holm", "hedges_g", "rule", "verdict", "why", "needs")
 CLAIM_COLUMNS = ("setup", "claim", "kind", "section", "quote", "n_comparisons", "n_holds",
-                 "n_contradicted", "n_cant_tell", "verdict", "needs")
+                 "n_contradicted", "n_cant_tell", "verdict", "needs", "reading")
 
 
 # ---------------------------------------------------------------- runs
@@ -180,87 +209,198 @@ def judge_cell(values, published: float, margin: float, alpha: float = ALPHA) ->
 
 def imputed_verdicts(values, n_missing: int, published: float, margin: float, chance: float,
                      alpha: float = ALPHA) -> dict[str, tuple[float, str]]:
-    """Scenario -> (imputed value, verdict) with every missing run at the lowest ok accuracy,
-    the highest, and chance; scenarios without a value (no ok run, unknown classes) are left out."""
+    """Scenario -> (imputed value, verdict) of ``judge_cell`` with every missing run at the lowest
+    ok accuracy, the highest, and chance (``_imputed``)."""
+    return _imputed(values, n_missing, chance, lambda v: judge_cell(v, published, margin, alpha).verdict)
+
+
+def _imputed(values, n_missing: int, chance: float, judge) -> dict[str, tuple[float, str]]:
+    """Scenario -> (imputed value, ``judge`` of the values with every missing run at it): the lowest
+    ok value, the highest, and chance; scenarios without a value (no ok run, unknown classes) are left out."""
     values = [float(v) for v in values if not math.isnan(v)]
     scenarios = {"lowest ok": min(values, default=math.nan), "highest ok": max(values, default=math.nan),
                  "chance": chance}
-    return {name: (value, judge_cell(values + [value] * n_missing, published, margin, alpha).verdict)
+    return {name: (value, judge(values + [value] * n_missing))
             for name, value in scenarios.items() if n_missing and not math.isnan(value)}
 
 
-def _published_accuracy(published: pd.DataFrame) -> list[tuple[str, str, dict, str]]:
-    """(model, dataset, options, value as printed) of the published accuracy lines."""
-    lines = published[published["metric"] == "accuracy"]
-    return [(r.model, r.dataset, _published_options(r.options), _printed(r.value)) for r in lines.itertuples()]
+@dataclass(frozen=True)
+class SingleRunVerdict:
+    """Where a published single-run value falls among our runs' values of the same statistic."""
+
+    verdict: str
+    why: str
+    prediction: Prediction
+    rank: float  # our values below the published one, ties half
 
 
-def _published_options(value) -> dict:
-    if isinstance(value, dict):
-        return value
-    text = value if isinstance(value, str) else ""
-    return dict(pair.split("=", 1) for pair in text.split(";") if pair)
+def judge_single_run(values, published: float, extra_variance: float = 0.0,
+                     minimum: int = MIN_RUNS) -> SingleRunVerdict:
+    """``consistent`` when ``published`` lies in the 95 % prediction interval of one new run's
+    value (``stats.prediction_interval``, widened by ``extra_variance``, pp²), ``outside`` when
+    not, ``can't tell`` with fewer than ``minimum`` values (module docstring)."""
+    prediction, rank = prediction_interval(values, extra_variance), rank_below(values, published)
+    place = f"{published:g} above {rank:g} of our {prediction.n}"
+    if prediction.n < minimum:
+        return SingleRunVerdict(CANT_TELL, f"{prediction.n} run(s) with the statistic, needs {minimum}", prediction, rank)
+    inside = prediction.low <= published <= prediction.high
+    interval = f"the 95 % PI [{prediction.low:.2f}, {prediction.high:.2f}]"
+    return SingleRunVerdict(CONSISTENT if inside else OUTSIDE,
+                            f"{place}, {'inside' if inside else 'outside'} {interval}", prediction, rank)
 
 
-def _printed(value) -> str:
-    """The published value as printed: the text itself, or a float's shortest form (86.0 -> "86.0")."""
-    return value.strip() if isinstance(value, str) else repr(float(value))
+def subset_variance(published: float, *images: int | None) -> float:
+    """pp²: the binomial variance p(1-p)/m of an accuracy p (%) measured on m test images, summed
+    over the sets that are subsets (None: the whole test set, no term). Two 1,000-image subsets
+    at 86.5 %: 2 × 1.17 pp²."""
+    p = published / 100
+    return sum(p * (1 - p) / m for m in images if m) * 1e4
 
 
-def _published_for(entries, model: str, dataset: str, options: Mapping) -> str | None:
-    for entry_model, entry_dataset, entry_options, printed in entries:
-        if (entry_model, entry_dataset) == (model, dataset) and Row(model, tuple(entry_options.items())).matches(model, options):
-            return printed
-    return None
+def images_of(eval_images: str) -> int | None:
+    """'stratified_1000' -> 1000, 'first_1000' -> 1000, 'all' or 'unknown' -> None."""
+    count = eval_images.rpartition("_")[2]
+    return int(count) if count.isdigit() else None
 
 
-def verdict_cells(runs: pd.DataFrame, published: pd.DataFrame, margins: Margins = Margins(),
+def verdict_cells(runs: pd.DataFrame, published: Published, margins: Margins = Margins(),
                   alpha: float = ALPHA) -> pd.DataFrame:
     """Every accuracy cell of the runs (plus the published cells with no run on a dataset that a
-    setup did run), judged against the published value.
+    setup did run), judged against the published value by its estimand (module docstring).
 
     Args:
-        runs: the runs frame (columns: model, options, dataset, status, accuracy, num_classes, setup).
-        published: the published values, as ``bench/assets/table4_published.csv`` (model,
-            dataset, metric, value, options as "key=value;..."); read ``value`` as text
-            (``dtype={"value": str}``) so the printed digits survive for the margin.
-        margins: overrides from the claims file.
+        runs: the runs frame (columns: model, options, dataset, status, accuracy, num_classes,
+            setup; optionally best_epoch, last_epoch, eval_images, profile, report_input).
+        published: the report's Table 4 (``bench.analysis.claims.load_published``).
+        margins: overrides from the claims file (the ``mean`` estimand's TOST).
 
     Returns:
         One line per cell, CELL_COLUMNS: options as JSON text; n_planned counts runs of any
-        status and not_ok names the others ("1 diverged"); published NaN where the report has no
-        value for the row; difference = mean - published; could_change and if_imputed as in
-        the module docstring (False and "" when every run is ok).
+        status and not_ok names the others ("1 diverged"); mean, std, ci_* of the final
+        accuracy; published NaN where the report has no value for the row; difference = mean -
+        published; the published value's estimand, test_images, protocol and source; for a
+        single-run estimand, statistic (the runs column), basis (exact or approximate), n_stat,
+        stat_mean, stat_std, pi_low, pi_high and rank; could_change and if_imputed as in the
+        module docstring (False and "" when every run is ok).
     """
     _check_runs(runs, ("model", "options", "dataset", "status", "accuracy", "num_classes", "setup"))
-    entries = _published_accuracy(published)
     keyed = runs.assign(_options=runs["options"].map(_options_key))
-    lines = [_cell_line(setup, dataset, model, group, entries, margins, alpha)
+    lines = [_cell_line(setup, dataset, model, group, published, margins, alpha)
              for (setup, dataset, model, _), group in keyed.groupby(["setup", "dataset", "model", "_options"], sort=True)]
-    lines += _unrun_cells(keyed, entries, margins)
-    return pd.DataFrame(lines, columns=list(CELL_COLUMNS))
+    lines += _unrun_cells(keyed, published)
+    return pd.DataFrame(_superseded(lines), columns=list(CELL_COLUMNS))
 
 
-def _cell_line(setup, dataset, model, group, entries, margins, alpha) -> dict:
+def _cell_line(setup, dataset, model, group, published: Published, margins, alpha) -> dict:
     options = _options(group["options"].iloc[0])
-    printed = _published_for(entries, model, dataset, options) if at_report_input(group) else None
-    value = float(printed) if printed is not None else math.nan
-    margin, source = margin_for(model, dataset, printed, margins) if printed is not None else (math.nan, "")
+    entry = published.accuracy(model, dataset, options) if at_report_input(group) else None
     ok = _ok(group)["accuracy"].astype(float).dropna().tolist()
-    summary, verdict = summarize(ok), judge_cell(ok, value, margin, alpha)
-    n_missing = len(group) - len(ok)
-    classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
-    chance = 100.0 / float(classes.iloc[0]) if len(classes) else math.nan
-    imputed = imputed_verdicts(ok, n_missing, value, margin, chance, alpha)
+    summary = summarize(ok)
+    value = entry.value if entry else math.nan
     return {
         "setup": setup, "dataset": dataset, "model": model, "options": _options_key(options),
         "n_ok": len(ok), "n_planned": len(group), "not_ok": _not_ok(group),
         "mean": summary.mean, "std": summary.std, "ci_low": summary.ci_low, "ci_high": summary.ci_high,
-        "published": value, "difference": summary.mean - value, "margin": margin, "margin_source": source,
-        "tost_p": verdict.tost_p, "verdict": verdict.verdict, "why": verdict.why,
-        "could_change": any(v != verdict.verdict for _, v in imputed.values()),
-        "if_imputed": "; ".join(f"{name} {x:.2f}: {v}" for name, (x, v) in imputed.items()),
+        "published": value, "difference": summary.mean - value, **_judged(group, entry, margins, alpha),
+        "_profile": _profile(group),
     }
+
+
+def _profile(group: pd.DataFrame) -> str | None:
+    return str(group["profile"].iloc[0]) if "profile" in group else None
+
+
+def _described(entry) -> dict:
+    return {"estimand": entry.estimand, "test_images": entry.test_images, "protocol": entry.protocol or "none known",
+            "source": entry.source}
+
+
+def other_protocol(entry, profile: str | None) -> str:
+    """Why a setup of ``profile`` is not judged against ``entry`` ('' when it is): only the
+    protocol that produced a value judges it (None: the runs frame names no profile)."""
+    if not entry.protocol:
+        return f"no known protocol produced {entry.printed} ({entry.source})"
+    if profile is not None and profile != entry.protocol:
+        return (f"{entry.printed} came from the {entry.protocol} protocol, not {profile}'s; "
+                "shown as context")
+    return ""
+
+
+def _judged(group: pd.DataFrame, entry, margins: Margins, alpha: float) -> dict:
+    """The verdict columns of a cell with runs (module docstring)."""
+    if entry is None:
+        return {"verdict": CANT_TELL, "why": "no published value", "could_change": False, "if_imputed": ""}
+    columns = _described(entry) | _statistic(group, entry)
+    if why := other_protocol(entry, _profile(group)):
+        return columns | {"verdict": NO_VERDICT, "why": why, "could_change": False, "if_imputed": ""}
+    if entry.estimand == "unknown":
+        return columns | {"verdict": NO_VERDICT, "why": f"what {entry.printed} is is unknown ({entry.note})",
+                          "could_change": False, "if_imputed": ""}
+    if entry.estimand == "mean":
+        return columns | _judged_mean(group, entry, margins, alpha)
+    return columns | _judged_single_run(group, entry)
+
+
+def _chance(group: pd.DataFrame) -> float:
+    classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
+    return 100.0 / float(classes.iloc[0]) if len(classes) else math.nan
+
+
+def _judged_mean(group: pd.DataFrame, entry, margins: Margins, alpha: float) -> dict:
+    ok = _ok(group)["accuracy"].astype(float).dropna().tolist()
+    margin, source = margin_for(entry.model, entry.dataset, entry.printed, margins)
+    verdict = judge_cell(ok, entry.value, margin, alpha)
+    imputed = imputed_verdicts(ok, len(group) - len(ok), entry.value, margin, _chance(group), alpha)
+    return {"margin": margin, "margin_source": source, "tost_p": verdict.tost_p, "verdict": verdict.verdict,
+            "why": verdict.why, **_imputed_columns(imputed, verdict.verdict)}
+
+
+def _statistic(group: pd.DataFrame, entry) -> dict:
+    """Our runs' values of the published value's statistic (for ``unknown``, the best epoch, as
+    numbers): mean, std, prediction interval, the published value's rank, and on which test
+    images (basis: exact, or approximate with the interval widened by ``subset_variance``)."""
+    column = STATISTICS.get(entry.estimand)
+    if column is None or column not in group:
+        return {}
+    values = _ok(group)[column].astype(float).dropna().to_numpy()
+    ours = str(group["eval_images"].iloc[0]) if "eval_images" in group else entry.test_images
+    extra = 0.0 if ours == entry.test_images else subset_variance(entry.value, images_of(ours),
+                                                                   TEST_IMAGES.get(entry.test_images))
+    judged = judge_single_run(values, entry.value, extra)
+    basis = EXACT if ours == entry.test_images else f"{APPROXIMATE}: {ours} for {entry.test_images}, PI + {extra:.2f} pp²"
+    return {"statistic": column, "basis": basis, "n_stat": judged.prediction.n, "stat_mean": judged.prediction.mean,
+            "stat_std": judged.prediction.std, "pi_low": judged.prediction.low, "pi_high": judged.prediction.high,
+            "rank": judged.rank, "_extra": extra, "_single": judged}
+
+
+def _judged_single_run(group: pd.DataFrame, entry) -> dict:
+    statistic = _statistic(group, entry)
+    if not statistic:
+        return {"verdict": CANT_TELL, "why": f"the runs hold no per-epoch accuracies for {entry.estimand}",
+                "could_change": False, "if_imputed": ""}
+    judged, extra = statistic["_single"], statistic["_extra"]
+    values = _ok(group)[statistic["statistic"]].astype(float).dropna().tolist()
+    imputed = _imputed(values, len(group) - len(values), _chance(group),
+                       lambda v: judge_single_run(v, entry.value, extra).verdict)
+    return {"verdict": judged.verdict, "why": judged.why, **_imputed_columns(imputed, judged.verdict)}
+
+
+def _imputed_columns(imputed: dict, verdict: str) -> dict:
+    return {"could_change": any(v != verdict for _, v in imputed.values()),
+            "if_imputed": "; ".join(f"{name} {x:.2f}: {v}" for name, (x, v) in imputed.items())}
+
+
+def _superseded(lines: list[dict]) -> list[dict]:
+    """Approximate single-run verdicts left out where a setup of the same profile judges the same
+    row exactly with at least MIN_RUNS runs: those alone answer, never pooled with the others."""
+    exact = {(line["_profile"], line["dataset"], line["model"], line["options"]): line["setup"] for line in lines
+             if line.get("basis") == EXACT and line.get("n_stat", 0) >= MIN_RUNS}
+    for line in lines:
+        key = (line["_profile"], line["dataset"], line["model"], line["options"])
+        if str(line.get("basis", "")).startswith(APPROXIMATE) and key in exact and line["verdict"] != NO_VERDICT:
+            line |= {"verdict": NO_VERDICT, "why": f"{exact[key]} judges it on the exact test images",
+                     "could_change": False, "if_imputed": ""}
+    return [{k: v for k, v in line.items() if not k.startswith("_")} for line in lines]
 
 
 def at_report_input(group: pd.DataFrame) -> bool:
@@ -279,21 +419,24 @@ def _not_ok(group: pd.DataFrame) -> str:
     return ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
-def _unrun_cells(keyed: pd.DataFrame, entries, margins: Margins) -> list[dict]:
-    """Published cells with no run in a setup that ran their dataset: n = 0, can't tell."""
+def _unrun_cells(keyed: pd.DataFrame, published: Published) -> list[dict]:
+    """Published accuracies with no run in a setup that ran their dataset and whose protocol
+    produced them: n = 0, can't tell."""
     lines = []
     for (setup, dataset), group in keyed.groupby(["setup", "dataset"], sort=True):
         if "report_input" in group and not group["report_input"].any():
             continue  # a setup at another input than the report's: its published cells are not its own
-        for model, entry_dataset, options, printed in entries:
-            row = Row(model, tuple(sorted(options.items())))
-            if entry_dataset != dataset or any(row.matches(m, _options(o)) for m, o in zip(group["model"], group["options"])):
+        for entry in published.lines:
+            if (entry.metric != "accuracy" or entry.dataset != dataset
+                    or any(entry.row.matches(m, _options(o)) for m, o in zip(group["model"], group["options"]))):
                 continue
-            margin, source = margin_for(model, dataset, printed, margins)
-            lines.append({"setup": setup, "dataset": dataset, "model": model, "options": _options_key(options),
-                          "n_ok": 0, "n_planned": 0, "not_ok": "", "published": float(printed),
-                          "margin": margin, "margin_source": source, "tost_p": math.nan, "verdict": CANT_TELL,
-                          "why": "no run of the report's row", "could_change": False, "if_imputed": ""})
+            if other_protocol(entry, _profile(group)):
+                continue  # not this setup's to reproduce
+            lines.append({"setup": setup, "dataset": dataset, "model": entry.model,
+                          "options": _options_key(dict(entry.options)), "n_ok": 0, "n_planned": 0, "not_ok": "",
+                          "published": entry.value, **_described(entry), "verdict": CANT_TELL,
+                          "why": "no run of the report's row", "could_change": False, "if_imputed": "",
+                          "_profile": _profile(group)})
     return lines
 
 
@@ -331,6 +474,14 @@ def planned(claim: Claim) -> list[Planned]:
                     direction = "less" if claim.kind == "fewest" else claim.kind
                     plans.append(Planned(claim.id, dataset, claim.metric, direction, row, other))
     return plans
+
+
+def chosen(plan: Planned, runs: pd.DataFrame) -> Planned:
+    """The plan with each row as ``Row.choose`` picks it among the runs (of any status) of one
+    setup on the plan's dataset: the report's variant where the setup ran it."""
+    on_dataset = runs[runs["dataset"] == plan.dataset]
+    ran = list(zip(on_dataset["model"], on_dataset["options"].map(_options)))
+    return dataclasses.replace(plan, row=plan.row.choose(ran), against=plan.against.choose(ran) if plan.against else None)
 
 
 # ---------------------------------------------------------------- claims: one comparison
@@ -491,8 +642,9 @@ def claim_comparisons(runs: pd.DataFrame, claims: Sequence[Claim], alpha: float 
     _check_runs(runs, RUN_COLUMNS)
     lines = []
     for setup in _setups(runs):
-        ok = _ok(runs[runs["setup"] == setup])
-        lines += [{"setup": setup, **compare(ok, plan)} for claim in claims for plan in planned(claim)]
+        setup_runs = runs[runs["setup"] == setup]
+        ok = _ok(setup_runs)
+        lines += [{"setup": setup, **compare(ok, chosen(plan, setup_runs))} for claim in claims for plan in planned(claim)]
     frame = pd.DataFrame(lines, columns=[*COMPARISON_COLUMNS, "_hypothesis", "_margin"])
     frame["p_holm"] = holm_in_families(frame)
     judged = [judge_tested(line, alpha) if line["rule"] in (RULES["accuracy"], NEAR_RULE)
@@ -502,9 +654,9 @@ def claim_comparisons(runs: pd.DataFrame, claims: Sequence[Claim], alpha: float 
     return frame.drop(columns=["_hypothesis", "_margin"])
 
 
-def claim_verdicts(comparisons: pd.DataFrame, claims: Sequence[Claim]) -> pd.DataFrame:
+def claim_verdicts(comparisons: pd.DataFrame, claims: Sequence[Claim], alpha: float = ALPHA) -> pd.DataFrame:
     """One line per claim and setup, CLAIM_COLUMNS: contradicted if any comparison is, holds if
-    all hold, else can't tell; needs joins the comparisons' needs."""
+    all hold, else can't tell; needs joins the comparisons' needs; reading as ``reading``."""
     by_id = {claim.id: claim for claim in claims}
     lines = []
     for (setup, claim_id), group in comparisons.groupby(["setup", "claim"], sort=False):
@@ -512,8 +664,21 @@ def claim_verdicts(comparisons: pd.DataFrame, claims: Sequence[Claim]) -> pd.Dat
         verdict = CONTRADICTED if CONTRADICTED in verdicts else HOLDS if set(verdicts) == {HOLDS} else CANT_TELL
         needs = "; ".join(dict.fromkeys(n for n in group["needs"] if n))
         lines.append((setup, claim_id, claim.kind, claim.section, claim.quote, len(group), verdicts.count(HOLDS),
-                      verdicts.count(CONTRADICTED), verdicts.count(CANT_TELL), verdict, needs))
+                      verdicts.count(CONTRADICTED), verdicts.count(CANT_TELL), verdict, needs, reading(claim, alpha)))
     return pd.DataFrame(lines, columns=list(CLAIM_COLUMNS))
+
+
+def reading(claim: Claim, alpha: float = ALPHA) -> str:
+    """How to read a claim's verdict: its interpretation (claims.toml), and for a tested claim on
+    several datasets the family-wise error of its ``contradicted``: Holm holds it at alpha within
+    each dataset, so across k datasets it is up to k × alpha (Bonferroni's bound), not corrected."""
+    parts = [claim.interpretation] if claim.interpretation else []
+    tested = claim.kind in ("near", "better_and_cheaper") or claim.metric == "accuracy"
+    if tested and len(claim.datasets) > 1:
+        k = len(claim.datasets)
+        parts.append(f"'contradicted' has a family-wise error up to {k} × {alpha:g} = {k * alpha:.2g} "
+                     f"({k} datasets, each its own Holm family)")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -529,4 +694,4 @@ def evaluate(runs: pd.DataFrame, published: pd.DataFrame, claims: ClaimsFile, al
     """Table 4 cell verdicts and claim verdicts of the runs, in one call."""
     comparisons = claim_comparisons(runs, claims.claims, alpha)
     return Verdicts(verdict_cells(runs, published, claims.margins, alpha), comparisons,
-                    claim_verdicts(comparisons, claims.claims))
+                    claim_verdicts(comparisons, claims.claims, alpha))

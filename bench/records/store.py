@@ -134,7 +134,7 @@ _NUMBER_FIELDS = ("test_accuracy", "test_loss", "first_epoch_seconds", "sec_per_
                   "build_seconds", "params_total", "params_trainable", "flops_per_image")
 
 
-# The environment's keys the tables and the schedule read (bench.environment.describe writes them).
+# The environment's keys the tables and the schedule read (bench.environment.worker_environment writes them).
 _ENVIRONMENT_TYPES = {"cpu_model": str, "host": str, "cpu_count": int, "threads_per_job": int, "jobs_at_once": int,
                       "load_at_end": (int, float), "cpu_flags": list}
 _ENVIRONMENT_WORDS = {str: "text", int: "an integer", (int, float): "a number", list: "a list of names"}

@@ -19,11 +19,12 @@ from tabulate import tabulate
 
 from bench import environment
 from bench.analysis import aggregate, verdicts
-from bench.analysis.aggregate import Published, dataset_title, display_name
+from bench.analysis.aggregate import dataset_title, display_name
 from bench.analysis.claims import (
     CLAIMS_FILE,
     ClaimsFile,
     Margins,
+    Published,
     load_claims,
     load_published,
 )
@@ -94,7 +95,7 @@ def runs_text(cell, line) -> str:
 
 def verdict_text(line) -> str:
     """The cell's verdict; with runs not ok, whether they could change it ('—': no verdict)."""
-    if line is None:
+    if line is None or math.isnan(line.published):
         return "—"
     if not line.not_ok:
         return line.verdict
@@ -110,20 +111,46 @@ def row_title(label: str) -> str:
 # ---------------------------------------------------------------- Table 4
 
 
+ESTIMAND_WORDS = {"best_epoch": "best epoch of one run", "last_epoch": "last epoch of one run",
+                  "mean": "mean of runs", "unknown": "unknown statistic"}
+IMAGE_WORDS = {"all": "all 10,000 test images", "first_1000": "the first 1,000 test images", "unknown": "test images unknown"}
+
+
+def reported_text(accuracy, line) -> str:
+    """'88.6 (best epoch of one run; the first 1,000 test images)': the published accuracy and what
+    it is; '—' where none stands beside the row."""
+    if math.isnan(accuracy.published) or line is None or not isinstance(line.estimand, str):
+        return published_text(accuracy)
+    return f"{number(accuracy.published, 1)} ({ESTIMAND_WORDS[line.estimand]}; {IMAGE_WORDS[line.test_images]})"
+
+
+def statistic_text(line) -> str:
+    """'86.90 ± 0.40 [85.30, 88.50], 4 of 10 below': our runs' values of the published value's
+    statistic, its 95 % prediction interval and the published value's rank; 'approx.' when on
+    other test images; '—' without it."""
+    if line is None or not isinstance(line.statistic, str) or not line.n_stat:
+        return "—"
+    interval = "" if math.isnan(line.pi_low) else f" [{line.pi_low:.2f}, {line.pi_high:.2f}]"
+    spread = f"{number(line.stat_mean)} ± {number(line.stat_std)}" if line.n_stat > 1 else number(line.stat_mean)
+    approximate = ", approx." if line.basis != verdicts.EXACT else ""
+    return f"{spread}{interval}, {line.rank:g} of {line.n_stat:.0f} below{approximate}"
+
+
 def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
                   dataset: str) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of Table 4 on one dataset.
 
-    Accuracy: mean ± std, 95 % CI, ok/planned runs, and where a row's runs stand beside the
-    report's (``verdicts.at_report_input``) its value with Δ = measured - published and the verdict
-    (``lines``: (row, dataset) -> verdict line). Time: ours per image; the report's seconds per
-    epoch beside it as context only, with no Δ. Parameters: ours, and the report's with Δ. The
-    report's columns are left out on a dataset where no row stands beside it.
+    Accuracy: our final-epoch mean ± std, 95 % CI, ok/planned runs; where a row's runs stand
+    beside the report's (``verdicts.at_report_input``) its value with what it is, our runs'
+    values of the same statistic with the prediction interval and the value's rank, and the
+    verdict (``lines``: (row, dataset) -> verdict line). Time: ours per image; the report's
+    seconds per epoch beside it as context only, with no Δ. Parameters: ours, and the report's
+    with Δ. The report's columns are left out on a dataset where no row stands beside it.
     """
     cells = cells[cells["dataset"] == dataset]
     reported = bool(cells["published"].notna().any())
     headers = ["Model", "Accuracy (%)", "95 % CI", "ok / planned runs"]
-    headers += ["report (Δ)", "verdict"] if reported else []
+    headers += ["report's value (what it is)", "ours, same statistic [95 % PI], rank", "verdict"] if reported else []
     headers += ["ms / image", "images / s"]
     headers += [f"report's s/epoch ({REPORT_EPOCH_IMAGES[dataset]:,} images)"] if reported else []
     headers += ["Parameters"] + (["report's count (Δ)"] if reported else [])
@@ -132,12 +159,21 @@ def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
         cell = {c.metric: c for c in row_cells.itertuples()}
         accuracy, line = cell["accuracy"], lines.get((label, dataset))
         row = [label, mean_std(accuracy), ci_text(accuracy), runs_text(accuracy, line)]
-        row += [published_text(accuracy), verdict_text(line)] if reported else []
+        row += [reported_text(accuracy, line), statistic_text(line), verdict_text(line)] if reported else []
         row += [mean_std(cell["ms_per_image"]), count(cell["images_per_second"].mean)]
         seconds = published.value(accuracy.model, dataset, "sec_per_epoch")
         row += ["—" if math.isnan(accuracy.published) else number(seconds)] if reported else []
         row += [count(cell["params_total"].mean)] + ([published_text(cell["params_total"])] if reported else [])
         rows.append(row)
+    return headers, rows
+
+
+def published_layout(published: Published) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of what each published accuracy is (``claims.PublishedValue``)."""
+    headers = ["Model", "Dataset", "Value", "Estimand", "Test images", "Protocol (profile)", "Source", "Note"]
+    rows = [[row_title(line.row.label), dataset_title(line.dataset), line.printed, line.estimand,
+             IMAGE_WORDS[line.test_images], line.protocol or "none known", line.source, line.note or "—"]
+            for line in published.lines if line.metric == "accuracy"]
     return headers, rows
 
 
@@ -153,40 +189,84 @@ def margin_text(cells: pd.DataFrame, margins: Margins) -> str:
     used = ", ".join(f"±{margin:g} pp in {n} cell{'s' * (n > 1)}" for margin, n in judged.items()) or "none"
     overrides = [] if margins.default is None else [f"default = {margins.default:g}"]
     overrides += [f'"{cell}" = {value:g}' for cell, value in sorted(margins.cells.items())]
-    rule = ("the rule of bench/verdicts.py, max(1 pp, half a unit of the published value's last printed digit): "
+    rule = ("the rule of bench/analysis/verdicts.py, max(1 pp, half a unit of the published value's last printed digit): "
             "at least 1 pp, and never less than the rounding of the printed value")
     why = (f"{margins.source} sets no [margins], so every cell takes {rule}" if not overrides else
            f"{margins.source} [margins] sets {', '.join(overrides)}"
            + ("" if margins.default is not None else f", and the other cells take {rule}"))
-    return f"Margin: {used}, because {why}. Each cell's margin and its source are in verdicts.csv."
+    return f"Margin of a mean's TOST: {used}, because {why}. Each cell's margin and its source are in verdicts.csv."
+
+
+def steps_text(settings: dict, num_classes) -> str:
+    """'630 steps: 10 epochs of ⌈2,000 / 32⌉ = 63' for a run on a training subset; '30 epochs of the
+    whole training set' otherwise."""
+    epochs, batch, per_class = settings.get("epochs"), settings.get("batch_size"), settings.get("preprocess.train_per_class")
+    if per_class is None or not num_classes:
+        return f"{epochs} epochs of the whole training set"
+    images = per_class * int(num_classes)
+    steps = -(-images // batch)
+    return f"{epochs * steps:,} steps: {epochs} epochs of ⌈{images:,} / {batch}⌉ = {steps}"
+
+
+def protocol_text(frame: pd.DataFrame, verdict_cells: pd.DataFrame) -> list[str]:
+    """A line per setup whose protocol produced none of the published values beside it: no
+    like-for-like verdict (``verdicts.other_protocol``)."""
+    lines = []
+    beside = verdict_cells[verdict_cells["published"].notna()]
+    for setup, group in beside.groupby("setup", sort=True):
+        runs = frame[frame["setup"] == setup].iloc[0]
+        if runs["profile"] in set(group["protocol"]):
+            continue
+        lines.append(f"{setup} ({steps_text(runs['settings'], runs['num_classes'])}): none of the report's values "
+                     "beside it came from its protocol, so it gives no like-for-like verdict; they stand beside it "
+                     "as context only.")
+    return lines
+
+
+TABLE4_INTRO = (
+    "Per dataset and model, two questions. *Accuracy* and *95 % CI* answer \"what does this protocol give on "
+    "average?\": test accuracy after the last epoch on all 10,000 test images, mean ± std over the ok runs, with "
+    "its 95 % CI. *ours, same statistic [95 % PI], rank* and *verdict* answer \"could one run of this protocol "
+    "have printed the report's value?\": most of the report's values are one run's best epoch on its test data "
+    "(the next section says which), so each is placed among our runs' values of that statistic, on the same test "
+    "images: mean ± std, the 95 % prediction interval of one new run, mean ± t·s·√(1+1/n), and how many of our "
+    "runs lie below the report's value. *consistent*: inside the interval; *outside*: beyond it; *can't tell*: "
+    f"fewer than {verdicts.MIN_RUNS} runs (bench/analysis/verdicts.py says why). *approx.*: our per-epoch "
+    "accuracies are on other test images than the report's (a stratified 1,000 for its first 1,000), and the "
+    "interval is widened by the binomial variance of each 1,000-image subset; such a cell is never pooled with "
+    "runs on the exact images. A value that is a mean of runs would be judged by our mean instead (*reproduced* "
+    "or *differs*, two one-sided t-tests within a margin); an unknown statistic gets our numbers and *no verdict*. "
+    "A value is judged only by the setup whose protocol produced it (its profile); other setups show it as "
+    "context, *no verdict*. *ok / planned runs*: planned counts every record, failed, diverged and timed-out runs "
+    "included, and names the ones not ok; with runs not ok, the verdict is recomputed with each of them at the "
+    "cell's lowest ok value, its highest, and chance, and the cell says whether that *could change* it. The "
+    "report's values stand only where our ok runs had its input (56x56x3, 10 classes). '—': no ok run, no CI, or "
+    "no published value to compare with.")
 
 
 def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: Margins,
-                verdict_cells: pd.DataFrame) -> list[str]:
-    """The Table 4 section: how to read it, the verdicts' rule and margin, a table per dataset."""
+                verdict_cells: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
+    """The Table 4 section: how to read it, what the report's values are, which setups give no
+    like-for-like verdict, a table per dataset."""
     epochs = " and ".join(f"{n:,} {dataset_title(d)} images" for d, n in REPORT_EPOCH_IMAGES.items())
     parts = [
-        "Per dataset and model. *Accuracy*: test accuracy after the last epoch, mean ± std over the ok runs, "
-        "with its 95 % CI. *ok / planned runs*: planned counts every record, failed, diverged and timed-out "
-        "runs included, and names the ones not ok. *report (Δ)*: the report's value and our mean − it, only "
-        "where our ok runs had the report's input (56x56x3, 10 classes): at another input the models and the "
-        "task are not the report's. A cell of one ok run reads 'n=1': it has no spread and no CI. "
-        "'—': no ok run, no CI, or no published value to compare with.",
-        "",
-        "*verdict* against the report's value. The report gives means only (over 10 runs), with no spread, so "
-        "its value is treated as a point without uncertainty of its own: *reproduced* when our mean is within "
-        "the margin of it (two one-sided t-tests, α = 0.05; sign tests when every run is equal, which takes 5 "
-        "runs); *differs* when it lies outside our 95 % CI widened by the margin (when every run is equal, the "
-        "sign test's interval of the median, which takes 6 runs); *can't tell* otherwise, and "
-        "with fewer than 2 ok runs. With runs not ok, the verdict is recomputed with each of them at the cell's "
-        "lowest ok accuracy, its highest, and chance, and the cell says whether that *could change* it. "
-        + margin_text(verdict_cells, margins),
+        TABLE4_INTRO,
         "",
         "*Time* is ours only, per training image (see Method), which means the same whatever the epoch's "
         f"size. The report's seconds per epoch are for its whole epochs ({epochs}) on hardware it does not "
         "name: context, with no Δ. *Parameters*: Keras total, and the report's count where our runs had its input "
-        "(56x56x3, 10 classes). 95 % CIs of every cell are in table4.csv, the verdicts in verdicts.csv.",
+        "(56x56x3, 10 classes). 95 % CIs and prediction intervals of every cell are in verdicts.csv. "
+        + margin_text(verdict_cells, margins),
+        "",
+        "### What the report's values are",
+        "",
+        "Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md). The protocol is "
+        "the profile that reproduces the one that produced the value.",
+        "",
+        markdown_table(*published_layout(published)),
     ]
+    unjudged = protocol_text(frame, verdict_cells)
+    parts += ["", *[f"- {line}" for line in unjudged]] if unjudged else []
     for dataset in dict.fromkeys(cells["dataset"]):
         table = markdown_table(*table4_layout(cells, lines, published, dataset))
         parts += ["", f"### {dataset_title(dataset)}", "", table]
@@ -205,9 +285,10 @@ def with_setup(frame: pd.DataFrame, headers: list[str], rows: list[list[str]]) -
 
 def claims_layout(claims: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the claims' verdicts (``verdicts.claim_verdicts``)."""
-    headers = ["Claim", "Where", "The report's words", "Verdict", "holds / contradicted / can't tell", "Needs"]
+    headers = ["Claim", "Where", "The report's words", "Verdict", "holds / contradicted / can't tell", "Read as",
+               "Needs"]
     rows = [[c.claim, c.section, c.quote, f"**{c.verdict}**", f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}",
-             c.needs or "—"] for c in claims.itertuples()]
+             c.reading or "—", c.needs or "—"] for c in claims.itertuples()]
     return with_setup(claims, headers, rows)
 
 
@@ -233,7 +314,10 @@ def comparisons_layout(comparisons: pd.DataFrame) -> tuple[list[str], list[list[
 CLAIMS_INTRO = (
     "The report's claims, as data (bench/assets/claims.toml: its words and where they are), each judged on "
     "every dataset it names. *holds* when all its comparisons hold, *contradicted* when any is contradicted, "
-    "*can't tell* otherwise; *Needs*: the runs a comparison lacks.")
+    "*can't tell* otherwise; *Needs*: the runs a comparison lacks. A CNN is the report's (tanh, average pooling) "
+    "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. *Read as*: how a claim's words are read "
+    "where they name no measure, and for a claim on several datasets the family-wise error of its "
+    "*contradicted* (each dataset is its own Holm family).")
 COMPARISONS_INTRO = (
     "Difference = row − against, with its 95 % CI. Accuracy (pp): Welch's t-test, two-sided p, Holm-adjusted "
     "within the family of all accuracy comparisons of one dataset (a pair compared by two claims counts once), "
@@ -441,7 +525,7 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
     line), the claims, findings, where the time went (``time_parts``: ``time_text``), figures."""
     parts = ["# fishbench report", "", "## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
-    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells)
+    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame)
     parts += [""] + claims_text(judged)
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Record file skipped: {message}" for message in skipped]
@@ -463,15 +547,14 @@ class Report:
     terminal: str
 
 
-def make_report(records: list[store.RunRecord], skipped: list[str], published_table: pd.DataFrame,
+def make_report(records: list[store.RunRecord], skipped: list[str], published: Published,
                 claims: ClaimsFile) -> Report:
     """The report of these records (one per configuration and seed kept) against the published
     table (``load_published``) and the claims."""
-    published = Published.from_frame(published_table)
     kept, set_aside = aggregate.one_per_seed(records)
     frame = aggregate.report_frame(kept)
     cells = aggregate.table4_cells(frame, published)
-    judged = verdicts.evaluate(aggregate.verdict_runs(frame), published_table, claims)
+    judged = verdicts.evaluate(aggregate.verdict_runs(frame), published, claims)
     by_cell = {(line.row, line.dataset): line for line in aggregate.with_rows(judged.cells, frame).itertuples()}
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,

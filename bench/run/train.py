@@ -122,11 +122,21 @@ def _colour_per_batch(images, seeds, augment: Augment, full_scale: float):
     return images
 
 
+def monitor_indices(y_test: np.ndarray, spec: RunSpec) -> np.ndarray:
+    """The test images of the per-epoch curves when ``spec.eval_per_class`` is set: a stratified
+    subset seeded by ``subset_seed`` (``eval_subset = "stratified"``), or the first eval_per_class
+    x classes images in the file's order (``"first"``: the notebook's ``test_images[:1000]``)."""
+    if spec.eval_subset == "first":
+        return np.arange(spec.eval_per_class * len(np.unique(y_test)))
+    return preprocessing.stratified_indices(y_test, spec.eval_per_class, spec.preprocess.subset_seed,
+                                            "eval_per_class", "the test set")
+
+
 def make_inputs(dataset: datasets.Dataset, spec: RunSpec):
     """The tf.data pipelines of a run: training, per-epoch evaluation, and the whole test set.
 
     Per-epoch evaluation uses the whole test set too, unless ``spec.eval_per_class`` asks
-    for a stratified subset (seeded by ``subset_seed``) to keep the curves cheap.
+    for a subset (``monitor_indices``).
     """
     full_scale = 1.0 if spec.preprocess.scale_pixels else 255.0
 
@@ -162,8 +172,7 @@ def make_inputs(dataset: datasets.Dataset, spec: RunSpec):
     test = evaluation(dataset.x_test, dataset.y_test)
     monitor = test
     if spec.eval_per_class is not None:
-        keep = preprocessing.stratified_indices(dataset.y_test, spec.eval_per_class, spec.preprocess.subset_seed,
-                                                "eval_per_class", "the test set")
+        keep = monitor_indices(dataset.y_test, spec)
         monitor = evaluation(dataset.x_test[keep], dataset.y_test[keep])
     return train.prefetch(PREFETCH).with_options(UNTUNED), monitor, test
 
