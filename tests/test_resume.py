@@ -10,10 +10,8 @@ import signal
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
-
-from bench import config
-from bench.records import runfiles
 from test_runner import (
     bench_run,
     bench_workers,
@@ -24,21 +22,36 @@ from test_runner import (
     write_profile,
 )
 
+from bench import config
+from bench.records import runfiles
+
 pytestmark = pytest.mark.slow
 RUN = {"repeats": 1, "batch_size": 16}
 SECTIONS = {"preprocess": {"native_size": 32, "channels": 3, "train_per_class": 1000}}
 SAME = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")  # of each epoch; not its seconds
+# Not bit for bit, measured: resumed after epoch 2 of 3, epoch 3's loss was 0.002846368 against
+# 0.002846633 uninterrupted (9e-5 relative), its test loss 5e-5 relative apart, test accuracy
+# equal; the same with tf.config.experimental.enable_op_determinism(). Bounded here at 1e-3.
+RELATIVE = 1e-3
 
 
 def profile(folder: Path) -> Path:
     return write_profile(folder / "resume.toml", RUN, **SECTIONS)
 
 
-def weights(path: Path) -> dict[str, bytes]:
-    """Every array of a .weights.h5 file, as bytes."""
+def assert_close(resumed: dict, whole: dict) -> None:
+    """Equal test accuracy and epochs, losses and accuracies within RELATIVE."""
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    assert resumed["test_loss"] == pytest.approx(whole["test_loss"], rel=RELATIVE)
+    for ours, theirs in zip(resumed["history"], whole["history"], strict=True):
+        assert ours == pytest.approx(theirs, rel=RELATIVE)
+
+
+def weights(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a .weights.h5 file."""
     found = {}
     with h5py.File(path) as file:
-        file.visititems(lambda name, item: found.update({name: item[()].tobytes()})
+        file.visititems(lambda name, item: found.update({name: np.asarray(item[()])})
                         if isinstance(item, h5py.Dataset) else None)
     return found
 
@@ -74,7 +87,7 @@ def stop_after_epoch_1(command: list[str], folder: Path, victim: str) -> str:
     """Start the run, freeze its worker as its first checkpoint appears, then end it: SIGTERM to
     the runner or SIGKILL to the worker. Returns the runner's stdout."""
     results = Path(command[command.index("--results") + 1])
-    with started(command, folder) as (process, tree):
+    with started(command, folder) as (process, _tree):
         state = wait_for(lambda: next(results.glob("checkpoints/*/state.json"), None), "the first checkpoint")
         (worker,) = bench_workers(process.pid)
         worker.suspend()
@@ -84,7 +97,7 @@ def stop_after_epoch_1(command: list[str], folder: Path, victim: str) -> str:
             worker.resume()  # to die of the runner's end
         else:
             worker.kill()
-        out, err = process.communicate(timeout=300)
+        out, _ = process.communicate(timeout=300)
     assert not records(results), "an interrupted run is not recorded"
     return out
 
@@ -103,8 +116,11 @@ def test_a_run_stopped_after_epoch_1_resumes_at_epoch_2_and_ends_as_if_it_never_
     assert [s["epochs"] for s in record.segments] == [[1, 1], [2, 3]]
     assert all(s["machine"] and s["host"] and s["started_at"] <= s["finished_at"] for s in record.segments)
     assert record.started_at == record.segments[0]["started_at"]
-    assert measured(tmp_path / "results") == whole["measured"]  # bit for bit
-    assert weights(tmp_path / "results" / record.files["weights"]) == whole["weights"]
+    assert_close(measured(tmp_path / "results"), whole["measured"])
+    resumed = weights(tmp_path / "results" / record.files["weights"])
+    assert resumed.keys() == whole["weights"].keys()
+    for name, values in resumed.items():
+        assert np.allclose(values, whole["weights"][name], rtol=RELATIVE, atol=RELATIVE * 1e-2), name
 
 
 @pytest.mark.parametrize("damage", ["unreadable", "another run's"])
@@ -129,5 +145,5 @@ def test_an_unusable_checkpoint_is_set_aside_with_one_warning_and_the_run_starts
     assert len(warnings) == 1 and warnings[0].startswith(f"warning: checkpoint {folder} set aside as {run_id}.unusable")
     assert warnings[0].endswith("the run starts again from epoch 1")
     assert [s["epochs"] for s in record.segments] == [[1, 3]]
-    assert measured(results) == whole["measured"]
+    assert measured(results) == whole["measured"]  # started again: bit for bit
     assert checkpoints(results) == [f"{run_id}.unusable"]  # set aside; the finished run's own is gone

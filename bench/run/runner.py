@@ -6,7 +6,9 @@ TensorFlow starts, its output going into the run's log (``bench.records.runfiles
 folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
 the record and the log to this process, which writes each record as it arrives and shows
 the runs in flight (``bench.run.progress``). A worker that dies or times out still yields a
-record saying so; one that was interrupted yields none, so it runs next time. A loky worker
+record saying so; one that was interrupted yields none, so it runs next time, from its
+checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with SIGKILL
+after it checkpointed, and the run under a killed loky worker). A loky worker
 killed under its run makes that run a failed record, and the others go on.
 Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.records.phases``), and the last

@@ -57,13 +57,14 @@ def timing_key(spec: RunSpec) -> str:
 
 
 def overhead_seconds(record: RunRecord) -> float | None:
-    """The run's wall time - epochs x sec_per_epoch; None without a wall time or sec_per_epoch.
+    """The run's wall time - epochs x sec_per_epoch; None without a wall time or sec_per_epoch, or
+    for a resumed run (more than one segment: its phases time the last one).
 
     The wall time is the runner's ``phases.total`` (the worker's start to its end), or, in a
     record written before phases were timed, finished_at - started_at (``train.run`` alone,
     in whole seconds).
     """
-    if record.sec_per_epoch is None:
+    if record.sec_per_epoch is None or len(record.segments or ()) > 1:
         return None
     if record.phases and record.phases.total is not None:
         wall = record.phases.total

@@ -55,7 +55,8 @@ def main(argv: list[str]) -> int:
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
     imports.load_code(spec.model_code)  # a user's model and dataset (--import): their files, as planned
     imports.load_code(spec.dataset_code)
-    outputs = (os.environ.get(name) for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV, runfiles.CHECKPOINT_ENV))
+    outputs = (os.environ.get(name)
+               for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV, runfiles.CHECKPOINT_ENV))
     tensorboard, weights, checkpoint = (Path(path) if path else None for path in outputs)
     record = train.run(spec, startup_s=phases.startup_seconds(), tensorboard=tensorboard, weights=weights,
                        checkpoint=checkpoint)
