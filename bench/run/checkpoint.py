@@ -12,9 +12,10 @@ The folder (``bench.records.runfiles.checkpoint_dir``: ``<results>/checkpoints/<
 
 so a kill at any moment leaves either the previous epoch's state or this one's, never a mix.
 The data order and the augmentation draws come from tf.data seed generators that advance once
-per epoch, as each epoch makes its iterator of the training pipeline (``train.make_inputs``); a
-resumed run makes and drops one iterator per epoch done, so that epoch n + 1 draws what it
-would have drawn. A tf.data iterator checkpoint would hold the iterator Keras makes inside
+per epoch, as each epoch makes its iterator of the training pipeline (``train.make_inputs``; one
+per epoch, as ``fit`` is given its steps per epoch); a resumed run makes and drops one iterator
+per epoch done, so that epoch n + 1 draws what it would have drawn. So a resumed run ends with
+the weights, history and test accuracy of one that never stopped, bit for bit on a CPU. A tf.data iterator checkpoint would hold the iterator Keras makes inside
 ``fit`` and, with it, the pipeline's cache of the training images.
 
 A checkpoint whose spec is another run's (another ``run_id``), or that cannot be read or loaded,
@@ -59,13 +60,12 @@ def saved(folder: Path) -> bool:
     return (folder / STATE).is_file()
 
 
-def seed_generators(model: keras.Model) -> dict[str, keras.random.SeedGenerator]:
-    """The model's seed generators by their state variable's path."""
-    found = {}
-    for layer in model._flatten_layers():  # Keras's own walk of nested layers
-        for generator in getattr(layer, "_seed_generators", ()):
-            found[generator.state.path] = generator
-    return found
+def seed_generators(model: keras.Model) -> list[keras.random.SeedGenerator]:
+    """The model's seed generators, in the order of Keras's walk of its nested layers: the same
+    for every build of the same model, unlike their names, which count the generators made
+    in the process so far."""
+    return [generator for layer in model._flatten_layers()  # Keras's own walk of nested layers
+            for generator in getattr(layer, "_seed_generators", ())]
 
 
 class RunCheckpoint(keras.callbacks.BackupAndRestore):
@@ -101,8 +101,11 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(str(self.folder / state["weights"]))
-            for path, generator in seed_generators(model).items():
-                generator.state.assign(state["seed_generators"][path])
+            generators, states = seed_generators(model), state["seed_generators"]
+            if len(generators) != len(states):
+                raise ValueError(f"it has {len(states)} seed generators' states, the model {len(generators)}")
+            for generator, value in zip(generators, states):
+                generator.state.assign(value)
             epochs = int(state["epoch"])
         except Exception as error:  # noqa: BLE001 - any unusable checkpoint: start afresh, never crash
             for variable, value in zip(variables, before):
@@ -154,8 +157,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
             "run_id": self.spec.run_id, "spec": self.spec.to_dict(), "epoch": epoch, "weights": weights,
             "history": self.progress.history, "phase_seconds": self.progress.seconds(self.phase_seconds),
             "segments": self.progress.segments,
-            "seed_generators": {path: generator.state.numpy().tolist()
-                                for path, generator in seed_generators(self.model).items()},
+            "seed_generators": [generator.state.numpy().tolist() for generator in seed_generators(self.model)],
         })
         for old in self.folder.glob("epoch-*.weights.h5"):
             if old.name != weights:

@@ -373,8 +373,11 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, outpu
             if not done:
                 shutil.rmtree(tensorboard, ignore_errors=True)  # a rerun's logs only
             callbacks.append(keras.callbacks.TensorBoard(str(tensorboard), write_graph=False))
-        model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
-                  shuffle=False)  # the pipeline shuffles; Keras's flag would only warn
+        # steps_per_epoch: Keras then makes one iterator of ``train`` per epoch (without it, a second
+        # one at each epoch's end, never used), so that epoch n draws the n-th iterator's seeds, as a
+        # resumed run replays them (``RunCheckpoint.restore``). shuffle: the pipeline shuffles.
+        model.fit(train, epochs=spec.epochs, steps_per_epoch=steps_per_epoch, validation_data=monitor,
+                  callbacks=callbacks, verbose=2, shuffle=False)
         history = timer.epochs
         watch.seconds.update(progress.seconds(watch.seconds))
         last = history[-1]
