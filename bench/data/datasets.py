@@ -147,6 +147,11 @@ def train_size(name: str, preprocess: Preprocess) -> int:
     return sum(inspect(name, preprocess).train_counts)
 
 
+def test_size(name: str, preprocess: Preprocess) -> int:
+    """Test images of ``name`` as ``preprocess`` makes it (never a subset): what ``inspect`` counted."""
+    return sum(inspect(name, preprocess).test_counts)
+
+
 def _real_name(name: str) -> str:
     """The real dataset ``name`` is, or is drawn from (the sample's is Fashion-MNIST)."""
     return "fashion_mnist" if name == SAMPLE else name

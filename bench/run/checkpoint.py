@@ -15,8 +15,10 @@ The data order and the augmentation draws come from tf.data seed generators that
 per epoch, as each epoch makes its iterator of the training pipeline (``train.make_inputs``; one
 per epoch, as ``fit`` is given its steps per epoch); a resumed run makes and drops one iterator
 per epoch done, so that epoch n + 1 draws what it would have drawn. So a resumed run ends with
-the weights, history and test accuracy of one that never stopped, bit for bit on a CPU. A tf.data iterator checkpoint would hold the iterator Keras makes inside
-``fit`` and, with it, the pipeline's cache of the training images.
+the weights, history and test accuracy of one that never stopped, bit for bit on a CPU
+(measured with one thread per run, without ``enable_op_determinism``: an uninterrupted run
+repeats itself exactly). A tf.data iterator checkpoint would hold the iterator Keras makes
+inside ``fit`` and, with it, the pipeline's cache of the training images.
 
 A checkpoint whose spec is another run's (another ``run_id``), or that cannot be read or loaded,
 is set aside (renamed ``<run_id>.unusable``, replacing an earlier one) with a one-line warning on
