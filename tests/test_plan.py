@@ -11,6 +11,8 @@ from helpers import fake_record, snapshot, write_profile
 from bench import cli, config
 from bench.data import datasets
 from bench.records import store
+from bench.records.phases import Phases
+from bench.records.store import RunRecord
 from bench.run import plan, schedule
 from bench.run.runner import Dispatch
 
@@ -133,6 +135,50 @@ def test_runs_without_records_of_their_work_are_estimated_from_their_flops_and_s
     assert "from FLOPs: 3 runs of 1 configuration(s) with no record of their work" in text
     assert "not in the estimate" not in text
     assert "estimate: 0:01:32 of runs" in text  # 2 mlp runs of 13 s and 3 cnn runs of 22 s
+
+
+def other_protocol(spec) -> RunRecord:
+    """The model of ``spec`` on other work (batch 64, 5 epochs, evaluated each epoch on 2 images
+    per class, then on the whole test set apart): 100 training images / 2 s = 0.02 s each; each
+    epoch's 20 evaluated images in 0.2 s (epoch 1's 1 s traces) = 0.01 s each; a run of 20 s is
+    5 x 2 s of training, 1.8 s of evaluations per epoch, a final evaluation of 1.2 s, and 7 s besides."""
+    work = dataclasses.replace(spec, batch_size=64, epochs=5, eval_per_class=2, profile="other")
+    history = [{"epoch": n, "train_seconds": 2.0, "eval_seconds": 1.0 if n == 1 else 0.2} for n in range(1, 6)]
+    return dataclasses.replace(fake_record(work, 2.0, 20), images_per_second=50.0, input_shape=(8, 8, 1),
+                               num_classes=10, history=history, phases=Phases(final_eval=1.2), flops_per_image=1_000)
+
+
+def test_a_run_of_other_work_is_priced_from_its_models_seconds_per_training_and_evaluated_image(tiny):
+    """tiny's mlp: 100 training and 100 test images, 3 epochs, evaluated on the whole test set."""
+    _, specs = tiny
+    mlp = by_model(specs, "mlp")[0]
+    assert schedule.timing_key(mlp) != schedule.timing_key(other_protocol(mlp).spec)
+    (rates,) = schedule.image_seconds([other_protocol(mlp)]).values()
+    assert (rates.train_s, rates.eval_s, rates.overhead_s) == pytest.approx((0.02, 0.01, 7.0))
+    (estimate,) = schedule.estimates([mlp], [other_protocol(mlp)], flops=lambda spec: 1 / 0).values()
+    assert estimate.source == schedule.PER_IMAGE
+    assert estimate.seconds == pytest.approx(7 + 3 * (100 * 0.02 + 100 * 0.01))  # 16 s
+    subset = dataclasses.replace(mlp, eval_per_class=2)  # 20 images each epoch, then 100 apart
+    assert schedule.expected_seconds([subset], [other_protocol(mlp)])[subset.run_id] == pytest.approx(
+        7 + 3 * (100 * 0.02 + 20 * 0.01) + 100 * 0.01)
+    bigger = dataclasses.replace(mlp, preprocess=dataclasses.replace(mlp.preprocess, native_size=16))
+    assert schedule.estimates([bigger], [other_protocol(mlp)], flops=lambda spec: 1_000)[bigger.run_id].source == (
+        schedule.FROM_FLOPS)  # another input shape: another model's cost
+
+
+def test_bench_plan_says_which_runs_it_priced_per_image_and_which_from_flops(tiny, tmp_path):
+    """The mlp from its own records of other work (16 s a run, above); the cnn, with no record
+    of its model, from FLOPs: 10 s of overhead + 2,000 FLOPs x 100 images x 3 epochs at the
+    mlp's 2 s / (1,000 x 100) per FLOP and image = 22 s."""
+    _, specs = tiny
+    store.write_record(tmp_path / "results", other_protocol(by_model(specs, "mlp")[0]))
+    text = plan.describe(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("MLP", "CNN"))}
+    assert rows["MLP"][-6:] == ["—", "—", "0:00:16", "0:00:48", "per", "image"]
+    assert rows["CNN"][-6:] == ["—", "—", "0:00:22", "0:01:06", "from", "FLOPs"]
+    assert ("per image: 3 runs of 1 configuration(s) with no record of their work, at their model's median "
+            "seconds per training and per evaluated image") in text
+    assert "from FLOPs: 3 runs of 1 configuration(s) with no record of their work or their model's" in text
 
 
 def test_bench_plan_packs_the_runs_longest_expected_first_as_the_runner_starts_them(tiny, tmp_path, monkeypatch,

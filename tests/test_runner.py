@@ -691,18 +691,21 @@ KILLED = {  # whose SIGKILL: the start of the victim's error
 @pytest.fixture(scope="module", params=KILLED, ids=KILLED)
 def worker_killed(request, runners_cache, tmp_path_factory):
     """The tiny profile with one of its two workers, or the loky worker that runs it, killed with
-    SIGKILL mid-run: once the run has logged its first of 50 epochs. Killing a loky worker
-    breaks loky's pool, and loky kills the other worker with it, or as it starts its run."""
+    SIGKILL mid-run: once the run has begun its first epoch, before it ends and checkpoints (a
+    run killed after a checkpoint resumes instead: tests/test_resume.py). The first epoch is
+    10,000 steps of one image, long enough to kill it in. Killing a loky worker breaks loky's
+    pool, and loky kills the other worker with it, or as it starts its run."""
     folder = tmp_path_factory.mktemp("worker-killed")
-    profile = write_profile(folder / "tiny.toml", {"epochs": 50})
+    profile = write_profile(folder / "tiny.toml", {"epochs": 2, "batch_size": 1},
+                            preprocess={"native_size": 8, "channels": 1, "train_per_class": 1000})
     results = folder / "results"
     command = bench_run(profile, results, "--jobs", "2")
     with started(command, folder) as (process, tree):
         worker = wait_for(lambda: bench_workers(process.pid), "a bench.run.worker process")[0]
         victim = RunSpec.from_dict(json.loads(Path(worker.cmdline()[-2]).read_text()))
         log = results / "logs" / f"mlp-synthetic-seed{victim.seed}.log"
-        wait_for(lambda: log.exists() and any(e["event"] == "epoch" for e in runfiles.read_events(log.read_text())),
-                 "the victim's first epoch")
+        wait_for(lambda: log.exists() and any(e["event"] == "epoch_begin" for e in runfiles.read_events(log.read_text())),
+                 "the victim's first epoch to begin")
         (worker if request.param == "bench.run.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
     assert process.returncode == 0, err

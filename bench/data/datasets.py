@@ -165,14 +165,18 @@ def check_fits(name: str, preprocess: Preprocess) -> None:
     not fit in half this machine's memory as float64 (synthetic's generator draws them so;
     training holds them as float32 beside the uint8 copy)."""
     (height, width, channels), _ = shape_of(name, preprocess)
-    test = sum(inspect(name, preprocess).test_counts)
-    needed = (train_size(name, preprocess) + test) * height * width * channels * FLOAT_BYTES
+    needed = (train_size(name, preprocess) + test_size(name, preprocess)) * height * width * channels * FLOAT_BYTES
     memory = psutil.virtual_memory().total
     if needed > memory / 2:
         raise ValueError(f"{name} at {height}x{width}x{channels} would take {needed / 2**30:.1f} GiB as floats, more "
                          f"than half this machine's {memory / 2**30:.1f} GiB; accepted: a smaller preprocess.size "
                          f"(or native_size) or preprocess.train_per_class. Received: size={preprocess.size}, "
                          f"native_size={preprocess.native_size}, train_per_class={preprocess.train_per_class}")
+
+
+def test_size(name: str, preprocess: Preprocess) -> int:
+    """Test images of ``name`` as ``preprocess`` makes it (never a subset): what ``inspect`` counted."""
+    return sum(inspect(name, preprocess).test_counts)
 
 
 def _real_name(name: str) -> str:

@@ -6,6 +6,9 @@ In a results folder, beside ``runs/<run_id>.json`` (``bench.records.store``):
     history/<name>.csv            the epochs of the record's history, one line each
     tensorboard/<name>/           TensorBoard logs, with ``tensorboard = true`` (``--tensorboard``)
     weights/<name>.weights.h5     the final weights, with ``save_weights = true`` (``--save-weights``)
+    checkpoints/<run_id>/         the run's state after its latest epoch while it has no record
+                                  (``bench.run.checkpoint``), named by run id so that any invocation
+                                  finds it; removed once its record is written, kept with --save-weights
 
 ``<name>`` is ``<model>[-<option>=<value>...]-<dataset>-seed<k>``, the options being those in
 which the model's runs differ, among the runs to run and those recorded in the folder
@@ -51,6 +54,10 @@ KINDS = {"log": ("logs", ".log"), "history": ("history", ".csv"), "tensorboard":
 # The worker's environment: where TensorBoard logs and the weights go (unset: not wanted).
 TENSORBOARD_ENV, WEIGHTS_ENV = "BENCH_TENSORBOARD_DIR", "BENCH_WEIGHTS_FILE"
 FIRST_LINE_BYTES = 4096  # a start event's line is shorter
+
+
+CHECKPOINT_ENV = "BENCH_CHECKPOINT_DIR"  # the run's checkpoint folder; always set by the runner
+CHECKPOINTS = "checkpoints"
 
 
 # ---------------------------------------------------------------- events
@@ -115,10 +122,15 @@ class RunFiles:
         log = self.path("log")
         return log if log.parent.is_dir() else elsewhere
 
+    def checkpoint(self, run_id: str) -> Path:
+        """The run's checkpoint folder, ``checkpoints/<run_id>``."""
+        return self.results / CHECKPOINTS / run_id
+
     def worker_env(self, spec: RunSpec) -> dict[str, str]:
-        """The worker's TENSORBOARD_ENV and WEIGHTS_ENV, for what the spec asks."""
+        """The worker's CHECKPOINT_ENV, and TENSORBOARD_ENV and WEIGHTS_ENV for what the spec asks."""
         wanted = {TENSORBOARD_ENV: spec.tensorboard and "tensorboard", WEIGHTS_ENV: spec.save_weights and "weights"}
-        return {variable: str(self.path(kind)) for variable, kind in wanted.items() if kind}
+        return {CHECKPOINT_ENV: str(self.checkpoint(spec.run_id)),
+                **{variable: str(self.path(kind)) for variable, kind in wanted.items() if kind}}
 
 
 def _text(value) -> str:

@@ -54,6 +54,9 @@ class RunRecord:
         files: the run's files beside its record, kind ("log", "history", "tensorboard",
             "weights") -> path relative to the results folder (``bench.records.runfiles``); empty in
             records written before runs had them.
+        segments: a run's stretches in one process each, oldest first (``bench.run.train.segment``):
+            machine, host, started_at, finished_at, epochs [first, last]; one for a run that never
+            stopped; None in records written without a checkpoint (before runs had them).
         environment: versions, CPU, GPU, threads per job, jobs at once, host, git commit,
             the machine's 1-minute load average at the run's start and end
             (load_at_start, load_at_end), the runner's invocation that wrote the record
@@ -80,6 +83,7 @@ class RunRecord:
     model_family: str | None = None
     phases: Phases | None = None
     files: dict = field(default_factory=dict)
+    segments: list | None = None
     environment: dict = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None

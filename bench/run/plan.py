@@ -13,9 +13,12 @@ results folder and in any other folder given (``--estimate-from``):
   The runner's loading of the datasets before the first run is not in it.
 
 A run is then estimated at overhead + epochs x seconds per epoch (``schedule.Timing``). A run
-with no record of its work is estimated from its model's FLOPs at the records' median seconds
-per FLOP, plus their median overhead (``schedule.expected_seconds``), and the text says which
-runs were: a rough guess, until one run of each is recorded. The
+with no record of its work is estimated from its model's records of other work (any protocol)
+at their seconds per training and per evaluated image, scaled by its images and epochs
+(``schedule.ImageSeconds``), else from its model's FLOPs at the records' median seconds per
+FLOP, plus their median overhead (``schedule.estimates``); each row's last column says which
+(the records of its work, ``per image``, or ``from FLOPs``), and the text says how many runs
+were estimated each way. The
 wall time packs the runs in the order the runner starts them (longest expected first, from the
 results folder's own records: ``runner.pending_specs``), each onto the first free job, as
 joblib hands them out. Timings hold for the machine that measured them: where this machine
@@ -38,11 +41,16 @@ from bench.records.store import RunRecord
 from bench.run import schedule
 from bench.run.console import hours_minutes_seconds
 from bench.run.runner import Dispatch, pending_specs, plan_line
-from bench.run.schedule import Timing, timing_key, timings
+from bench.run.schedule import FROM_FLOPS, PER_IMAGE, Estimate, Timing, timing_key, timings
 from bench.spec import RunSpec
 
 NO_RECORD = "no record to estimate from"
-FROM_FLOPS = "from FLOPs"
+UNTIMED_SOURCES = {  # how runs with no record of their work are estimated, as the text says it
+    PER_IMAGE: ", at their model's median seconds per training and per evaluated image in its records of other "
+               "work (any protocol), scaled by their images and epochs, and those records' median overhead",
+    FROM_FLOPS: " or their model's, at their model's median seconds per FLOP on other work (every record's for a "
+                "model with none) and the records' median overhead: a rough guess until one run of each is recorded",
+}
 
 
 # ---------------------------------------------------------------- labels
@@ -101,23 +109,28 @@ class Cell:
     dataset: str
     specs: tuple[RunSpec, ...]
     timing: Timing | None
-    by_flops: tuple[float, ...] | None = None  # each run's seconds from its FLOPs, without a timing
+    untimed: tuple[Estimate, ...] | None = None  # each run's, without a timing (``schedule.untimed_estimates``)
 
     def seconds(self) -> list[float] | None:
         if self.timing is not None:
             return [self.timing.run_seconds(spec.epochs) for spec in self.specs]
-        return None if self.by_flops is None else list(self.by_flops)
+        return None if self.untimed is None else [estimate.seconds for estimate in self.untimed]
+
+    def source(self) -> str | None:
+        """Where the untimed estimates come from (PER_IMAGE or FROM_FLOPS); None with a timing or none."""
+        return self.untimed[0].source if self.untimed else None
 
 
 def cells(pending: list[RunSpec], records: list[RunRecord], labels: dict[str, str],
           flops: Callable[[RunSpec], int] = schedule.forward_flops) -> list[Cell]:
     """The pending runs grouped by configuration (labels: ``labels_by_config``), in the order the
-    runner first starts one, each timed by the records of its work, or else from its FLOPs when
-    the records measured a rate (``flops``: forward FLOPs per image of a spec's model)."""
+    runner first starts one, each timed by the records of its work, or else from its model's
+    seconds per image or its FLOPs (``schedule.untimed_estimates``; ``flops``: forward FLOPs per
+    image of a spec's model)."""
     groups, known = {}, timings(records)
     for spec in pending:
         groups.setdefault(spec.config_key, []).append(spec)
-    guessed = schedule.from_flops(pending, records, flops)
+    guessed = schedule.untimed_estimates(pending, records, flops)
     return [Cell(labels[key], specs[0].dataset, tuple(specs), known.get(timing_key(specs[0])),
                  tuple(guessed[s.run_id] for s in specs) if specs[0].run_id in guessed else None)
             for key, specs in groups.items()]
@@ -131,7 +144,7 @@ def _table(planned: list[Cell]) -> str:
     rows = []
     for cell in planned:
         timing, seconds = cell.timing, cell.seconds()
-        source = len(timing.machines) if timing else FROM_FLOPS
+        source = len(timing.machines) if timing else cell.source()
         estimate = ([hours_minutes_seconds(seconds[0]), hours_minutes_seconds(sum(seconds)), source]
                     if seconds else ["—", NO_RECORD, 0])
         rows.append([cell.label, cell.dataset, len(cell.specs), repeat_ranges([s.repeat for s in cell.specs]),
@@ -150,12 +163,11 @@ def _totals(pending: list[RunSpec], planned: list[Cell], dispatch: Dispatch) -> 
     lines = [f"estimate: {hours_minutes_seconds(sum(in_order))} of runs; with {dispatch.jobs} jobs at once about "
              f"{hours_minutes_seconds(schedule.makespan(in_order, dispatch.jobs))} of wall time (each run started, in the "
              f"runner's order, longest expected first, on the first free job)"]
-    guessed = [cell for cell in planned if cell.timing is None and cell.by_flops is not None]
-    if guessed:
-        lines.append(f"{FROM_FLOPS}: {sum(len(c.specs) for c in guessed)} runs of {len(guessed)} configuration(s) "
-                     "with no record of their work, at their model's median seconds per FLOP on other work (every "
-                     "record's for a model with none) and the records' median overhead: a rough "
-                     "guess until one run of each is recorded")
+    for source, how in UNTIMED_SOURCES.items():
+        group = [cell for cell in planned if cell.timing is None and cell.source() == source]
+        if group:
+            lines.append(f"{source}: {sum(len(c.specs) for c in group)} runs of {len(group)} configuration(s) "
+                         f"with no record of their work{how}")
     untimed = [cell for cell in planned if cell.seconds() is None]
     if untimed:
         lines.append(f"not in the estimate: {sum(len(c.specs) for c in untimed)} runs of {len(untimed)} "

@@ -99,13 +99,14 @@ class Campaign:
         self._estimate()
 
     def _estimate(self) -> None:
-        """The timings of the records, and each pending run's expected seconds from FLOPs when
-        the records measured their seconds per FLOP (else none); this machine's records where it
-        has timed a work (``schedule.timed_here``)."""
+        """The timings of the records, and each other pending run's expected seconds from its
+        model's seconds per image, or from FLOPs when the records measured their seconds per FLOP
+        (else none; ``schedule.untimed_estimates``); this machine's records where it has timed a
+        work (``schedule.timed_here``)."""
         threads = self.pending[0].threads if self.pending else 1
         records = schedule.timed_here(self.records, threads, self.jobs)
         self.timings = schedule.timings(records)
-        self.by_flops = schedule.from_flops(self.pending, records, self.flops)
+        self.untimed = schedule.untimed_estimates(self.pending, records, self.flops)
 
     # ---------------------------------------------------------------- what happens
 
@@ -161,13 +162,16 @@ class Campaign:
         with self.lock:
             flying = list(self.flight.values())
             waiting = [s for s in self.pending if s.run_id not in self.done and s.run_id not in self.flight]
-            timings, by_flops = self.timings, self.by_flops
+            timings, untimed = self.timings, self.untimed
 
         def expected(spec: RunSpec) -> tuple[float | None, str]:
             timing = timings.get(schedule.timing_key(spec))
             if timing:
                 return timing.run_seconds(spec.epochs), "records"
-            return (by_flops[spec.run_id], "flops") if spec.run_id in by_flops else (None, "none")
+            if spec.run_id not in untimed:
+                return None, "none"
+            estimate = untimed[spec.run_id]
+            return estimate.seconds, "flops" if estimate.source == schedule.FROM_FLOPS else "image"
 
         seconds, sources = [], Counter()
         for run in flying:

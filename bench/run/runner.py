@@ -6,9 +6,11 @@ TensorFlow starts, its output going into the run's log (``bench.records.runfiles
 folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
 the record and the log to this process, which writes each record as it arrives and shows
 the runs in flight (``bench.run.progress``). A worker that dies or times out still yields a
-record saying so; one that was interrupted yields none, so it runs next time. A loky worker
-killed under its run makes that run, and only that one, a failed record: loky then ends the
-other workers of the broken pool, and their runs go on in a new pool (``killed_under``).
+record saying so; one that was interrupted yields none, so it runs next time, from its
+checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with SIGKILL
+after it checkpointed). A loky worker killed under its run makes that run, and only that one, a
+failed record when it has no checkpoint: loky then ends the other workers of the broken pool, and
+their runs go on in a new pool (``killed_under``).
 Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.records.phases``), and the last
 line says how busy the jobs were.
@@ -53,7 +55,7 @@ from bench.lifetime import (
 )
 from bench.records import lock, phases, runfiles, store
 from bench.records.store import RunRecord
-from bench.run import devices, progress, scratch
+from bench.run import checkpoint, devices, progress, scratch
 from bench.run.console import echo, hours_minutes_seconds
 from bench.run.schedule import longest_first
 from bench.spec import RunSpec
@@ -190,13 +192,19 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
             record = store.read_record(out_path)
             record = dataclasses.replace(record, environment={**record.environment, "jobs_at_once": at_once})
             return spec, phases.timed_by_runner(record, spawned_at, total), log_text
-        if returncode in INTERRUPTED_EXITS:
+        if returncode in INTERRUPTED_EXITS or (returncode == -signal.SIGKILL and resumable(spec, files)):
             return spec, None, log_text
         if returncode is None:
             status, error = "timeout", f"run exceeded timeout_s={spec.timeout_s:g} and was killed"
         else:
             status, error = "failed", f"{_death_reason(returncode)}; log tail:\n{log_text[-LOG_TAIL_CHARS:]}"
         return spec, phases.timed_by_runner(failure(spec, status, error, started, at_once), spawned_at, total), log_text
+
+
+def resumable(spec: RunSpec, files: runfiles.RunFiles | None) -> bool:
+    """Whether the run left a checkpoint to resume from: then a worker killed under it (SIGKILL,
+    or its loky worker's death) is not a failure, the run is pending, as after an interrupt."""
+    return files is not None and checkpoint.saved(files.checkpoint(spec.run_id))
 
 
 def _run_worker(command: list[str], log, env: dict, timeout_s: float) -> tuple[int | None, int]:
@@ -257,7 +265,7 @@ def killed_under(specs: list[RunSpec], folder: Path, files: dict, error: BrokenP
     found = []
     for spec in specs:
         run = folder / spec.run_id
-        if (run / scratch.PARENT_DIED).exists():
+        if (run / scratch.PARENT_DIED).exists() and not resumable(spec, files[spec.run_id]):
             log_path = files[spec.run_id].log_or(run / scratch.LOG)  # where run_in_subprocess wrote it
             log = log_path.read_text(errors="replace") if log_path.exists() else ""
             spawned_at = (run / scratch.SPEC).stat().st_mtime  # written just before the worker started
@@ -444,12 +452,15 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
 def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_text: str,
               environment: dict | None) -> RunRecord:
     """Put a run's log and history in place (``runfiles.place_files``), then write its record, which
-    names them; a failed write stops the runner in one line."""
+    names them, then remove its checkpoint (kept with --save-weights); a failed write stops the
+    runner in one line."""
     if environment:
         record = dataclasses.replace(record, environment={**record.environment, **environment})
     try:
         record = runfiles.place_files(files, record, log_text)
         store.write_record(results, record)
+        if not record.spec.save_weights:
+            shutil.rmtree(files.checkpoint(record.run_id), ignore_errors=True)
     except OSError as error:
         raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "
                                f"({error.strerror or error}); the records written before it are kept: make room, "

@@ -9,6 +9,10 @@ A run's expected seconds:
 
 - from the ok records that time the same work (``timing_key``): ``Timing.run_seconds``,
   overhead + epochs x seconds per epoch, the estimate ``bench plan`` prints;
+- otherwise from its model's records on any work (the same model, options and input shape,
+  ``model_key``; any dataset, protocol or batch size): ``ImageSeconds.run_seconds``, their median
+  overhead without evaluations + epochs x (training images x seconds per training image +
+  evaluated images x seconds per evaluated image) + the final evaluation apart, if any;
 - otherwise from its work: the records' median overhead per run (0 without one) + forward
   FLOPs per image x training images (``datasets.train_size``, none preprocessed) x epochs x
   seconds per FLOP. The FLOPs are counted on the model built in
@@ -57,13 +61,14 @@ def timing_key(spec: RunSpec) -> str:
 
 
 def overhead_seconds(record: RunRecord) -> float | None:
-    """The run's wall time - epochs x sec_per_epoch; None without a wall time or sec_per_epoch.
+    """The run's wall time - epochs x sec_per_epoch; None without a wall time or sec_per_epoch, or
+    for a resumed run (more than one segment: its phases time the last one).
 
     The wall time is the runner's ``phases.total`` (the worker's start to its end), or, in a
     record written before phases were timed, finished_at - started_at (``train.run`` alone,
     in whole seconds).
     """
-    if record.sec_per_epoch is None:
+    if record.sec_per_epoch is None or len(record.segments or ()) > 1:
         return None
     if record.phases and record.phases.total is not None:
         wall = record.phases.total
@@ -156,43 +161,153 @@ def seconds_per_flop(records: list[RunRecord]) -> float:
     return NOMINAL_SECONDS_PER_FLOP if measured is None else measured
 
 
+# ---------------------------------------------------------------- from the same model's images
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What a run's images come to: training images, test images, classes, and the input shape."""
+
+    train: int
+    test: int
+    classes: int
+    input_shape: tuple[int, ...]
+
+    def evaluated(self, eval_per_class: int | None) -> int:
+        """Images of each epoch's evaluation: the stratified subset's, else the whole test set's."""
+        return self.test if eval_per_class is None else eval_per_class * self.classes
+
+
+def model_key(model: str, options: dict, input_shape) -> str:
+    """The same model, as text: its name, options and input shape; any dataset, protocol or batch size."""
+    return json.dumps({"model": model, "model_options": options, "input_shape": list(input_shape)}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ImageSeconds:
+    """The measured cost of one model (``model_key``) per image, over its ok records of any protocol.
+
+    Attributes:
+        train_s: median training seconds per training image (1 / images_per_second).
+        eval_s: median evaluation seconds per evaluated image: of each record, its median
+            epoch's evaluation seconds / the images each epoch evaluates.
+        overhead_s: median of the rest of a run (at least 0): its wall time - its epochs' training
+            and evaluations (start-up, data, build, the first epoch's tracing); 0 without a wall time.
+        machines: ``machine`` of each record used.
+    """
+
+    train_s: float
+    eval_s: float
+    overhead_s: float
+    machines: tuple[str, ...]
+
+    def run_seconds(self, spec: RunSpec, sizes: Sizes) -> float:
+        """overhead + epochs x (training images x train_s + evaluated images x eval_s) + the final
+        evaluation apart of the whole test set (with ``eval_per_class``) x eval_s."""
+        per_epoch = sizes.train * self.train_s + sizes.evaluated(spec.eval_per_class) * self.eval_s
+        final = sizes.test * self.eval_s if spec.eval_per_class is not None else 0.0
+        return self.overhead_s + spec.epochs * per_epoch + final
+
+
+def image_seconds(records: list[RunRecord]) -> dict[str, ImageSeconds]:
+    """model_key -> ImageSeconds over the ok records with images per second, an input shape and epochs."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.status == "ok" and record.images_per_second and record.input_shape and record.history:
+            groups.setdefault(model_key(record.spec.model, record.spec.model_options, record.input_shape),
+                              []).append(record)
+    test = functools.cache(datasets.test_size)  # once per dataset
+    result = {}
+    for key, group in groups.items():
+        rests = [s for s in (_rest_seconds(r) for r in group) if s is not None]
+        result[key] = ImageSeconds(
+            train_s=statistics.median(1 / r.images_per_second for r in group),
+            eval_s=statistics.median(statistics.median(e["eval_seconds"] for e in r.history)
+                                     / _record_sizes(r, test).evaluated(r.spec.eval_per_class) for r in group),
+            overhead_s=max(0.0, statistics.median(rests)) if rests else 0.0,
+            machines=tuple(environment.machine(r.environment) for r in group))
+    return result
+
+
+def _record_sizes(record: RunRecord, test: Callable) -> Sizes:
+    spec = record.spec
+    return Sizes(train=round(record.images_per_second * record.sec_per_epoch),
+                 test=test(spec.dataset, spec.preprocess) if spec.eval_per_class is None else 0,
+                 classes=record.num_classes or 0, input_shape=tuple(record.input_shape))
+
+
+def _rest_seconds(record: RunRecord) -> float | None:
+    """``overhead_seconds`` less the run's evaluations, per epoch and final."""
+    overhead = overhead_seconds(record)
+    if overhead is None:
+        return None
+    final = record.phases.final_eval if record.phases and record.phases.final_eval else 0.0
+    return overhead - sum(epoch["eval_seconds"] for epoch in record.history) - final
+
+
 # ---------------------------------------------------------------- the order
 
 
-def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
-                     flops: Callable[[RunSpec], int] = forward_flops) -> dict[str, float]:
-    """run_id -> the seconds each spec is expected to take (see the module docstring).
+SAME_WORK, PER_IMAGE, FROM_FLOPS = "records", "per image", "from FLOPs"  # where an estimate comes from
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A run's expected seconds, and where they come from: SAME_WORK, PER_IMAGE or FROM_FLOPS."""
+
+    seconds: float
+    source: str
+
+
+def estimates(specs: list[RunSpec], records: list[RunRecord],
+              flops: Callable[[RunSpec], int] = forward_flops) -> dict[str, Estimate]:
+    """run_id -> the Estimate of each spec (see the module docstring).
 
     Args:
         specs: the runs.
         records: the records that time them.
-        flops: forward FLOPs per image of a spec's model, called only for specs without a
-            timing; tests pass a fake one.
+        flops: forward FLOPs per image of a spec's model, called only for specs its model's
+            records do not time; tests pass a fake one.
     """
-    known, rate = timings(records), seconds_per_flop(records)
+    known, per_image, rate = timings(records), image_seconds(records), seconds_per_flop(records)
     rate_of = {model: measured_seconds_per_flop([r for r in records if r.spec.model == model])
                for model in {spec.model for spec in specs}}
     overheads = [s for s in map(overhead_seconds, (r for r in records if r.status == "ok")) if s is not None]
     overhead = max(0.0, statistics.median(overheads)) if overheads else 0.0
-    images = functools.cache(datasets.train_size)  # once per dataset: without a subset, its source is inspected
-    expected = {}
+    sizes = functools.cache(_spec_sizes)  # once per dataset: without a subset, its source is inspected
+    found = {}
     for spec in specs:
         timing = known.get(timing_key(spec))
-        expected[spec.run_id] = (timing.run_seconds(spec.epochs) if timing else
-                                 overhead + flops(spec) * images(spec.dataset, spec.preprocess) * spec.epochs
-                                 * (rate_of[spec.model] or rate))
-    return expected
+        if timing:
+            found[spec.run_id] = Estimate(timing.run_seconds(spec.epochs), SAME_WORK)
+            continue
+        size = sizes(spec.dataset, spec.preprocess)
+        model = per_image.get(model_key(spec.model, spec.model_options, size.input_shape))
+        found[spec.run_id] = (Estimate(model.run_seconds(spec, size), PER_IMAGE) if model else Estimate(
+            overhead + flops(spec) * size.train * spec.epochs * (rate_of[spec.model] or rate), FROM_FLOPS))
+    return found
 
 
-def from_flops(specs: list[RunSpec], records: list[RunRecord],
-               flops: Callable[[RunSpec], int] = forward_flops) -> dict[str, float]:
-    """run_id -> expected seconds (``expected_seconds``) of the specs no record times, estimated
-    from their FLOPs; {} when no record measured a seconds per FLOP (a nominal rate is no estimate)."""
+def _spec_sizes(dataset: str, preprocess) -> Sizes:
+    shape, classes = datasets.shape_of(dataset, preprocess)
+    return Sizes(datasets.train_size(dataset, preprocess), datasets.test_size(dataset, preprocess), classes, shape)
+
+
+def expected_seconds(specs: list[RunSpec], records: list[RunRecord],
+                     flops: Callable[[RunSpec], int] = forward_flops) -> dict[str, float]:
+    """run_id -> the seconds each spec is expected to take (``estimates``)."""
+    return {run_id: estimate.seconds for run_id, estimate in estimates(specs, records, flops).items()}
+
+
+def untimed_estimates(specs: list[RunSpec], records: list[RunRecord],
+                      flops: Callable[[RunSpec], int] = forward_flops) -> dict[str, Estimate]:
+    """run_id -> Estimate of the specs no record of their work times: from their model's
+    seconds per image, else from their FLOPs when some record measured a seconds per FLOP (a
+    nominal rate is no estimate)."""
     known = timings(records)
-    untimed = [spec for spec in specs if timing_key(spec) not in known]
-    if not untimed or measured_seconds_per_flop(records) is None:
-        return {}
-    return expected_seconds(untimed, records, flops)
+    found = estimates([spec for spec in specs if timing_key(spec) not in known], records, flops)
+    measured = measured_seconds_per_flop(records) is not None
+    return {run_id: e for run_id, e in found.items() if e.source == PER_IMAGE or measured}
 
 
 def longest_first(specs: list[RunSpec], records: list[RunRecord],

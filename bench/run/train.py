@@ -38,6 +38,7 @@ from bench.files import now_iso
 from bench.records import runfiles
 from bench.records.phases import Stopwatch
 from bench.records.store import RunRecord
+from bench.run.checkpoint import Progress, RunCheckpoint
 from bench.spec import Augment, Optimizer, RunSpec
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 
@@ -294,17 +295,24 @@ class EpochEvents(keras.callbacks.Callback):
         print(runfiles.event_line("epoch", epochs=self.total, **self.timer.epochs[-1]), end="", flush=True)
 
 
-def steady_seconds(epochs: list[dict]) -> float:
-    """Median training seconds of epochs 2.. (epoch 1 includes tracing), or epoch 1's alone."""
-    seconds = [e["train_seconds"] for e in epochs]
-    return statistics.median(seconds[1:] or seconds)
+def steady_seconds(epochs: list[dict], segments: list[dict] | None = None) -> float:
+    """Median training seconds of the epochs timed on the last segment's machine but the first
+    of each segment (it traces), or of those first ones alone; without segments, of epochs 2..
+    (epoch 1 includes tracing), or epoch 1's alone."""
+    segments = segments or [{"machine": None, "epochs": [1, len(epochs)]}]
+    here = {number for segment in segments if segment["machine"] == segments[-1]["machine"]
+            for number in range(segment["epochs"][0], segment["epochs"][1] + 1)}
+    firsts = {segment["epochs"][0] for segment in segments}
+    timed = [e for e in epochs if e["epoch"] in here]
+    return statistics.median([e["train_seconds"] for e in timed if e["epoch"] not in firsts]
+                             or [e["train_seconds"] for e in timed])
 
 
 # ---------------------------------------------------------------- the run
 
 
 def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, tensorboard: Path | None = None,
-        weights: Path | None = None) -> RunRecord:
+        weights: Path | None = None, checkpoint: Path | None = None) -> RunRecord:
     """Train and evaluate one run; any failure becomes a record with its error text.
 
     ``spec.speedups`` False trains the stock Keras model and optimizer (see ``build_model``).
@@ -317,13 +325,15 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, 
         tensorboard: a folder for TensorBoard logs (per epoch, no graph), emptied first; None: none.
         weights: a ``.weights.h5`` file for the final weights, written after the final
             evaluation; None: not kept.
+        checkpoint: the run's checkpoint folder (``bench.run.checkpoint``): resumed from when it
+            holds one, written after every epoch but the last; None: no checkpoint, no segments.
     """
     watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
     base = {"run_id": spec.run_id, "spec": spec, "started_at": started,
             "environment": environment.worker_environment(spec.threads)}
     try:
-        record = _train(spec, base, watch, timer, tensorboard, weights)
+        record = _train(spec, base, watch, timer, Outputs(tensorboard, weights, checkpoint))
     except Exception as error:  # noqa: BLE001 - a failed run is data, not a crash
         detail = traceback.format_exc(limit=-3)
         record = RunRecord(**base, status="failed", error=f"{type(error).__name__}: {error}\n{detail}",
@@ -332,8 +342,23 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, 
                                phases=watch.phases(timer.epochs, startup_s))
 
 
-def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tensorboard: Path | None,
-           weights: Path | None) -> RunRecord:
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """Where a run writes besides its record (see ``run``); None: nowhere."""
+
+    tensorboard: Path | None = None
+    weights: Path | None = None
+    checkpoint: Path | None = None
+
+
+def segment(environment_: dict, started: str, first_epoch: int) -> dict:
+    """A run's stretch in one process: its machine (``environment.machine``), host, start, end and
+    epochs [first, last]; the end and last epoch are filled in as its epochs end."""
+    return {"machine": environment.machine(environment_), "host": environment_.get("host"), "started_at": started,
+            "finished_at": None, "epochs": [first_epoch, first_epoch - 1]}
+
+
+def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, outputs: Outputs) -> RunRecord:
     keras.utils.set_random_seed(spec.seed)
     with watch.phase("data"):
         dataset = datasets.load(spec.dataset, spec.preprocess, spec.data_hash)
@@ -342,14 +367,25 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tenso
     steps_per_epoch = math.ceil(len(dataset.y_train) / spec.batch_size)
     with watch.phase("build"):
         model = build_model(spec, dataset.input_shape, dataset.num_classes, steps_per_epoch)
+    progress = Progress(history=timer.epochs)
+    saving = outputs.checkpoint and RunCheckpoint(outputs.checkpoint, spec, progress, watch.seconds)
+    done = saving.restore(model, train) if saving else 0
+    progress.segments.append(segment(base["environment"], base["started_at"], done + 1))
+    tensorboard, weights = outputs.tensorboard, outputs.weights
     with TrainingGraphSettings() as graph_settings:
-        callbacks = [timer, EpochEvents(timer, spec.epochs), *([graph_settings] if spec.speedups else [])]
+        callbacks = [timer, EpochEvents(timer, spec.epochs), *([graph_settings] if spec.speedups else []),
+                     *([saving] if saving else [])]
         if tensorboard:
-            shutil.rmtree(tensorboard, ignore_errors=True)  # a rerun's logs only
+            if not done:
+                shutil.rmtree(tensorboard, ignore_errors=True)  # a rerun's logs only
             callbacks.append(keras.callbacks.TensorBoard(str(tensorboard), write_graph=False))
-        model.fit(train, epochs=spec.epochs, validation_data=monitor, callbacks=callbacks, verbose=2,
-                  shuffle=False)  # the pipeline shuffles; Keras's flag would only warn
+        # steps_per_epoch: Keras then makes one iterator of ``train`` per epoch (without it, a second
+        # one at each epoch's end, never used), so that epoch n draws the n-th iterator's seeds, as a
+        # resumed run replays them (``RunCheckpoint.restore``). shuffle: the pipeline shuffles.
+        model.fit(train, epochs=spec.epochs, steps_per_epoch=steps_per_epoch, validation_data=monitor,
+                  callbacks=callbacks, verbose=2, shuffle=False)
         history = timer.epochs
+        watch.seconds.update(progress.seconds(watch.seconds))
         last = history[-1]
         test_loss, test_accuracy = last["val_loss"], last["val_accuracy"]
         if monitor is not test and not timer.diverged:
@@ -358,10 +394,11 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tenso
     if weights:
         weights.parent.mkdir(parents=True, exist_ok=True)
         model.save_weights(str(weights))
-    sec_per_epoch = steady_seconds(history)
+    segments = progress.segments if saving else None
+    sec_per_epoch = steady_seconds(history, segments)
     reason = divergence(history, float(test_loss), float(test_accuracy), dataset.num_classes)
     return RunRecord(
-        **base,
+        **{**base, "started_at": progress.segments[0]["started_at"]},
         status="ok" if reason is None else "diverged",
         error=reason,
         test_accuracy=float(test_accuracy),
@@ -377,5 +414,6 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tenso
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         model_family=models.family(spec.model),
+        segments=segments,
         finished_at=now_iso(),
     )

@@ -1,8 +1,10 @@
 """``python -m bench.run.worker SPEC.json OUT.json``: one training run in a fresh process.
 
 Its output (the runner makes it the run's log) carries an event line per epoch as it trains,
-and ``BENCH_TENSORBOARD_DIR`` and ``BENCH_WEIGHTS_FILE`` in its environment say where
-TensorBoard logs and the final weights go, if anywhere (``bench.records.runfiles``).
+and ``BENCH_TENSORBOARD_DIR``, ``BENCH_WEIGHTS_FILE`` and ``BENCH_CHECKPOINT_DIR`` in its
+environment say where TensorBoard logs, the final weights and the run's checkpoint go, if
+anywhere (``bench.records.runfiles``); a run with a checkpoint there resumes from it
+(``bench.run.checkpoint``).
 
 The runner starts one worker per run, with TF_NUM_INTRAOP_THREADS and
 TF_NUM_INTEROP_THREADS already in its environment so TensorFlow reads them at start-up.
@@ -53,9 +55,11 @@ def main(argv: list[str]) -> int:
     spec = RunSpec.from_dict(json.loads(spec_path.read_text()))
     imports.load_code(spec.model_code)  # a user's model and dataset (--import): their files, as planned
     imports.load_code(spec.dataset_code)
-    outputs = (os.environ.get(name) for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV))
-    tensorboard, weights = (Path(path) if path else None for path in outputs)
-    record = train.run(spec, startup_s=phases.startup_seconds(), tensorboard=tensorboard, weights=weights)
+    outputs = (os.environ.get(name)
+               for name in (runfiles.TENSORBOARD_ENV, runfiles.WEIGHTS_ENV, runfiles.CHECKPOINT_ENV))
+    tensorboard, weights, checkpoint = (Path(path) if path else None for path in outputs)
+    record = train.run(spec, startup_s=phases.startup_seconds(), tensorboard=tensorboard, weights=weights,
+                       checkpoint=checkpoint)
     write_json_atomic(out_path, record.to_dict())
     print(f"worker: {record.status} test_accuracy={record.test_accuracy}", flush=True)
     return 0
