@@ -58,6 +58,7 @@ FIRST_LINE_BYTES = 4096  # a start event's line is shorter
 
 CHECKPOINT_ENV = "BENCH_CHECKPOINT_DIR"  # the run's checkpoint folder; always set by the runner
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_STATE = "state.json"  # a checkpoint's commit point, written last (bench.run.checkpoint)
 
 
 # ---------------------------------------------------------------- events
@@ -206,3 +207,8 @@ def place_files(files: RunFiles, record: store.RunRecord, log_text: str) -> stor
     asked = {"tensorboard": record.spec.tensorboard, "weights": record.spec.save_weights}
     kinds += [kind for kind, wanted in asked.items() if wanted and files.path(kind).exists()]
     return dataclasses.replace(record, files=files.relative(kinds))
+
+
+def checkpoint_saved(folder: Path) -> bool:
+    """Whether ``folder`` holds a checkpoint to resume from (its commit point, CHECKPOINT_STATE)."""
+    return (folder / CHECKPOINT_STATE).is_file()

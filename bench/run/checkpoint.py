@@ -36,9 +36,9 @@ from pathlib import Path
 import keras
 
 from bench.files import now_iso, write_json_atomic
+from bench.records.runfiles import CHECKPOINT_STATE, checkpoint_saved
 from bench.spec import RunSpec
 
-STATE = "state.json"
 SET_ASIDE = ".unusable"
 
 
@@ -55,11 +55,6 @@ class Progress:
         """Phase seconds of every segment so far: the earlier ones' and ``current``, summed."""
         return {name: self.earlier_seconds.get(name, 0.0) + current.get(name, 0.0)
                 for name in {*self.earlier_seconds, *current}}
-
-
-def saved(folder: Path) -> bool:
-    """Whether ``folder`` holds a checkpoint (its commit point, ``STATE``)."""
-    return (folder / STATE).is_file()
 
 
 def seed_generators(model: keras.Model) -> list[keras.random.SeedGenerator]:
@@ -93,12 +88,12 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     def restore(self, model: keras.Model, train_data) -> int:
         """Load the checkpoint into ``model`` and ``progress``, advance ``train_data``'s seed
         generators past the epochs done; return the epochs done (0: none, or set aside)."""
-        if not saved(self.folder):
+        if not checkpoint_saved(self.folder):
             return 0
         variables = [*model.variables, *model.optimizer.variables]
         before = [variable.numpy() for variable in variables]
         try:
-            state = json.loads((self.folder / STATE).read_text())
+            state = json.loads((self.folder / CHECKPOINT_STATE).read_text())
             self._check(state)
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
@@ -155,7 +150,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
         partial = self.folder / f"partial-{weights}"
         self.model.save_weights(str(partial), overwrite=True)
         os.replace(partial, self.folder / weights)
-        write_json_atomic(self.folder / STATE, {
+        write_json_atomic(self.folder / CHECKPOINT_STATE, {
             "run_id": self.spec.run_id, "spec": self.spec.to_dict(), "epoch": epoch, "weights": weights,
             "history": self.progress.history, "phase_seconds": self.progress.seconds(self.phase_seconds),
             "segments": self.progress.segments,

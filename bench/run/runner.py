@@ -55,7 +55,7 @@ from bench.lifetime import (
 )
 from bench.records import lock, phases, runfiles, store
 from bench.records.store import RunRecord
-from bench.run import checkpoint, devices, progress, scratch
+from bench.run import devices, progress, scratch
 from bench.run.console import echo, hours_minutes_seconds
 from bench.run.schedule import longest_first
 from bench.spec import RunSpec
@@ -204,7 +204,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
 def resumable(spec: RunSpec, files: runfiles.RunFiles | None) -> bool:
     """Whether the run left a checkpoint to resume from: then a worker killed under it (SIGKILL,
     or its loky worker's death) is not a failure, the run is pending, as after an interrupt."""
-    return files is not None and checkpoint.saved(files.checkpoint(spec.run_id))
+    return files is not None and runfiles.checkpoint_saved(files.checkpoint(spec.run_id))
 
 
 def _run_worker(command: list[str], log, env: dict, timeout_s: float) -> tuple[int | None, int]:
