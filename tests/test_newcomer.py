@@ -149,6 +149,11 @@ def test_a_worker_refuses_a_model_file_that_changed_since_the_plan(own_model):
     ("broken.py", "def (:\n", "cannot import 'broken.py': SyntaxError: invalid syntax"),
     ("json.py", "", "cannot import 'json.py': ImportError: a module named 'json' is already imported"),
     ("no_such_module_here", None, "cannot import 'no_such_module_here': ModuleNotFoundError"),
+    ("raises.py", "raise RuntimeError('no GPU here')\n", "cannot import 'raises.py': RuntimeError: no GPU here"),
+    ("quits.py", "import sys\nsys.exit(0)\n", "cannot import 'quits.py': it called sys.exit(0) while being imported"),
+    ("fails.py", "import sys\nsys.exit(3)\n", "cannot import 'fails.py': it called sys.exit(3) while being imported"),
+    ("says.py", "raise SystemExit('bye')\n", "cannot import 'says.py': it called sys.exit('bye') while being imported"),
+    ("dies.py", "import os\nos._exit(3)\n", "cannot import 'dies.py': it called os._exit(3) while being imported"),
 ])
 def test_an_import_that_fails_is_refused_in_one_line(tmp_path, monkeypatch, item, contents, message):
     monkeypatch.chdir(tmp_path)
@@ -157,6 +162,17 @@ def test_an_import_that_fails_is_refused_in_one_line(tmp_path, monkeypatch, item
     with pytest.raises(ValueError, match=re.escape(message)) as error:
         imports.load((item,))
     assert "\n" not in str(error.value) and str(error.value).endswith(f"Received: import={item!r}")
+
+
+@pytest.mark.parametrize("contents, said", [("import sys\nsys.exit(0)\n", "sys.exit(0)"),
+                                             ("import os\nos._exit(3)\n", "os._exit(3)")])
+def test_an_import_that_exits_stops_fishbench_in_one_line_with_status_2(tmp_path, monkeypatch, contents, said):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    (tmp_path / "exits.py").write_text(contents)
+    done = run([sys.executable, "-m", "bench", "plan", "--import", "exits.py", "--profile", "smoke"], tmp_path)
+    assert (done.returncode, done.stdout) == (2, ""), done.stdout + done.stderr
+    assert done.stderr.startswith(f"error: cannot import 'exits.py': it called {said} while being imported")
+    assert len(done.stderr.splitlines()) == 1, done.stderr
 
 
 # ---------------------------------------------------------------- a dataset of one's own
