@@ -39,6 +39,7 @@ from bench.records import runfiles
 from bench.records.phases import Stopwatch
 from bench.records.store import RunRecord
 from bench.spec import Augment, Optimizer, RunSpec
+from bench.speedups.fused import stock_batch_norm
 from bench.speedups.training import TrainingGraphSettings, compile_with_speedups
 
 SHUFFLE_BUFFER = 60_000  # whole training sets of the datasets here: a full shuffle
@@ -311,7 +312,8 @@ def run(spec: RunSpec, startup_s: float | None = None, clock=time.perf_counter, 
         clock: the seconds clock every phase and epoch is timed on; tests pass a fake one.
         tensorboard: a folder for TensorBoard logs (per epoch, no graph), emptied first; None: none.
         weights: a ``.weights.h5`` file for the final weights, written after the final
-            evaluation; None: not kept.
+            evaluation, from Keras's own layers (``stock_batch_norm``), so that they load into
+            the model ``models.build`` gives (``bench.records.trained.load_model``); None: not kept.
     """
     watch, timer = Stopwatch(clock), EpochTimer(clock)
     started = now_iso()
@@ -352,7 +354,8 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, tenso
                 test_loss, test_accuracy = model.evaluate(test, verbose=0)
     if weights:
         weights.parent.mkdir(parents=True, exist_ok=True)
-        model.save_weights(str(weights))
+        with stock_batch_norm(model):  # saved as Keras's own layers: they load into any models.build
+            model.save_weights(str(weights))
     sec_per_epoch = steady_seconds(history)
     reason = divergence(history, float(test_loss), float(test_accuracy), dataset.num_classes)
     return RunRecord(
