@@ -79,6 +79,30 @@ def test_fishbench_trains_a_model_of_ones_own_file_from_a_folder_with_its_own_mo
     assert "4 already recorded, 0 to run" in again.stdout, again.stdout + again.stderr
 
 
+BROKEN = '''from models import register_model
+
+
+@register_model
+def broken(input_shape, num_classes):
+    raise RuntimeError("this model does not build")
+'''
+
+
+def test_a_model_that_fails_to_build_fails_its_runs_only_and_fishbench_exits_1_saying_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    (tmp_path / "broken.py").write_text(BROKEN)
+    done = run([sys.executable, "-m", "bench", "run", "--import", "broken.py", "--profile", "smoke", "--models",
+                "broken,mlp", "--repeats", "1", "--epochs", "1", "--set", "native_size=8"], tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "warning: model 'broken' fails to build at input (8, 8, 3) with 10 classes (RuntimeError: this model " \
+           "does not build); its runs will be recorded failed, the others run" in done.stderr
+    assert "    failed: RuntimeError: this model does not build" in done.stdout.splitlines()
+    records = store.load_records(tmp_path / "results" / "smoke")[0]
+    assert sorted((r.spec.model, r.status) for r in records) == [("broken", "failed"), ("mlp", "ok")]
+
+
 def test_python_m_bench_outside_the_checkout_ignores_the_folders_own_models(folder):
     (folder / "bench" / "__init__.py").unlink()  # a folder's own bench is what `python -m bench` runs there
     (folder / "bench").rmdir()

@@ -1,7 +1,6 @@
 """A trained model back from its record (issue 31): the weights a run saves load into the model
 anyone builds with public Keras, and score what the record says."""
 import keras
-import numpy as np
 import pytest
 
 import models
