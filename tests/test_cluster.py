@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_runner import wait_for
+from test_runner import wait_for, write_profile
 
 from bench import config
 from bench.data import cache
@@ -20,19 +20,6 @@ from bench.records import store
 ROOT = Path(__file__).resolve().parent.parent
 DASK = Path(sys.executable).with_name("dask")  # the CLI the distributed package installs beside this Python
 PATIENCE = 600  # seconds; the machine is shared
-TINY = """[run]
-models = ["mlp"]
-datasets = ["synthetic"]
-repeats = 4
-epochs = 3
-batch_size = 32
-timeout_s = 300
-
-[preprocess]
-native_size = 8
-channels = 1
-train_per_class = 10
-"""
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not DASK.exists(), reason=f"no dask command beside {sys.executable}")]
@@ -89,8 +76,7 @@ def cluster(env, tmp_path):
 
 def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run_is_recorded(cluster, env, tmp_path):
     address, workers = cluster
-    profile, results = tmp_path / "tiny.toml", tmp_path / "results"
-    profile.write_text(TINY)
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
     runner = subprocess.Popen([sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results",
                                str(results), "--backend", "dask", "--scheduler", address, "--jobs", "2"],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

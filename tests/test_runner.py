@@ -44,6 +44,7 @@ from bench.speedups.process import ONEDNN_ENV
 TINY = {
     "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
     "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
+    "optimizer": {"learning_rate": 0.05},  # enough to learn something in 12 steps: a run at chance is diverged
 }
 TRAIN_IMAGES = 100  # train_per_class x 10 classes
 PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
@@ -79,7 +80,8 @@ def leaves_nothing_behind(private_tmp):
 
 def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
     """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
-    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], **sections}
+    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], "optimizer": TINY["optimizer"],
+              **sections}
     path.write_text("".join(
         f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
         for name, values in merged.items()

@@ -195,6 +195,7 @@ def test_a_run_that_ends_at_chance_with_a_uniform_guess_loss_is_flagged_diverged
     record = train.run(spec)
     assert record.test_accuracy <= 0.15, record.history  # these settings do end at chance
     assert record.status == "diverged", (record.test_loss, record.history)
+    assert record.error.startswith("learned nothing: test accuracy 0.1000 is chance"), record.error
 
 
 # ---------------------------------------------------------------- where the run's time goes
