@@ -241,7 +241,7 @@ def fake_times(monkeypatch):
         clock.advance(0.0 if fitting else 4.0)
         return evaluate(model, *args, **kwargs)
 
-    monkeypatch.setattr(train.data, "load", advancing(clock, 2.0, train.data.load))
+    monkeypatch.setattr(train.datasets, "load", advancing(clock, 2.0, train.datasets.load))
     monkeypatch.setattr(train, "make_inputs", advancing(clock, 0.5, train.make_inputs))
     monkeypatch.setattr(train, "build_model", advancing(clock, 3.0, train.build_model))
     monkeypatch.setattr(train.keras.Model, "fit", fit_flagged)
