@@ -83,7 +83,8 @@ BROKEN = '''from models import register_model
 
 
 @register_model
-def broken(input_shape, num_classes):
+def broken(input_shape, num_classes, *, width=8):
+    """A model whose build raises."""
     raise RuntimeError("this model does not build")
 '''
 
