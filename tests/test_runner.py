@@ -703,7 +703,7 @@ def worker_killed(request, private_cache, tmp_path_factory):
         victim_id = RunSpec.from_dict(json.loads(spec_path.read_text())).run_id
         (worker if request.param == "bench.run.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
-    assert process.returncode == 0, err
+    assert process.returncode == cli.EXIT_FAILED, err  # a run not ok: status 1, every record written
     return {"folder": folder, "profile": profile, "results": results, "command": command,
             "victim": victim_id, "stdout": out, "error": KILLED[request.param]}
 
@@ -722,6 +722,7 @@ def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_other
     assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]
     assert len(progress_lines(worker_killed["stdout"])) == 2
     assert any(": failed " in line for line in progress_lines(worker_killed["stdout"]))
+    assert re.search(r"^    failed: \S", worker_killed["stdout"], re.M)  # the last line of its error, on the console
 
 
 def test_failed_runs_are_kept_and_rerun_only_with_retry_failed(worker_killed):
