@@ -2,7 +2,8 @@
 
 Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
 that another ``bench run`` holds; a full disk under the dataset cache, or a record that cannot
-be written, with one line and 1; an interrupt with 130.
+be written, with one line and 1; an interrupt with 130. ``run`` exits 1 when any of its runs is
+not ok (failed, diverged, timeout), after writing the records (and the report, if asked).
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
@@ -69,7 +70,7 @@ def cmd_run(args) -> int:
         from bench.report import report  # deferred for start-up time: pandas, matplotlib
 
         print(report.write_report(results, results))
-    return 0
+    return EXIT_FAILED if failed else 0
 
 
 def cmd_plan(args) -> int:

@@ -23,6 +23,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.data import registry
@@ -49,20 +50,47 @@ def load(items: tuple[str, ...] | None) -> None:
 
     Raises:
         ValueError: a missing file, a module that is not found, a file whose stem names
-            another module already imported, or any error the code raised, in one line.
+            another module already imported, any error the code raised, or code that exits
+            (``sys.exit``, ``os._exit``) while imported, in one line.
     """
     for item in items or ():
         try:
-            if item.endswith(".py"):
-                _load_file(Path(item).resolve(), Path(item).stem)
-            else:
-                importlib.import_module(item)
-        except Exception as error:  # noqa: BLE001 - the user's code may raise anything; it is bad input
-            raise ValueError(f"cannot import {item!r}: {type(error).__name__}: {_first_line(error)}. "
-                             f"Accepted: a .py file's path or an importable module's name. Received: import={item!r}") from None
+            with _exits_raise():
+                if item.endswith(".py"):
+                    _load_file(Path(item).resolve(), Path(item).stem)
+                else:
+                    importlib.import_module(item)
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's code may do anything; it is bad input
+            raise ValueError(f"cannot import {item!r}: {_what_happened(error)}. Accepted: a .py file's path or "
+                             f"an importable module's name, whose code registers and returns. Received: import={item!r}") from None
 
 
-def _first_line(error: Exception) -> str:
+class _Exited(SystemExit):
+    """``os._exit`` called by code being imported (see ``_exits_raise``)."""
+
+
+@contextmanager
+def _exits_raise():
+    """``os._exit`` raises ``_Exited`` while the block runs, so that an imported file that calls
+    it is an error to report, not the end of this process without a word."""
+    def exit_now(status):
+        raise _Exited(status)
+
+    os_exit, os._exit = os._exit, exit_now
+    try:
+        yield
+    finally:
+        os._exit = os_exit
+
+
+def _what_happened(error: BaseException) -> str:
+    if isinstance(error, SystemExit):
+        call = "os._exit" if isinstance(error, _Exited) else "sys.exit"
+        return f"it called {call}({error.code!r}) while being imported"
+    return f"{type(error).__name__}: {_first_line(error)}"
+
+
+def _first_line(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else ""
 
 

@@ -8,8 +8,15 @@ import importlib.util
 import itertools
 import json
 import re
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import psutil
+import pytest
 
 import models
 from bench import config
@@ -39,13 +46,15 @@ def tiny_spec(**changes) -> RunSpec:
 TINY = {
     "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
     "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
+    "optimizer": {"learning_rate": 0.05},  # enough to learn something in 12 steps: a run at chance is diverged
 }
 TINY_TRAIN_IMAGES = 100  # train_per_class x 10 classes
 
 
 def write_profile(path: Path, run: dict | None = None, **sections) -> Path:
     """TINY with ``run`` keys and whole other sections changed, as a TOML file."""
-    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], **sections}
+    merged = {"run": {**TINY["run"], **(run or {})}, "preprocess": TINY["preprocess"], "optimizer": TINY["optimizer"],
+              **sections}
     path.write_text("".join(
         f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
         for name, values in merged.items()
@@ -130,3 +139,95 @@ def script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ---------------------------------------------------------------- runners in real processes
+
+PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
+
+
+def bench_run(profile: Path, results: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results), *flags]
+
+
+def run_cli(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=PATIENCE)
+
+
+def expected_ids(profile: Path) -> set[str]:
+    return {spec.run_id for spec in config.load_profile(str(profile)).specs()}
+
+
+def records(results: Path) -> dict[str, RunRecord]:
+    return {r.run_id: r for r in store.load_records(results)[0]}
+
+
+def progress_lines(stdout: str) -> list[str]:
+    """The lines of finished runs ('[2/3] ...'), not those of epochs ('[epoch 1/3] ...')."""
+    return [line for line in stdout.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
+
+
+def assert_only_whole_records(results: Path, cut_short: bool = False) -> None:
+    """Every record in runs/ is whole; the one other thing allowed, after a kill -9 (``cut_short``),
+    is the temp file of a write that it cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
+    for path in store.runs_dir(results).iterdir():
+        if cut_short and re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
+            continue
+        assert re.fullmatch(r"[0-9a-f]{16}\.json", path.name), f"stray file {path.name}"
+        assert store.read_record(path).run_id == path.stem  # raises on half a record
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def living(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def bench_workers(pid: int) -> list[psutil.Process]:
+    """The ``python -m bench.run.worker`` processes under a runner (under its loky workers, too)."""
+    found = []
+    for process in living(descendants(pid)):
+        try:
+            if "bench.run.worker" in process.cmdline():
+                found.append(process)
+        except psutil.Error:
+            pass
+    return found
+
+
+def wait_for(condition, what: str, timeout: float = PATIENCE):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
+
+
+@contextmanager
+def started(command: list[str], cwd: Path):
+    """A runner started in the background; whatever it left running is killed on the way out."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree = []
+    try:
+        yield process, tree
+    finally:
+        tree.extend(descendants(process.pid))
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+        for leftover in living(tree):
+            leftover.kill()

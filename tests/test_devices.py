@@ -5,7 +5,6 @@ import threading
 import time
 
 import pytest
-
 from helpers import write_profile
 
 from bench import config, environment

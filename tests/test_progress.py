@@ -171,8 +171,19 @@ def test_a_finished_run_prints_its_count_accuracy_in_percent_and_the_eta(specs, 
     assert "[2/4] cnn        synthetic            seed 0: failed   acc -  -  ETA" in shown.finished_line(
         cnn0, failed, time.time())
     assert "(1 failed)" in shown.summary(time.time())
+    assert shown.finished_line(cnn0, failed, 0).splitlines()[1] == "    failed: worker killed"
     shown.finish(specs[2], None)
     assert "seed 1: interrupted, not recorded: it runs again next time" in shown.finished_line(specs[2], None, 0)
+
+
+@pytest.mark.parametrize("error, line", [
+    ("ValueError: bad\nTraceback (most recent call last):\n  File x\nValueError: bad\n", "ValueError: bad"),
+    ("worker exited with status 1 without writing a record; log tail:\nboom\nMemoryError: out\n\n", "MemoryError: out"),
+    (None, "no error text"),
+])
+def test_the_console_shows_the_last_line_of_a_runs_error(specs, error, line):
+    record = store.RunRecord(run_id=specs[0].run_id, spec=specs[0], status="failed", error=error)
+    assert progress.error_line(record) == line
 
 
 def test_plain_lines_where_the_output_is_not_a_terminal(specs, tmp_path):

@@ -8,6 +8,7 @@ expected number is computed here from the inputs with numpy and scipy, not with 
 """
 import dataclasses
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -28,6 +29,7 @@ from helpers import (
     section,
     write_results,
 )
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats as scipy_stats
 
 from bench import cli
@@ -291,6 +293,42 @@ def test_time_columns_carry_no_delta(handmade):
     assert rows["MLP"]["ms / image"] == f"{ms.mean():.2f} ± {ms.std(ddof=1):.2f}"
     assert rows["MLP"]["report's s/epoch (60,000 images)"] == "1.30"  # context: no Δ, no mark
     assert rows["FishNet55"]["report's s/epoch (60,000 images)"] == "11.36"
+
+
+def accuracy_cells(rows: list[str], datasets_: tuple[str, ...] = ("fashion_mnist", "cifar10"), low: float = 40.0,
+                   high: float = 80.0) -> pd.DataFrame:
+    return pd.DataFrame([dict(row=row, dataset=dataset, n=2, mean=(low + high) / 2, ci_low=low, ci_high=high,
+                              published=70.0) for dataset in datasets_ for row in rows])
+
+
+def test_the_accuracy_figure_grows_with_its_rows_and_labels_and_keeps_them_inside():
+    short = ["MLP", "CNN"]
+    long = short + [f"FishNet55 (head=conv, stem=official, bridge=official, bn_momentum=0.{i})" for i in range(8)]
+    colors = figures.row_colors({row: "fishnet55" for row in long})
+    small, big = (figures.accuracy_ci_figure(accuracy_cells(rows), colors) for rows in (short, long))
+    (small_w, small_h), (big_w, big_h) = small.get_size_inches(), big.get_size_inches()
+    assert big_h > small_h + 8 * figures.ROW and big_w > small_w + 1.0
+    canvas = FigureCanvasAgg(big)
+    canvas.draw()  # lays it out
+    renderer = canvas.get_renderer()
+    frame = big.bbox
+    for ax in big.axes:
+        labels = [label.get_window_extent(renderer) for label in ax.get_yticklabels()]
+        assert all(frame.x0 <= box.x0 and box.x1 <= frame.x1 for box in labels)  # not cut at the edge
+        assert all(a.y1 <= b.y0 or b.y1 <= a.y0 for a, b in itertools.combinations(labels, 2))  # none overlap
+        assert ax.get_window_extent(renderer).width > 0.4 * frame.width  # the panel is no sliver
+    legend = big.legends[0].get_window_extent(renderer)
+    assert all(not legend.overlaps(label.get_window_extent(renderer)) for ax in big.axes for label in ax.get_yticklabels())
+
+
+def test_a_ci_past_100_or_below_0_is_cut_there_and_the_figure_says_so():
+    cells = pd.concat([accuracy_cells(["MLP"], ("cifar10",)), accuracy_cells(["CNN"], ("cifar10",), -20, 120)])
+    figure = figures.accuracy_ci_figure(cells, figures.row_colors({"MLP": "mlp", "CNN": "cnn"}))
+    (ax,) = figure.axes
+    ends = np.concatenate([segment[:, 0] for bars in ax.collections for segment in bars.get_segments()])
+    assert ends.min() == 0.0 and ends.max() == 100.0 and ax.get_xlim()[1] <= 100.0
+    assert "95 % CIs cut at 0 and 100 %: CNN on CIFAR-10" in ax.get_xlabel()
+    assert "cut" not in figures.accuracy_ci_figure(cells.iloc[:1], figures.row_colors({"MLP": "mlp"})).axes[0].get_xlabel()
 
 
 def test_cost_figure_puts_no_published_time_on_our_axis(handmade):

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from test_runner import (
+from helpers import (
     bench_run,
     bench_workers,
     records,

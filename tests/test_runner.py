@@ -20,7 +20,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,7 +31,23 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-from helpers import TINY_TRAIN_IMAGES, snapshot, write_profile
+from helpers import (
+    PATIENCE,
+    TINY_TRAIN_IMAGES,
+    assert_only_whole_records,
+    bench_run,
+    bench_workers,
+    descendants,
+    expected_ids,
+    living,
+    progress_lines,
+    records,
+    run_cli,
+    snapshot,
+    started,
+    wait_for,
+    write_profile,
+)
 
 from bench import cli, config
 from bench.data import cache
@@ -42,9 +57,6 @@ from bench.records.store import RunRecord
 from bench.run import runner, scratch
 from bench.spec import RunSpec
 from bench.speedups.process import ONEDNN_ENV
-
-PATIENCE = 300  # seconds a runner may take to reach a state; generous, the machine is shared
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -72,93 +84,6 @@ def leaves_nothing_behind(private_tmp):
     """After each test, nothing is left in the temporary directory."""
     yield
     assert sorted(p.name for p in private_tmp.iterdir()) == []
-
-
-def bench_run(profile: Path, results: Path, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results), *flags]
-
-
-def run_cli(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=PATIENCE)
-
-
-def expected_ids(profile: Path) -> set[str]:
-    return {spec.run_id for spec in config.load_profile(str(profile)).specs()}
-
-
-def records(results: Path) -> dict[str, RunRecord]:
-    return {r.run_id: r for r in store.load_records(results)[0]}
-
-
-def progress_lines(stdout: str) -> list[str]:
-    """The lines of finished runs ('[2/3] ...'), not those of epochs ('[epoch 1/3] ...')."""
-    return [line for line in stdout.splitlines() if re.match(r"\[\d+/\d+\] ", line)]
-
-
-def assert_only_whole_records(results: Path, cut_short: bool = False) -> None:
-    """Every record in runs/ is whole; the one other thing allowed, after a kill -9 (``cut_short``),
-    is the temp file of a write that it cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
-    for path in store.runs_dir(results).iterdir():
-        if cut_short and re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
-            continue
-        assert re.fullmatch(r"[0-9a-f]{16}\.json", path.name), f"stray file {path.name}"
-        assert store.read_record(path).run_id == path.stem  # raises on half a record
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def living(processes: list[psutil.Process]) -> list[psutil.Process]:
-    alive = []
-    for process in processes:
-        try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(process)
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
-def bench_workers(pid: int) -> list[psutil.Process]:
-    """The ``python -m bench.run.worker`` processes under a runner (under its loky workers, too)."""
-    found = []
-    for process in living(descendants(pid)):
-        try:
-            if "bench.run.worker" in process.cmdline():
-                found.append(process)
-        except psutil.Error:
-            pass
-    return found
-
-
-def wait_for(condition, what: str, timeout: float = PATIENCE):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
-
-
-@contextmanager
-def started(command: list[str], cwd: Path):
-    """A runner started in the background; whatever it left running is killed on the way out."""
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    tree = []
-    try:
-        yield process, tree
-    finally:
-        tree.extend(descendants(process.pid))
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-        for leftover in living(tree):
-            leftover.kill()
 
 
 # ---------------------------------------------------------------- a finished benchmark
@@ -708,7 +633,7 @@ def worker_killed(request, runners_cache, tmp_path_factory):
                  "the victim's first epoch to begin")
         (worker if request.param == "bench.run.worker" else worker.parent()).kill()
         out, err = process.communicate(timeout=PATIENCE)
-    assert process.returncode == 0, err
+    assert process.returncode == cli.EXIT_FAILED, err  # a run not ok: status 1, every record written
     return {"folder": folder, "profile": profile, "results": results, "command": command,
             "victim": victim.run_id, "stdout": out, "error": KILLED[request.param]}
 
@@ -730,6 +655,7 @@ def test_kill_9_of_a_worker_records_its_run_failed_with_the_reason_and_the_other
     assert "done: 2 runs this time, 1 not ok" in worker_killed["stdout"]
     assert len(progress_lines(worker_killed["stdout"])) == 2
     assert any(": failed " in line for line in progress_lines(worker_killed["stdout"]))
+    assert re.search(r"^    failed: \S", worker_killed["stdout"], re.M)  # the last line of its error, on the console
 
 
 @pytest.mark.slow

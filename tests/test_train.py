@@ -17,8 +17,9 @@ from bench.spec import Augment, RunSpec
 pytestmark = pytest.mark.usefixtures("private_cache")
 
 
-def small_mlp_spec(**changes) -> RunSpec:
-    """An MLP on 8x8 synthetic images: 20 training and 10 test images per class."""
+def small_spec(**changes) -> RunSpec:
+    """A run of the smoke profile (its MLP unless changed) on 8x8 synthetic images: 20 training
+    and 10 test images per class."""
     spec = config.load_profile("smoke", overrides={"run.models": ["mlp"], "run.repeats": 1}).specs()[0]
     preprocess = dataclasses.replace(spec.preprocess, native_size=8, channels=1, train_per_class=20)
     return dataclasses.replace(spec, preprocess=preprocess, **changes)
@@ -29,7 +30,7 @@ def labels_of(pipeline) -> np.ndarray:
 
 
 def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_whole():
-    spec = small_mlp_spec(eval_per_class=3)
+    spec = small_spec(eval_per_class=3)
     dataset = datasets.load(spec.dataset, spec.preprocess)
     _, monitor, test = train.make_inputs(dataset, spec)
     assert np.bincount(labels_of(monitor)).tolist() == [3] * 10
@@ -37,13 +38,13 @@ def test_per_epoch_evaluation_uses_a_stratified_subset_and_the_test_set_stays_wh
 
 
 def test_without_a_subset_the_per_epoch_evaluation_is_the_test_set():
-    spec = small_mlp_spec()
+    spec = small_spec()
     _, monitor, test = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)
     assert monitor is test
 
 
 def test_every_input_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches_twice():
-    spec = small_mlp_spec(eval_per_class=3)
+    spec = small_spec(eval_per_class=3)
     pipelines = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)
     assert [pipeline.options().autotune.enabled for pipeline in pipelines] == [False] * 3
     again = train.make_inputs(datasets.load(spec.dataset, spec.preprocess), spec)[0]
@@ -60,7 +61,7 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
         return original(model, x, **kwargs)
 
     monkeypatch.setattr(train.keras.Model, "evaluate", spy)
-    record = train.run(small_mlp_spec(eval_per_class=2))
+    record = train.run(small_spec(eval_per_class=2))
     assert record.status == "ok", record.error
     assert evaluated == [20] * record.spec.epochs + [100]  # each epoch on 2 per class, then all
     assert round(record.test_accuracy * 100, 6) == int(round(record.test_accuracy * 100, 6))
@@ -70,7 +71,7 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(monkeypatch):
 def test_a_record_says_how_busy_the_machine_was_at_its_start_and_end(monkeypatch):
     loads = iter([3.5, 4.25])
     monkeypatch.setattr(train.environment, "load_average", lambda: next(loads))
-    record = train.run(small_mlp_spec())
+    record = train.run(small_spec())
     assert (record.environment["load_at_start"], record.environment["load_at_end"]) == (3.5, 4.25)
 
 
@@ -147,7 +148,7 @@ def test_hue_and_saturation_per_batch_are_tf_images_own_ops_with_one_value():
                                                 ("report_conv_softmax", False)])
 def test_the_loss_takes_the_output_as_the_model_says(head, from_logits):
     options = {**models.options("fishnet55"), "head": head}
-    spec = dataclasses.replace(small_mlp_spec(), model="fishnet55", model_options=options)
+    spec = dataclasses.replace(small_spec(), model="fishnet55", model_options=options)
     model = train.build_model(spec, (8, 8, 1), 10, steps_per_epoch=4)
     assert model.loss.from_logits is from_logits
 
@@ -161,14 +162,17 @@ def epochs(*losses) -> list[dict]:
 
 @pytest.mark.parametrize("history, test_loss, test_accuracy, reason", [
     (epochs(2.3, 1.2, 0.6), 0.7, 0.8, None),  # learning
-    (epochs(2.3, 2.3, 2.3), 2.3, 0.1, None),  # learning nothing is not diverging
+    (epochs(2.3, 2.3, 2.3), 2.25, 0.1, None),  # at chance, but a loss better than a uniform guess's: learning
+    (epochs(2.3, 2.3, 2.3), 2.2, 0.3, None),  # learning, slowly
     (epochs(0.001, 0.02, 0.03), 0.05, 0.99, None),  # a tiny loss wobbling, below log(10)
     (epochs(2.3, math.nan), math.nan, 0.1, "loss became nan in epoch 2"),
     (epochs(2.3, 1.0), math.inf, 0.1, "test loss became inf after epoch 2"),
     (epochs(2.3, 40.0, 24.0), 30.0, 0.3, "training loss grew from 2.3 in epoch 1 to 24 in epoch 3, past 10 times the "
                                          "first and log(10) = 2.3"),
-    (epochs(1.1e6, 2.0e6, 1.4e6), 1.5e6, 0.1, "test accuracy 0.1000 is chance (at most 1.5/10) with a test loss of "
-                                             "1.5e+06, past 10 x log(10) = 23"),
+    (epochs(1.1e6, 2.0e6, 1.4e6), 1.5e6, 0.1, "learned nothing: test accuracy 0.1000 is chance (at most 1.5/10) with "
+                                             "a test loss of 1.5e+06, no better than a uniform guess's log(10) = 2.303"),
+    (epochs(2.3, 2.3, 2.3), 2.3026, 0.1, "learned nothing: test accuracy 0.1000 is chance (at most 1.5/10) with a "
+                                         "test loss of 2.303, no better than a uniform guess's log(10) = 2.303"),
 ])
 def test_divergence_is_read_from_the_losses(history, test_loss, test_accuracy, reason):
     assert train.divergence(history, test_loss, test_accuracy, num_classes=10) == reason
@@ -176,11 +180,23 @@ def test_divergence_is_read_from_the_losses(history, test_loss, test_accuracy, r
 
 @pytest.mark.slow
 def test_a_run_at_a_huge_learning_rate_is_recorded_diverged_with_the_reason():
-    spec = small_mlp_spec(optimizer=dataclasses.replace(small_mlp_spec().optimizer, learning_rate=1e6))
+    spec = small_spec(optimizer=dataclasses.replace(small_spec().optimizer, learning_rate=1e6))
     record = train.run(spec)
     assert record.status == "diverged", (record.status, record.test_loss, record.history)
-    assert record.error.startswith(("loss became", "test loss became", "training loss grew", "test accuracy"))
+    assert record.error.startswith(("loss became", "test loss became", "training loss grew", "learned nothing"))
     assert json.loads(json.dumps(record.to_dict(), allow_nan=False))["status"] == "diverged"  # strict JSON
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+@pytest.mark.parametrize("learning_rate", [1.0, 10.0])
+def test_a_run_that_ends_at_chance_with_a_uniform_guess_loss_is_flagged_diverged(model, learning_rate):
+    spec = small_spec(model=model, model_options=models.options(model))
+    spec = dataclasses.replace(spec, optimizer=dataclasses.replace(spec.optimizer, learning_rate=learning_rate))
+    record = train.run(spec)
+    assert record.test_accuracy <= 0.15, record.history  # these settings do end at chance
+    assert record.status == "diverged", (record.test_loss, record.history)
+    assert record.error.startswith("learned nothing: test accuracy 0.1000 is chance"), record.error
 
 
 # ---------------------------------------------------------------- where the run's time goes
@@ -247,7 +263,7 @@ def fake_times(monkeypatch):
 
 @pytest.mark.slow
 def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_times):
-    spec = small_mlp_spec(eval_per_class=2, epochs=3)
+    spec = small_spec(eval_per_class=2, epochs=3)
     datasets.load(spec.dataset, spec.preprocess)  # cached: the run's data comes from the cache
     record = train.run(spec, startup_s=1.5, clock=fake_times)
     assert record.status == "ok", record.error
@@ -258,7 +274,7 @@ def test_a_record_says_where_the_runs_time_went_on_the_clock_it_is_given(fake_ti
 
 @pytest.mark.slow
 def test_without_a_subset_there_is_no_final_evaluation_apart(fake_times):
-    record = train.run(small_mlp_spec(epochs=1), clock=fake_times)
+    record = train.run(small_spec(epochs=1), clock=fake_times)
     assert record.status == "ok", record.error
     assert record.phases == Phases(data=2.5, data_cached=False, build=3.0, first_epoch=5.0, steady_training=0.0,
                                    epoch_eval=0.25, run=10.75)
@@ -271,6 +287,6 @@ def test_a_failed_run_keeps_the_phases_it_got_through(fake_times, monkeypatch):
         raise RuntimeError("no model today")
 
     monkeypatch.setattr(train, "build_model", broken)
-    record = train.run(small_mlp_spec(), startup_s=1.0, clock=fake_times)
+    record = train.run(small_spec(), startup_s=1.0, clock=fake_times)
     assert record.status == "failed" and "no model today" in record.error
     assert record.phases == Phases(startup=1.0, data=2.5, data_cached=False, build=3.0, run=5.5)

@@ -33,9 +33,9 @@ class RunRecord:
     infinite (in the JSON form; ``error`` says why).
 
     Attributes:
-        status: "ok" | "failed" | "diverged" (a loss that became NaN or infinite, or grew far
-            past its start; see ``bench.run.train.divergence``) | "timeout". An ok record has a
-            test accuracy.
+        status: "ok" | "failed" | "diverged" (a loss that became NaN or infinite, grew far past
+            its start, or learned nothing: chance accuracy at a uniform guess's loss; see
+            ``bench.run.train.divergence``) | "timeout". An ok record has a test accuracy.
         test_accuracy: fraction in [0, 1] on the whole test set after the final epoch.
         test_loss: cross-entropy (nats) on the test set after the final epoch.
         history: a mapping per epoch: epoch (1-based), loss, accuracy, val_loss,

@@ -7,6 +7,7 @@ are shades of it (``row_colors``).
 from __future__ import annotations
 
 import hashlib
+import textwrap
 
 import matplotlib
 import numpy as np
@@ -18,6 +19,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from bench.analysis.aggregate import dataset_title
 
 PANEL = (5.2, 4.0)  # inches per panel
+# The accuracy figure's size follows its rows and labels: ROW inches per row (a panel at least
+# PANEL[1] high), CHAR inches per character of its longest row label (10 pt text), labels wrapped
+# at LABEL_CHARS; LEGEND_LINE inches more per line of a legend below the panels.
+ROW, CHAR, LABEL_CHARS, LEGEND_LINE = 0.32, 0.075, 40, 0.25
 PUBLISHED_STYLE = dict(marker="x", color="black", markersize=8, linestyle="none", label="report's value")
 
 
@@ -69,7 +74,7 @@ def _accuracy_limits(*columns: pd.Series) -> tuple[float, float]:
 
 
 def _row_legend(figure: Figure, axes: list) -> None:
-    """One legend for the figure, below the panels, each label once."""
+    """One legend for the figure, below the panels, each label once; the figure grows by its lines."""
     entries = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -78,6 +83,8 @@ def _row_legend(figure: Figure, axes: list) -> None:
         return
     columns = max(1, min(len(entries), 100 // max(len(label) for label in entries)))
     figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=columns, fontsize="small")
+    width, height = figure.get_size_inches()
+    figure.set_size_inches(width, height + LEGEND_LINE * -(-len(entries) // columns))
 
 
 def short_number(value: float) -> str:
@@ -104,28 +111,57 @@ def _ci_error(cells: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(np.vstack([cells["mean"] - cells["ci_low"], cells["ci_high"] - cells["mean"]]))
 
 
+def clipped_ci(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The cells with their CI cut to [0, 100] %, and which ones were cut (a t interval over
+    few runs can pass either end; an accuracy cannot)."""
+    clipped = cells.assign(ci_low=cells["ci_low"].clip(lower=0.0), ci_high=cells["ci_high"].clip(upper=100.0))
+    return clipped, (cells["ci_low"] < 0) | (cells["ci_high"] > 100)
+
+
 def accuracy_ci_figure(cells: pd.DataFrame, colors: dict) -> Figure:
-    """Test accuracy per row, mean with its 95 % CI, one panel per dataset, published value as x.
+    """Test accuracy per row, mean with its 95 % CI, one panel per dataset (one above the
+    other), published value as x.
+
+    The figure's height follows the rows, its width the longest row label (wrapped at
+    LABEL_CHARS); the legend is below the panels, never over a label. A CI is cut at 0 and
+    100 % (``clipped_ci``), and the axis label names the rows cut.
 
     Args:
         cells: Table 4 cells (``aggregate.table4_cells``), accuracy lines with n >= 1 only.
         colors: row label -> colour.
     """
+    cells, cut = clipped_ci(cells)
     datasets = list(dict.fromkeys(cells["dataset"]))
-    figure, axes = _figure(len(datasets), "Test accuracy: mean and 95 % CI over runs")
+    rows = [int((cells["dataset"] == dataset).sum()) for dataset in datasets]
+    labels = [textwrap.fill(f"{r} (n={n})", LABEL_CHARS) for r, n in zip(cells["row"], cells["n"])]
+    label_inches = CHAR * max(len(line) for label in labels for line in label.splitlines())
+    heights = [max(1.4, 0.8 + ROW * n) for n in rows]
+    figure = Figure(figsize=(PANEL[0] + label_inches, sum(heights) + 0.6 + LEGEND_LINE * cut.any()),
+                    layout="constrained")
+    axes = figure.subplots(len(datasets), 1, squeeze=False, height_ratios=heights)[:, 0]
+    figure.suptitle("Test accuracy: mean and 95 % CI over runs", fontweight="bold")
     for ax, dataset in zip(axes, datasets):
-        shown = cells[cells["dataset"] == dataset].iloc[::-1]  # first row at the top
+        here = (cells["dataset"] == dataset).to_numpy()
+        shown = cells[here].iloc[::-1]  # first row at the top
         positions, errors = np.arange(len(shown)), _ci_error(shown)
         for y, row, mean in zip(positions, shown["row"], shown["mean"]):
             ax.errorbar(mean, y, xerr=errors[:, [y]], fmt="o", capsize=4, color=colors[row])
         published = shown["published"].notna()
         if published.any():
             ax.plot(shown["published"][published], positions[published.to_numpy()], **PUBLISHED_STYLE)
-            ax.legend(loc="best", fontsize="small")
-        ax.set_yticks(positions, [f"{r} (n={n})" for r, n in zip(shown["row"], shown["n"])])
+        ax.set_yticks(positions, [label for label, keep in zip(labels, here) if keep][::-1])
+        ax.set_ylim(-0.6, len(shown) - 0.4)
         ax.set_xlim(_accuracy_limits(shown["ci_low"], shown["ci_high"], shown["mean"], shown["published"]))
-        ax.set_xlabel("test accuracy (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        ax.grid(True, alpha=0.3)
         ax.set_title(dataset_title(dataset))
+    note = ""
+    if cut.any():
+        named = "; ".join(f"{r} on {dataset_title(d)}" for r, d in zip(cells["row"][cut], cells["dataset"][cut]))
+        note = "\n" + textwrap.fill(f"95 % CIs cut at 0 and 100 %: {named}", int(0.8 * PANEL[0] / CHAR),
+                                    break_on_hyphens=False)
+    axes[-1].set_xlabel("test accuracy (%)" + note)
+    _row_legend(figure, list(axes))
     return figure
 
 

@@ -40,6 +40,7 @@ from bench.run.console import echo, hours_minutes_seconds
 from bench.spec import RunSpec
 
 POLL_SECONDS = 1.0
+ERROR_CHARS = 300  # of a run's error line on the console; the whole text is in its record and log
 
 
 @dataclass
@@ -58,6 +59,13 @@ class InFlight:
 
 def percent(fraction) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f} %"
+
+
+def error_line(record: RunRecord) -> str:
+    """The last line of a record's error, where a traceback or a worker's log tail says what
+    went wrong (e.g. 'ValueError: ...'), cut at ERROR_CHARS; 'no error text' when it has none."""
+    lines = [line.strip() for line in (record.error or "").splitlines() if line.strip()]
+    return lines[-1][:ERROR_CHARS] if lines else "no error text"
 
 
 def epoch_line(run: InFlight, event: dict) -> str:
@@ -211,7 +219,8 @@ class Campaign:
                 f"elapsed {hours_minutes_seconds(now - self.started)}, {self.eta_text(now)}")
 
     def finished_line(self, spec: RunSpec, record: RunRecord | None, now: float) -> str:
-        """'[3/15] fishnet55 fashion_mnist_sample seed 1: ok  acc 79.10 %  7.80 s/epoch  ETA 0:04:12'."""
+        """'[3/15] fishnet55 fashion_mnist_sample seed 1: ok  acc 79.10 %  7.80 s/epoch  ETA 0:04:12';
+        a run not ok gets a second line, the last line of its error (``error_line``)."""
         with self.lock:
             done = len(self.done)
         if record is None:
@@ -220,7 +229,8 @@ class Campaign:
             speed = "-" if record.sec_per_epoch is None else f"{record.sec_per_epoch:.2f} s/epoch"
             outcome = f"{record.status:<8} acc {percent(record.test_accuracy)}  {speed}"
         files = self.files[spec.run_id]
-        return f"[{done}/{len(self.pending)}] {files.label:<10} {files.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
+        line = f"[{done}/{len(self.pending)}] {files.label:<10} {files.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
+        return line + (f"\n    {record.status}: {error_line(record)}" if record and record.status != "ok" else "")
 
     def table(self, now: float):
         """The rich renderable: the campaign's line over a table of the runs in flight."""

@@ -128,7 +128,8 @@ def timings(records: list[RunRecord]) -> dict[str, Timing]:
 
 def forward_flops(spec: RunSpec) -> int:
     """Forward FLOPs per image of the spec's model at its data's input (``models.flops``), on the
-    model built here, once per model, options and input."""
+    model built here, once per model, options and input; 0, with a warning, for a model that
+    fails to build: its runs are its failures, recorded as they fail, not the other models'."""
     shape, classes = datasets.shape_of(spec.dataset, spec.preprocess)
     return _flops(spec.model, json.dumps(spec.model_options, sort_keys=True), shape, classes)
 
@@ -140,9 +141,16 @@ def _flops(model: str, options: str, input_shape: tuple[int, int, int], num_clas
 
     import models  # deferred for start-up time: Keras, needed only for runs without records
 
-    with warnings.catch_warnings():  # built only to count: its warnings are the worker's to give
-        warnings.simplefilter("ignore")
-        count = models.flops(models.build(model, input_shape, num_classes, **json.loads(options)))
+    try:
+        with warnings.catch_warnings():  # built only to count: its warnings are the worker's to give
+            warnings.simplefilter("ignore")
+            count = models.flops(models.build(model, input_shape, num_classes, **json.loads(options)))
+    except Exception as error:  # noqa: BLE001 - a user's model may raise anything; its runs record it
+        first = (str(error).strip().splitlines() or [""])[0]
+        warnings.warn(f"model {model!r} fails to build at input {input_shape} with {num_classes} classes "
+                      f"({type(error).__name__}: {first}); its runs will be recorded failed, the others run",
+                      stacklevel=2)
+        count = 0
     keras.backend.clear_session()
     return count
 

@@ -58,13 +58,22 @@ def sweep() -> None:
 
 @contextmanager
 def run_folder(run_id: str, runner: Path | None):
-    """The folder of one run in flight, inside the runner's folder when it is on this machine; removed after."""
+    """The folder of one run in flight, inside the runner's folder when it is on this machine; removed after.
+
+    A folder already there is a previous attempt's whose process died with no chance to
+    remove it (a Dask worker killed under its task, which the scheduler then runs again, here
+    or on another worker of the machine): its worker is ended and the folder emptied, so the
+    run starts afresh.
+    """
     if runner is None or not runner.is_dir():
         with tempfile.TemporaryDirectory(prefix=RUN_PREFIX) as folder:
             (Path(folder) / WORKER_TMP).mkdir()
             yield Path(folder)
         return
     folder = runner / run_id
+    if folder.exists():
+        end_workers(folder, grace=lifetime.PARENT_POLL_SECONDS + 1)
+        shutil.rmtree(folder, ignore_errors=True)
     (folder / WORKER_TMP).mkdir(parents=True)
     try:
         yield folder

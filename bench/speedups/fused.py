@@ -19,6 +19,8 @@ oneDNN's kernel sums in another order than Keras's ops, so results agree to floa
 per layer, not bit for bit (what that does to a run: docs/speed.md, "The speed-ups").
 """
 
+from contextlib import contextmanager
+
 import keras
 import tensorflow as tf
 
@@ -101,6 +103,25 @@ def fuse_batch_norm(model):
             layer.__class__ = FusedBatchNormalization
             switched += 1
     return switched
+
+
+@contextmanager
+def stock_batch_norm(model):
+    """Every `FusedBatchNormalization` of `model` a `keras.layers.BatchNormalization` while the
+    block runs, then fused again.
+
+    For saving: Keras 3 names the weights in a `.weights.h5` file by layer class, so weights
+    saved from fused layers load only into fused layers; saved in the block, they load into the
+    model `models.build` gives anyone (`keras.Model.load_weights`).
+    """
+    fused = [layer for layer in _layers(model) if type(layer) is FusedBatchNormalization]
+    for layer in fused:
+        layer.__class__ = keras.layers.BatchNormalization
+    try:
+        yield model
+    finally:
+        for layer in fused:
+            layer.__class__ = FusedBatchNormalization
 
 
 def _layers(model):
