@@ -62,23 +62,25 @@ def _refused(path: Path, kind: str) -> NotARegularFile:
     return NotARegularFile(f"{path} is {kind}, not a regular file; remove it or choose another folder", kind)
 
 
+def _mode(path: Path) -> int | None:
+    """``path``'s mode, not following a link; None when nothing is there."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
 def check_regular(path: Path) -> None:
     """Raise NotARegularFile unless ``path`` is a regular file (not a link to one) or absent."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
+    mode = _mode(path)
+    if mode is not None and not stat.S_ISREG(mode):
         raise _refused(path, _kind(mode))
 
 
 def check_folder(path: Path) -> None:
     """Raise NotARegularFile unless ``path`` is a folder (not a link to one) or absent."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(mode):
+    mode = _mode(path)
+    if mode is not None and not stat.S_ISDIR(mode):
         kind = "a file" if stat.S_ISREG(mode) else _kind(mode)
         raise NotARegularFile(f"{path} is {kind}, not a folder; remove it or choose another folder", kind)
 

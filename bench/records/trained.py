@@ -2,10 +2,10 @@
 final weights the run saved (``save_weights = true``, ``--save-weights``), and its test set as
 the model saw it.
 
-    from bench.records import trained
-    model = trained.load_model("results/smoke", run_id)
-    images, labels = trained.test_set("results/smoke", run_id)
-    model.evaluate(images, labels)  # the record's test_loss and test_accuracy
+    >>> from bench.records import trained
+    >>> model = trained.load_model("results/smoke", run_id)
+    >>> images, labels = trained.test_set("results/smoke", run_id)
+    >>> model.evaluate(images, labels)  # the record's test_loss and test_accuracy
 
 The weights file is plain Keras (``keras.Model.load_weights`` into ``models.build``'s model of
 the record's spec), so the same works without this module; it only saves finding the pieces.
