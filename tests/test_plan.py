@@ -172,7 +172,7 @@ def test_bench_plan_says_which_runs_it_priced_per_image_and_which_from_flops(tin
     mlp's 2 s / (1,000 x 100) per FLOP and image = 22 s."""
     _, specs = tiny
     store.write_record(tmp_path / "results", other_protocol(by_model(specs, "mlp")[0]))
-    text = plan.describe(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
+    text = plan.plan_text(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("MLP", "CNN"))}
     assert rows["MLP"][-6:] == ["—", "—", "0:00:16", "0:00:48", "per", "image"]
     assert rows["CNN"][-6:] == ["—", "—", "0:00:22", "0:01:06", "from", "FLOPs"]

@@ -69,7 +69,7 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     """``BackupAndRestore`` for one run: saved as the module docstring says after every epoch,
     restored by ``restore`` before ``fit`` (which then starts at ``model._initial_epoch``, as
     Keras's callback sets it). Never deletes the folder: the runner does, once the record is
-    written (``bench.run.runner.keep``).
+    written (``bench.run.runner.write_run``).
 
     Args:
         folder: the checkpoint's folder.
