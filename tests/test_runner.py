@@ -354,11 +354,11 @@ BAD_INPUT = {  # case: (flags, a fragment of the error)
     "missing profile file": (["--profile", "nowhere.toml"], "profile file not found"),
     "unreadable profile": (["--profile", "broken.toml"], "unreadable profile"),
     "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: recipe, models, "),
-    "repeats < 1": (["--repeats", "0"], "repeats must be an integer >= 1. Received: repeats=0"),
+    "repeats < 1": (["--repeats", "0"], "repeats must be an integer in [1, 1000]. Received: repeats=0"),
     "jobs < 1": (["--jobs", "0"], "jobs must be an integer >= 1. Received: jobs=0"),
     "negative jobs": (["--jobs", "-2"], "jobs must be an integer >= 1. Received: jobs=-2"),
     "threads < 1": (["--threads-per-job", "0"], "threads must be an integer >= 1. Received: threads=0"),
-    "epochs < 1": (["--epochs", "0"], "epochs must be an integer >= 1"),
+    "epochs < 1": (["--epochs", "0"], "epochs must be an integer in [1, 100000]"),
     "unknown --set key": (["--set", "learning_rat=0.1"], "unknown setting; accepted: "),
     "--set without a value": (["--set", "epochs"], "--set takes key=value"),
     "--scheduler without dask": (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
@@ -621,7 +621,7 @@ def worker_killed(request, runners_cache, tmp_path_factory):
     10,000 steps of one image, long enough to kill it in. Killing a loky worker breaks loky's
     pool, and loky kills the other worker with it, or as it starts its run."""
     folder = tmp_path_factory.mktemp("worker-killed")
-    profile = write_profile(folder / "tiny.toml", {"epochs": 2, "batch_size": 1},
+    profile = write_profile(folder / "tiny.toml", {"epochs": 2, "batch_size": 1}, optimizer={"learning_rate": 0.001},
                             preprocess={"native_size": 8, "channels": 1, "train_per_class": 1000})
     results = folder / "results"
     command = bench_run(profile, results, "--jobs", "2")

@@ -210,9 +210,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     frame["speedups"] = ["on" if r.spec.speedups else "off" for r in records]
     frame["inputs"] = [input_description(r.input_shape, r.num_classes) for r in records]
     frame["num_classes"] = [r.num_classes for r in records]
-    frame["eval_images"] = [eval_images(r.spec, r.num_classes) for r in records]
-    frame["best_epoch"] = [epoch_accuracy(r, max) for r in records]
-    frame["last_epoch"] = [epoch_accuracy(r, lambda values: values[-1]) for r in records]
+    frame = frame.assign(**epoch_statistics(records))
     frame["report_input"] = [(r.input_shape, r.num_classes) == REPORT_INPUT for r in records]
     rows = frame.drop_duplicates("row_key")
     frame["row"] = frame["row_key"].map(row_labels(rows))
@@ -231,6 +229,14 @@ def eval_images(spec: RunSpec, num_classes: int | None) -> str:
     if spec.eval_per_class is None:
         return "all"
     return f"{spec.eval_subset}_{spec.eval_per_class * num_classes}" if num_classes else "unknown"
+
+
+def epoch_statistics(records: list[store.RunRecord]) -> dict[str, list]:
+    """Per run, what a single-run published value is judged by: the test images of its per-epoch
+    accuracies (eval_images), and its best and last epoch's accuracy (best_epoch, last_epoch, %)."""
+    return {"eval_images": [eval_images(r.spec, r.num_classes) for r in records],
+            "best_epoch": [epoch_accuracy(r, max) for r in records],
+            "last_epoch": [epoch_accuracy(r, lambda values: values[-1]) for r in records]}
 
 
 def epoch_accuracy(record: store.RunRecord, pick) -> float:

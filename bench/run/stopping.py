@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analysis import verdicts
+from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import Margins, load_claims, load_published
 from bench.analysis.stats import summarize
 from bench.data import datasets
@@ -132,6 +132,7 @@ def verdict_lines(records: list[RunRecord], published: Reference) -> dict[str, d
         "dataset": [r.spec.dataset for r in records], "status": [r.status for r in records],
         "accuracy": [math.nan if r.test_accuracy is None else 100 * r.test_accuracy for r in records],
         "num_classes": [r.num_classes for r in records], "setup": [r.spec.config_key for r in records],
+        "profile": [r.spec.profile for r in records], **aggregate.epoch_statistics(records),
     })
     lines = verdicts.verdict_cells(frame, published.values, published.margins)
     return {line["setup"]: line for line in lines[lines["n_planned"] > 0].to_dict("records")}
@@ -149,7 +150,8 @@ def open_because(accuracies: list[float], line: dict | None, rule: StoppingRule)
     if half_width > rule.half_width:
         reasons.append(f"CI half-width {half_width:.2f} pp > {rule.half_width:g} pp")
     if line is not None and not math.isnan(line["published"]) and line["verdict"] == verdicts.CANT_TELL:
-        reasons.append(f"can't tell against the report's {line['published']:g} ± {line['margin']:g} ({line['why']})")
+        margin = "" if math.isnan(line["margin"]) else f" ± {line['margin']:g}"
+        reasons.append(f"can't tell against the report's {line['published']:g}{margin} ({line['why']})")
     return tuple(reasons)
 
 
