@@ -442,6 +442,7 @@ def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch
             datasets.load(name, Preprocess(train_per_class=5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error, status", [(errno.ENOSPC, 1), (errno.EROFS, 2)])
 def test_bench_run_with_a_cache_that_cannot_be_written_exits_in_one_line(tmp_path, monkeypatch, capsys, error, status):
     monkeypatch.setattr(np, "save", failing_save(error))

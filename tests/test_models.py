@@ -273,6 +273,7 @@ TRAIN_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size, options", TRAIN_CASES, ids=case_id)
 def test_forward_and_one_gradient_step_are_finite(name, size, options):
     keras.utils.set_random_seed(0)

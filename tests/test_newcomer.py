@@ -91,6 +91,7 @@ def broken(input_shape, num_classes, *, width=8):
 '''
 
 
+@pytest.mark.slow
 def test_a_model_that_fails_to_build_fails_its_runs_only_and_fishbench_exits_1_saying_why(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
@@ -106,6 +107,7 @@ def test_a_model_that_fails_to_build_fails_its_runs_only_and_fishbench_exits_1_s
     assert sorted((r.spec.model, r.status) for r in records) == [("broken", "failed"), ("mlp", "ok")]
 
 
+@pytest.mark.slow
 def test_python_m_bench_outside_the_checkout_ignores_the_folders_own_models(folder):
     (folder / "bench" / "__init__.py").unlink()  # a folder's own bench is what `python -m bench` runs there
     (folder / "bench").rmdir()
@@ -114,6 +116,7 @@ def test_python_m_bench_outside_the_checkout_ignores_the_folders_own_models(fold
     assert done.returncode == 0 and "mynet" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FISHBENCH.exists(), reason=f"no installed fishbench script beside {sys.executable}")
 def test_list_shows_ones_own_model_beside_the_registered_ones_with_nothing_on_stderr(folder):
     done = run([str(FISHBENCH), "list", "--import", "mynet.py"], folder)

@@ -396,6 +396,7 @@ def test_bad_input_is_a_one_line_error_exit_2_and_nothing_written(tmp_path, monk
 
 @pytest.mark.parametrize("flags", [["--jobs", "0"], ["--repeats", "0"], ["--until-ci", "0", "--max-repeats", "4"]],
                          ids=["jobs 0", "repeats 0", "until-ci 0"])
+@pytest.mark.slow
 def test_bad_input_through_the_command_line_is_one_line_on_stderr_and_status_2(tmp_path, flags):
     folder = bad_input_folder(tmp_path)
     before = snapshot(folder)

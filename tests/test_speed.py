@@ -59,6 +59,7 @@ def test_profile_ops_sums_a_traced_step_per_op_type(tmp_path):
     assert "op_type" in measure.ops_tables(found.op_rows)
 
 
+@pytest.mark.slow
 def test_speed_refuses_unknown_models_and_bad_input_before_timing():
     with pytest.raises(ValueError, match="Received: name='resnet'"):
         measure.measure(["resnet"], seconds=0.2, log=lambda line: None)
@@ -77,6 +78,7 @@ def test_this_process_sends_throughput_functions_by_name_and_imports_no_tensorfl
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, check=True)
 
 
+@pytest.mark.slow
 def test_bad_input_found_in_a_mode_process_is_the_one_line_error_of_the_cli(capsys):
     assert cli.main(["speed", "--models", "mlp,resnet", "--input", "8x8x3", "--seconds", "0.2"]) == cli.EXIT_BAD_INPUT
     [line] = capsys.readouterr().err.splitlines()  # the harness's process found it: a ValueError, as itself
