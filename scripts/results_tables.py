@@ -10,6 +10,7 @@ tests/test_report.py checks that docs/results.md holds what it writes.
 usage: python scripts/results_tables.py
 """
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -81,9 +82,23 @@ def time_lines(table4: pd.DataFrame) -> list[str]:
     return markdown(["Model", *(f"{dataset_title(d)} ms/image" for d in DATASETS), "Parameters"], rows)
 
 
-def profile(setup: str) -> str:
-    """'profile=paper' -> '`paper`': the profile that names the setup."""
-    return f"`{setup.removeprefix('profile=')}`"
+def settings(setup: str) -> dict[str, str]:
+    """A setup's label as its settings: 'profile=paper, recipe=report' -> {'profile': 'paper', ...}
+    (a value may hold ', ' inside brackets; a key never does)."""
+    return dict(pair.split("=", 1) for pair in re.split(r", (?=[\w.]+=)", setup))
+
+
+def profile_labels(setups) -> dict[str, str]:
+    """setup -> '`paper`', with the settings that tell it apart from the other setups of its
+    profile where there are several: '`paper` (preprocess.scale_pixels=true)'."""
+    parsed = {setup: settings(setup) for setup in dict.fromkeys(setups)}
+    labels = {}
+    for setup, mine in parsed.items():
+        siblings = [other for other in parsed.values() if other["profile"] == mine["profile"] and other != mine]
+        differ = [f"{key}={value}" for key, value in mine.items()
+                  if key != "profile" and any(other.get(key) != value for other in siblings)]
+        labels[setup] = f"`{mine['profile']}`" + (f" ({', '.join(differ)})" if differ else "")
+    return labels
 
 
 def planned_runs() -> dict[str, int]:
@@ -95,10 +110,11 @@ def paper_cells_lines(cells: pd.DataFrame) -> list[str]:
     """A line per profile, model and dataset that has runs (any status): ok, recorded and planned runs
     (the profile's repeats), accuracy, CI, the report's value, verdict."""
     run, planned = cells[cells["n_planned"] > 0], planned_runs()
+    labels = profile_labels(run["setup"])
     rows = []
     for cell, model in zip(run.itertuples(), model_labels(run)):
-        runs = f"{cell.n_ok} / {cell.n_planned} / {planned.get(cell.setup.removeprefix('profile='), '?')}"
-        rows.append([profile(cell.setup), model, dataset_title(cell.dataset),
+        runs = f"{cell.n_ok} / {cell.n_planned} / {planned.get(settings(cell.setup)['profile'], '?')}"
+        rows.append([labels[cell.setup], model, dataset_title(cell.dataset),
                      runs + (f" ({cell.not_ok})" if isinstance(cell.not_ok, str) else ""),
                      "—" if cell.n_ok == 0 else f"{cell.mean:.2f} ± {cell.std:.2f}", ci_text(cell),
                      "—" if pd.isna(cell.published) else f"{cell.published:.1f}", f"**{cell.verdict}** ({cell.why})"])
@@ -110,7 +126,7 @@ def claims_lines(claims: pd.DataFrame, judged_only: bool = False) -> list[str]:
     """A line per claim (and profile, where there are several): its verdict, how many of its comparisons
     hold, are contradicted, can't tell, and the runs they need; ``judged_only``: the claims none of
     whose comparisons needs runs."""
-    several = claims["setup"].nunique() > 1
+    several, labels = claims["setup"].nunique() > 1, profile_labels(claims["setup"])
     rows = []
     for (setup, claim), comparisons in claims.groupby(["setup", "claim"], sort=False):
         needs = "; ".join(dict.fromkeys(comparisons["needs"].dropna()))
@@ -118,7 +134,7 @@ def claims_lines(claims: pd.DataFrame, judged_only: bool = False) -> list[str]:
             continue
         counts = " / ".join(str((comparisons["verdict"] == v).sum()) for v in ("holds", "contradicted", "can't tell"))
         verdict = f"**{comparisons['claim_verdict'].iloc[0]}**"
-        rows.append([claim, *([profile(setup)] if several else []), verdict, counts, *([] if judged_only else
+        rows.append([claim, *([labels[setup]] if several else []), verdict, counts, *([] if judged_only else
                                                                                        [needs or "—"])])
     headers = ["Claim", *(["Profile"] if several else []), "verdict", "holds / contradicted / can't tell",
                *([] if judged_only else ["needs"])]
