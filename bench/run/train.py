@@ -8,7 +8,9 @@ The recipe, in the order it runs:
      (``bench.speedups``) to compile, else compile it as plain Keras (sparse cross-entropy,
      the spec's optimizer either way; ``build_model``);
   4. fit for the spec's epochs, evaluating after each epoch on the whole test set (or on a
-     stratified subset of it, ``eval_per_class``); a callback times training and evaluation
+     subset of it, ``eval_per_class``: stratified or the first images, ``monitor_indices``),
+     checkpointing after each epoch and resuming from one (``bench.run.checkpoint``); a
+     callback times training and evaluation
      apart and stops a run whose loss is not finite; another prints an event line as each
      epoch begins and ends (``bench.records.runfiles``); with the speed-ups, another turns grappler
      off for training steps; TensorBoard's, when asked for;
