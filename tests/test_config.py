@@ -42,7 +42,7 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("name", config.profile_names())
-def test_every_shipped_profile_loads_and_plans_runs(name):
+def test_every_shipped_profile_loads_and_plans_runs(name, canonical_data):
     profile = config.load_profile(name)
     specs = profile.specs()
     run = profile.run
@@ -56,7 +56,7 @@ def test_the_shipped_profiles_include_the_documented_ones():
     assert {"smoke", "quick", "table4-cpu", "paper"} <= set(config.profile_names())
 
 
-def test_a_spec_names_every_model_option_defaults_included():
+def test_a_spec_names_every_model_option_defaults_included(canonical_data):
     import models
 
     for spec in config.load_profile("table4-cpu").specs():
@@ -77,7 +77,7 @@ datasets = ["mnist"]
 """
 
 
-def test_a_variant_adds_runs_of_a_model_with_other_options_on_its_datasets(tmp_path):
+def test_a_variant_adds_runs_of_a_model_with_other_options_on_its_datasets(tmp_path, canonical_data):
     profile = config.load_profile("table4-cpu", overrides={"run.repeats": 1})
     runs = [(s.model, s.dataset, s.model_options.get("head")) for s in profile.specs()]
     for head in ("dense", "conv", "report_conv", "report_conv_softmax"):

@@ -13,6 +13,7 @@ from bench.records import store
 from bench.records.phases import INVOCATION_KEY, Phases
 from bench.records.store import RunRecord
 from bench.run import runner, schedule
+from bench.spec import Preprocess
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -95,6 +96,13 @@ def test_the_training_set_size_is_known_without_loading_the_data(name, per_class
     spec = config.load_profile("smoke").specs()[0]
     preprocess = dataclasses.replace(spec.preprocess, native_size=8, channels=1, train_per_class=per_class)
     assert datasets.train_size(name, preprocess) == images == len(datasets.load(name, preprocess).y_train)
+
+
+def test_a_canonical_datasets_images_are_counted_without_reading_it(monkeypatch):
+    def no_data(name, preprocess):
+        raise AssertionError(f"counting read {name}")
+    monkeypatch.setattr(datasets, "inspect", no_data)
+    assert [datasets.train_size("cifar10", Preprocess()), datasets.test_size("fashion_mnist", Preprocess())] == [50_000, 10_000]
 
 
 def test_the_training_set_of_a_dataset_file_is_counted_once_and_remembered(tmp_path):

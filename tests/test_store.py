@@ -126,7 +126,7 @@ def test_an_older_record_gets_its_datas_hash_and_the_run_id_of_its_upgraded_spec
 
 @pytest.mark.research
 @pytest.mark.usefixtures("canonical_data")
-def test_the_shipped_records_upgraded_are_runs_of_the_table4_cpu_plan():
+def test_the_shipped_records_upgraded_are_runs_of_the_table4_cpu_plan(canonical_data):
     """They ran on the canonical files; a plan on the canonical files at 10 repeats finds every one:
     the first campaign's 33 (schema 1, upgraded) and the n = 10 campaign's (schema 3)."""
     versions = {json.loads(path.read_text())["schema_version"] for path in store.runs_dir(SHIPPED).glob("*.json")}

@@ -147,10 +147,25 @@ def shape_of(name: str, preprocess: Preprocess) -> tuple[tuple[int, int, int], i
 
 def train_size(name: str, preprocess: Preprocess) -> int:
     """Training images of ``name`` as ``preprocess`` makes it, without preprocessing them: the
-    stratified subset's size, else what ``inspect`` counted (remembered for a source with files)."""
+    stratified subset's size, else the canonical count of a real dataset, else what ``inspect``
+    counted (remembered for a source with files)."""
     if preprocess.train_per_class is not None:
         return preprocess.train_per_class * shape_of(name, preprocess)[1]
-    return sum(inspect(name, preprocess).train_counts)
+    return _images(name, preprocess)[0]
+
+
+def test_size(name: str, preprocess: Preprocess) -> int:
+    """Test images of ``name`` as ``preprocess`` makes it (never a subset), counted as ``train_size``'s."""
+    return _images(name, preprocess)[1]
+
+
+def _images(name: str, preprocess: Preprocess) -> tuple[int, int]:
+    """``name``'s (training, test) images: a real dataset's canonical counts, else ``inspect``'s."""
+    real = REAL_DATASETS.get(name)
+    if real is not None and real.images is not None:
+        return real.images
+    info = inspect(name, preprocess)
+    return sum(info.train_counts), sum(info.test_counts)
 
 
 def check_batch(name: str, preprocess: Preprocess, batch_size: int) -> None:
@@ -173,11 +188,6 @@ def check_fits(name: str, preprocess: Preprocess) -> None:
                          f"than half this machine's {memory / 2**30:.1f} GiB; accepted: a smaller preprocess.size "
                          f"(or native_size) or preprocess.train_per_class. Received: size={preprocess.size}, "
                          f"native_size={preprocess.native_size}, train_per_class={preprocess.train_per_class}")
-
-
-def test_size(name: str, preprocess: Preprocess) -> int:
-    """Test images of ``name`` as ``preprocess`` makes it (never a subset): what ``inspect`` counted."""
-    return sum(inspect(name, preprocess).test_counts)
 
 
 def _real_name(name: str) -> str:

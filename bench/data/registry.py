@@ -20,18 +20,20 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class RealDataset:
-    """A dataset with a real source: its Keras loader name, native shape and class count."""
+    """A dataset with a real source: its Keras loader name, native shape, class count and, for
+    the canonical datasets, their training and test images (so a plan need not count them)."""
 
     keras_name: str
     shape: tuple[int, int, int]
     num_classes: int
+    images: tuple[int, int] | None = None  # (train, test)
 
 
 REAL_DATASETS = {
-    "mnist": RealDataset("mnist", (28, 28, 1), 10),
-    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10),
-    "cifar10": RealDataset("cifar10", (32, 32, 3), 10),
-    "cifar100": RealDataset("cifar100", (32, 32, 3), 100),
+    "mnist": RealDataset("mnist", (28, 28, 1), 10, (60_000, 10_000)),
+    "fashion_mnist": RealDataset("fashion_mnist", (28, 28, 1), 10, (60_000, 10_000)),
+    "cifar10": RealDataset("cifar10", (32, 32, 3), 10, (50_000, 10_000)),
+    "cifar100": RealDataset("cifar100", (32, 32, 3), 100, (50_000, 10_000)),
 }
 SYNTHETIC = "synthetic"
 SAMPLE = "fashion_mnist_sample"
