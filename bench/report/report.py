@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
@@ -31,7 +32,7 @@ from bench.analysis.claims import (
 from bench.data import datasets
 from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
 from bench.records import phases, runfiles, store
-from bench.report import figures, timeshare
+from bench.report import figures, html, timeshare
 
 FIGURE_DIR = "figures"
 PNG_DPI = 200  # the PNGs for screens; each figure is also a PDF beside them, vector, for print
@@ -538,10 +539,11 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
 
 @dataclass(frozen=True)
 class Report:
-    """What ``write_report`` writes: report.md's text, CSV tables and figures by file name, and
-    the text for the terminal."""
+    """What ``write_report`` writes: report.md's and report.html's text, CSV tables and figures by
+    file name, and the text for the terminal."""
 
     markdown: str
+    html: str
     tables: dict[str, pd.DataFrame]
     figures: dict[str, Figure]
     terminal: str
@@ -561,7 +563,28 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
                     time_text(frame, kept, records))
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
-    return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
+    page = html_page(frame, cells, by_cell, judged)
+    return Report(text, page, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
+
+
+def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: verdicts.Verdicts) -> str:
+    """report.html (``bench.report.html``): the accuracy cells as report.md writes them, every ok
+    run's final accuracy, the claims."""
+    colors = {row: to_hex(color) for row, color in figures.row_colors(dict(zip(cells["row"], cells["model"]))).items()}
+    accuracy = cells[cells["metric"] == "accuracy"]
+    lines = [html.CellLine(number=index, row=c.row, model=display_name(c.model),
+                           settings=c.row.removeprefix(display_name(c.model)).strip().removeprefix("(").removesuffix(")"),
+                           dataset=dataset_title(c.dataset), accuracy=mean_std(c), mean=c.mean, ci=ci_text(c),
+                           ci_low=c.ci_low, ci_high=c.ci_high, runs=runs_text(c, by_cell.get((c.row, c.dataset))),
+                           n=c.n, verdict=verdict_text(by_cell.get((c.row, c.dataset))), color=colors[c.row])
+             for index, c in enumerate(accuracy.itertuples(), 1)]
+    ok = aggregate.ok_runs(frame)
+    ok = ok[ok["accuracy"].notna()]
+    points = [html.RunPoint(row=r.row, dataset=dataset_title(r.dataset), accuracy=r.accuracy, seed=r.seed,
+                            run_id=r.run_id, record=str(store.record_path("", r.run_id))) for r in ok.itertuples()]
+    summary = (f"{len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}, "
+               f"one record per configuration and seed.")
+    return html.page("fishbench report", summary, lines, points, judged.claims)
 
 
 def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts, by_cell: dict,
@@ -634,7 +657,7 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
     """Read the records of ``results`` and the claims file, write the report into ``out``,
     return the terminal text.
 
-    Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
+    Writes report.md, report.html, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
     figures/*.png and *.pdf; nothing when it raises. Each file is written whole and never through
     a link (``bench.files``), its name safe whatever the records hold (``figure_name``).
 
@@ -660,7 +683,8 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
         write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),
                            _figure_bytes(figure, "pdf", metadata={"CreationDate": None}))
     write_text_atomic(out / "report.md", made.markdown)
+    write_text_atomic(out / "report.html", made.html)
     for name, table in made.tables.items():
         write_text_atomic(out / name, table.to_csv(index=False))
-    return (made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures "
+    return (made.terminal + f"\nwrote report.md, report.html, {', '.join(made.tables)} and {len(made.figures)} figures "
             f"(PNG and PDF) to {out}")
