@@ -185,7 +185,7 @@ def test_smoke_report_has_every_part(smoke_report):
     assert "### Fashion-MNIST" not in markdown and "### CIFAR-10" not in markdown  # not run: no table
     assert "runs at once 2" in markdown and "shared the machine" in markdown
     assert len(pd.read_csv(out / "runs.csv")) == len(list((SMOKE / "runs").glob("*.json")))
-    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "history.csv", "report.md"} <= {
+    assert {"verdicts.csv", "claims.csv", "table4.csv", "runs.csv", "history.csv", "report.md", "report.html"} <= {
         p.name for p in out.iterdir()}
     figures_made = sorted(p.name for p in (out / report.FIGURE_DIR).glob("*.png"))
     assert figures_made == ["accuracy_ci.png", "cost_synthetic.png", "curves_synthetic.png"]
@@ -199,8 +199,8 @@ def test_smoke_report_has_every_part(smoke_report):
 def test_report_is_byte_for_byte_reproducible(smoke_report, tmp_path):
     out, _ = smoke_report
     report.write_report(SMOKE, tmp_path)
-    assert file_digests(tmp_path) == file_digests(out)  # report.md, every CSV and every figure
-    assert len(file_digests(out)) == 6 + 3 * 2
+    assert file_digests(tmp_path) == file_digests(out)  # report.md, report.html, every CSV and every figure
+    assert len(file_digests(out)) == 7 + 3 * 2
 
 
 def test_parameter_delta_only_at_the_reports_input(smoke_report, handmade):
@@ -554,7 +554,7 @@ def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_by
     made, shipped = file_digests(rebuilt(name)), file_digests(folder)
     figures = {path for path in made if path.parts[0] == report.FIGURE_DIR}
     assert figures <= set(shipped), f"results/{name} lacks figures its report makes: {sorted(figures - set(shipped))}"
-    # The text and CSVs byte for byte; not the figures' bytes, whose last digits differ between
+    # The text (report.md, report.html) and CSVs byte for byte; not the figures' bytes, whose last digits differ between
     # CPUs (AVX2 and AVX-512 round a coordinate differently): they are drawn from these CSVs.
     text = {path: digest for path, digest in made.items() if path not in figures}
     assert text == {path: digest for path, digest in shipped.items() if path in text}, (

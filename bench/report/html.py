@@ -153,7 +153,8 @@ def claims_table(claims: pd.DataFrame) -> str:
                                      "The report's words"]
     rows = []
     for c in claims.itertuples():
-        rows.append("<tr>" + (folded(setup_summary(c.setup), c.setup) if several else "") + td(c.claim) + td(c.section) + td(c.verdict)
+        rows.append("<tr>" + (folded(setup_summary(c.setup), c.setup) if several else "")
+                    + td(c.claim) + td(c.section) + td(c.verdict)
                     + td(f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}", c.n_holds)
                     + folded("runs it needs", c.needs) + folded("quote", c.quote) + "</tr>")
     return table("claims", headers, rows)
@@ -195,9 +196,10 @@ def dataset_figure(dataset: str, cells: Sequence[CellLine], points: Sequence[Run
               f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(dataset)}: accuracy of every run">')]
     for index, cell in enumerate(cells):
         middle = ROW * index + ROW / 2
-        parts.append(f'<text x="{label_width - 8:.1f}" y="{middle + 4:.1f}" text-anchor="end">{escape(labels[cell.row])}'
-                     f"<title>{escape(cell.row)}</title></text>")
-        parts.append(f'<line x1="{label_width}" x2="{WIDTH - RIGHT}" y1="{middle:.1f}" y2="{middle:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{label_width - 8:.1f}" y="{middle + 4:.1f}" text-anchor="end">'
+                     f"{escape(labels[cell.row])}<title>{escape(cell.row)}</title></text>")
+        parts.append(f'<line x1="{label_width}" x2="{WIDTH - RIGHT}" y1="{middle:.1f}" y2="{middle:.1f}" '
+                     'stroke="#eee"/>')
         if not math.isnan(cell.ci_low):
             parts.append(f'<line x1="{x(cell.ci_low)}" x2="{x(cell.ci_high)}" y1="{middle:.1f}" y2="{middle:.1f}" '
                          f'stroke="#555" stroke-width="2"><title>95 % CI {escape(cell.ci)}</title></line>')

@@ -567,14 +567,19 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     return Report(text, page, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
 
 
+def row_settings_text(label: str, model: str) -> str:
+    """'head=dense, profile=paper' of 'FishNet55 (head=dense, profile=paper)'; '' of 'FishNet55'."""
+    return label.removeprefix(display_name(model)).strip().removeprefix("(").removesuffix(")")
+
+
 def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: verdicts.Verdicts) -> str:
     """report.html (``bench.report.html``): the accuracy cells as report.md writes them, every ok
     run's final accuracy, the claims."""
     colors = {row: to_hex(color) for row, color in figures.row_colors(dict(zip(cells["row"], cells["model"]))).items()}
     accuracy = cells[cells["metric"] == "accuracy"]
     lines = [html.CellLine(number=index, row=c.row, model=display_name(c.model),
-                           settings=c.row.removeprefix(display_name(c.model)).strip().removeprefix("(").removesuffix(")"),
-                           dataset=dataset_title(c.dataset), accuracy=mean_std(c), mean=c.mean, ci=ci_text(c),
+                           settings=row_settings_text(c.row, c.model), dataset=dataset_title(c.dataset),
+                           accuracy=mean_std(c), mean=c.mean, ci=ci_text(c),
                            ci_low=c.ci_low, ci_high=c.ci_high, runs=runs_text(c, by_cell.get((c.row, c.dataset))),
                            n=c.n, verdict=verdict_text(by_cell.get((c.row, c.dataset))), color=colors[c.row])
              for index, c in enumerate(accuracy.itertuples(), 1)]
