@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fishbench: the main job, and its whole set-up.
 #   ./run_bench.sh [RUN ARGS]             python -m bench run --report RUN ARGS: the runs, then their report
-#   ./run_bench.sh run|plan|report|list|speed ARGS   that subcommand (python -m bench SUBCOMMAND ARGS)
+#   ./run_bench.sh run|plan|report|compare|list|speed ARGS   that subcommand (python -m bench SUBCOMMAND ARGS)
 #   ./run_bench.sh test [PYTEST ARGS]      the test suite
 # On first use (or when pyproject.toml or BENCH_EXTRAS changes) it creates .venv and installs
 # the project into it with the extras in BENCH_EXTRAS (default test,dask; add gpu for NVIDIA
@@ -37,6 +37,6 @@ py="$venv/bin/python"
 
 case "${1:-}" in
     test) shift; exec "$py" -m pytest "$@" ;;
-    run|plan|report|list|speed|--version) exec "$py" -m bench "$@" ;;
+    run|plan|report|compare|list|speed|--version) exec "$py" -m bench "$@" ;;
 esac
 exec "$py" -m bench run --report "$@"

@@ -1,4 +1,4 @@
-"""``fishbench {run,plan,report,list,speed}`` (or ``python -m bench ...``): each subcommand parses, calls one library function, prints.
+"""``fishbench {run,plan,report,compare,list,speed}`` (or ``python -m bench ...``): each subcommand parses, calls one library function, prints.
 
 Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
 that another ``bench run`` holds; a full disk under the dataset cache, or a record that cannot
@@ -9,6 +9,7 @@ Warnings (a record that cannot be read, say) print as one ``warning: ...`` line 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -93,6 +94,32 @@ def cmd_report(args) -> int:
     return 0
 
 
+def compare_text(lines, a: Path, b: Path) -> str:
+    """The cells of two folders side by side (``bench.analysis.compare``), a line each; a row's
+    label names its setup where the folders hold more than one."""
+    from tabulate import tabulate  # deferred for start-up time: tabulate, as the other commands' imports
+
+    def number(value: float, form: str = ".2f") -> str:
+        return "—" if math.isnan(value) else f"{value:{form}}"
+
+    def difference(line) -> str:
+        interval = "" if math.isnan(line.ci_low) else f" [{line.ci_low:+.2f}, {line.ci_high:+.2f}]"
+        return number(line.difference, "+.2f") + interval
+
+    headers = ["Model", "Dataset", "A: mean (%)", "B: mean (%)", "B − A (pp) [95 % CI]", "Welch p", "n A", "n B"]
+    rows = [[line.row, line.dataset, number(line.mean_a), number(line.mean_b), difference(line),
+             number(line.p_value, ".3g"), line.n_a, line.n_b] for line in lines]
+    table = tabulate(rows, headers=headers, disable_numparse=True, colalign=["left"] * 2 + ["right"] * 6)
+    return f"A: {a}\nB: {b}\nFinal test accuracy over each side's ok runs; B − A with Welch's 95 % CI.\n{table}"
+
+
+def cmd_compare(args) -> int:
+    from bench.analysis import compare  # deferred for start-up time: pandas, scipy
+
+    print(compare_text(compare.compare_folders(args.a, args.b, args.models), args.a, args.b))
+    return 0
+
+
 def cmd_list(args) -> int:
     from bench import inventory  # deferred for start-up time: tabulate, and Keras for the counts
 
@@ -155,7 +182,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``prog`` is the name usage shows (None: the script's, ``fishbench``)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,plan,report,list,speed}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,plan,report,compare,list,speed}")
 
     run = commands.add_parser("run", help="train every model of a profile N times per dataset; resumable",
                               description="Train every model of a profile N times per dataset, in parallel; "
@@ -190,6 +217,15 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="results folder to read (default: each folder in results/ that holds runs)")
     report.add_argument("--out", type=Path, help="folder to write into (default: the results folder)")
     report.set_defaults(handler=cmd_report)
+
+    compare = commands.add_parser("compare", help="the same cells of two results folders side by side",
+                                  description="Each cell (model, settings, dataset) of results folders A and B: "
+                                  "mean final test accuracy in each, B − A with Welch's 95 % CI and p, ok runs in "
+                                  "each. A cell is compared only with the cell of exactly its settings.")
+    compare.add_argument("a", type=Path, metavar="A", help="results folder A (the baseline), e.g. results/paper")
+    compare.add_argument("b", type=Path, metavar="B", help="results folder B, compared with A")
+    compare.add_argument("--models", type=_csv, help="comma-separated model names (default: every model of A and B)")
+    compare.set_defaults(handler=cmd_compare)
 
     listing = commands.add_parser("list", help="datasets, models and profiles",
                                   description="Datasets (where each loads from, or why it cannot), registered "
