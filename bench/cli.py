@@ -3,12 +3,15 @@
 Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
 that another ``bench run`` holds; a full disk under the dataset cache, or a record that cannot
 be written, with one line and 1; an interrupt with 130. ``run`` exits 1 when any of its runs is
-not ok (failed, diverged, timeout), after writing the records (and the report, if asked).
+not ok (failed, diverged, timeout), after writing the records (and the report, if asked). Output
+into a pipe its reader closed (``fishbench list | head -1``) ends quietly with 141, as a shell
+reports any tool that SIGPIPE ended (``main``).
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +23,7 @@ from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell shows for `cat big | head -1`'s cat
 
 
 def _csv(text: str) -> list[str]:
@@ -223,6 +227,23 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the command line; stdout's reader going away (``| head -1``) ends it with EXIT_BROKEN_PIPE.
+
+    The exit status is a shell's for a tool that SIGPIPE ended, not 0: the output was cut short,
+    which a script with ``set -o pipefail`` should see as it would for any other tool. stdout is
+    then pointed at /dev/null (the recipe of Python's ``signal`` docs), so the interpreter's last
+    flush at exit has nowhere to fail.
+    """
+    try:
+        status = _main(argv, prog)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None, prog: str | None) -> int:
     args = build_parser(prog).parse_args(argv)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_spec
+from helpers import ROOT, SMOKE, tiny_spec
 
-from bench import config
+from bench import cli, config
 from bench.data import cache, datasets
 from bench.files import NotARegularFile, safe_name
 from bench.records import lock, runfiles, store
@@ -77,6 +78,20 @@ def test_a_folder_of_the_runs_that_is_a_file_or_a_link_is_refused_before_any_run
     (results / folder).symlink_to(sentinel.parent, target_is_directory=True)
     with pytest.raises(NotARegularFile, match=f"{folder} is a symbolic link, not a folder"):
         runfiles.plan([tiny_spec()], results)
+
+
+CUT_SHORT = {"list": ["list"], "plan": ["plan", "--profile", "smoke"], "report": ["report", "--results", str(SMOKE)]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", CUT_SHORT)
+def test_output_into_a_pipe_its_reader_closed_ends_quietly_with_the_sigpipe_status(tmp_path, command):
+    arguments = CUT_SHORT[command] + (["--out", str(tmp_path)] if command == "report" else [])
+    process = subprocess.Popen([sys.executable, "-m", "bench", *arguments], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # `| head -0`: the reader is gone before the first line
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == cli.EXIT_BROKEN_PIPE and "Traceback" not in stderr and "BrokenPipe" not in stderr
 
 
 HOSTILE = ["x/" + "../" * 12 + "tmp/owned", "../../etc/passwd", "..", ".hidden", "a\x00b\nc\x1b[31m", "é" * 300,
