@@ -272,29 +272,49 @@ def validate(profile: Profile) -> None:
     environment.import_tensorflow_quietly()
     import models  # deferred for start-up time: Keras takes seconds
 
-    imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
+    try:
+        imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
+    except ValueError as error:
+        raise ValueError(f"{error} in run.imports") from None
     check_names(profile.run.models, profile.run.datasets)
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
     option_sets += [(f"[[variants]] {v.model}", v.model, v.options) for v in profile.variants]
     for where, model, options in option_sets:
         _check(model in models.names(), f"{where}: unknown model; accepted: {', '.join(models.names())}")
         accepted = models.options(model)
-        for option in options:
-            _check(option in accepted, f"{where}: unknown option {option!r}; accepted: {', '.join(accepted)}")
+        for option, value in options.items():
+            _check(option in accepted, f"{where}: unknown option {option!r}; accepted: "
+                   f"{', '.join(accepted) or f'none, {model} takes no options'}")
+            _check(_recordable(value), f"{where}: option {option} must be a finite number, a string, true or false, "
+                   f"or a list or table of them, as a record holds it. Received: {option}={value!r}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
             _check(dataset in datasets.names(), f"[[variants]] {variant.model}: unknown dataset; "
                    f"accepted: {', '.join(datasets.names())}. Received: dataset={dataset!r}")
 
 
+def _recordable(value) -> bool:
+    """Whether a record's strict JSON holds ``value`` (no inf or NaN, no TOML date)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def check_names(model_names, dataset_names) -> None:
-    """Raise ValueError (one line) for a model or dataset that is not known (after ``validate``'s imports)."""
+    """Raise ValueError (one line, naming run.models or run.datasets) for a model or dataset that
+    is not known (after ``validate``'s imports)."""
     import models  # deferred for start-up time: Keras takes seconds
 
     for model in model_names:
-        _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
+        _check(model in models.names(),
+               f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r} in run.models")
     for dataset in dataset_names:
-        datasets.check_name(dataset)
+        try:
+            datasets.check_name(dataset)
+        except ValueError as error:
+            raise ValueError(f"{error} in run.datasets") from None
 
 
 # ---------------------------------------------------------------- the README's table

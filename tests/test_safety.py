@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from bench.files import NotARegularFile, safe_name
 from bench.records import lock, runfiles, store
 from bench.report import report
 from bench.run import scratch
-from bench.spec import Preprocess
+from bench.spec import SECTIONS, Preprocess
 
 SENTINEL_BYTES = b"the user's own file\n"
 
@@ -226,6 +227,29 @@ def test_a_setting_no_run_can_meet_is_refused_in_one_line_before_anything_trains
     with pytest.raises(ValueError, match=message) as refused:
         config.load_profile("smoke", overrides, settings).specs()
     assert "\n" not in str(refused.value)
+
+
+BAD_VALUES = ["inf", "nan", "-inf", "1e999", "[]", "{}", '"x"', "true"]
+EVERY_SETTING = [(section, key, bad) for section, cls in SECTIONS.items() for key in cls.keys() for bad in BAD_VALUES
+                 if not (typing.get_type_hints(cls)[key] is bool and bad == "true")]  # the one good value here
+
+
+@pytest.mark.parametrize("section, key, bad", EVERY_SETTING)
+def test_every_setting_refuses_a_bad_value_in_one_line_naming_the_setting_in_the_users_terms(capsys, section, key, bad):
+    assert cli.main(["plan", "--profile", "smoke", "--set", f"{key}={bad}"]) == cli.EXIT_BAD_INPUT
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"{section}.{key}" in err and "Received: " in err and "JSON" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1979-05-27"])
+def test_a_model_option_no_record_can_hold_is_refused_in_one_line_before_anything_trains(tmp_path, value):
+    profile = tmp_path / "options.toml"
+    profile.write_text(f'[run]\nmodels = ["cnn"]\ndatasets = ["synthetic"]\n\n[model_options.cnn]\npool = {value}\n')
+    with pytest.raises(ValueError, match=r"\[model_options.cnn\]: option pool must be a finite number, a string") \
+            as refused:
+        config.load_profile(str(profile))
+    assert "\n" not in str(refused.value) and "JSON" not in str(refused.value)
 
 
 def test_a_plan_that_holds_one_run_twice_or_a_batch_past_the_training_set_is_refused(tmp_path):
