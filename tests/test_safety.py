@@ -259,3 +259,11 @@ def test_a_plan_that_holds_one_run_twice_or_a_batch_past_the_training_set_is_ref
         config.load_profile(str(profile)).specs()
     with pytest.raises(ValueError, match="run.batch_size must be at most the .* training images of synthetic"):
         config.load_profile("smoke", {"run.batch_size": 100_000}).specs()
+
+
+def test_a_set_batch_size_past_the_training_set_is_refused_even_when_the_batch_size_flag_wins():
+    with pytest.raises(ValueError, match="run.batch_size must be at most the .* training images of synthetic. "
+                       "Received: batch_size=100000"):
+        config.load_profile("smoke", {"run.batch_size": 10}, ["batch_size=100000"]).specs()
+    assert {spec.batch_size for spec in config.load_profile("smoke", {"run.batch_size": 10}, ["batch_size=20"]).specs()} \
+        == {10}
