@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench import __version__, config, environment, imports
 from bench.data import cache, datasets
+from bench.files import check_name_lengths
 from bench.records import lock
 from bench.spec import TABLE4_MODELS
 
@@ -52,7 +53,9 @@ def _profile(args) -> config.Profile:
 
 
 def _results(args, profile: config.Profile) -> Path:
-    return args.results or DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
+    if args.results:
+        return check_name_lengths(args.results, "--results")
+    return DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
 
 
 def cmd_run(args) -> int:
@@ -83,7 +86,8 @@ def cmd_plan(args) -> int:
     profile = _profile(args)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
-    print(plan.plan_text(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
+    estimate_from = [check_name_lengths(folder, "--estimate-from") for folder in args.estimate_from]
+    print(plan.plan_text(specs, _results(args, profile), dispatch, args.retry_failed, estimate_from))
     return 0
 
 
@@ -92,6 +96,9 @@ def cmd_report(args) -> int:
 
     if args.out and not args.results:
         raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
+    for flag, folder in (("--results", args.results), ("--out", args.out)):
+        if folder:
+            check_name_lengths(folder, flag)
     print(report.write_report(args.results, args.out or args.results) if args.results
           else report.write_reports(DEFAULT_RESULTS))
     return 0
@@ -113,6 +120,7 @@ def cmd_list(args) -> int:
 def cmd_speed(args) -> int:
     from bench.speed import measure  # deferred for start-up time; TensorFlow runs in the processes it starts
 
+    check_name_lengths(args.out, "--out")
     measure.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
                baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.out)
     return 0

@@ -3,6 +3,7 @@ nothing is written outside the results folder, a crafted record or file is refus
 data identity cannot go stale, settings and data a run cannot meet are refused before it."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -93,6 +94,37 @@ def test_output_into_a_pipe_its_reader_closed_ends_quietly_with_the_sigpipe_stat
     process.stdout.close()  # `| head -0`: the reader is gone before the first line
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == cli.EXIT_BROKEN_PIPE and "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_a_full_disk_while_writing_the_lock_is_refused_in_one_line(tmp_path, monkeypatch):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(ValueError, match=r"can write into; .* is not writable \(No space left on device\)") \
+            as refused, lock.hold(tmp_path / "results"):
+        pytest.fail("the block ran on a full disk")
+    assert "\n" not in str(refused.value)
+
+
+LONG = "x" * 300  # bytes: past the 255 a file system takes in one name
+TOO_LONG = {
+    "run --results": ["run", "--profile", "smoke", "--results", "{tmp}/" + LONG],
+    "plan --results": ["plan", "--profile", "smoke", "--results", "{tmp}/" + LONG + "/results"],
+    "plan --estimate-from": ["plan", "--profile", "smoke", "--results", "{tmp}/r", "--estimate-from", "{tmp}/" + LONG],
+    "report --results": ["report", "--results", "{tmp}/" + LONG],
+    "report --out": ["report", "--results", str(SMOKE), "--out", "{tmp}/" + LONG],
+}
+
+
+@pytest.mark.parametrize("command", TOO_LONG)
+def test_a_folder_name_longer_than_a_file_system_takes_is_refused_in_one_line(capsys, tmp_path, command):
+    arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in TOO_LONG[command]]
+    assert cli.main(arguments) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    flag = command.split()[1]
+    assert err.startswith(f"error: {flag} holds a name of 300 bytes, xxx") and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())  # nothing made
 
 
 HOSTILE = ["x/" + "../" * 12 + "tmp/owned", "../../etc/passwd", "..", ".hidden", "a\x00b\nc\x1b[31m", "é" * 300,
