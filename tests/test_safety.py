@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 from helpers import ROOT, SMOKE, tiny_spec
 
+import models
 from bench import cli, config
 from bench.data import cache, datasets
 from bench.files import NotARegularFile, safe_name
 from bench.records import lock, runfiles, store
 from bench.report import report
-from bench.run import scratch
+from bench.run import checkpoint, scratch
 from bench.spec import SECTIONS, Preprocess
 
 SENTINEL_BYTES = b"the user's own file\n"
@@ -73,7 +74,7 @@ def test_a_log_name_that_is_not_a_file_is_refused_before_any_run(tmp_path, senti
     assert not (sentinel.parent / "created-through-a-link").exists()
 
 
-@pytest.mark.parametrize("folder", ["runs", "logs", "history"])
+@pytest.mark.parametrize("folder", ["runs", "logs", "history", "checkpoints"])
 def test_a_folder_of_the_runs_that_is_a_file_or_a_link_is_refused_before_any_run(tmp_path, sentinel, folder):
     results = tmp_path / "results"
     results.mkdir()
@@ -125,6 +126,48 @@ def test_a_folder_name_longer_than_a_file_system_takes_is_refused_in_one_line(ca
     flag = command.split()[1]
     assert err.startswith(f"error: {flag} holds a name of 300 bytes, xxx") and err.count("\n") == 1, err
     assert not list(tmp_path.iterdir())  # nothing made
+
+
+def _checkpoint(results: Path) -> checkpoint.RunCheckpoint:
+    spec = tiny_spec()
+    saving = checkpoint.RunCheckpoint(results / runfiles.CHECKPOINTS / spec.run_id, spec, checkpoint.Progress(), {})
+    model = models.build(spec.model, (8, 8, 1), 10)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    saving.set_model(model)
+    return saving
+
+
+@pytest.mark.parametrize("planted", ["the folder", "state.json", "a weights file", "a partial weights file"])
+def test_a_checkpoint_with_a_link_planted_in_it_is_set_aside_with_a_warning_never_read_or_written_through(
+        tmp_path, sentinel, capsys, planted):
+    saving = _checkpoint(tmp_path / "results")
+    names = {"state.json": runfiles.CHECKPOINT_STATE, "a weights file": "epoch-1.weights.h5",
+             "a partial weights file": "partial-epoch-1.weights.h5"}
+    if planted == "the folder":  # to the folder outside
+        saving.folder.parent.mkdir(parents=True)
+        saving.folder.symlink_to(sentinel.parent, target_is_directory=True)
+    else:
+        saving.folder.mkdir(parents=True)
+        _plant("link", saving.folder / names[planted], sentinel)
+    assert saving.restore(saving.model, train_data=None) == 0
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"warning: checkpoint {saving.folder} set aside") and "symbolic link" in warning
+    assert warning.count("\n") == 1 and not saving.folder.exists()
+    saving._current_epoch = 1
+    saving._save_model()  # the next epoch's checkpoint, in a folder of its own
+    assert not saving.folder.is_symlink() and (saving.folder / "epoch-1.weights.h5").read_bytes().startswith(b"\x89HDF")
+    assert sorted(path.name for path in sentinel.parent.iterdir()) == ["sentinel.txt"]
+
+
+def test_a_checkpoint_folder_linked_away_while_the_run_trains_fails_the_run_writing_nothing_through_it(
+        tmp_path, sentinel):
+    saving = _checkpoint(tmp_path / "results")
+    saving.folder.parent.mkdir(parents=True)
+    saving.folder.symlink_to(sentinel.parent, target_is_directory=True)
+    saving._current_epoch = 1
+    with pytest.raises(NotARegularFile, match="is a symbolic link, not a folder"):
+        saving._save_model()
+    assert sorted(path.name for path in sentinel.parent.iterdir()) == ["sentinel.txt"]
 
 
 HOSTILE = ["x/" + "../" * 12 + "tmp/owned", "../../etc/passwd", "..", ".hidden", "a\x00b\nc\x1b[31m", "é" * 300,
