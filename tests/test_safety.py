@@ -22,7 +22,7 @@ from bench.data import cache, datasets
 from bench.files import NotARegularFile, safe_name
 from bench.records import lock, runfiles, store
 from bench.report import report
-from bench.run import checkpoint, scratch
+from bench.run import checkpoint, runner, scratch
 from bench.spec import SECTIONS, Preprocess
 
 SENTINEL_BYTES = b"the user's own file\n"
@@ -106,6 +106,22 @@ def test_a_full_disk_while_writing_the_lock_is_refused_in_one_line(tmp_path, mon
             as refused, lock.hold(tmp_path / "results"):
         pytest.fail("the block ran on a full disk")
     assert "\n" not in str(refused.value)
+
+
+def test_a_full_disk_while_writing_a_record_stops_the_runner_in_one_line_leaving_no_part_of_it(tmp_path, monkeypatch):
+    results, spec = tmp_path / "results", tiny_spec()
+    files = runfiles.plan([spec], results)[spec.run_id]
+    record = store.RunRecord(run_id=spec.run_id, spec=spec, status="failed", error="boom")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(lock.WriteFailed, match=f"cannot write the record of run {spec.run_id} .*No space left on "
+                       "device.*make room, then run the same command again") as stopped:
+        runner.write_run(results, files, record, "the log\n", None)
+    assert "\n" not in str(stopped.value)
+    assert [path for path in results.rglob("*") if path.is_file()] == []  # no record, no temp file
 
 
 LONG = "x" * 300  # bytes: past the 255 a file system takes in one name
