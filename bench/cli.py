@@ -3,24 +3,29 @@
 Bad input ends with a one-line ``error: ...`` and exit status 2, as does a results folder
 that another ``bench run`` holds; a full disk under the dataset cache, or a record that cannot
 be written, with one line and 1; an interrupt with 130. ``run`` exits 1 when any of its runs is
-not ok (failed, diverged, timeout), after writing the records (and the report, if asked).
+not ok (failed, diverged, timeout), after writing the records (and the report, if asked). Output
+into a pipe its reader closed (``fishbench list | head -1``) ends quietly with 141, as a shell
+reports any tool that SIGPIPE ended (``main``).
 Warnings (a record that cannot be read, say) print as one ``warning: ...`` line each.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from bench import __version__, config, environment, imports
 from bench.data import cache, datasets
+from bench.files import check_name_lengths
 from bench.records import lock
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell shows for `cat big | head -1`'s cat
 
 
 def _csv(text: str) -> list[str]:
@@ -49,7 +54,9 @@ def _profile(args) -> config.Profile:
 
 
 def _results(args, profile: config.Profile) -> Path:
-    return args.results or DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
+    if args.results:
+        return check_name_lengths(args.results, "--results")
+    return DEFAULT_RESULTS / (profile.name + ("" if args.speedups else "-no-speedups"))
 
 
 def cmd_run(args) -> int:
@@ -80,7 +87,8 @@ def cmd_plan(args) -> int:
     profile = _profile(args)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
-    print(plan.plan_text(specs, _results(args, profile), dispatch, args.retry_failed, args.estimate_from))
+    estimate_from = [check_name_lengths(folder, "--estimate-from") for folder in args.estimate_from]
+    print(plan.plan_text(specs, _results(args, profile), dispatch, args.retry_failed, estimate_from))
     return 0
 
 
@@ -89,6 +97,9 @@ def cmd_report(args) -> int:
 
     if args.out and not args.results:
         raise ValueError(f"--out needs --results: one folder's report goes to one place. Received: --out {args.out}")
+    for flag, folder in (("--results", args.results), ("--out", args.out)):
+        if folder:
+            check_name_lengths(folder, flag)
     print(report.write_report(args.results, args.out or args.results) if args.results
           else report.write_reports(DEFAULT_RESULTS))
     return 0
@@ -136,6 +147,7 @@ def cmd_list(args) -> int:
 def cmd_speed(args) -> int:
     from bench.speed import measure  # deferred for start-up time; TensorFlow runs in the processes it starts
 
+    check_name_lengths(args.out, "--out")
     measure.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
                baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.out)
     return 0
@@ -259,6 +271,23 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the command line; stdout's reader going away (``| head -1``) ends it with EXIT_BROKEN_PIPE.
+
+    The exit status is a shell's for a tool that SIGPIPE ended, not 0: the output was cut short,
+    which a script with ``set -o pipefail`` should see as it would for any other tool. stdout is
+    then pointed at /dev/null (the recipe of Python's ``signal`` docs), so the interpreter's last
+    flush at exit has nowhere to fail.
+    """
+    try:
+        status = _main(argv, prog)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None, prog: str | None) -> int:
     args = build_parser(prog).parse_args(argv)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:

@@ -56,6 +56,7 @@ class Profile:
     augment: Augment
     model_options: dict = field(default_factory=dict)  # model name -> options passed to models.build
     variants: tuple[Variant, ...] = ()  # extra rows, e.g. fishnet55 with head="conv"
+    masked_batch_size: int | None = None  # a --set batch_size that --batch-size overrode, checked all the same
 
     def entries(self, dataset: str) -> list[tuple[str, dict]]:
         """(model, complete options) to run on ``dataset``: every model, then its variants.
@@ -82,13 +83,16 @@ class Profile:
         model rather than all repeats of the first models. Each dataset is checked, and its
         content hashed into the specs, here (``bench.data.datasets.plan_hash``), before any run
         starts; so are the batch against its training set, its size against this machine's
-        memory, and that no two rows are one run (``_check_once``).
+        memory, and that no two rows are one run (``_check_once``). A ``--set batch_size`` that
+        ``--batch-size`` overrode is checked against the training sets too, as every ``--set`` is.
         """
         run = self.run
         named = {dataset: datasets.canonical(dataset) for dataset in run.datasets}
         hashes = {dataset: datasets.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in named.values()}
+        batch_sizes = {run.batch_size, self.masked_batch_size} - {None}
         for dataset in named.values():
-            datasets.check_batch(dataset, self.preprocess, run.batch_size)
+            for batch_size in sorted(batch_sizes):
+                datasets.check_batch(dataset, self.preprocess, batch_size)
             datasets.check_fits(dataset, self.preprocess)
         code = {model: imports.model_code(model) for model in run.models}  # {} for the shipped models
         data_code = {dataset: imports.dataset_code(dataset) for dataset in named.values()}  # {}: not registered
@@ -229,14 +233,14 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
                          f"digits, '.', '_', '-', starting with a letter or digit. Received: profile={name_or_path!r}")
     raw = read_profile_file(path)
     given = {section: dict(raw.get(section, {})) for section in SECTIONS}
-    named = {}  # models and datasets given by --set: checked even when a flag overrides them
+    named = {}  # models, datasets and batch_size given by --set: checked even when a flag overrides them
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep:
             raise ValueError(f"--set takes key=value. Received: --set {setting!r}")
         section, name = resolve_key(key.strip())
         given[section][name] = SECTIONS[section].check_value(name, parse_value(value.strip()))  # even if a flag wins
-        if (section, name) in (("run", "models"), ("run", "datasets")):
+        if (section, name) in (("run", "models"), ("run", "datasets"), ("run", "batch_size")):
             named[name] = given[section][name]
     for key, value in (overrides or {}).items():
         if value is not None:
@@ -248,7 +252,9 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
     parts = {section: cls(**given[section]) for section, cls in SECTIONS.items()}
     variants = tuple(Variant(row["model"], row.get("options", {}), tuple(row["datasets"]) if "datasets" in row else None)
                      for row in raw.get("variants", ()))
-    profile = Profile(name=path.stem, model_options=raw.get("model_options", {}), variants=variants, **parts)
+    masked = named.get("batch_size") if named.get("batch_size") != parts["run"].batch_size else None
+    profile = Profile(name=path.stem, model_options=raw.get("model_options", {}), variants=variants,
+                      masked_batch_size=masked, **parts)
     validate(profile)
     check_names(named.get("models", ()), named.get("datasets", ()))
     return profile
@@ -272,29 +278,49 @@ def validate(profile: Profile) -> None:
     environment.import_tensorflow_quietly()
     import models  # deferred for start-up time: Keras takes seconds
 
-    imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
+    try:
+        imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
+    except ValueError as error:
+        raise ValueError(f"{error} in run.imports") from None
     check_names(profile.run.models, profile.run.datasets)
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
     option_sets += [(f"[[variants]] {v.model}", v.model, v.options) for v in profile.variants]
     for where, model, options in option_sets:
         _check(model in models.names(), f"{where}: unknown model; accepted: {', '.join(models.names())}")
         accepted = models.options(model)
-        for option in options:
-            _check(option in accepted, f"{where}: unknown option {option!r}; accepted: {', '.join(accepted)}")
+        for option, value in options.items():
+            _check(option in accepted, f"{where}: unknown option {option!r}; accepted: "
+                   f"{', '.join(accepted) or f'none, {model} takes no options'}")
+            _check(_recordable(value), f"{where}: option {option} must be a finite number, a string, true or false, "
+                   f"or a list or table of them, as a record holds it. Received: {option}={value!r}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
             _check(dataset in datasets.names(), f"[[variants]] {variant.model}: unknown dataset; "
                    f"accepted: {', '.join(datasets.names())}. Received: dataset={dataset!r}")
 
 
+def _recordable(value) -> bool:
+    """Whether a record's strict JSON holds ``value`` (no inf or NaN, no TOML date)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def check_names(model_names, dataset_names) -> None:
-    """Raise ValueError (one line) for a model or dataset that is not known (after ``validate``'s imports)."""
+    """Raise ValueError (one line, naming run.models or run.datasets) for a model or dataset that
+    is not known (after ``validate``'s imports)."""
     import models  # deferred for start-up time: Keras takes seconds
 
     for model in model_names:
-        _check(model in models.names(), f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r}")
+        _check(model in models.names(),
+               f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r} in run.models")
     for dataset in dataset_names:
-        datasets.check_name(dataset)
+        try:
+            datasets.check_name(dataset)
+        except ValueError as error:
+            raise ValueError(f"{error} in run.datasets") from None
 
 
 # ---------------------------------------------------------------- the README's table

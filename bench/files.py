@@ -26,6 +26,7 @@ def now_iso() -> str:
 
 
 NAME_BYTES = 200  # a name's longest safe_name form (a file system takes 255 bytes, the temp name adds some)
+NAME_MAX = 255  # bytes of one name in a path: Linux's file systems, and macOS's, take no more
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f\s/\\]+|\.{2,}")  # control characters, spaces, separators, '..'
 
 
@@ -51,6 +52,16 @@ def safe_name(text: str) -> str:
         return name
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return name.encode()[:NAME_BYTES - 13].decode(errors="ignore") + "-" + digest
+
+
+def check_name_lengths(path: Path, flag: str) -> Path:
+    """``path``, or ValueError (one line) when one of its names is longer than a file system takes,
+    which would otherwise fail deep inside as 'File name too long'."""
+    long = next((part for part in path.parts if len(os.fsencode(part)) > NAME_MAX), None)
+    if long is not None:
+        raise ValueError(f"{flag} holds a name of {len(os.fsencode(long))} bytes, {long[:20]}...; accepted: names of "
+                         f"at most {NAME_MAX} bytes between the slashes. Received: {flag} {path}")
+    return path
 
 
 def _kind(mode: int) -> str:

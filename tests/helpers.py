@@ -46,7 +46,7 @@ def tiny_spec(**changes) -> RunSpec:
 TINY = {
     "run": {"models": ["mlp"], "datasets": ["synthetic"], "repeats": 2, "epochs": 3, "batch_size": 32, "timeout_s": 300},
     "preprocess": {"native_size": 8, "channels": 1, "train_per_class": 10},
-    "optimizer": {"learning_rate": 0.05},  # enough to learn something in 12 steps: a run at chance is diverged
+    "optimizer": {"learning_rate": 0.05},  # enough to learn something in 12 steps, not end at chance (learned_nothing)
 }
 TINY_TRAIN_IMAGES = 100  # train_per_class x 10 classes
 

@@ -159,7 +159,7 @@ def test_its_runs_carry_the_file_that_registers_it_outside_their_identity(tiny):
 def test_bench_run_imports_the_file_in_the_worker_that_trains_on_its_dataset(tmp_path):
     (tmp_path / "tinydigits.py").write_text(TINY_DIGITS)
     (tmp_path / "tiny.toml").write_text('[run]\nrepeats = 1\nepochs = 3\nbatch_size = 8\ntimeout_s = 300\n'
-                                        '[optimizer]\nlearning_rate = 0.05\n')  # it learns: at chance it is diverged
+                                        '[optimizer]\nlearning_rate = 0.05\n')  # it learns, not ends at chance (learned_nothing)
     command = [sys.executable, "-m", "bench", "run", "--import", "tinydigits.py", "--datasets", "tinydigits",
                "--models", "mlp", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE)

@@ -64,7 +64,7 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.skipif(not FISHBENCH.exists(), reason=f"no installed fishbench script beside {sys.executable}")
 def test_fishbench_trains_a_model_of_ones_own_file_from_a_folder_with_its_own_models_and_bench(folder):
-    # mynet learns in 4 steps at 0.01 (at the smoke profile's 0.001 a seed ends at chance: diverged, exit 1)
+    # mynet learns in 4 steps at 0.01 (at the smoke profile's 0.001 a seed ends at chance: learned nothing)
     command = [str(FISHBENCH), "run", "--import", "mynet.py", "--profile", "smoke", "--models", "mynet",
                "--repeats", "2", "--epochs", "1", "--set", "learning_rate=0.01"]
     done = run(command, folder)

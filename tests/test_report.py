@@ -757,6 +757,17 @@ def test_a_row_whose_every_run_diverged_stands_beside_the_reports_value_without_
     assert "| 0/2 (2 diverged) " in cnn and "| 37.3 " in cnn and "nan" not in cnn
 
 
+def test_runs_that_learned_nothing_count_in_their_table4_cell_with_a_mark_and_a_note(tmp_path):
+    records = [dataclasses.replace(run_record("mlp", 0.1, r, dataset="cifar10"), test_loss=2.3026, learned_nothing=True)
+               for r in (0, 1)] + [run_record("cnn", 0.5, r, dataset="cifar10") for r in (0, 1)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    cifar = section((tmp_path / "report.md").read_text(), "### CIFAR-10")
+    mlp = next(line for line in cifar.splitlines() if line.startswith("| MLP"))
+    cnn = next(line for line in cifar.splitlines() if line.startswith("| CNN"))
+    assert "| 10.00 ± 0.00 ‡ |" in mlp and "| 2/2 " in mlp and "‡" not in cnn
+    assert "‡ MLP: 2 of 2 ok runs learned nothing (they ended at chance" in cifar
+
+
 @pytest.mark.parametrize("loads, sentence", [
     ((0.4, 1.9), None),  # one run at a time on an otherwise idle 2-core machine
     ((0.4, 3.25), "Timings come from runs that shared the machine: a 1-minute load average of up to 3.2 "

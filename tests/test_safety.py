@@ -3,23 +3,27 @@ nothing is written outside the results folder, a crafted record or file is refus
 data identity cannot go stale, settings and data a run cannot meet are refused before it."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
+import sys
 import tempfile
+import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_spec
+from helpers import ROOT, SMOKE, tiny_spec
 
-from bench import config
+import models
+from bench import cli, config
 from bench.data import cache, datasets
 from bench.files import NotARegularFile, safe_name
 from bench.records import lock, runfiles, store
 from bench.report import report
-from bench.run import scratch
-from bench.spec import Preprocess
+from bench.run import checkpoint, runner, scratch
+from bench.spec import SECTIONS, Preprocess
 
 SENTINEL_BYTES = b"the user's own file\n"
 
@@ -70,13 +74,116 @@ def test_a_log_name_that_is_not_a_file_is_refused_before_any_run(tmp_path, senti
     assert not (sentinel.parent / "created-through-a-link").exists()
 
 
-@pytest.mark.parametrize("folder", ["runs", "logs", "history"])
+@pytest.mark.parametrize("folder", ["runs", "logs", "history", "checkpoints"])
 def test_a_folder_of_the_runs_that_is_a_file_or_a_link_is_refused_before_any_run(tmp_path, sentinel, folder):
     results = tmp_path / "results"
     results.mkdir()
     (results / folder).symlink_to(sentinel.parent, target_is_directory=True)
     with pytest.raises(NotARegularFile, match=f"{folder} is a symbolic link, not a folder"):
         runfiles.plan([tiny_spec()], results)
+
+
+CUT_SHORT = {"list": ["list"], "plan": ["plan", "--profile", "smoke"], "report": ["report", "--results", str(SMOKE)]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", CUT_SHORT)
+def test_output_into_a_pipe_its_reader_closed_ends_quietly_with_the_sigpipe_status(tmp_path, command):
+    arguments = CUT_SHORT[command] + (["--out", str(tmp_path)] if command == "report" else [])
+    process = subprocess.Popen([sys.executable, "-m", "bench", *arguments], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # `| head -0`: the reader is gone before the first line
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == cli.EXIT_BROKEN_PIPE and "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_a_full_disk_while_writing_the_lock_is_refused_in_one_line(tmp_path, monkeypatch):
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(ValueError, match=r"can write into; .* is not writable \(No space left on device\)") \
+            as refused, lock.hold(tmp_path / "results"):
+        pytest.fail("the block ran on a full disk")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_full_disk_while_writing_a_record_stops_the_runner_in_one_line_leaving_no_part_of_it(tmp_path, monkeypatch):
+    results, spec = tmp_path / "results", tiny_spec()
+    files = runfiles.plan([spec], results)[spec.run_id]
+    record = store.RunRecord(run_id=spec.run_id, spec=spec, status="failed", error="boom")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(lock.WriteFailed, match=f"cannot write the record of run {spec.run_id} .*No space left on "
+                       "device.*make room, then run the same command again") as stopped:
+        runner.write_run(results, files, record, "the log\n", None)
+    assert "\n" not in str(stopped.value)
+    assert [path for path in results.rglob("*") if path.is_file()] == []  # no record, no temp file
+
+
+LONG = "x" * 300  # bytes: past the 255 a file system takes in one name
+TOO_LONG = {
+    "run --results": ["run", "--profile", "smoke", "--results", "{tmp}/" + LONG],
+    "plan --results": ["plan", "--profile", "smoke", "--results", "{tmp}/" + LONG + "/results"],
+    "plan --estimate-from": ["plan", "--profile", "smoke", "--results", "{tmp}/r", "--estimate-from", "{tmp}/" + LONG],
+    "report --results": ["report", "--results", "{tmp}/" + LONG],
+    "report --out": ["report", "--results", str(SMOKE), "--out", "{tmp}/" + LONG],
+}
+
+
+@pytest.mark.parametrize("command", TOO_LONG)
+def test_a_folder_name_longer_than_a_file_system_takes_is_refused_in_one_line(capsys, tmp_path, command):
+    arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in TOO_LONG[command]]
+    assert cli.main(arguments) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    flag = command.split()[1]
+    assert err.startswith(f"error: {flag} holds a name of 300 bytes, xxx") and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())  # nothing made
+
+
+def _checkpoint(results: Path) -> checkpoint.RunCheckpoint:
+    spec = tiny_spec()
+    saving = checkpoint.RunCheckpoint(results / runfiles.CHECKPOINTS / spec.run_id, spec, checkpoint.Progress(), {})
+    model = models.build(spec.model, (8, 8, 1), 10)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    saving.set_model(model)
+    return saving
+
+
+@pytest.mark.parametrize("planted", ["the folder", "state.json", "a weights file", "a partial weights file"])
+def test_a_checkpoint_with_a_link_planted_in_it_is_set_aside_with_a_warning_never_read_or_written_through(
+        tmp_path, sentinel, capsys, planted):
+    saving = _checkpoint(tmp_path / "results")
+    names = {"state.json": runfiles.CHECKPOINT_STATE, "a weights file": "epoch-1.weights.h5",
+             "a partial weights file": "partial-epoch-1.weights.h5"}
+    if planted == "the folder":  # to the folder outside
+        saving.folder.parent.mkdir(parents=True)
+        saving.folder.symlink_to(sentinel.parent, target_is_directory=True)
+    else:
+        saving.folder.mkdir(parents=True)
+        _plant("link", saving.folder / names[planted], sentinel)
+    assert saving.restore(saving.model, train_data=None) == 0
+    warning = capsys.readouterr().err
+    assert warning.startswith(f"warning: checkpoint {saving.folder} set aside") and "symbolic link" in warning
+    assert warning.count("\n") == 1 and not saving.folder.exists()
+    saving._current_epoch = 1
+    saving._save_model()  # the next epoch's checkpoint, in a folder of its own
+    assert not saving.folder.is_symlink() and (saving.folder / "epoch-1.weights.h5").read_bytes().startswith(b"\x89HDF")
+    assert sorted(path.name for path in sentinel.parent.iterdir()) == ["sentinel.txt"]
+
+
+def test_a_checkpoint_folder_linked_away_while_the_run_trains_fails_the_run_writing_nothing_through_it(
+        tmp_path, sentinel):
+    saving = _checkpoint(tmp_path / "results")
+    saving.folder.parent.mkdir(parents=True)
+    saving.folder.symlink_to(sentinel.parent, target_is_directory=True)
+    saving._current_epoch = 1
+    with pytest.raises(NotARegularFile, match="is a symbolic link, not a folder"):
+        saving._save_model()
+    assert sorted(path.name for path in sentinel.parent.iterdir()) == ["sentinel.txt"]
 
 
 HOSTILE = ["x/" + "../" * 12 + "tmp/owned", "../../etc/passwd", "..", ".hidden", "a\x00b\nc\x1b[31m", "é" * 300,
@@ -213,6 +320,29 @@ def test_a_setting_no_run_can_meet_is_refused_in_one_line_before_anything_trains
     assert "\n" not in str(refused.value)
 
 
+BAD_VALUES = ["inf", "nan", "-inf", "1e999", "[]", "{}", '"x"', "true"]
+EVERY_SETTING = [(section, key, bad) for section, cls in SECTIONS.items() for key in cls.keys() for bad in BAD_VALUES
+                 if not (typing.get_type_hints(cls)[key] is bool and bad == "true")]  # the one good value here
+
+
+@pytest.mark.parametrize("section, key, bad", EVERY_SETTING)
+def test_every_setting_refuses_a_bad_value_in_one_line_naming_the_setting_in_the_users_terms(capsys, section, key, bad):
+    assert cli.main(["plan", "--profile", "smoke", "--set", f"{key}={bad}"]) == cli.EXIT_BAD_INPUT
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"{section}.{key}" in err and "Received: " in err and "JSON" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1979-05-27"])
+def test_a_model_option_no_record_can_hold_is_refused_in_one_line_before_anything_trains(tmp_path, value):
+    profile = tmp_path / "options.toml"
+    profile.write_text(f'[run]\nmodels = ["cnn"]\ndatasets = ["synthetic"]\n\n[model_options.cnn]\npool = {value}\n')
+    with pytest.raises(ValueError, match=r"\[model_options.cnn\]: option pool must be a finite number, a string") \
+            as refused:
+        config.load_profile(str(profile))
+    assert "\n" not in str(refused.value) and "JSON" not in str(refused.value)
+
+
 def test_a_plan_that_holds_one_run_twice_or_a_batch_past_the_training_set_is_refused(tmp_path):
     profile = tmp_path / "twice.toml"
     profile.write_text('[run]\nmodels = ["mlp"]\ndatasets = ["synthetic"]\n\n[[variants]]\nmodel = "mlp"\n')
@@ -220,3 +350,11 @@ def test_a_plan_that_holds_one_run_twice_or_a_batch_past_the_training_set_is_ref
         config.load_profile(str(profile)).specs()
     with pytest.raises(ValueError, match="run.batch_size must be at most the .* training images of synthetic"):
         config.load_profile("smoke", {"run.batch_size": 100_000}).specs()
+
+
+def test_a_set_batch_size_past_the_training_set_is_refused_even_when_the_batch_size_flag_wins():
+    with pytest.raises(ValueError, match="run.batch_size must be at most the .* training images of synthetic. "
+                       "Received: batch_size=100000"):
+        config.load_profile("smoke", {"run.batch_size": 10}, ["batch_size=100000"]).specs()
+    assert {spec.batch_size for spec in config.load_profile("smoke", {"run.batch_size": 10}, ["batch_size=20"]).specs()} \
+        == {10}

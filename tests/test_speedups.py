@@ -224,8 +224,8 @@ def test_a_run_trains_with_the_speed_ups(tmp_path, monkeypatch):
     spec = modes.speed_spec("fishnet55", batch_size=16, threads=1)
     preprocess = dataclasses.replace(spec.preprocess, native_size=16, channels=3, train_per_class=6)  # 60 images
     record = train.run(dataclasses.replace(spec, epochs=2, preprocess=preprocess))
-    # it trains to the end; whether 2 epochs of 60 images teach FishNet55 anything is not this test's
-    assert record.status == "ok" or record.error.startswith("learned nothing"), record.error
+    # it trains to the end (ok, whether or not 2 epochs of 60 images teach FishNet55 anything: learned_nothing)
+    assert record.status == "ok", record.error
     assert len(record.history) == 2 and 0.0 <= record.test_accuracy <= 1.0
     assert record.params_total == models.build("fishnet55", (16, 16, 3), 10).count_params()
     assert isinstance(record.environment["onednn"], bool)  # how its timings were made

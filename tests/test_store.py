@@ -219,3 +219,22 @@ def test_sync_refuses_a_folder_with_no_runs_in_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == (f"sync_results: {tmp_path / 'nowhere'} has no runs/ folder; "
                                        "accepted: a results folder that bench run wrote\n")
     assert not (tmp_path / "main").exists()
+
+
+def test_a_run_that_learned_nothing_round_trips_and_a_run_that_learned_omits_the_flag(tmp_path):
+    spec = tiny_spec()
+    flagged = RunRecord(run_id=spec.run_id, spec=spec, status="ok", test_accuracy=0.1, test_loss=2.3026,
+                        learned_nothing=True)
+    assert store.read_record(store.write_record(tmp_path, flagged)) == flagged
+    assert "learned_nothing" not in dataclasses.replace(flagged, learned_nothing=False).to_dict()
+
+
+def test_an_older_record_diverged_for_learning_nothing_reads_as_an_ok_run_with_the_flag(tmp_path):
+    spec = tiny_spec()
+    older = RunRecord(run_id=spec.run_id, spec=spec, status="diverged", test_accuracy=0.1, test_loss=2.3026,
+                      error="learned nothing: test accuracy 0.1000 is chance (at most 1.5/10) with a test loss of "
+                            "2.303, no better than a uniform guess's log(10) = 2.303")
+    record = store.read_record(store.write_record(tmp_path, older))
+    assert (record.status, record.error, record.learned_nothing, record.test_accuracy) == ("ok", None, True, 0.1)
+    nan = dataclasses.replace(older, error="loss became nan in epoch 1")
+    assert store.read_record(store.write_record(tmp_path, nan)).status == "diverged"  # a NaN loss still diverged

@@ -193,7 +193,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     (the row's label), setup (``setup_labels``), the environment keys of ENVIRONMENT_KEYS,
     onednn (on, off, or not recorded), speedups (on, or off for ``--no-speedups`` runs),
     eval_images (``eval_images``), best_epoch and last_epoch (``epoch_accuracy``, %),
-    inputs ('56x56x3 input, 10 classes'), num_classes, report_input (the run's input
+    inputs ('56x56x3 input, 10 classes'), num_classes, learned_nothing (the record's flag), report_input (the run's input
     shape and class count are the report's, REPORT_INPUT), machine (``bench.environment.machine``) and
     timed (``timed_on_one_machine``: the time columns are NaN where it is False). Sorted by
     model order, row, dataset and repeat.
@@ -210,6 +210,7 @@ def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
     frame["speedups"] = ["on" if r.spec.speedups else "off" for r in records]
     frame["inputs"] = [input_description(r.input_shape, r.num_classes) for r in records]
     frame["num_classes"] = [r.num_classes for r in records]
+    frame["learned_nothing"] = [r.learned_nothing for r in records]
     frame = frame.assign(**epoch_statistics(records))
     frame["report_input"] = [(r.input_shape, r.num_classes) == REPORT_INPUT for r in records]
     rows = frame.drop_duplicates("row_key")

@@ -147,7 +147,7 @@ def dataset_label(dataset: str) -> str:
 
 def check_folders(results: Path) -> None:
     """Raise NotARegularFile (one line) if a folder the runs write into is a file or a link."""
-    for folder in (store.runs_dir(results), *(results / folder for folder, _ in KINDS.values())):
+    for folder in (store.runs_dir(results), results / CHECKPOINTS, *(results / folder for folder, _ in KINDS.values())):
         check_folder(folder)
 
 

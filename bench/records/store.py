@@ -33,11 +33,16 @@ class RunRecord:
     infinite (in the JSON form; ``error`` says why).
 
     Attributes:
-        status: "ok" | "failed" | "diverged" (a loss that became NaN or infinite, grew far past
-            its start, or learned nothing: chance accuracy at a uniform guess's loss; see
-            ``bench.run.train.divergence``) | "timeout". An ok record has a test accuracy.
+        status: "ok" | "failed" | "diverged" (a loss that became NaN or infinite, or grew far
+            past its start; see ``bench.run.train.divergence``) | "timeout". An ok record has a
+            test accuracy.
         test_accuracy: fraction in [0, 1] on the whole test set after the final epoch.
         test_loss: cross-entropy (nats) on the test set after the final epoch.
+        learned_nothing: an ok run that ended at chance accuracy with a test loss no better
+            than a uniform guess's (``bench.run.train.learned_nothing``): a finding Table 4
+            counts, with a mark. Left out of the JSON form when false, so the records of runs
+            that learned are as they were; ``bench.records.upgrades`` reads an older record
+            that said ``diverged`` for it.
         history: a mapping per epoch: epoch (1-based), loss, accuracy, val_loss,
             val_accuracy (val = the test set), train_seconds, eval_seconds.
         first_epoch_seconds: training seconds of epoch 1, which includes tracing.
@@ -70,6 +75,7 @@ class RunRecord:
     error: str | None = None
     test_accuracy: float | None = None
     test_loss: float | None = None
+    learned_nothing: bool = False
     history: list = field(default_factory=list)
     first_epoch_seconds: float | None = None
     sec_per_epoch: float | None = None
@@ -90,8 +96,12 @@ class RunRecord:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        """The JSON form, with the spec's (``RunSpec.to_dict``): strict JSON, NaN and infinities as null."""
-        return finite({**dataclasses.asdict(self), "spec": self.spec.to_dict()})
+        """The JSON form, with the spec's (``RunSpec.to_dict``): strict JSON, NaN and infinities as
+        null; learned_nothing only when true."""
+        mapping = finite({**dataclasses.asdict(self), "spec": self.spec.to_dict()})
+        if not self.learned_nothing:
+            del mapping["learned_nothing"]
+        return mapping
 
     @classmethod
     def from_dict(cls, mapping: dict) -> "RunRecord":
@@ -163,6 +173,8 @@ def _check_types(mapping: dict) -> None:
             raise ValueError(f"environment.{key} is {value!r}, not {_ENVIRONMENT_WORDS[kinds]} or null")
     if not all(isinstance(flag, str) for flag in environment.get("cpu_flags") or ()):
         raise ValueError(f"environment.cpu_flags is {environment['cpu_flags']!r}, not a list of names")
+    if not isinstance(mapping.get("learned_nothing", False), bool):
+        raise ValueError(f"learned_nothing is {mapping['learned_nothing']!r}, not true or false")
     if not isinstance(mapping["run_id"], str) or not isinstance(mapping.get("error") or "", str):
         raise ValueError(f"run_id {mapping['run_id']!r} or error {mapping.get('error')!r} is not text")
     history = mapping.get("history", [])

@@ -137,11 +137,29 @@ def statistic_text(line) -> str:
     return f"{spread}{interval}, {line.rank:g} of {line.n_stat:.0f} below{approximate}"
 
 
+LEARNED_NOTHING_MARK = "‡"
+
+
+def learned_nothing_counts(frame: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(row, dataset) -> how many of its ok runs learned nothing (``store.RunRecord.learned_nothing``)."""
+    flagged = frame[(frame["status"] == "ok") & frame["learned_nothing"]]
+    return flagged.groupby(["row", "dataset"], sort=False).size().to_dict()
+
+
+def learned_nothing_lines(cells: pd.DataFrame, flagged: dict, dataset: str) -> list[str]:
+    """'‡ MLP: 5 of 5 ok runs learned nothing ...', under a dataset's Table 4, for its marked rows."""
+    ok_runs = {c.row: c.n for c in cells[(cells["dataset"] == dataset) & (cells["metric"] == "accuracy")].itertuples()}
+    return [f"{LEARNED_NOTHING_MARK} {label}: {k} of {ok_runs[label]} ok runs learned nothing (they ended at chance "
+            "with a test loss no better than a uniform guess's, log(classes)); counted in the cell, as what this "
+            "model does under this protocol." for (label, on), k in flagged.items() if on == dataset]
+
+
 def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
-                  dataset: str) -> tuple[list[str], list[list[str]]]:
+                  dataset: str, flagged: dict) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of Table 4 on one dataset.
 
-    Accuracy: our final-epoch mean ± std, 95 % CI, ok/planned runs; where a row's runs stand
+    Accuracy: our final-epoch mean ± std, marked ‡ where ``flagged`` ((row, dataset) -> count,
+    ``learned_nothing_counts``) has ok runs that learned nothing, 95 % CI, ok/planned runs; where a row's runs stand
     beside the report's (``verdicts.at_report_input``) its value with what it is, our runs'
     values of the same statistic with the prediction interval and the value's rank, and the
     verdict (``lines``: (row, dataset) -> verdict line). Time: ours per image; the report's
@@ -159,7 +177,8 @@ def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
     for label, row_cells in cells.groupby("row", sort=False):
         cell = {c.metric: c for c in row_cells.itertuples()}
         accuracy, line = cell["accuracy"], lines.get((label, dataset))
-        row = [label, mean_std(accuracy), ci_text(accuracy), runs_text(accuracy, line)]
+        mark = f" {LEARNED_NOTHING_MARK}" if flagged.get((label, dataset)) else ""
+        row = [label, mean_std(accuracy) + mark, ci_text(accuracy), runs_text(accuracy, line)]
         row += [reported_text(accuracy, line), statistic_text(line), verdict_text(line)] if reported else []
         row += [mean_std(cell["ms_per_image"]), count(cell["images_per_second"].mean)]
         seconds = published.value(accuracy.model, dataset, "sec_per_epoch")
@@ -268,9 +287,11 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
     ]
     unjudged = protocol_text(frame, verdict_cells)
     parts += ["", *[f"- {line}" for line in unjudged]] if unjudged else []
+    flagged = learned_nothing_counts(frame)
     for dataset in dict.fromkeys(cells["dataset"]):
-        table = markdown_table(*table4_layout(cells, lines, published, dataset))
-        parts += ["", f"### {dataset_title(dataset)}", "", table]
+        table = markdown_table(*table4_layout(cells, lines, published, dataset, flagged))
+        notes = learned_nothing_lines(cells, flagged, dataset)
+        parts += ["", f"### {dataset_title(dataset)}", "", table] + (["", *notes] if notes else [])
     return parts
 
 
@@ -564,7 +585,8 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     page = html_page(frame, cells, by_cell, judged)
-    return Report(text, page, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
+    return Report(text, page, tables, made, terminal(cells, published, judged, by_cell, learned_nothing_counts(frame),
+                                                      len(set_aside), skipped))
 
 
 def row_settings_text(label: str, model: str) -> str:
@@ -592,13 +614,15 @@ def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: v
     return html.page("fishbench report", summary, lines, points, judged.claims)
 
 
-def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts, by_cell: dict,
+def terminal(cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts, by_cell: dict, flagged: dict,
              set_aside: int, skipped: list[str]) -> str:
-    """The terminal text: Table 4 per dataset, each claim's verdict, what was set aside or skipped."""
+    """The terminal text: Table 4 per dataset (``flagged`` as ``table4_layout``'s), each claim's
+    verdict, what was set aside or skipped."""
     lines = []
     for dataset in dict.fromkeys(cells["dataset"]):
-        headers, rows = table4_layout(cells, by_cell, published, dataset)
-        lines += [dataset_title(dataset), tabulate(rows, headers=headers, disable_numparse=True), ""]
+        headers, rows = table4_layout(cells, by_cell, published, dataset, flagged)
+        notes = learned_nothing_lines(cells, flagged, dataset)
+        lines += [dataset_title(dataset), tabulate(rows, headers=headers, disable_numparse=True), *notes, ""]
     lines += claim_lines(judged)
     lines += [set_aside_text(set_aside)] if set_aside else []
     lines += [f"skipped record file {message}" for message in skipped]

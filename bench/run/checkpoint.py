@@ -21,7 +21,8 @@ repeats itself exactly). A tf.data iterator checkpoint would hold the iterator K
 inside ``fit`` and, with it, the pipeline's cache of the training images.
 
 A checkpoint whose spec is another run's (another ``run_id``), or that cannot be read or loaded,
-is set aside (renamed ``<run_id>.unusable``, replacing an earlier one) with a one-line warning on
+or whose folder, or a file in it, is a symbolic link, FIFO, folder or socket (never read or
+written through: a link's target outside the results folder keeps its bytes), is set aside (renamed ``<run_id>.unusable``, replacing an earlier one) with a one-line warning on
 stderr, and the run starts from epoch 1 with the model as it was built.
 """
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import keras
 
-from bench.files import now_iso, write_json_atomic
+from bench.files import check_folder, check_regular, now_iso, read_regular, write_json_atomic
 from bench.records.runfiles import CHECKPOINT_STATE, checkpoint_saved
 from bench.spec import RunSpec
 
@@ -88,12 +89,17 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
     def restore(self, model: keras.Model, train_data) -> int:
         """Load the checkpoint into ``model`` and ``progress``, advance ``train_data``'s seed
         generators past the epochs done; return the epochs done (0: none, or set aside)."""
+        try:
+            self._check_files()
+        except ValueError as error:  # bench.files.NotARegularFile
+            self._set_aside(str(error))
+            return 0
         if not checkpoint_saved(self.folder):
             return 0
         variables = [*model.variables, *model.optimizer.variables]
         before = [variable.numpy() for variable in variables]
         try:
-            state = json.loads((self.folder / CHECKPOINT_STATE).read_text())
+            state = json.loads(read_regular(self.folder / CHECKPOINT_STATE))
             self._check(state)
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
@@ -116,6 +122,13 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
             iter(train_data)  # each new iterator draws the next epoch's order and augmentation seeds
         model._initial_epoch = self._current_epoch = epochs
         return epochs
+
+    def _check_files(self) -> None:
+        """Raise NotARegularFile if the folder, or anything in it, is not what ``_save_model`` writes
+        (a folder of regular files): a link planted there would be read or written through."""
+        check_folder(self.folder)
+        for entry in self.folder.iterdir() if self.folder.exists() else ():
+            check_regular(entry)
 
     def _check(self, state: dict) -> None:
         stored = RunSpec.from_dict(state["spec"]).run_id
@@ -145,9 +158,11 @@ class RunCheckpoint(keras.callbacks.BackupAndRestore):
 
     def _save_model(self):
         self.folder.mkdir(parents=True, exist_ok=True)
+        check_folder(self.folder)  # not a link planted since restore: then the run fails, writing nothing through it
         epoch = self._current_epoch
         weights = f"epoch-{epoch}.weights.h5"
         partial = self.folder / f"partial-{weights}"
+        partial.unlink(missing_ok=True)  # h5py would write through a link here; a new file cannot
         self.model.save_weights(str(partial), overwrite=True)
         os.replace(partial, self.folder / weights)
         write_json_atomic(self.folder / CHECKPOINT_STATE, {

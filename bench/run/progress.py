@@ -227,7 +227,8 @@ class Campaign:
             outcome = "interrupted, not recorded: it runs again next time"
         else:
             speed = "-" if record.sec_per_epoch is None else f"{record.sec_per_epoch:.2f} s/epoch"
-            outcome = f"{record.status:<8} acc {percent(record.test_accuracy)}  {speed}"
+            nothing = " (learned nothing)" if record.learned_nothing else ""
+            outcome = f"{record.status:<8} acc {percent(record.test_accuracy)}{nothing}  {speed}"
         files = self.files[spec.run_id]
         line = f"[{done}/{len(self.pending)}] {files.label:<10} {files.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
         return line + (f"\n    {record.status}: {error_line(record)}" if record and record.status != "ok" else "")

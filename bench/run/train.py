@@ -54,11 +54,13 @@ UNTUNED = tf.data.Options()
 UNTUNED.autotune.enabled = False
 # A run diverged, though its losses stayed finite, when its training loss ended more than
 # GROWTH times its first epoch's (and above a uniform guess's log(classes): a tiny loss may
-# wobble), or when it learned nothing: a test accuracy at chance (at most CHANCE / classes)
-# with a test loss no better than a uniform guess's (above log(classes) - NO_BETTER nats). A
-# learning run does neither: its loss falls from about log(classes). A run thrown off by its
-# steps does: at learning_rate=1e6 a test loss of 1.5e6 at 10 %; at 1 or 10, an MLP or a CNN
-# stuck at 10 % with a loss of log(10) = 2.303, the uniform guess itself.
+# wobble). A run learned nothing when it ends at chance (a test accuracy at most CHANCE /
+# classes) with a test loss no better than a uniform guess's (above log(classes) - NO_BETTER
+# nats): at learning_rate=1e6 a test loss of 1.5e6 at 10 %; at 1 or 10, an MLP or a CNN stuck at
+# 10 % with a loss of log(10) = 2.303, the uniform guess itself. That is a finding, not a
+# failure (the report's MLP on raw CIFAR-10 pixels does it): the run is ok, with its record's
+# learned_nothing flag, and Table 4 counts it with a mark. A learning run does neither: its
+# loss falls from about log(classes).
 GROWTH, CHANCE, NO_BETTER = 10.0, 1.5, 0.01
 
 
@@ -264,10 +266,9 @@ class EpochTimer(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def divergence(history: list[dict], test_loss: float, test_accuracy: float, num_classes: int) -> str | None:
-    """Why a run counts as diverged, or None: a loss that is not finite, a training loss that
-    grew past GROWTH times its first epoch's, or chance accuracy with a test loss no better
-    than a uniform guess's (see GROWTH)."""
+def divergence(history: list[dict], test_loss: float, num_classes: int) -> str | None:
+    """Why a run counts as diverged, or None: a loss that is not finite, or a training loss that
+    grew past GROWTH times its first epoch's (see GROWTH)."""
     first, last = history[0], history[-1]
     uniform = math.log(num_classes)
     if not math.isfinite(last["loss"]):
@@ -277,10 +278,12 @@ def divergence(history: list[dict], test_loss: float, test_accuracy: float, num_
     if last["loss"] > max(GROWTH * first["loss"], uniform):
         return (f"training loss grew from {first['loss']:.4g} in epoch 1 to {last['loss']:.4g} in epoch "
                 f"{last['epoch']}, past {GROWTH:g} times the first and log({num_classes}) = {uniform:.3g}")
-    if test_accuracy <= CHANCE / num_classes and test_loss > uniform - NO_BETTER:
-        return (f"learned nothing: test accuracy {test_accuracy:.4f} is chance (at most {CHANCE:g}/{num_classes}) "
-                f"with a test loss of {test_loss:.4g}, no better than a uniform guess's log({num_classes}) = {uniform:.4g}")
     return None
+
+
+def learned_nothing(test_loss: float, test_accuracy: float, num_classes: int) -> bool:
+    """Whether a run ended at chance accuracy with a test loss no better than a uniform guess's (see GROWTH)."""
+    return test_accuracy <= CHANCE / num_classes and test_loss > math.log(num_classes) - NO_BETTER
 
 
 class EpochEvents(keras.callbacks.Callback):
@@ -402,13 +405,14 @@ def _train(spec: RunSpec, base: dict, watch: Stopwatch, timer: EpochTimer, outpu
             model.save_weights(str(weights))
     segments = progress.segments if saving else None
     sec_per_epoch = steady_seconds(history, segments)
-    reason = divergence(history, float(test_loss), float(test_accuracy), dataset.num_classes)
+    reason = divergence(history, float(test_loss), dataset.num_classes)
     return RunRecord(
         **{**base, "started_at": progress.segments[0]["started_at"]},
         status="ok" if reason is None else "diverged",
         error=reason,
         test_accuracy=float(test_accuracy),
         test_loss=float(test_loss),
+        learned_nothing=reason is None and learned_nothing(float(test_loss), float(test_accuracy), dataset.num_classes),
         history=history,
         first_epoch_seconds=history[0]["train_seconds"],
         sec_per_epoch=sec_per_epoch,
