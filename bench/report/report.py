@@ -17,16 +17,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import environment
-from bench.analysis import aggregate, verdicts
+from bench import config, environment
+from bench.analysis import aggregate, sources, verdicts
 from bench.analysis.aggregate import dataset_title, display_name
 from bench.analysis.claims import (
-    CLAIMS_FILE,
     ClaimsFile,
     Margins,
     Published,
     load_claims,
     load_published,
+    no_claims,
 )
 from bench.data import datasets
 from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
@@ -152,7 +152,8 @@ def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
     headers = ["Model", "Accuracy (%)", "95 % CI", "ok / planned runs"]
     headers += ["report's value (what it is)", "ours, same statistic [95 % PI], rank", "verdict"] if reported else []
     headers += ["ms / image", "images / s"]
-    headers += [f"report's s/epoch ({REPORT_EPOCH_IMAGES[dataset]:,} images)"] if reported else []
+    epoch = f" ({REPORT_EPOCH_IMAGES[dataset]:,} images)" if dataset in REPORT_EPOCH_IMAGES else ""
+    headers += [f"report's s/epoch{epoch}"] if reported else []
     headers += ["Parameters"] + (["report's count (Δ)"] if reported else [])
     rows = []
     for label, row_cells in cells.groupby("row", sort=False):
@@ -258,13 +259,13 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
         "(56x56x3, 10 classes). 95 % CIs and prediction intervals of every cell are in verdicts.csv. "
         + margin_text(verdict_cells, margins),
         "",
-        "### What the report's values are",
-        "",
-        "Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md). The protocol is "
-        "the profile that reproduces the one that produced the value.",
-        "",
-        markdown_table(*published_layout(published)),
     ]
+    if published.lines:
+        parts += ["", "### What the report's values are", "",
+                  "Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md), or "
+                  "from the published table named above. The protocol is the profile that reproduces the one that "
+                  "produced the value; *any*: every setup's runs stand beside it.",
+                  "", markdown_table(*published_layout(published))]
     unjudged = protocol_text(frame, verdict_cells)
     parts += ["", *[f"- {line}" for line in unjudged]] if unjudged else []
     for dataset in dict.fromkeys(cells["dataset"]):
@@ -520,13 +521,14 @@ def figure_name(kind: str, dataset: str) -> str:
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
              by_cell: dict, margins: Margins, set_aside: int, figure_names: list[str],
-             skipped: list[str], time_parts: list[str]) -> str:
+             skipped: list[str], time_parts: list[str], chosen: sources.Sources) -> str:
     """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
-    line), the claims, findings, where the time went (``time_parts``: ``time_text``), figures."""
-    parts = ["# fishbench report", "", "## Method", ""]
+    line), the claims (none without a claims file), findings, where the time went
+    (``time_parts``: ``time_text``), figures. ``chosen``: the published table and claims it used."""
+    parts = ["# fishbench report", "", f"Judged against: {chosen.text}.", "", "## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
     parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame)
-    parts += [""] + claims_text(judged)
+    parts += [""] + claims_text(judged) if len(judged.claims) else []
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Record file skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
@@ -548,9 +550,9 @@ class Report:
 
 
 def make_report(records: list[store.RunRecord], skipped: list[str], published: Published,
-                claims: ClaimsFile) -> Report:
+                claims: ClaimsFile, chosen: sources.Sources = sources.TABLE4_SOURCES) -> Report:
     """The report of these records (one per configuration and seed kept) against the published
-    table (``load_published``) and the claims."""
+    table (``load_published``) and the claims, read from ``chosen``'s files."""
     kept, set_aside = aggregate.one_per_seed(records)
     frame = aggregate.report_frame(kept)
     cells = aggregate.table4_cells(frame, published)
@@ -558,7 +560,7 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     by_cell = {(line.row, line.dataset): line for line in aggregate.with_rows(judged.cells, frame).itertuples()}
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
-                    time_text(frame, kept, records))
+                    time_text(frame, kept, records), chosen)
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
@@ -630,17 +632,22 @@ def _figure_bytes(figure: Figure, form: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAIMS_FILE) -> str:
-    """Read the records of ``results`` and the claims file, write the report into ``out``,
-    return the terminal text.
+def write_report(results: str | Path, out: str | Path, published: str | Path | None = None,
+                 claims: str | Path | None = None) -> str:
+    """Read the records of ``results``, the published table and the claims they are judged
+    against, write the report into ``out``, return the terminal text.
+
+    ``published`` and ``claims`` (the flags: "table4", "none" or a file; None: not given) replace
+    the folder's own choice (``bench.analysis.sources``); given, they are kept in ``out``
+    (sources.toml, with copies of the files) for the next report of it.
 
     Writes report.md, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
     figures/*.png and *.pdf; nothing when it raises. Each file is written whole and never through
     a link (``bench.files``), its name safe whatever the records hold (``figure_name``).
 
     Raises:
-        ValueError: ``results/runs`` is missing or holds no readable record, or the claims file
-            is not valid (one line, ``load_claims``).
+        ValueError: ``results/runs`` is missing or holds no readable record, or the published
+            table or claims file is missing or not valid (one line, ``load_published``, ``load_claims``).
     """
     results, out = Path(results), Path(out)
     records, skipped = store.load_records(results)
@@ -649,12 +656,12 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
         state = ("does not exist" if not where.is_dir() else
                  f"holds no readable record ({'; '.join(skipped)})" if skipped else "is empty")
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")
-    environment.import_tensorflow_quietly()
-    import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
-
-    claims_file = load_claims(claims, models=models.names(), datasets=datasets.NAMES)
-    made = make_report(records, skipped, load_published(), claims_file)
+    given = {"published": published and str(published), "claims": claims and str(claims)}
+    chosen = sources.choose(given, sources.read_kept(results), profile_sources(records))
+    made = make_report(records, skipped, load_published(chosen.file("published")), claims_of(chosen, records), chosen)
     check_folder(out / FIGURE_DIR)
+    if published or claims:
+        sources.keep(out, chosen)
     for name, figure in made.figures.items():
         write_bytes_atomic(out / FIGURE_DIR / name, _figure_bytes(figure, "png", dpi=PNG_DPI))
         write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),
@@ -664,3 +671,23 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
         write_text_atomic(out / name, table.to_csv(index=False))
     return (made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures "
             f"(PNG and PDF) to {out}")
+
+
+def profile_sources(records: list[store.RunRecord]) -> list[sources.Sources | None]:
+    """The ``[report]`` choice of each profile of the records; None for one that is not shipped."""
+    names = dict.fromkeys(record.spec.profile for record in records)
+    return [sources.Sources(**config.report_choice(name)) if name in config.profile_names() else None
+            for name in names]
+
+
+def claims_of(chosen: sources.Sources, records: list[store.RunRecord]) -> ClaimsFile:
+    """The chosen claims file, checked against the registry's models and datasets and the records' own
+    (a user's model need not be imported to be named); none without one."""
+    path = chosen.file("claims")
+    if path is None:
+        return no_claims()
+    environment.import_tensorflow_quietly()
+    import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
+
+    return load_claims(path, models=[*models.names(), *sorted({r.spec.model for r in records} - set(models.names()))],
+                       datasets=[*datasets.NAMES, *sorted({r.spec.dataset for r in records} - set(datasets.NAMES))])
