@@ -245,10 +245,16 @@ TABLE4_INTRO = (
     "no published value to compare with.")
 
 
+PUBLISHED_INTRO = ("Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md). The "
+                   "protocol is the profile that reproduces the one that produced the value.")
+OWN_PUBLISHED_INTRO = ("As the published table named above says (docs/own-table.md). The protocol is the profile "
+                       "whose runs a value is judged against; *any*: every setup's, at any input.")
+
+
 def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: Margins,
-                verdict_cells: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
-    """The Table 4 section: how to read it, what the report's values are, which setups give no
-    like-for-like verdict, a table per dataset."""
+                verdict_cells: pd.DataFrame, frame: pd.DataFrame, table4: bool = True) -> list[str]:
+    """The Table 4 section: how to read it, what the report's values are (``table4``: the shipped
+    table's, else a user's), which setups give no like-for-like verdict, a table per dataset."""
     epochs = " and ".join(f"{n:,} {dataset_title(d)} images" for d, n in REPORT_EPOCH_IMAGES.items())
     parts = [
         TABLE4_INTRO,
@@ -258,13 +264,9 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
         "name: context, with no Δ. *Parameters*: Keras total, and the report's count where our runs had its input "
         "(56x56x3, 10 classes). 95 % CIs and prediction intervals of every cell are in verdicts.csv. "
         + margin_text(verdict_cells, margins),
-        "",
     ]
     if published.lines:
-        parts += ["", "### What the report's values are", "",
-                  "Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md), or "
-                  "from the published table named above. The protocol is the profile that reproduces the one that "
-                  "produced the value; *any*: every setup's runs stand beside it.",
+        parts += ["", "### What the report's values are", "", PUBLISHED_INTRO if table4 else OWN_PUBLISHED_INTRO,
                   "", markdown_table(*published_layout(published))]
     unjudged = protocol_text(frame, verdict_cells)
     parts += ["", *[f"- {line}" for line in unjudged]] if unjudged else []
@@ -313,7 +315,7 @@ def comparisons_layout(comparisons: pd.DataFrame) -> tuple[list[str], list[list[
 
 
 CLAIMS_INTRO = (
-    "The report's claims, as data (bench/assets/claims.toml: its words and where they are), each judged on "
+    "The report's claims, as data ({file}: its words and where they are), each judged on "
     "every dataset it names. *holds* when all its comparisons hold, *contradicted* when any is contradicted, "
     "*can't tell* otherwise; *Needs*: the runs a comparison lacks. A CNN is the report's (tanh, average pooling) "
     "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. *Read as*: how a claim's words are read "
@@ -329,9 +331,10 @@ COMPARISONS_INTRO = (
     "the row against every run of the other. All of it, with the reasons, is in claims.csv.")
 
 
-def claims_text(judged: verdicts.Verdicts) -> list[str]:
-    """The claims section: the verdict per claim, then every comparison behind them."""
-    return ["## The report's claims", "", CLAIMS_INTRO, "", markdown_table(*claims_layout(judged.claims)), "",
+def claims_text(judged: verdicts.Verdicts, file: str) -> list[str]:
+    """The claims section: the verdict per claim (of ``file``), then every comparison behind them."""
+    intro = CLAIMS_INTRO.format(file=file)
+    return ["## The report's claims", "", intro, "", markdown_table(*claims_layout(judged.claims)), "",
             "### Comparisons", "", COMPARISONS_INTRO, "", markdown_table(*comparisons_layout(judged.comparisons))]
 
 
@@ -525,10 +528,13 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
     """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
     line), the claims (none without a claims file), findings, where the time went
     (``time_parts``: ``time_text``), figures. ``chosen``: the published table and claims it used."""
-    parts = ["# fishbench report", "", f"Judged against: {chosen.text}.", "", "## Method", ""]
+    table4 = chosen == sources.TABLE4_SOURCES
+    parts = ["# fishbench report", ""] + ([] if table4 else [f"Judged against: {chosen.text}.", ""]) + ["## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
-    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame)
-    parts += [""] + claims_text(judged) if len(judged.claims) else []
+    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame,
+                                                  chosen.published == sources.TABLE4)
+    claims_file = f"bench/assets/{sources.KINDS['claims'].name}" if chosen.claims == sources.TABLE4 else chosen.claims
+    parts += [""] + claims_text(judged, claims_file) if len(judged.claims) else []
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Record file skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
