@@ -1,6 +1,7 @@
 """A user's own published table and claims (docs/own-table.md): ``--published`` and ``--claims``
 judge the runs with the report's verdicts; a profile that is not Table 4's gets none of Table 4."""
 import dataclasses
+import math
 import re
 import tomllib
 
@@ -20,7 +21,7 @@ TABLE4_IDS = {claim["id"] for claim in tomllib.loads((ROOT / "bench/assets/claim
 
 def doc_file(start: str) -> str:
     """The worked example's file in docs/own-table.md whose code block starts with ``start``."""
-    return re.search(rf"^```\w+\n({re.escape(start)}.*?)^```", DOC, re.S | re.M).group(1)
+    return re.search(rf"^```\w+\n({re.escape(start)}.*?)^```", DOC, re.DOTALL | re.MULTILINE).group(1)
 
 
 def renamed(record: store.RunRecord, model: str, accuracy: float) -> store.RunRecord:
@@ -118,16 +119,16 @@ def test_records_of_an_unknown_profile_keeping_no_choice_are_judged_against_tabl
 
 @pytest.mark.parametrize(("text", "message"), [
     ("model,dataset,value\nmynet,synthetic,90\n",
-     "my_table.csv: missing key 'metric'; accepted: model, dataset, metric, value, options, estimand, "
-     "test_images, protocol, source, note. Received: no metric"),
+     ("my_table.csv: missing key 'metric'; accepted: model, dataset, metric, value, options, estimand, "
+      "test_images, protocol, source, note. Received: no metric")),
     ("model,dataset,metric,value,colour\nmynet,synthetic,accuracy,90,red\n",
-     "my_table.csv: unknown key; accepted: model, dataset, metric, value, options, estimand, test_images, "
-     "protocol, source, note. Received: 'colour'"),
+     ("my_table.csv: unknown key; accepted: model, dataset, metric, value, options, estimand, test_images, "
+      "protocol, source, note. Received: 'colour'")),
     ("model,dataset,metric,value\nmynet,synthetic,accuracy,ninety\n",
      "my_table.csv line 2: value must be a number; accepted: e.g. 86.5. Received: value='ninety'"),
     ("model,dataset,metric,value,estimand\nmynet,synthetic,accuracy,90,average\n",
-     "my_table.csv line 2: mynet/synthetic: unknown estimand; accepted: best_epoch, last_epoch, mean, unknown. "
-     "Received: estimand='average'"),
+     ("my_table.csv line 2: mynet/synthetic: unknown estimand; accepted: best_epoch, last_epoch, mean, unknown. "
+      "Received: estimand='average'")),
 ])
 def test_a_bad_published_file_is_refused_in_one_line_naming_file_line_and_key(tmp_path, text, message):
     (tmp_path / "my_table.csv").write_text(text)
@@ -147,6 +148,16 @@ def test_a_missing_file_or_a_bad_report_key_is_refused_before_anything_runs(tmp_
 
 
 def test_a_users_profile_names_its_files_relative_to_itself(tmp_path, own_files):
-    table, claims = own_files
+    table, _ = own_files
     profile = write_profile(tmp_path / "mine.toml", report={"published": table.name, "claims": "none"})
     assert config.load_profile(str(profile)).report == {"published": str(table), "claims": "none"}
+
+
+def test_until_ci_judges_a_cell_against_the_chosen_table(own_files):
+    from bench.run import stopping
+
+    table, _ = own_files
+    reference = stopping.load_reference(sources.Sources(published=str(table)))
+    assert reference.values.value("mynet", "synthetic", "accuracy") == 90.0
+    assert reference.margins.default is None and not reference.margins.cells
+    assert math.isnan(stopping.load_reference(sources.Sources()).values.value("cnn", "cifar10", "accuracy"))
