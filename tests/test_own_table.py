@@ -161,3 +161,12 @@ def test_until_ci_judges_a_cell_against_the_chosen_table(own_files):
     assert reference.values.value("mynet", "synthetic", "accuracy") == 90.0
     assert reference.margins.default is None and not reference.margins.cells
     assert math.isnan(stopping.load_reference(sources.Sources()).values.value("cnn", "cifar10", "accuracy"))
+
+
+def test_records_of_profiles_that_choose_differently_need_the_flags(tmp_path):
+    records = [run_record("mlp", 0.8, 0, profile="smoke"), run_record("mlp", 0.8, 0, profile="quick")]
+    with pytest.raises(ValueError, match=r"^the records' profiles name different published and claims files .*"
+                                         r"accepted: choose with --published and --claims$"):
+        report.write_report(write_results(tmp_path, records), tmp_path)
+    report.write_report(tmp_path, tmp_path, published="none", claims="table4")
+    assert set(pd.read_csv(tmp_path / "claims.csv")["claim"]) == TABLE4_IDS
