@@ -68,8 +68,9 @@ def cmd_run(args) -> int:
                                        devices.visible_gpus())
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
+    chosen = _sources(args, profile, results)
     if rule:
-        records = stopping.run_until(specs, results, dispatch, rule, args.retry_failed)
+        records = stopping.run_until(specs, results, dispatch, rule, args.retry_failed, chosen=chosen)
     else:
         records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
@@ -79,6 +80,19 @@ def cmd_run(args) -> int:
 
         print(report.write_report(results, results))
     return EXIT_FAILED if failed else 0
+
+
+def _sources(args, profile: config.Profile, results: Path):
+    """The published table and claims of ``run`` (``bench.analysis.sources``), kept in the results
+    folder when a flag or a user's profile file chose them, for its reports."""
+    from bench.analysis import sources  # deferred for start-up time: pandas
+
+    given = {"published": args.published, "claims": args.claims}
+    chosen = sources.choose(given, sources.read_kept(results), [sources.Sources(**profile.report)])
+    if args.published or args.claims or args.profile.endswith(".toml"):
+        results.mkdir(parents=True, exist_ok=True)
+        sources.keep(results, chosen)
+    return chosen
 
 
 def cmd_plan(args) -> int:
@@ -100,7 +114,10 @@ def cmd_report(args) -> int:
     for flag, folder in (("--results", args.results), ("--out", args.out)):
         if folder:
             check_name_lengths(folder, flag)
-    print(report.write_report(args.results, args.out or args.results) if args.results
+    if (args.published or args.claims) and not args.results:
+        raise ValueError("--published and --claims need --results: they judge one folder. "
+                         f"Received: --published {args.published} --claims {args.claims}")
+    print(report.write_report(args.results, args.out or args.results, args.published, args.claims) if args.results
           else report.write_reports(DEFAULT_RESULTS))
     return 0
 
@@ -190,6 +207,15 @@ def add_import_argument(parser: argparse.ArgumentParser) -> None:
                         "each run's worker (repeatable; default: the profile's [run] imports)")
 
 
+def add_sources_arguments(parser: argparse.ArgumentParser, note: str) -> None:
+    """--published and --claims: what the runs are judged against (docs/own-table.md)."""
+    parser.add_argument("--published", metavar="FILE", help="the published table (CSV) the runs are judged against: "
+                        "a file, 'table4' (the report's) or 'none' (default: the one the results folder keeps, else "
+                        f"the profile's [report] published); {note}; docs/own-table.md")
+    parser.add_argument("--claims", metavar="FILE", help="the claims file (TOML) judged on the runs: a file, 'table4' "
+                        f"or 'none' (default: as --published, [report] claims); {note}")
+
+
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``prog`` is the name usage shows (None: the script's, ``fishbench``)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1])
@@ -210,6 +236,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                      "report is can't tell (needs --max-repeats)")
     run.add_argument("--max-repeats", type=int, metavar="N",
                      help="with --until-ci: the most runs per model and dataset (>= the profile's repeats)")
+    add_sources_arguments(run, "used by --until-ci and --report, kept in the results folder (plan has no use for it)")
     run.set_defaults(handler=cmd_run)
 
     plan = commands.add_parser("plan", help="the runs `run` would start with the same arguments, and their time",
@@ -228,6 +255,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     report.add_argument("--results", type=Path,
                         help="results folder to read (default: each folder in results/ that holds runs)")
     report.add_argument("--out", type=Path, help="folder to write into (default: the results folder)")
+    add_sources_arguments(report, "kept in the report's folder for its next report")
     report.set_defaults(handler=cmd_report)
 
     compare = commands.add_parser("compare", help="the same cells of two results folders side by side",

@@ -32,7 +32,8 @@ from bench.spec import (
 )
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-TABLES = ("model_options", "variants")  # the sections that are not settings
+TABLES = ("model_options", "variants", "report")  # the sections that are not settings
+REPORT_KEYS = ("published", "claims")  # [report]: "table4", "none" or a file (bench.analysis.sources)
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a profile's name: results/<name> stays in results/
 
 
@@ -57,6 +58,7 @@ class Profile:
     model_options: dict = field(default_factory=dict)  # model name -> options passed to models.build
     variants: tuple[Variant, ...] = ()  # extra rows, e.g. fishnet55 with head="conv"
     masked_batch_size: int | None = None  # a --set batch_size that --batch-size overrode, checked all the same
+    report: dict = field(default_factory=dict)  # [report] published and claims, a file's path made absolute
 
     def entries(self, dataset: str) -> list[tuple[str, dict]]:
         """(model, complete options) to run on ``dataset``: every model, then its variants.
@@ -160,6 +162,9 @@ def read_profile_file(path: Path) -> dict:
         if section == "variants":
             _check_variants(path, values)
             continue
+        if section == "report":
+            _check_report(path, values)
+            continue
         if not isinstance(values, dict) or section == "model_options" and not all(
                 isinstance(options, dict) for options in values.values()):
             raise ValueError(f"{path}: [{section}] must be a table of key = value lines (model_options: "
@@ -170,6 +175,25 @@ def read_profile_file(path: Path) -> dict:
                     raise ValueError(f"{path}: unknown key {section}.{key}; "
                                      f"accepted: {', '.join(SECTIONS[section].keys())}")
     return raw
+
+
+def _check_report(path: Path, table) -> None:
+    """``[report]``: published and claims, each a string."""
+    if not isinstance(table, dict) or set(table) - set(REPORT_KEYS) or not all(isinstance(v, str) for v in table.values()):
+        raise ValueError(f"{path}: [report] takes published and claims, each \"table4\", \"none\" or a file's path; "
+                         f"accepted: {', '.join(REPORT_KEYS)}. Received: {table!r}")
+
+
+def report_choice(name_or_path: str) -> dict[str, str]:
+    """A profile's ``[report]`` keys (docs/own-table.md), a file's path made absolute from the
+    profile's folder; the keys it leaves out are absent."""
+    path = profile_path(name_or_path)
+    return _report_keys(path, read_profile_file(path))
+
+
+def _report_keys(path: Path, raw: dict) -> dict[str, str]:
+    return {key: value if value in ("table4", "none") else str((path.parent / value).resolve())
+            for key, value in raw.get("report", {}).items()}
 
 
 VARIANT_KEYS = ("model", "options", "datasets")
@@ -254,7 +278,7 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
                      for row in raw.get("variants", ()))
     masked = named.get("batch_size") if named.get("batch_size") != parts["run"].batch_size else None
     profile = Profile(name=path.stem, model_options=raw.get("model_options", {}), variants=variants,
-                      masked_batch_size=masked, **parts)
+                      masked_batch_size=masked, report=_report_keys(path, raw), **parts)
     validate(profile)
     check_names(named.get("models", ()), named.get("datasets", ()))
     return profile

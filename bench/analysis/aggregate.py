@@ -274,14 +274,15 @@ def table_rows(frame: pd.DataFrame) -> list[tuple[str, str]]:
 def cell(runs: pd.DataFrame, model: str, dataset: str, metric: str, published: Published, settings: dict) -> dict:
     """One metric of one row (of these settings) on one dataset, over its ok runs, beside the
     published value if the row is the report's model and its runs are at the report's input
-    (``verdicts.at_report_input``); NaN if not.
+    (``verdicts.stands_beside``); NaN if not.
 
     difference = mean - published.
     """
     ok = ok_runs(runs)
     summary = summarize(ok[metric].astype(float))
-    shown = published.describes(model, settings) and verdicts.at_report_input(runs)
-    value = published.value(model, dataset, metric) if shown else math.nan
+    line = published.line(model, dataset, metric)
+    shown = line is not None and published.describes(model, settings) and verdicts.stands_beside(line, runs)
+    value = line.value if shown else math.nan
     return {
         "model": model, "dataset": dataset, "metric": metric, **dataclasses.asdict(summary),
         "published": value, "difference": summary.mean - value,

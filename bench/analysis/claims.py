@@ -1,5 +1,6 @@
 """The report's words as data: its claims (``bench/assets/claims.toml``) and its Table 4
 (``bench/assets/table4_published.csv``), read and checked; ``bench.analysis.verdicts`` judges them.
+A user's own table and claims are read the same way (docs/own-table.md).
 
 The claims file's schema is written at the top of the file itself. A file that breaks it is
 refused in one line naming the file, the claim, the key, what is accepted and what was
@@ -123,7 +124,8 @@ class PublishedValue:
         test_images: the test images it was measured on (TEST_IMAGES): "all" 10,000, the
             "first_1000", or "unknown".
         protocol: the profile that reproduces the protocol that produced it ("notebook",
-            "paper"), "" when none is known; only a setup of that profile is judged against it.
+            "paper"), "" when none is known; only a setup of that profile is judged against it, and
+            only at the report's input; "any" (ANY_PROTOCOL): every setup, at any input.
         source: where it was read (a notebook cell, a history file) or "no code or log".
         note: what else the source says (the best and last epochs, the parameter count's input).
     """
@@ -189,28 +191,56 @@ class Published:
 ESTIMANDS = ("best_epoch", "last_epoch", "mean", "unknown")
 TEST_IMAGES = {"all": None, "first_1000": 1000, "unknown": None}  # -> how many images, None for all or unknown
 PUBLISHED_KEYS = {"estimand": ESTIMANDS, "test_images": tuple(TEST_IMAGES)}  # checked on accuracy lines
+ANY_PROTOCOL = "any"  # a published value that every setup is judged against, whatever its profile and input
+# A published file's columns: these are required; the others may be left out, taking these values
+# (a user's own table: docs/own-table.md).
+PUBLISHED_REQUIRED = ("model", "dataset", "metric", "value")
+PUBLISHED_DEFAULTS = {"options": "", "estimand": "mean", "test_images": "all", "protocol": ANY_PROTOCOL,
+                      "source": "", "note": ""}
 
 
-def load_published(path: str | Path = PUBLISHED_FILE) -> Published:
+def load_published(path: str | Path | None = PUBLISHED_FILE) -> Published:
     """The published table (model, dataset, metric, value, options as "key=value;...", estimand,
-    test_images, protocol, source, note), each value kept as its printed text.
+    test_images, protocol, source, note), each value kept as its printed text; None: no table.
+    A column left out takes its PUBLISHED_DEFAULTS value on every line.
 
     Raises:
-        ValueError: an accuracy line whose estimand or test_images is not one of the accepted.
+        ValueError: one line naming the file (and line): unreadable, a required column missing,
+            an unknown column, a value that is not a number, or an accuracy line whose estimand or
+            test_images is not one of the accepted.
     """
-    frame = pd.read_csv(path, keep_default_na=False, dtype=str)
-    return Published(tuple(_published_line(Path(path).name, line) for line in frame.to_dict("records")))
+    if path is None:
+        return Published(())
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path.name}: not a readable CSV file: {' '.join(str(error).split())}") from None
+    accepted = (*PUBLISHED_REQUIRED, *PUBLISHED_DEFAULTS)
+    _check_keys(path.name, dict.fromkeys(frame.columns), accepted, required=PUBLISHED_REQUIRED)
+    frame = frame.assign(**{k: v for k, v in PUBLISHED_DEFAULTS.items() if k not in frame.columns})
+    return Published(tuple(_published_line(f"{path.name} line {number}", line)
+                           for number, line in enumerate(frame.to_dict("records"), 2)))
 
 
 def _published_line(source: str, line: Mapping) -> PublishedValue:
     options = dict(pair.split("=", 1) for pair in line["options"].split(";") if pair)
     value = PublishedValue(line["model"], line["dataset"], line["metric"], line["value"].strip(), options,
                            line["estimand"], line["test_images"], line["protocol"], line["source"], line["note"])
+    try:
+        float(value.printed)
+    except ValueError:
+        _refuse(source, "value must be a number", ["e.g. 86.5"], value.printed, key="value")
     if value.metric == "accuracy":
         for key, accepted in PUBLISHED_KEYS.items():
             if getattr(value, key) not in accepted:
                 _refuse(f"{source}: {value.model}/{value.dataset}", f"unknown {key}", accepted, getattr(value, key), key=key)
     return value
+
+
+def no_claims() -> ClaimsFile:
+    """What a report judges when it has no claims file: no claim, the default margins."""
+    return ClaimsFile((), Margins(source="no claims file"))
 
 
 def load_claims(path: str | Path = CLAIMS_FILE, *, models: Iterable[str], datasets: Iterable[str]) -> ClaimsFile:

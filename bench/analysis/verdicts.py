@@ -97,7 +97,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.analysis.claims import TEST_IMAGES, Claim, ClaimsFile, Margins, Published, Row
+from bench.analysis.claims import ANY_PROTOCOL, TEST_IMAGES, Claim, ClaimsFile, Margins, Published, Row
 from bench.analysis.stats import Prediction, difference_of_means, holm, prediction_interval, rank_below, summarize, tost
 
 ALPHA = 0.05
@@ -293,7 +293,8 @@ def verdict_cells(runs: pd.DataFrame, published: Published, margins: Margins = M
 
 def _cell_line(setup, dataset, model, group, published: Published, margins, alpha) -> dict:
     options = _options(group["options"].iloc[0])
-    entry = published.accuracy(model, dataset, options) if at_report_input(group) else None
+    entry = published.accuracy(model, dataset, options)
+    entry = entry if entry and stands_beside(entry, group) else None
     ok = _ok(group)["accuracy"].astype(float).dropna().tolist()
     summary = summarize(ok)
     value = entry.value if entry else math.nan
@@ -318,6 +319,8 @@ def _described(entry) -> dict:
 def other_protocol(entry, profile: str | None) -> str:
     """Why a setup of ``profile`` is not judged against ``entry`` ('' when it is): only the
     protocol that produced a value judges it (None: the runs frame names no profile)."""
+    if entry.protocol == ANY_PROTOCOL:
+        return ""
     if not entry.protocol:
         return f"no known protocol produced {entry.printed} ({entry.source})"
     if profile is not None and profile != entry.protocol:
@@ -401,6 +404,12 @@ def _superseded(lines: list[dict]) -> list[dict]:
             line |= {"verdict": NO_VERDICT, "why": f"{exact[key]} judges it on the exact test images",
                      "could_change": False, "if_imputed": ""}
     return [{k: v for k, v in line.items() if not k.startswith("_")} for line in lines]
+
+
+def stands_beside(entry, group: pd.DataFrame) -> bool:
+    """Whether a published value stands beside the runs of a cell: any protocol's does, the
+    others only at the report's input (``at_report_input``)."""
+    return entry.protocol == ANY_PROTOCOL or at_report_input(group)
 
 
 def at_report_input(group: pd.DataFrame) -> bool:
@@ -592,7 +601,7 @@ def holm_in_families(comparisons: pd.DataFrame) -> pd.Series:
     """Holm-adjusted p of the tested (accuracy) lines, within each (setup, dataset) family of
     distinct hypotheses (``_hypothesis``: a pair or a near claim counted once); NaN elsewhere."""
     adjusted = pd.Series(math.nan, index=comparisons.index)
-    tested = comparisons[[isinstance(h, str) and h != "" for h in comparisons["_hypothesis"]]]
+    tested = comparisons[comparisons["_hypothesis"].map(lambda h: isinstance(h, str) and h != "").astype(bool)]
     for _, family in tested.groupby(["setup", "dataset"]):
         distinct = family.drop_duplicates("_hypothesis")
         by_hypothesis = dict(zip(distinct["_hypothesis"], holm(distinct["p_raw"])))

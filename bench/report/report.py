@@ -18,16 +18,16 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import environment
-from bench.analysis import aggregate, verdicts
+from bench import config, environment
+from bench.analysis import aggregate, sources, verdicts
 from bench.analysis.aggregate import dataset_title, display_name
 from bench.analysis.claims import (
-    CLAIMS_FILE,
     ClaimsFile,
     Margins,
     Published,
     load_claims,
     load_published,
+    no_claims,
 )
 from bench.data import datasets
 from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
@@ -171,7 +171,8 @@ def table4_layout(cells: pd.DataFrame, lines: dict, published: Published,
     headers = ["Model", "Accuracy (%)", "95 % CI", "ok / planned runs"]
     headers += ["report's value (what it is)", "ours, same statistic [95 % PI], rank", "verdict"] if reported else []
     headers += ["ms / image", "images / s"]
-    headers += [f"report's s/epoch ({REPORT_EPOCH_IMAGES[dataset]:,} images)"] if reported else []
+    epoch = f" ({REPORT_EPOCH_IMAGES[dataset]:,} images)" if dataset in REPORT_EPOCH_IMAGES else ""
+    headers += [f"report's s/epoch{epoch}"] if reported else []
     headers += ["Parameters"] + (["report's count (Δ)"] if reported else [])
     rows = []
     for label, row_cells in cells.groupby("row", sort=False):
@@ -264,10 +265,16 @@ TABLE4_INTRO = (
     "no published value to compare with.")
 
 
+PUBLISHED_INTRO = ("Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md). The "
+                   "protocol is the profile that reproduces the one that produced the value.")
+OWN_PUBLISHED_INTRO = ("As the published table named above says (docs/own-table.md). The protocol is the profile "
+                       "whose runs a value is judged against; *any*: every setup's, at any input.")
+
+
 def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: Margins,
-                verdict_cells: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
-    """The Table 4 section: how to read it, what the report's values are, which setups give no
-    like-for-like verdict, a table per dataset."""
+                verdict_cells: pd.DataFrame, frame: pd.DataFrame, table4: bool = True) -> list[str]:
+    """The Table 4 section: how to read it, what the report's values are (``table4``: the shipped
+    table's, else a user's), which setups give no like-for-like verdict, a table per dataset."""
     epochs = " and ".join(f"{n:,} {dataset_title(d)} images" for d, n in REPORT_EPOCH_IMAGES.items())
     parts = [
         TABLE4_INTRO,
@@ -277,14 +284,10 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
         "name: context, with no Δ. *Parameters*: Keras total, and the report's count where our runs had its input "
         "(56x56x3, 10 classes). 95 % CIs and prediction intervals of every cell are in verdicts.csv. "
         + margin_text(verdict_cells, margins),
-        "",
-        "### What the report's values are",
-        "",
-        "Read from its code and logs (bench/assets/table4_published.csv; cited in docs/protocol.md). The protocol is "
-        "the profile that reproduces the one that produced the value.",
-        "",
-        markdown_table(*published_layout(published)),
     ]
+    if published.lines:
+        parts += ["", "### What the report's values are", "", PUBLISHED_INTRO if table4 else OWN_PUBLISHED_INTRO,
+                  "", markdown_table(*published_layout(published))]
     unjudged = protocol_text(frame, verdict_cells)
     parts += ["", *[f"- {line}" for line in unjudged]] if unjudged else []
     flagged = learned_nothing_counts(frame)
@@ -334,7 +337,7 @@ def comparisons_layout(comparisons: pd.DataFrame) -> tuple[list[str], list[list[
 
 
 CLAIMS_INTRO = (
-    "The report's claims, as data (bench/assets/claims.toml: its words and where they are), each judged on "
+    "The report's claims, as data ({file}: its words and where they are), each judged on "
     "every dataset it names. *holds* when all its comparisons hold, *contradicted* when any is contradicted, "
     "*can't tell* otherwise; *Needs*: the runs a comparison lacks. A CNN is the report's (tanh, average pooling) "
     "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. *Read as*: how a claim's words are read "
@@ -350,9 +353,10 @@ COMPARISONS_INTRO = (
     "the row against every run of the other. All of it, with the reasons, is in claims.csv.")
 
 
-def claims_text(judged: verdicts.Verdicts) -> list[str]:
-    """The claims section: the verdict per claim, then every comparison behind them."""
-    return ["## The report's claims", "", CLAIMS_INTRO, "", markdown_table(*claims_layout(judged.claims)), "",
+def claims_text(judged: verdicts.Verdicts, file: str) -> list[str]:
+    """The claims section: the verdict per claim (of ``file``), then every comparison behind them."""
+    intro = CLAIMS_INTRO.format(file=file)
+    return ["## The report's claims", "", intro, "", markdown_table(*claims_layout(judged.claims)), "",
             "### Comparisons", "", COMPARISONS_INTRO, "", markdown_table(*comparisons_layout(judged.comparisons))]
 
 
@@ -542,13 +546,17 @@ def figure_name(kind: str, dataset: str) -> str:
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
              by_cell: dict, margins: Margins, set_aside: int, figure_names: list[str],
-             skipped: list[str], time_parts: list[str]) -> str:
+             skipped: list[str], time_parts: list[str], chosen: sources.Sources) -> str:
     """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
-    line), the claims, findings, where the time went (``time_parts``: ``time_text``), figures."""
-    parts = ["# fishbench report", "", "## Method", ""]
+    line), the claims (none without a claims file), findings, where the time went
+    (``time_parts``: ``time_text``), figures. ``chosen``: the published table and claims it used."""
+    table4 = chosen == sources.TABLE4_SOURCES
+    parts = ["# fishbench report", ""] + ([] if table4 else [f"Judged against: {chosen.text}.", ""]) + ["## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
-    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame)
-    parts += [""] + claims_text(judged)
+    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame,
+                                                  chosen.published == sources.TABLE4)
+    claims_file = f"bench/assets/{sources.KINDS['claims'].name}" if chosen.claims == sources.TABLE4 else chosen.claims
+    parts += [""] + claims_text(judged, claims_file) if len(judged.claims) else []
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Record file skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
@@ -571,9 +579,9 @@ class Report:
 
 
 def make_report(records: list[store.RunRecord], skipped: list[str], published: Published,
-                claims: ClaimsFile) -> Report:
+                claims: ClaimsFile, chosen: sources.Sources = sources.TABLE4_SOURCES) -> Report:
     """The report of these records (one per configuration and seed kept) against the published
-    table (``load_published``) and the claims."""
+    table (``load_published``) and the claims, read from ``chosen``'s files."""
     kept, set_aside = aggregate.one_per_seed(records)
     frame = aggregate.report_frame(kept)
     cells = aggregate.table4_cells(frame, published)
@@ -581,7 +589,7 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     by_cell = {(line.row, line.dataset): line for line in aggregate.with_rows(judged.cells, frame).itertuples()}
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
-                    time_text(frame, kept, records))
+                    time_text(frame, kept, records), chosen)
     tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     page = html_page(frame, cells, by_cell, judged)
@@ -682,17 +690,22 @@ def _figure_bytes(figure: Figure, form: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAIMS_FILE) -> str:
-    """Read the records of ``results`` and the claims file, write the report into ``out``,
-    return the terminal text.
+def write_report(results: str | Path, out: str | Path, published: str | Path | None = None,
+                 claims: str | Path | None = None) -> str:
+    """Read the records of ``results``, the published table and the claims they are judged
+    against, write the report into ``out``, return the terminal text.
+
+    ``published`` and ``claims`` (the flags: "table4", "none" or a file; None: not given) replace
+    the folder's own choice (``bench.analysis.sources``); given, they are kept in ``out``
+    (sources.toml, with copies of the files) for the next report of it.
 
     Writes report.md, report.html, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
     figures/*.png and *.pdf; nothing when it raises. Each file is written whole and never through
     a link (``bench.files``), its name safe whatever the records hold (``figure_name``).
 
     Raises:
-        ValueError: ``results/runs`` is missing or holds no readable record, or the claims file
-            is not valid (one line, ``load_claims``).
+        ValueError: ``results/runs`` is missing or holds no readable record, or the published
+            table or claims file is missing or not valid (one line, ``load_published``, ``load_claims``).
     """
     results, out = Path(results), Path(out)
     records, skipped = store.load_records(results)
@@ -701,12 +714,12 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
         state = ("does not exist" if not where.is_dir() else
                  f"holds no readable record ({'; '.join(skipped)})" if skipped else "is empty")
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")
-    environment.import_tensorflow_quietly()
-    import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
-
-    claims_file = load_claims(claims, models=models.names(), datasets=datasets.NAMES)
-    made = make_report(records, skipped, load_published(), claims_file)
+    given = {"published": published and str(published), "claims": claims and str(claims)}
+    chosen = sources.choose(given, sources.read_kept(results), profile_sources(records))
+    made = make_report(records, skipped, load_published(chosen.file("published")), claims_of(chosen, records), chosen)
     check_folder(out / FIGURE_DIR)
+    if published or claims:
+        sources.keep(out, chosen)
     for name, figure in made.figures.items():
         write_bytes_atomic(out / FIGURE_DIR / name, _figure_bytes(figure, "png", dpi=PNG_DPI))
         write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),
@@ -717,3 +730,23 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
         write_text_atomic(out / name, table.to_csv(index=False))
     return (made.terminal + f"\nwrote report.md, report.html, {', '.join(made.tables)} and {len(made.figures)} figures "
             f"(PNG and PDF) to {out}")
+
+
+def profile_sources(records: list[store.RunRecord]) -> list[sources.Sources | None]:
+    """The ``[report]`` choice of each profile of the records; None for one that is not shipped."""
+    names = dict.fromkeys(record.spec.profile for record in records)
+    return [sources.Sources(**config.report_choice(name)) if name in config.profile_names() else None
+            for name in names]
+
+
+def claims_of(chosen: sources.Sources, records: list[store.RunRecord]) -> ClaimsFile:
+    """The chosen claims file, checked against the registry's models and datasets and the records' own
+    (a user's model need not be imported to be named); none without one."""
+    path = chosen.file("claims")
+    if path is None:
+        return no_claims()
+    environment.import_tensorflow_quietly()
+    import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
+
+    return load_claims(path, models=[*models.names(), *sorted({r.spec.model for r in records} - set(models.names()))],
+                       datasets=[*datasets.NAMES, *sorted({r.spec.dataset for r in records} - set(datasets.NAMES))])

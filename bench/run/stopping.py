@@ -9,7 +9,8 @@ while any of these holds:
   percentage points wide on each side of the mean (half-width > W);
 - the report has a value for its model, dataset and options, and the verdict against it
   (``verdicts.verdict_cells``: ``judge_cell`` with ``margin_for``'s margin, margins from the
-  shipped claims file) is ``can't tell``.
+  claims file) is ``can't tell``; "the report" and its claims are the shipped Table 4 ones, or
+  those ``--published`` and ``--claims`` or the profile choose (``bench.analysis.sources``).
 
 Each round runs one more repeat of every open cell that has fewer than N runs (of any
 status): repeat r = the cell's highest recorded repeat + 1, with seed = the profile's seed + r
@@ -33,6 +34,7 @@ import pandas as pd
 
 from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import Margins, load_claims, load_published
+from bench.analysis.sources import TABLE4_SOURCES, Sources
 from bench.analysis.stats import summarize
 from bench.data import datasets
 from bench.records import lock, store
@@ -98,11 +100,14 @@ class Reference:
     margins: Margins
 
 
-def load_reference() -> Reference:
-    """The shipped published values and the claims file's margins, as the verdicts use them."""
+def load_reference(chosen: Sources = TABLE4_SOURCES) -> Reference:
+    """The chosen published values and the chosen claims file's margins, as the verdicts use them
+    (``bench.analysis.sources``: the report's Table 4 by default; none, no value to reach)."""
     import models  # deferred for start-up time: Keras takes seconds
 
-    return Reference(load_published(), load_claims(models=models.names(), datasets=datasets.NAMES).margins)
+    claims = chosen.file("claims")
+    margins = load_claims(claims, models=models.names(), datasets=datasets.names()).margins if claims else Margins()
+    return Reference(load_published(chosen.file("published")), margins)
 
 
 @dataclass(frozen=True)
@@ -189,22 +194,23 @@ def status_lines(states: list[CellState], rule: StoppingRule, after: str) -> lis
 
 
 def run_until(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule: StoppingRule,
-              retry_failed: bool = False, out=echo) -> list[RunRecord]:
-    """The profile's runs, then rounds of one more run per open cell until the rule stops them.
+              retry_failed: bool = False, out=echo, chosen: Sources = TABLE4_SOURCES) -> list[RunRecord]:
+    """The profile's runs, then rounds of one more run per open cell until the rule stops them;
+    ``chosen``: the published table (and the claims' margins) a cell's verdict is against.
 
     Returns:
         The records written by this invocation, each with the rule in its environment.
     """
     with runner.stopped_by_signals(), lock.hold(results):  # one hold for all rounds: no runner between them
-        return _rounds(specs, results, dispatch, rule, retry_failed, out)
+        return _rounds(specs, results, dispatch, rule, retry_failed, out, chosen)
 
 
 def _rounds(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule: StoppingRule,
-            retry_failed: bool, out) -> list[RunRecord]:
+            retry_failed: bool, out, chosen: Sources) -> list[RunRecord]:
     stamp = {RULE_KEY: rule.text}
     out(f"stopping rule: {rule.text}")
     written = runner.run_benchmark(specs, results, dispatch, retry_failed, out, environment=stamp)
-    cells, labels, published = {s.config_key: s for s in specs}, labels_by_config(specs), load_reference()
+    cells, labels, published = {s.config_key: s for s in specs}, labels_by_config(specs), load_reference(chosen)
     for round_number in itertools.count(1):
         states = judge(cells, store.load_records(results)[0], rule, published, labels)
         after = f"round {round_number - 1}" if round_number > 1 else "the runs recorded so far"
