@@ -57,7 +57,7 @@ def cmd_run(args) -> int:
     profile = _profile(args)
     rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler,
-                                       devices.visible_gpus())
+                                       devices.visible_gpus(), scheduler_file=args.scheduler_file)
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     if rule:
@@ -164,6 +164,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("loky", "dask"), default="loky",
                      help="joblib backend: loky processes here (default) or a Dask cluster")
     run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
+    run.add_argument("--scheduler-file", metavar="FILE", help="or the file a Dask scheduler wrote its address into "
+                     "(dask scheduler --scheduler-file FILE, as on SLURM; docs/cluster.md)")
     run.add_argument("--report", action="store_true", help="then write the report into the results folder")
     run.add_argument("--until-ci", type=float, metavar="W",
                      help="after the profile's repeats, add runs in rounds to every model and dataset whose "
