@@ -1,17 +1,16 @@
 """Plan, resume and dispatch: the RunSpecs of a profile, minus those already recorded, run in parallel.
 
-Each run is one task for joblib (loky processes by default, or a Dask cluster: docs/cluster.md),
-at most ``--jobs`` of them given out at once; the task starts a fresh ``python -m bench.run.worker``
-subprocess with its thread counts set before TensorFlow starts, its output going into the run's
-log (``bench.records.runfiles``: in the results
-folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
-the record and the log to this process, which writes each record as it arrives and shows
-the runs in flight (``bench.run.progress``). A worker that dies or times out still yields a
-record saying so; one that was interrupted yields none, so it runs next time, from its
-checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with SIGKILL
-after it checkpointed). A loky worker killed under its run makes that run, and only that one, a
-failed record when it has no checkpoint: loky then ends the other workers of the broken pool, and
-their runs go on in a new pool (``killed_under``).
+Each run is one task for joblib (loky processes by default, or a Dask cluster: docs/cluster.md), at
+most ``--jobs`` of them given out at once; the task starts a fresh ``python -m bench.run.worker``
+subprocess with its thread counts set before TensorFlow starts, its output going into the run's log
+(``bench.records.runfiles``: in the results folder as it trains, where that folder is at hand),
+waits for it with a timeout, and returns the record and the log to this process, which writes each
+record as it arrives and shows the runs in flight (``bench.run.progress``). A worker that dies or
+times out still yields a record saying so; one that was interrupted yields none, so it runs next
+time, from its checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with
+SIGKILL after it checkpointed). A loky worker killed under its run makes that run, and only that
+one, a failed record when it has no checkpoint: loky then ends the other workers of the broken
+pool, and their runs go on in a new pool (``killed_under``).
 Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.records.phases``), and the last
 line says how busy the jobs were.
@@ -117,7 +116,8 @@ class Dispatch:
             raise ValueError(f"give --scheduler or --scheduler-file, not both. Received: --scheduler {self.scheduler} "
                              f"--scheduler-file {self.scheduler_file}")
         if self.elsewhere and self.backend != "dask":
-            raise ValueError(f"{self.cluster_flag.split()[0]} needs --backend dask. Received: backend={self.backend!r}")
+            flag = "--scheduler" if self.scheduler else "--scheduler-file"
+            raise ValueError(f"{flag} needs --backend dask. Received: backend={self.backend!r}")
         if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
             raise ValueError("--backend dask needs Dask: pip install 'dask[distributed]'. Received: backend='dask'")
 
