@@ -128,7 +128,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
     parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
-    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job)")
+    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job; on a running "
+                        "Dask cluster, its workers' threads)")
     parser.add_argument("--threads-per-job", type=int, help="TensorFlow threads of each run (default: 1)")
     parser.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
     parser.add_argument("--no-speedups", dest="speedups", action="store_false",
