@@ -65,7 +65,7 @@ def cmd_run(args) -> int:
     profile = _profile(args)
     rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
     dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler,
-                                       devices.visible_gpus())
+                                       devices.visible_gpus(), scheduler_file=args.scheduler_file)
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     chosen = _sources(args, profile, results)
@@ -184,7 +184,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
     parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
-    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job)")
+    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job; on a running "
+                        "Dask cluster, its workers' threads)")
     parser.add_argument("--threads-per-job", type=int, help="TensorFlow threads of each run (default: 1)")
     parser.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
     parser.add_argument("--no-speedups", dest="speedups", action="store_false",
@@ -229,6 +230,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--backend", choices=("loky", "dask"), default="loky",
                      help="joblib backend: loky processes here (default) or a Dask cluster")
     run.add_argument("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster on loopback)")
+    run.add_argument("--scheduler-file", metavar="FILE", help="or the file a Dask scheduler wrote its address into "
+                     "(dask scheduler --scheduler-file FILE, as on SLURM; docs/cluster.md)")
     run.add_argument("--report", action="store_true", help="then write the report into the results folder")
     run.add_argument("--until-ci", type=float, metavar="W",
                      help="after the profile's repeats, add runs in rounds to every model and dataset whose "

@@ -1,6 +1,9 @@
-"""A Dask cluster that loses a worker (issues 31 and 32): real ``dask scheduler`` and ``dask worker``
-processes, as a user starts them by hand (README, "On a cluster"), one killed with SIGKILL while it
-runs a task. The run it had is run again on the other worker, and every run is recorded."""
+"""A running Dask cluster (issues 31 and 32): real ``dask scheduler`` and ``dask worker`` processes,
+as a user starts them by hand or a SLURM job with a scheduler file (docs/cluster.md). ``--jobs``
+is the most runs at once on it; a worker killed with SIGKILL while it runs a task has its run run
+again on the other worker, from its checkpoint when it has one; every run is recorded."""
+import itertools
+import json
 import os
 import signal
 import socket
@@ -10,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import wait_for, write_profile
+from helpers import bench_workers, wait_for, write_profile
 
 from bench import config
 from bench.data import cache
@@ -72,6 +75,69 @@ def cluster(env, tmp_path):
         for process in [*workers, scheduler]:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def filed_cluster(env, tmp_path):
+    """A scheduler that writes its address into a file and two single-threaded workers that read it
+    there, as an sbatch script starts them; yields the file once both workers have joined."""
+    from dask.distributed import Client
+
+    path = tmp_path / "scheduler.json"
+    common = {"env": env, "cwd": tmp_path, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                   "--scheduler-file", str(path)], **common)]
+    try:
+        processes += [subprocess.Popen([str(DASK), "worker", "--scheduler-file", str(path), "--nthreads", "1",
+                                        "--no-dashboard", "--name", f"w{i}"], **common) for i in range(2)]
+        with Client(scheduler_file=str(path)) as client:
+            client.wait_for_workers(2, timeout=PATIENCE)
+        yield path
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def test_with_a_scheduler_file_and_one_job_the_cluster_runs_one_run_at_a_time_counted_on_its_workers(
+        filed_cluster, env, tmp_path):
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 3}), tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results", str(results),
+                           "--backend", "dask", "--scheduler-file", str(filed_cluster), "--jobs", "1"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"(1 jobs x 1 threads, dask, on 2 workers with 2 threads) -> {results / 'runs'}" in done.stdout
+    (efficiency,) = [line for line in done.stdout.splitlines() if line.startswith("efficiency: ")]
+    assert "(1 jobs x " in efficiency
+    recorded = store.load_records(results)[0]
+    assert {r.status for r in recorded} == {"ok"} and len(recorded) == 3
+    spans = sorted((r.phases.spawned_at, r.phases.spawned_at + r.phases.total) for r in recorded)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans  # never two at once
+
+
+def test_a_run_whose_dask_worker_is_killed_after_a_checkpoint_resumes_on_the_other_from_it(cluster, env, tmp_path):
+    address, workers = cluster
+    profile = write_profile(tmp_path / "resume.toml", {"repeats": 1, "batch_size": 16},
+                            preprocess={"native_size": 32, "channels": 3, "train_per_class": 1000})  # epochs of seconds
+    results = tmp_path / "results"
+    runner = subprocess.Popen([sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results",
+                               str(results), "--backend", "dask", "--scheduler", address],
+                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        state = wait_for(lambda: next(results.glob("checkpoints/*/state.json"), None), "the first checkpoint")
+        victim = next(w for w in workers if running_a_run(w))
+        (run,) = bench_workers(victim.pid)
+        run.suspend()
+        assert json.loads(state.read_text())["epoch"] == 1, "the run outran the test: make its epochs longer"
+        victim.kill()
+        run.kill()
+        stdout, stderr = runner.communicate(timeout=PATIENCE)
+    finally:
+        runner.kill()
+    assert runner.returncode == 0, stdout + stderr
+    (record,) = store.load_records(results)[0]
+    assert record.status == "ok"
+    assert [s["epochs"] for s in record.segments] == [[1, 1], [2, 3]]  # epoch 2 on, on the other worker
 
 
 def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run_is_recorded(cluster, env, tmp_path):

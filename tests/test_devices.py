@@ -26,7 +26,7 @@ def test_with_gpus_jobs_default_to_one_per_gpu_and_the_cores_are_shared():
     assert runner.default_dispatch(None, threads, gpus=("7",)) == runner.Dispatch(jobs=1, threads=threads, gpus=("7",))
     assert runner.default_dispatch(None, None, gpus=()) == runner.default_dispatch(None, None)  # the CPU, as before
     remote = runner.default_dispatch(None, None, "dask", "tcp://127.0.0.1:8786", gpus=("0", "1"))
-    assert remote.gpus == () and remote.jobs == cores  # a cluster elsewhere has GPUs of its own
+    assert remote.gpus == () and remote.jobs is None  # a cluster elsewhere has GPUs and cores of its own
     with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
         runner.default_dispatch(0, None, gpus=("0",))
 

@@ -362,6 +362,9 @@ BAD_INPUT = {  # case: (flags, a fragment of the error)
     "unknown --set key": (["--set", "learning_rat=0.1"], "unknown setting; accepted: "),
     "--set without a value": (["--set", "epochs"], "--set takes key=value"),
     "--scheduler without dask": (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
+    "--scheduler-file without dask": (["--scheduler-file", "s.json"], "--scheduler-file needs --backend dask"),
+    "--scheduler and --scheduler-file": (["--backend", "dask", "--scheduler", "tcp://127.0.0.1:1", "--scheduler-file",
+                                          "s.json"], "give --scheduler or --scheduler-file, not both"),
     "--until-ci 0": (["--until-ci", "0", "--max-repeats", "4"],
                      "--until-ci takes a 95 % CI half-width > 0, in percentage points. Received: --until-ci 0"),
     "--until-ci < 0": (["--until-ci", "-1", "--max-repeats", "4"], "half-width > 0, in percentage points. "

@@ -1,16 +1,16 @@
 """Plan, resume and dispatch: the RunSpecs of a profile, minus those already recorded, run in parallel.
 
-Each run is one task for joblib (loky processes by default, or a Dask cluster); the task
-starts a fresh ``python -m bench.run.worker`` subprocess with its thread counts set before
-TensorFlow starts, its output going into the run's log (``bench.records.runfiles``: in the results
-folder as it trains, where that folder is at hand), waits for it with a timeout, and returns
-the record and the log to this process, which writes each record as it arrives and shows
-the runs in flight (``bench.run.progress``). A worker that dies or times out still yields a
-record saying so; one that was interrupted yields none, so it runs next time, from its
-checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with SIGKILL
-after it checkpointed). A loky worker killed under its run makes that run, and only that one, a
-failed record when it has no checkpoint: loky then ends the other workers of the broken pool, and
-their runs go on in a new pool (``killed_under``).
+Each run is one task for joblib (loky processes by default, or a Dask cluster: docs/cluster.md), at
+most ``--jobs`` of them given out at once; the task starts a fresh ``python -m bench.run.worker``
+subprocess with its thread counts set before TensorFlow starts, its output going into the run's log
+(``bench.records.runfiles``: in the results folder as it trains, where that folder is at hand),
+waits for it with a timeout, and returns the record and the log to this process, which writes each
+record as it arrives and shows the runs in flight (``bench.run.progress``). A worker that dies or
+times out still yields a record saying so; one that was interrupted yields none, so it runs next
+time, from its checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with
+SIGKILL after it checkpointed). A loky worker killed under its run makes that run, and only that
+one, a failed record when it has no checkpoint: loky then ends the other workers of the broken
+pool, and their runs go on in a new pool (``killed_under``).
 Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.records.phases``), and the last
 line says how busy the jobs were.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -68,44 +69,88 @@ BACKENDS = ("loky", "dask")
 LOKY_IDLE_SECONDS = 10
 SAMPLE_SECONDS = 1.0  # how often a run counts the runs on its machine (its record's jobs_at_once)
 UNBLAMED_BREAKS = 3  # pools broken with no run to blame before the runner gives up
+# A running Dask cluster: how long to wait for its scheduler's file (a batch job may start the
+# runner beside the scheduler that writes it), and for its first worker to join.
+SCHEDULER_FILE_SECONDS = 60
+FIRST_WORKER_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Workers:
+    """The workers of a running Dask cluster as the runner found them at its start; each of
+    their threads runs one run at a time."""
+
+    count: int
+    threads: int
+
+    def __str__(self) -> str:
+        return f"{self.count} worker{'s' * (self.count > 1)} with {self.threads} thread{'s' * (self.threads > 1)}"
 
 
 @dataclass(frozen=True)
 class Dispatch:
     """How runs are spread: jobs at once, TensorFlow threads each, the joblib backend, and the
-    GPUs the runs take turns on (``bench.run.devices``; none: the CPU)."""
+    GPUs the runs take turns on (``bench.run.devices``; none: the CPU).
 
-    jobs: int
+    On a running Dask cluster (``scheduler`` or ``scheduler_file``), jobs is the most runs given
+    to it at once (None: all of them), and ``at_once`` the runs it runs at once: at most its
+    workers' threads (``workers``, found by ``run_benchmark``).
+    """
+
+    jobs: int | None
     threads: int
     backend: str = "loky"
     scheduler: str | None = None  # a Dask scheduler address; None starts a LocalCluster
     gpus: tuple[str, ...] = ()  # ids for CUDA_VISIBLE_DEVICES, one run on each at a time
+    scheduler_file: str | None = None  # or the file a Dask scheduler wrote its address into
+    workers: Workers | None = None  # a running cluster's, as found when its runs start
 
     def __post_init__(self):
         for name in ("jobs", "threads"):
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
+            if not (isinstance(value, int) and value >= 1) and not (name == "jobs" and value is None and self.elsewhere):
                 raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}. Received: backend={self.backend!r}")
-        if self.scheduler and self.backend != "dask":
-            raise ValueError(f"--scheduler needs --backend dask. Received: backend={self.backend!r}")
+        if self.scheduler and self.scheduler_file:
+            raise ValueError(f"give --scheduler or --scheduler-file, not both. Received: --scheduler {self.scheduler} "
+                             f"--scheduler-file {self.scheduler_file}")
+        if self.elsewhere and self.backend != "dask":
+            flag = "--scheduler" if self.scheduler else "--scheduler-file"
+            raise ValueError(f"{flag} needs --backend dask. Received: backend={self.backend!r}")
         if self.backend == "dask" and importlib.util.find_spec("distributed") is None:
             raise ValueError("--backend dask needs Dask: pip install 'dask[distributed]'. Received: backend='dask'")
 
+    @property
+    def elsewhere(self) -> bool:
+        """Whether the runs go to a running Dask cluster, not to processes this runner starts."""
+        return bool(self.scheduler or self.scheduler_file)
+
+    @property
+    def cluster_flag(self) -> str:
+        """The flag that names the running cluster, as typed: '--scheduler tcp://...'."""
+        return f"--scheduler {self.scheduler}" if self.scheduler else f"--scheduler-file {self.scheduler_file}"
+
+    @property
+    def at_once(self) -> int:
+        """Runs at once: jobs, fewer when a running cluster's workers have fewer threads."""
+        return min((n for n in (self.jobs, self.workers and self.workers.threads) if n), default=1)
+
 
 def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky", scheduler: str | None = None,
-                     gpus: tuple[str, ...] = ()) -> Dispatch:
+                     gpus: tuple[str, ...] = (), scheduler_file: str | None = None) -> Dispatch:
     """Fill unset jobs and threads: on the CPU, one thread per job and as many jobs as cores;
     with GPUs (``devices.visible_gpus``), one job per GPU and the cores shared among them.
 
     Two single-threaded runs side by side beat one two-threaded run on small models, whose
     per-op work is too little to split across threads. A Dask cluster elsewhere
-    (``scheduler``) has GPUs and cores of its own, not these: its runs are not pinned here,
-    and only without one are threads refused beyond this machine's cores.
+    (``scheduler`` or ``scheduler_file``) has GPUs and cores of its own, not these: its runs are
+    not pinned here, unset jobs stay unset (as many as its workers' threads), and only without
+    one are threads refused beyond this machine's cores.
     """
-    cores, gpus = os.cpu_count() or 1, () if scheduler else tuple(gpus)
-    if threads is not None and not scheduler and threads > cores:  # a cluster's workers have cores of their own
+    elsewhere = bool(scheduler or scheduler_file)
+    cores, gpus = os.cpu_count() or 1, () if elsewhere else tuple(gpus)
+    if threads is not None and not elsewhere and threads > cores:  # a cluster's workers have cores of their own
         raise ValueError(f"--threads-per-job must be at most this machine's {cores} cores. Received: --threads-per-job "
                          f"{threads}")
     valid = lambda n: isinstance(n, int) and n >= 1  # noqa: E731 - an invalid one is refused below
@@ -113,9 +158,20 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
         jobs = len(gpus) if jobs is None else jobs
         threads = (max(1, cores // jobs) if valid(jobs) else 1) if threads is None else threads
     threads = 1 if threads is None else threads  # not `or`: an explicit 0 is refused, not defaulted
-    if jobs is None:
+    if jobs is None and not elsewhere:
         jobs = max(1, cores // threads) if valid(threads) else 1
-    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler, gpus=gpus)
+    return Dispatch(jobs=jobs, threads=threads, backend=backend, scheduler=scheduler, gpus=gpus,
+                    scheduler_file=scheduler_file)
+
+
+def fitted(dispatch: Dispatch, runs: int) -> Dispatch:
+    """The dispatch for ``runs`` runs: jobs at most these (unset on a running cluster: all of
+    them), and a running cluster's workers as found now (``cluster_workers``)."""
+    if dispatch.elsewhere and runs:
+        with connected(dispatch) as client:
+            workers = cluster_workers(client, dispatch)
+        return dataclasses.replace(dispatch, jobs=min(dispatch.jobs or runs, runs), workers=workers)
+    return dataclasses.replace(dispatch, jobs=max(1, min(dispatch.jobs or 1, runs)))
 
 
 # ---------------------------------------------------------------- one run, in a joblib task
@@ -295,12 +351,8 @@ def backend_context(dispatch: Dispatch, folder: Path):
     import dask
     from dask.distributed import Client, LocalCluster
 
-    if dispatch.scheduler:
-        try:
-            client = Client(dispatch.scheduler)
-        except OSError as error:
-            raise ValueError(f"cannot reach the Dask scheduler ({error}). Received: --scheduler {dispatch.scheduler}") from None
-        with client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
+    if dispatch.elsewhere:
+        with connected(dispatch) as client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
             yield client
         return
     with dask.config.set({"temporary-directory": str(folder)}), \
@@ -308,6 +360,61 @@ def backend_context(dispatch: Dispatch, folder: Path):
                          processes=True) as cluster, Client(cluster) as client, \
             parallel_config(backend="dask", n_jobs=dispatch.jobs):
         yield client
+
+
+def scheduler_address(dispatch: Dispatch) -> str:
+    """The running cluster's scheduler address: ``scheduler``, or the one its scheduler wrote into
+    ``scheduler_file``, waiting SCHEDULER_FILE_SECONDS for that file to appear.
+
+    Raises:
+        ValueError: the file does not appear, or holds no address.
+    """
+    if dispatch.scheduler:
+        return dispatch.scheduler
+    path, deadline = Path(dispatch.scheduler_file), time.monotonic() + SCHEDULER_FILE_SECONDS
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(1)
+    try:
+        return json.loads(path.read_text())["address"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"--scheduler-file must name the file a Dask scheduler wrote (dask scheduler --scheduler-file "
+                         f"FILE); none readable after {SCHEDULER_FILE_SECONDS} s ({error!r}). Received: "
+                         f"{dispatch.cluster_flag}") from None
+
+
+@contextmanager
+def connected(dispatch: Dispatch):
+    """A Dask client of the running cluster the dispatch names, closed on the way out.
+
+    Raises:
+        ValueError: its scheduler cannot be reached (or found: ``scheduler_address``).
+    """
+    from dask.distributed import Client  # deferred for start-up time: Dask only for its backend
+
+    address = scheduler_address(dispatch)
+    try:
+        client = Client(address)
+    except OSError as error:
+        raise ValueError(f"cannot reach the Dask scheduler at {address} ({error}). Received: "
+                         f"{dispatch.cluster_flag}") from None
+    with client:
+        yield client
+
+
+def cluster_workers(client, dispatch: Dispatch) -> Workers:
+    """The cluster's workers and their threads now, once one has joined.
+
+    Raises:
+        ValueError: none joined within FIRST_WORKER_SECONDS.
+    """
+    try:
+        client.wait_for_workers(1, timeout=FIRST_WORKER_SECONDS)
+    except TimeoutError:
+        raise ValueError(f"no Dask worker joined the scheduler at {client.scheduler.address} within "
+                         f"{FIRST_WORKER_SECONDS} s; start workers (docs/cluster.md). Received: "
+                         f"{dispatch.cluster_flag}") from None
+    threads = client.nthreads()
+    return Workers(count=len(threads), threads=sum(threads.values()))
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -329,10 +436,14 @@ def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> li
 
 def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, results: Path) -> str:
     """'plan: 6 runs, 2 already recorded, 4 to run (2 jobs x 1 threads, loky) -> results/x/runs';
-    with GPUs, '(2 jobs x 4 threads, loky, on GPUs 0, 1)'."""
+    with GPUs, '(2 jobs x 4 threads, loky, on GPUs 0, 1)'; on a running Dask cluster, its
+    workers: '(3 jobs x 1 threads, dask, on 2 workers with 3 threads; up to 4 as workers join)'."""
     gpus = f", on GPU{'s' * (len(dispatch.gpus) > 1)} {', '.join(dispatch.gpus)}" if dispatch.gpus else ""
+    workers = f", on {dispatch.workers}" if dispatch.workers else ""
+    more = f"; up to {dispatch.jobs} as workers join" if dispatch.jobs and dispatch.jobs > dispatch.at_once else ""
     return (f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
-            f"({dispatch.jobs} jobs x {dispatch.threads} threads, {dispatch.backend}{gpus}) -> {store.runs_dir(results)}")
+            f"({dispatch.at_once} jobs x {dispatch.threads} threads, {dispatch.backend}{gpus}{workers}{more}) -> "
+            f"{store.runs_dir(results)}")
 
 
 def prepare_data(specs: list[RunSpec]) -> None:
@@ -381,7 +492,8 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
 
     Each record's environment gets this invocation's id (``phases.INVOCATION_KEY``: its start
     and the runner's pid) and the keys of ``environment`` (``bench.run.stopping``: the stopping
-    rule that asked for the run). Jobs are capped at the runs to run.
+    rule that asked for the run). Jobs are capped at the runs to run; on a running Dask cluster,
+    the runs at once are counted on its workers (``fitted``), in the plan line and the efficiency.
 
     It holds the results folder (``bench.records.lock``) from before it reads the records until its
     last worker has ended, and writes the records of runs recorded by none before. SIGTERM,
@@ -401,15 +513,15 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
     with stopped_by_signals(), lock.hold(results):
         remove_partial_writes(results)
         pending = pending_specs(specs, results, retry_failed)
-        dispatch = dataclasses.replace(dispatch, jobs=max(1, min(dispatch.jobs, len(pending))))
+        dispatch = fitted(dispatch, len(pending))
         out(plan_line(specs, pending, dispatch, results))
         if not pending:
             return []
         prepare_data(pending)
-        stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", phases.JOBS_KEY: dispatch.jobs,
+        stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", phases.JOBS_KEY: dispatch.at_once,
                  **(environment or {})}
         files = runfiles.plan(pending, results)
-        campaign = progress.Campaign(pending, files, dispatch.jobs, store.load_records(results)[0])
+        campaign = progress.Campaign(pending, files, dispatch.at_once, store.load_records(results)[0])
         with scratch.runner_folder() as folder, progress.shown(campaign, out) as finished:
             written = _dispatch(pending, results, dispatch, folder, files, finished, stamp)
         if written:
@@ -435,12 +547,13 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
     while todo:
         try:
             with backend_context(dispatch, folder):
-                tasks = [delayed(run_in_subprocess)(spec, dispatch.jobs, runner, folder, files[spec.run_id],
+                tasks = [delayed(run_in_subprocess)(spec, dispatch.at_once, runner, folder, files[spec.run_id],
                                                     dispatch.gpus) for spec in todo]
-                for outcome in Parallel(return_as="generator_unordered")(tasks):
+                # at most jobs runs given out at once: a Dask backend would give a cluster as many as it has threads
+                for outcome in Parallel(return_as="generator_unordered", pre_dispatch=dispatch.jobs, batch_size=1)(tasks):
                     settle(*outcome)
         except BrokenProcessPool as error:
-            killed = killed_under(todo, folder, files, error, dispatch.jobs)
+            killed = killed_under(todo, folder, files, error, dispatch.at_once)
             unblamed += not killed
             if unblamed >= UNBLAMED_BREAKS:
                 raise
