@@ -758,7 +758,7 @@ def test_a_row_whose_every_run_diverged_stands_beside_the_reports_value_without_
 
 
 def test_runs_that_learned_nothing_count_in_their_table4_cell_with_a_mark_and_a_note(tmp_path):
-    records = [dataclasses.replace(run_record("mlp", 0.1, r, dataset="cifar10"), test_loss=2.3026, learned_nothing=True)
+    records = [dataclasses.replace(run_record("mlp", 0.1, r, dataset="cifar10"), test_loss=2.3026, num_classes=10)
                for r in (0, 1)] + [run_record("cnn", 0.5, r, dataset="cifar10") for r in (0, 1)]
     report.write_report(write_results(tmp_path, records), tmp_path)
     cifar = section((tmp_path / "report.md").read_text(), "### CIFAR-10")

@@ -221,17 +221,18 @@ def test_sync_refuses_a_folder_with_no_runs_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "main").exists()
 
 
-def test_a_run_that_learned_nothing_round_trips_and_a_run_that_learned_omits_the_flag(tmp_path):
+def test_an_ok_run_at_chance_with_a_uniform_guess_loss_learned_nothing_by_its_outcome_alone(tmp_path):
     spec = tiny_spec()
-    flagged = RunRecord(run_id=spec.run_id, spec=spec, status="ok", test_accuracy=0.1, test_loss=2.3026,
-                        learned_nothing=True)
-    assert store.read_record(store.write_record(tmp_path, flagged)) == flagged
-    assert "learned_nothing" not in dataclasses.replace(flagged, learned_nothing=False).to_dict()
+    at_chance = RunRecord(run_id=spec.run_id, spec=spec, status="ok", test_accuracy=0.1, test_loss=2.3026, num_classes=10)
+    assert store.read_record(store.write_record(tmp_path, at_chance)).learned_nothing
+    assert "learned_nothing" not in at_chance.to_dict()  # told from the outcome, so records of any version say it
+    assert not dataclasses.replace(at_chance, test_loss=2.0).learned_nothing  # a better loss than a guess: learning
+    assert not dataclasses.replace(at_chance, status="failed").learned_nothing
 
 
 def test_an_older_record_diverged_for_learning_nothing_reads_as_an_ok_run_with_the_flag(tmp_path):
     spec = tiny_spec()
-    older = RunRecord(run_id=spec.run_id, spec=spec, status="diverged", test_accuracy=0.1, test_loss=2.3026,
+    older = RunRecord(run_id=spec.run_id, spec=spec, status="diverged", test_accuracy=0.1, test_loss=2.3026, num_classes=10,
                       error="learned nothing: test accuracy 0.1000 is chance (at most 1.5/10) with a test loss of "
                             "2.303, no better than a uniform guess's log(10) = 2.303")
     record = store.read_record(store.write_record(tmp_path, older))

@@ -10,6 +10,7 @@ import tensorflow as tf
 import models
 from bench import config
 from bench.data import datasets
+from bench.records import store
 from bench.records.phases import Phases
 from bench.run import train
 from bench.spec import Augment, RunSpec
@@ -184,7 +185,7 @@ def test_divergence_is_read_from_the_losses(history, test_loss, test_accuracy, r
     (2.3026, 0.2, False),  # past chance
 ])
 def test_a_run_learned_nothing_when_it_ends_at_chance_with_a_uniform_guess_loss(test_loss, test_accuracy, nothing):
-    assert train.learned_nothing(test_loss, test_accuracy, num_classes=10) is nothing
+    assert store.learned_nothing(test_loss, test_accuracy, num_classes=10) is nothing
 
 
 @pytest.mark.slow

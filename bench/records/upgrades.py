@@ -78,11 +78,11 @@ LEARNED_NOTHING = "learned nothing: "  # how an older record's error began when 
 
 def learned_nothing(mapping: dict) -> dict:
     """A record written while a run that ended at chance with a uniform guess's loss was recorded
-    ``diverged`` ("learned nothing: ..." its error), as the ok record with ``learned_nothing``
-    that fishbench now writes: its test accuracy is a finding Table 4 shows. No version step: it
+    ``diverged`` ("learned nothing: ..." its error), as the ok record fishbench now writes (whose
+    ``RunRecord.learned_nothing`` says so): its test accuracy is a finding Table 4 shows. No version step: it
     is told by its content, which no record written since holds."""
     error = mapping.get("error")
     if (mapping.get("status") != "diverged" or not isinstance(error, str) or not error.startswith(LEARNED_NOTHING)
             or mapping.get("test_accuracy") is None):
         return mapping
-    return {**mapping, "status": "ok", "error": None, "learned_nothing": True}
+    return {**mapping, "status": "ok", "error": None}
