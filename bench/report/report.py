@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,12 +285,42 @@ def with_setup(frame: pd.DataFrame, headers: list[str], rows: list[list[str]]) -
 
 
 def claims_layout(claims: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the claims' verdicts (``verdicts.claim_verdicts``)."""
-    headers = ["Claim", "Where", "The report's words", "Verdict", "holds / contradicted / can't tell", "Read as",
-               "Needs"]
-    rows = [[c.claim, c.section, c.quote, f"**{c.verdict}**", f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}",
-             c.reading or "—", c.needs or "—"] for c in claims.itertuples()]
+    """Headers and rows of the claims' verdicts (``verdicts.claim_verdicts``); their words and
+    how they are read are in ``claim_words``, once per claim."""
+    headers = ["Claim", "Verdict", "holds / contradicted / can't tell", "Needs"]
+    rows = [[c.claim, f"**{c.verdict}**", f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}", needs_text(c.needs)]
+            for c in claims.itertuples()]
     return with_setup(claims, headers, rows)
+
+
+NEEDS_RUNS = re.compile(r"needs ok runs of (.+) on (\S+)")
+
+
+def needs_text(needs: str) -> str:
+    """A claim's needs (``verdicts.claim_verdicts``), the rows without any ok run gathered by dataset:
+    'ok runs of mlp, cnn on cifar10; needs 3 ok runs of ... (has 1)'; '—' for none."""
+    missing, others = {}, []
+    for need in filter(None, needs.split("; ")):
+        if match := NEEDS_RUNS.fullmatch(need):
+            missing.setdefault(match[2], []).append(match[1])
+        else:
+            others.append(need)
+    parts = [f"ok runs of {', '.join(rows)} on {dataset}" for dataset, rows in missing.items()] + others
+    return "; ".join(parts) or "—"
+
+
+def claim_words(claims: pd.DataFrame) -> list[str]:
+    """A line per passage of the report: the claims read from it, where it is, its words, and how
+    they are read where that needs saying."""
+    once = claims.drop_duplicates("claim")
+    passages = {}
+    for claim in once.itertuples():
+        passages.setdefault((claim.quote, claim.section), []).append(claim)
+    lines = []
+    for (quote, section), read in passages.items():
+        readings = "".join(f" Read as: {c.reading}." for c in read if c.reading)
+        lines.append(f"- {', '.join(c.claim for c in read)} ({section}): \"{quote}\"{readings}")
+    return lines
 
 
 def difference_text(line) -> str:
@@ -331,6 +362,7 @@ COMPARISONS_INTRO = (
 def claims_text(judged: verdicts.Verdicts) -> list[str]:
     """The claims section: the verdict per claim, then every comparison behind them."""
     return ["## The report's claims", "", CLAIMS_INTRO, "", markdown_table(*claims_layout(judged.claims)), "",
+            "Their words, and where the report says them:", "", *claim_words(judged.claims), "",
             "### Comparisons", "", COMPARISONS_INTRO, "", markdown_table(*comparisons_layout(judged.comparisons))]
 
 
@@ -352,14 +384,15 @@ def shared_settings(frame: pd.DataFrame) -> str:
 
 def setups_text(frame: pd.DataFrame) -> str:
     """' Setups, judged apart: profile=a (lr=0.01); profile=b (lr=0.1).' when the setups' labels
-    leave out settings that tell them apart; '' otherwise."""
+    leave out settings that tell them apart (``aggregate.setup_keys``); '' otherwise."""
     setups = frame.drop_duplicates("setup")
     settings = [aggregate.setup_settings(s) for s in setups["settings"]]
-    named = aggregate.setup_keys(settings)
-    unnamed = [k for k in aggregate.varying_keys(settings) if k not in named]
-    if not unnamed:
+    varying = aggregate.varying_keys(settings)
+    unnamed = [[k for k in varying if k not in named] for named in aggregate.setup_keys(settings)]
+    if not any(unnamed):
         return ""
-    described = [f"{label} ({aggregate.settings_label(s, unnamed)})" for label, s in zip(setups["setup"], settings)]
+    described = [label + (f" ({aggregate.settings_label(s, keys)})" if keys else "")
+                 for label, s, keys in zip(setups["setup"], settings, unnamed)]
     return f" Setups, judged apart: {'; '.join(described)}."
 
 
@@ -559,7 +592,8 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
                     time_text(frame, kept, records))
-    tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
+    tables = {"table4.csv": aggregate.table4_table(cells), "verdicts.csv": aggregate.verdicts_table(judged.cells),
+              "claims.csv": aggregate.claims_table(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     return Report(text, tables, made, terminal(cells, published, judged, by_cell, len(set_aside), skipped))
 
@@ -624,6 +658,12 @@ def write_reports(root: Path) -> str:
     return "\n".join(texts)
 
 
+def csv_text(table: pd.DataFrame) -> str:
+    """A table as CSV, without its columns that hold no value (none, NaN or '') in any line."""
+    empty = (table.isna() | table.eq("")).all()
+    return table.loc[:, ~empty].to_csv(index=False)
+
+
 def _figure_bytes(figure: Figure, form: str, **options) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format=form, **options)
@@ -661,6 +701,6 @@ def write_report(results: str | Path, out: str | Path, claims: str | Path = CLAI
                            _figure_bytes(figure, "pdf", metadata={"CreationDate": None}))
     write_text_atomic(out / "report.md", made.markdown)
     for name, table in made.tables.items():
-        write_text_atomic(out / name, table.to_csv(index=False))
+        write_text_atomic(out / name, csv_text(table))
     return (made.terminal + f"\nwrote report.md, {', '.join(made.tables)} and {len(made.figures)} figures "
             f"(PNG and PDF) to {out}")
