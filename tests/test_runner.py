@@ -191,8 +191,8 @@ def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(fi
     stdout = finished["done"].stdout  # a pipe, not a terminal: plain lines
     lines = progress_lines(stdout)
     assert len(lines) == 2, stdout
-    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +seed (?P<seed>[01]): ok +acc (?P<acc>\d+\.\d\d) % +"
-               r"(?P<speed>\d+\.\d\d) s/epoch +ETA \d+:\d\d:\d\d")
+    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +seed (?P<seed>[01]): ok +(?P<acc>\d+\.\d) % +"
+               r"(?P<speed>\d+\.\d) s/epoch +ETA \d+:\d\d:\d\d")
     matches = [re.match(pattern, line) for line in lines]
     assert all(matches), lines
     assert [m["count"] for m in matches] == ["1", "2"] and {m["seed"] for m in matches} == {"0", "1"}
