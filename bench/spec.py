@@ -111,7 +111,7 @@ def unknown(what: str, name: str, known) -> str:
     """The head of a message refusing an unknown name, up to the accepted ones: "unknown setting
     'nope'; accepted: ", or with a known name close to it (a typo) "unknown setting 'epoch'; did you
     mean 'epochs'? accepted: "."""
-    close = difflib.get_close_matches(name, list(known), n=1)
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)  # 0.6 offers fishnet99 for resnet9
     return f"{what} {name!r}; " + (f"did you mean {close[0]!r}? " if close else "") + "accepted: "
 
 
