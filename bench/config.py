@@ -235,7 +235,8 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
         name_or_path: a shipped profile name or a .toml path.
         overrides: CLI flags as ``{"run.epochs": 3, ...}``; None values are dropped first,
             so a flag that was not given never overrides the profile.
-        settings: ``key=value`` strings from ``--set``.
+        settings: ``key=value`` strings from ``--set``; ``model_options.MODEL.OPTION=VALUE`` sets a
+            model's option, as the profile's ``[model_options.MODEL]`` table does.
 
     Raises:
         ValueError: unknown profile, section, key or value, with what is accepted.

@@ -346,9 +346,9 @@ CLAIMS_INTRO = (
     "The report's claims, as data (bench/assets/claims.toml: its words and where they are), each judged on "
     "every dataset it names. *holds* when all its comparisons hold, *contradicted* when any is contradicted, "
     "*can't tell* otherwise; *Needs*: the runs a comparison lacks. A CNN is the report's (tanh, average pooling) "
-    "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. *Read as*: how a claim's words are read "
-    "where they name no measure, and for a claim on several datasets the family-wise error of its "
-    "*contradicted* (each dataset is its own Holm family).")
+    "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. Under the table, once each: the report's "
+    "words, where it says them, and *Read as*: how a claim's words are read where they name no measure, and for "
+    "a claim on several datasets the family-wise error of its *contradicted* (each dataset is its own Holm family).")
 COMPARISONS_INTRO = (
     "Difference = row − against, with its 95 % CI. Accuracy (pp): Welch's t-test, two-sided p, Holm-adjusted "
     "within the family of all accuracy comparisons of one dataset (a pair compared by two claims counts once), "
