@@ -26,6 +26,27 @@ from bench.spec import TABLE4_MODELS
 DEFAULT_RESULTS = Path("results")
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE: what a shell shows for `cat big | head -1`'s cat
+ABOUT = """\
+fishbench trains each model of a profile N times per dataset, records every
+run (resumable), and reports how FishNet compares with an MLP, a CNN and
+MobileNet: Table 4 of the FishNet student report with 95 % CIs, and a verdict
+against each of the report's values and claims."""
+EPILOG = """\
+examples:
+  %(prog)s run                        # the quick profile, minutes
+  %(prog)s plan --profile table4-cpu  # what would run, and how long
+  %(prog)s run --profile smoke --set epochs=1 \\
+      --set model_options.fishnet55.head=conv
+  %(prog)s report --results results/quick  # report.md, CSVs, figures
+
+environment:
+  BENCH_DATA_DIR          folder of <name>.npz datasets (else downloaded)
+  BENCH_CACHE_DIR         preprocessed arrays (default: ~/.cache/fishbench)
+  CUDA_VISIBLE_DEVICES    the GPUs runs may use (empty: the CPU only)
+  TMPDIR                  where the GPU locks are kept (fishbench-gpus/)
+  TF_NUM_INTRAOP_THREADS  threads of `speed` without --threads
+
+`%(prog)s COMMAND --help` tells more; README.md is the guide."""
 
 
 def _csv(text: str) -> list[str]:
@@ -42,6 +63,19 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 
 
 # ---------------------------------------------------------------- subcommands
+
+
+class Deprecated(argparse.Action):
+    """An old spelling of a flag, left out of the help: it still sets the flag's value, and warns."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs):
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn(f"{option_string} is deprecated; it is now {self.new}, which means the same", FutureWarning,
+                      stacklevel=2)
+        setattr(namespace, self.dest, values)
 
 
 def _profile(args) -> config.Profile:
@@ -64,7 +98,7 @@ def cmd_run(args) -> int:
 
     profile = _profile(args)
     rule = stopping.rule_from_flags(args.until_ci, args.max_repeats, profile.run.repeats)
-    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, args.backend, args.scheduler,
+    dispatch = runner.default_dispatch(args.jobs, args.threads, args.backend, args.scheduler,
                                        devices.visible_gpus(), scheduler_file=args.scheduler_file)
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
@@ -99,7 +133,7 @@ def cmd_plan(args) -> int:
     from bench.run import devices, plan, runner  # deferred for start-up time: pandas, joblib
 
     profile = _profile(args)
-    dispatch = runner.default_dispatch(args.jobs, args.threads_per_job, gpus=devices.visible_gpus())
+    dispatch = runner.default_dispatch(args.jobs, args.threads, gpus=devices.visible_gpus())
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
     estimate_from = [check_name_lengths(folder, "--estimate-from") for folder in args.estimate_from]
     print(plan.plan_text(specs, _results(args, profile), dispatch, args.retry_failed, estimate_from))
@@ -166,7 +200,7 @@ def cmd_speed(args) -> int:
 
     check_name_lengths(args.out, "--out")
     measure.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
-               baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.out)
+               baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.results)
     return 0
 
 
@@ -184,9 +218,10 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: the profile's)")
     parser.add_argument("--batch-size", type=int, help="images per training step (default: the profile's)")
-    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads per job; on a running "
+    parser.add_argument("--jobs", type=int, help="runs at once (default: cores // threads; on a running "
                         "Dask cluster, its workers' threads)")
-    parser.add_argument("--threads-per-job", type=int, help="TensorFlow threads of each run (default: 1)")
+    parser.add_argument("--threads", type=int, help="TensorFlow threads of each run (default: 1)")
+    parser.add_argument("--threads-per-job", dest="threads", type=int, action=Deprecated, new="--threads")
     parser.add_argument("--results", type=Path, help="results folder (default: results/PROFILE, the profile's name)")
     parser.add_argument("--no-speedups", dest="speedups", action="store_false",
                         help="train without the harness's speed-ups, to check they change no result "
@@ -197,7 +232,8 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-weights", action="store_true",
                         help="also keep each run's final weights, RESULTS/weights/*.weights.h5 (run.save_weights)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01")
+                        help="override any profile value, e.g. --set scale_pixels=false --set optimizer.learning_rate=0.01 "
+                        "--set model_options.fishnet55.head=conv (a model's option, as [model_options.fishnet55])")
     add_import_argument(parser)
 
 
@@ -219,7 +255,8 @@ def add_sources_arguments(parser: argparse.ArgumentParser, note: str) -> None:
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``prog`` is the name usage shows (None: the script's, ``fishbench``)."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser = argparse.ArgumentParser(prog=prog, description=ABOUT, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{run,plan,report,compare,list,speed}")
 
@@ -291,8 +328,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     speed.add_argument("--seconds", type=float, default=20.0, help="timed seconds per measurement (default: 20)")
     speed.add_argument("--profile-ops", action="store_true",
                        help="also trace a few training steps per model and sum the time per op type (ops.csv)")
-    speed.add_argument("--out", type=Path, default=DEFAULT_RESULTS,
+    speed.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                        help="folder for speed.csv and ops.csv (default: results/)")
+    speed.add_argument("--out", dest="results", type=Path, action=Deprecated, new="--results")
     speed.set_defaults(handler=cmd_speed)
     return parser
 
@@ -319,9 +357,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def _main(argv: list[str] | None, prog: str | None) -> int:
-    args = build_parser(prog).parse_args(argv)
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
+        args = build_parser(prog).parse_args(argv)
         return args.handler(args)
     except (ValueError, datasets.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)

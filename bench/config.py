@@ -29,6 +29,7 @@ from bench.spec import (
     RunSettings,
     RunSpec,
     accepted,
+    unknown,
 )
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -143,10 +144,8 @@ def profile_path(name_or_path: str) -> Path:
             raise ValueError(f"profile file not found. Received: profile={name_or_path!r}")
         return path
     if name_or_path not in profile_names():
-        raise ValueError(
-            f"Unknown profile; accepted: {', '.join(profile_names())} or a path to a .toml file. "
-            f"Received: profile={name_or_path!r}"
-        )
+        raise ValueError(f"{unknown('Unknown profile', name_or_path, profile_names())}{', '.join(profile_names())} "
+                         f"or a path to a .toml file. Received: profile={name_or_path!r}")
     return PROFILE_DIR / f"{name_or_path}.toml"
 
 
@@ -158,7 +157,8 @@ def read_profile_file(path: Path) -> dict:
         raise ValueError(f"unreadable profile {path}: {error}") from None
     for section, values in raw.items():
         if section not in (*SECTIONS, *TABLES):
-            raise ValueError(f"{path}: unknown section [{section}]; accepted: {', '.join((*SECTIONS, *TABLES))}")
+            known = [f"[{s}]" for s in (*SECTIONS, *TABLES)]
+            raise ValueError(f"{path}: {unknown('unknown section', f'[{section}]', known)}{', '.join((*SECTIONS, *TABLES))}")
         if section == "variants":
             _check_variants(path, values)
             continue
@@ -172,8 +172,9 @@ def read_profile_file(path: Path) -> dict:
         if section in SECTIONS:
             for key in values:
                 if key not in SECTIONS[section].keys():
-                    raise ValueError(f"{path}: unknown key {section}.{key}; "
-                                     f"accepted: {', '.join(SECTIONS[section].keys())}")
+                    known = [f"{section}.{k}" for k in SECTIONS[section].keys()]
+                    raise ValueError(f"{path}: {unknown('unknown key', f'{section}.{key}', known)}"
+                                     f"{', '.join(SECTIONS[section].keys())}")
     return raw
 
 
@@ -235,8 +236,24 @@ def resolve_key(key: str) -> tuple[str, str]:
         owners = [s for s, cls in SECTIONS.items() if key in cls.keys()]
         if len(owners) == 1:
             return owners[0], key
-    accepted = ", ".join(f"{s}.{k}" for s, cls in SECTIONS.items() for k in cls.keys())
-    raise ValueError(f"unknown setting; accepted: {accepted} (or the bare key). Received: --set {key}")
+    keys = [f"{s}.{k}" for s, cls in SECTIONS.items() for k in cls.keys()]
+    bare = [k for cls in SECTIONS.values() for k in cls.keys()]
+    raise ValueError(f"{unknown('unknown setting', key, keys if section else bare)}{', '.join(keys)} (or the bare key), "
+                     f"or model_options.MODEL.OPTION. Received: --set {key}")
+
+
+def model_option(key: str) -> tuple[str, str]:
+    """'model_options.fishnet55.head' (a --set key, as the profile's [model_options.fishnet55] head)
+    as (model, option); the names are checked with the profile's (``validate``).
+
+    Raises:
+        ValueError: the key is not model_options.MODEL.OPTION.
+    """
+    parts = key.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"a model's option is set as model_options.MODEL.OPTION=VALUE, e.g. "
+                         f"model_options.fishnet55.head=conv. Received: --set {key}")
+    return parts[1], parts[2]
 
 
 def load_profile(name_or_path: str, overrides: dict | None = None, settings: list[str] = ()) -> Profile:
@@ -246,7 +263,8 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
         name_or_path: a shipped profile name or a .toml path.
         overrides: CLI flags as ``{"run.epochs": 3, ...}``; None values are dropped first,
             so a flag that was not given never overrides the profile.
-        settings: ``key=value`` strings from ``--set``.
+        settings: ``key=value`` strings from ``--set``; ``model_options.MODEL.OPTION=VALUE`` sets a
+            model's option, as the profile's ``[model_options.MODEL]`` table does.
 
     Raises:
         ValueError: unknown profile, section, key or value, with what is accepted.
@@ -257,11 +275,16 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
                          f"digits, '.', '_', '-', starting with a letter or digit. Received: profile={name_or_path!r}")
     raw = read_profile_file(path)
     given = {section: dict(raw.get(section, {})) for section in SECTIONS}
+    model_options = {model: dict(options) for model, options in raw.get("model_options", {}).items()}
     named = {}  # models, datasets and batch_size given by --set: checked even when a flag overrides them
     for setting in settings:
         key, sep, value = setting.partition("=")
         if not sep:
             raise ValueError(f"--set takes key=value. Received: --set {setting!r}")
+        if key.startswith("model_options."):
+            model, option = model_option(key.strip())
+            model_options.setdefault(model, {})[option] = parse_value(value.strip())  # checked by validate
+            continue
         section, name = resolve_key(key.strip())
         given[section][name] = SECTIONS[section].check_value(name, parse_value(value.strip()))  # even if a flag wins
         if (section, name) in (("run", "models"), ("run", "datasets"), ("run", "batch_size")):
@@ -277,7 +300,7 @@ def load_profile(name_or_path: str, overrides: dict | None = None, settings: lis
     variants = tuple(Variant(row["model"], row.get("options", {}), tuple(row["datasets"]) if "datasets" in row else None)
                      for row in raw.get("variants", ()))
     masked = named.get("batch_size") if named.get("batch_size") != parts["run"].batch_size else None
-    profile = Profile(name=path.stem, model_options=raw.get("model_options", {}), variants=variants,
+    profile = Profile(name=path.stem, model_options=model_options, variants=variants,
                       masked_batch_size=masked, report=_report_keys(path, raw), **parts)
     validate(profile)
     check_names(named.get("models", ()), named.get("datasets", ()))
@@ -310,17 +333,18 @@ def validate(profile: Profile) -> None:
     option_sets = [(f"[model_options.{model}]", model, options) for model, options in profile.model_options.items()]
     option_sets += [(f"[[variants]] {v.model}", v.model, v.options) for v in profile.variants]
     for where, model, options in option_sets:
-        _check(model in models.names(), f"{where}: unknown model; accepted: {', '.join(models.names())}")
+        _check(model in models.names(), f"{where}: {unknown('unknown model', model, models.names())}"
+               f"{', '.join(models.names())}")
         accepted = models.options(model)
         for option, value in options.items():
-            _check(option in accepted, f"{where}: unknown option {option!r}; accepted: "
+            _check(option in accepted, f"{where}: {unknown('unknown option', option, accepted)}"
                    f"{', '.join(accepted) or f'none, {model} takes no options'}")
             _check(_recordable(value), f"{where}: option {option} must be a finite number, a string, true or false, "
                    f"or a list or table of them, as a record holds it. Received: {option}={value!r}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
-            _check(dataset in datasets.names(), f"[[variants]] {variant.model}: unknown dataset; "
-                   f"accepted: {', '.join(datasets.names())}. Received: dataset={dataset!r}")
+            _check(dataset in datasets.names(), f"[[variants]] {variant.model}: "
+                   f"{unknown('unknown dataset', dataset, datasets.names())}{', '.join(datasets.names())}")
 
 
 def _recordable(value) -> bool:
@@ -338,8 +362,8 @@ def check_names(model_names, dataset_names) -> None:
     import models  # deferred for start-up time: Keras takes seconds
 
     for model in model_names:
-        _check(model in models.names(),
-               f"Unknown model; accepted: {', '.join(models.names())}. Received: model={model!r} in run.models")
+        _check(model in models.names(), f"{unknown('Unknown model', model, models.names())}{', '.join(models.names())}. "
+               f"Received: model={model!r} in run.models")
     for dataset in dataset_names:
         try:
             datasets.check_name(dataset)

@@ -1,7 +1,7 @@
 """Which code a run executes: this installation's ``bench`` and ``models``, and the user's own files.
 
 No shadowing. A folder with its own ``models/`` (or ``bench/``) package must not replace the
-installed one. The ``fishbench`` script never puts the current folder on ``sys.path``, and
+installed one, so its modules cannot be imported as ``models.*``: the error says to rename it. The ``fishbench`` script never puts the current folder on ``sys.path``, and
 ``python -m bench`` drops it when it is not the checkout (``bench/__main__.py``); a worker
 is started with ``python -P`` (nothing prepended) and ``INSTALLED`` first on its
 ``PYTHONPATH`` (``child_env``), so it runs the runner's code wherever it was started.
@@ -87,6 +87,10 @@ def _what_happened(error: BaseException) -> str:
     if isinstance(error, SystemExit):
         call = "os._exit" if isinstance(error, _Exited) else "sys.exit"
         return f"it called {call}({error.code!r}) while being imported"
+    if isinstance(error, ModuleNotFoundError) and (error.name or "").startswith("models."):
+        return (f"{type(error).__name__}: {_first_line(error)}: `models` is fishbench's model registry, and a "
+                "package of yours named models cannot stand beside it; rename yours (say mymodels) and import it "
+                "by that name")
     return f"{type(error).__name__}: {_first_line(error)}"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -104,6 +105,14 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def unknown(what: str, name: str, known) -> str:
+    """The head of a message refusing an unknown name, up to the accepted ones: "unknown setting
+    'nope'; accepted: ", or with a known name close to it (a typo) "unknown setting 'epoch'; did you
+    mean 'epochs'? accepted: "."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)  # 0.6 offers fishnet99 for resnet9
+    return f"{what} {name!r}; " + (f"did you mean {close[0]!r}? " if close else "") + "accepted: "
 
 
 def accepted(hint, meta) -> str:

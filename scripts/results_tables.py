@@ -9,15 +9,21 @@ tests/test_report.py checks that docs/results.md holds what it writes.
 
 usage: python scripts/results_tables.py
 """
-import json
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from bench import config
-from bench.analysis.aggregate import dataset_title, display_name, settings_label, varying_keys
-from bench.report.report import ci_text
+from bench.analysis import verdicts
+from bench.analysis.aggregate import (
+    CELL_COLUMNS,
+    VERDICT_UNITS,
+    dataset_title,
+    display_name,
+    settings_label,
+    varying_keys,
+)
 from bench.spec import TABLE4_MODELS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,17 +37,21 @@ PAPER_CELLS = ("<!-- the report's protocol: from results/paper/verdicts.csv -->"
                "<!-- end of the report's protocol -->")
 PAPER_CLAIMS = ("<!-- its claims: from results/paper/claims.csv -->", "<!-- end of its claims -->")
 DATASETS = ("fashion_mnist", "cifar10")
+# Each CSV's columns: a report leaves out those with no value in any line, read() gives them back.
+COLUMNS = {"verdicts.csv": [VERDICT_UNITS.get(c, c) for c in verdicts.CELL_COLUMNS],
+           "claims.csv": [*verdicts.COMPARISON_COLUMNS, "claim_verdict"], "table4.csv": list(CELL_COLUMNS)}
 
 
 def read(folder: Path, name: str) -> pd.DataFrame:
-    """A report's CSV, with empty fields as NaN and every other text as it is ("can't tell", "none")."""
-    return pd.read_csv(folder / name, keep_default_na=False, na_values=[""])
+    """A report's CSV, with empty fields as NaN and every other text as it is ("can't tell", "none");
+    each of its COLUMNS that the report left out, as NaN."""
+    return pd.read_csv(folder / name, keep_default_na=False, na_values=[""]).reindex(columns=COLUMNS[name])
 
 
 def model_labels(cells: pd.DataFrame) -> list[str]:
     """Each cell's model, named with the options that tell apart that model's cells in ``cells``:
     'CNN (activation=tanh, pool=average)' beside 'CNN (activation=relu, pool=max)', 'MLP' alone."""
-    options = [json.loads(text) for text in cells["options"]]
+    options = [settings(text) if isinstance(text, str) else {} for text in cells["options"]]
     varying = {model: varying_keys([o for o, m in zip(options, cells["model"]) if m == model])
                for model in set(cells["model"])}
     return [display_name(model) + (f" ({named})" if (named := settings_label(o, varying[model])) else "")
@@ -52,8 +62,8 @@ def accuracy_text(cell) -> str:
     """'76.7 ± 2.3 (86.5)': mean ± std over the ok runs, the report's value in brackets; '—' with none."""
     if cell.n_ok == 0:
         return "—"
-    text = f"{cell.mean:.1f}" + (f" ± {cell.std:.1f}" if cell.n_ok > 1 else "")
-    return text + (f" ({cell.published:.1f})" if pd.notna(cell.published) else "")
+    text = f"{cell.mean_pct:.1f}" + (f" ± {cell.std_pct:.1f}" if cell.n_ok > 1 else "")
+    return text + (f" ({cell.published_pct:.1f})" if pd.notna(cell.published_pct) else "")
 
 
 def accuracy_lines(cells: pd.DataFrame) -> list[str]:
@@ -62,7 +72,7 @@ def accuracy_lines(cells: pd.DataFrame) -> list[str]:
     headers = ["Model"] + [f"{dataset_title(d)} {column}" for d in DATASETS for column in ("acc.", "n", "verdict")]
     by_label = {}
     for cell, label in zip(cells.itertuples(), model_labels(cells)):
-        verdict = cell.verdict if pd.notna(cell.published) else "—"
+        verdict = cell.verdict if pd.notna(cell.published_pct) else "—"
         place = TABLE4_MODELS.index(cell.model) if cell.model in TABLE4_MODELS else len(TABLE4_MODELS)
         by_label.setdefault((place, label), {})[cell.dataset] = [accuracy_text(cell), str(cell.n_ok), verdict]
     rows = [[label, *(text for d in DATASETS for text in of_label.get(d, [""] * 3))]
@@ -116,10 +126,16 @@ def paper_cells_lines(cells: pd.DataFrame) -> list[str]:
         runs = f"{cell.n_ok} / {cell.n_planned} / {planned.get(settings(cell.setup)['profile'], '?')}"
         rows.append([labels[cell.setup], model, dataset_title(cell.dataset),
                      runs + (f" ({cell.not_ok})" if isinstance(cell.not_ok, str) else ""),
-                     "—" if cell.n_ok == 0 else f"{cell.mean:.2f} ± {cell.std:.2f}", ci_text(cell),
-                     "—" if pd.isna(cell.published) else f"{cell.published:.1f}", f"**{cell.verdict}** ({cell.why})"])
+                     "—" if cell.n_ok == 0 else f"{cell.mean_pct:.2f} ± {cell.std_pct:.2f}", ci_text(cell),
+                     "—" if pd.isna(cell.published_pct) else f"{cell.published_pct:.1f}",
+                     f"**{cell.verdict}** ({cell.why})"])
     return markdown(["Profile", "Model", "Dataset", "ok / recorded / planned runs", "test accuracy (%)", "95 % CI",
                      "the report's", "verdict"], rows)
+
+
+def ci_text(cell) -> str:
+    """'[87.10, 89.10]'; '—' without one."""
+    return "—" if pd.isna(cell.ci_low_pct) else f"[{cell.ci_low_pct:.2f}, {cell.ci_high_pct:.2f}]"
 
 
 def claims_lines(claims: pd.DataFrame, judged_only: bool = False) -> list[str]:

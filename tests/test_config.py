@@ -91,7 +91,7 @@ def test_a_variant_adds_runs_of_a_model_with_other_options_on_its_datasets(tmp_p
     ("[[variants]]\noptions = {}\n", "a [[variants]] row takes model (required)"),
     ("[[variants]]\nmodel = 'cnn'\nseed = 3\n", "accepted: model, options, datasets. Received: ['model', 'seed']"),
     ("[[variants]]\nmodel = 'cnn'\noptions = {head = 'conv'}\n", "[[variants]] cnn: unknown option 'head'"),
-    ("[[variants]]\nmodel = 'mlp'\ndatasets = ['svhn']\n", "unknown dataset; accepted: mnist,"),
+    ("[[variants]]\nmodel = 'mlp'\ndatasets = ['svhn']\n", "unknown dataset 'svhn'; accepted: mnist,"),
     ("[run]\neval_per_class = 0\n", "eval_per_class must be an integer >= 1"),
 ])
 def test_bad_variants_and_eval_subsets_are_refused(tmp_path, text, message):
@@ -146,7 +146,7 @@ def test_a_profile_that_is_not_utf8_is_unreadable_not_a_crash(tmp_path):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("nope", "Unknown profile; accepted: "),
+    ("nope", "Unknown profile 'nope'; accepted: "),
     ("missing.toml", "profile file not found"),
 ])
 def test_an_unknown_profile_is_refused(name, message):
@@ -175,7 +175,7 @@ def test_set_and_flags_override_the_profile_and_unset_flags_do_not(tmp_path):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("nope=1", "unknown setting; accepted: run.recipe, run.models, "),
+    ("nope=1", "unknown setting 'nope'; accepted: run.recipe, run.models, "),
     ("run.nope=1", "Received: --set run.nope"),
     ("epochs", "--set takes key=value"),
     ("epochs=0", "epochs must be an integer in [1, 100000]"),
@@ -189,8 +189,8 @@ def test_a_bad_set_is_refused_naming_what_is_accepted(tmp_path, setting, message
 
 @pytest.mark.parametrize("key, value, message", [
     ("run.repeats", 0, "repeats must be an integer in [1, 1000]. Received: repeats=0"),
-    ("run.models", ["mlp", "resnet"], "Unknown model; accepted: cnn, "),
-    ("run.datasets", ["imagenet"], "Unknown dataset; accepted: mnist, "),
+    ("run.models", ["mlp", "resnet"], "Unknown model 'resnet'; accepted: cnn, "),
+    ("run.datasets", ["imagenet"], "Unknown dataset 'imagenet'; accepted: mnist, "),
     ("run.datasets", [], "run.datasets must be a list of names (or one comma-separated string). Received: datasets=[]"),
 ])
 def test_bad_values_are_refused_before_anything_runs(tmp_path, key, value, message):

@@ -210,7 +210,7 @@ def test_embedded_sample_is_what_the_script_builds_from_the_real_set():
 
 
 def test_an_unknown_dataset_is_refused_naming_the_accepted_ones():
-    with pytest.raises(ValueError, match=re.escape("Unknown dataset; accepted: mnist, fashion_mnist, cifar10, "
+    with pytest.raises(ValueError, match=re.escape("Unknown dataset 'svhn'; accepted: mnist, fashion_mnist, cifar10, "
                                                    "cifar100, synthetic, fashion_mnist_sample, or the path of an .npz")):
         datasets.load("svhn", Preprocess())
 

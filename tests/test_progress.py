@@ -17,6 +17,7 @@ from rich.console import Console
 from bench import config
 from bench.data import datasets
 from bench.records import runfiles, store
+from bench.records.phases import Phases
 from bench.run import console, progress, schedule
 
 
@@ -116,7 +117,7 @@ def test_a_run_is_in_flight_once_its_log_starts_and_each_epoch_is_read_once(spec
     assert update[0].spec == mlp and update[1]["epoch"] == 1 and shown.poll() == []
     assert list(shown.flight) == [mlp.run_id] and shown.flight[mlp.run_id].epoch == 2  # epoch 2 is running
     line = progress.epoch_line(*update)
-    assert line.startswith("[epoch 1/3] mlp synthetic seed 0: loss 1.0000, acc 50.00 %, test acc 40.00 % (0:00:0")
+    assert line.startswith("[epoch 1/3] mlp synthetic seed 0: test acc 40.00 % (0:00:0")
 
 
 def test_the_eta_weighs_each_run_by_its_measured_cost(specs, tmp_path):
@@ -126,18 +127,20 @@ def test_the_eta_weighs_each_run_by_its_measured_cost(specs, tmp_path):
     assert shown.eta(time.time()) == (pytest.approx(14.0), 2, 0)  # mlp0 then mlp1, 7 s each; cnn untimed
     now = time.time()
     write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0)])  # epoch 1: tracing too
-    shown.poll()  # mlp0 in flight: 2 epochs left at the records' steady 2 s + its 0.5 s of evaluation; mlp1 7 s
-    assert shown.eta(now) == (pytest.approx(12.0), 2, 0)
-    assert shown.eta_text(now) == "ETA 0:00:12+ (2 runs not timed yet)"
+    # mlp0 in flight: 2 epochs left at the records' steady 2 s + its 0.5 s of evaluation, then its final
+    # evaluation (no record timed one: an epoch's, 0.5 s); mlp1 7 s
+    shown.poll()
+    assert shown.eta(now) == (pytest.approx(5.5 + 7.0), 2, 0)
+    assert shown.eta_text(now) == "ETA 0:00:12+ (2 untimed)"
     write_log(shown.files[mlp0.run_id], mlp0, now - 3, [epoch(1, seconds=6.0), epoch(2, seconds=1.0)])
-    shown.poll()  # after a steady epoch of its own: 1 + 0.5 s for the last one
-    assert shown.eta(now) == (pytest.approx(1.5 + 7.0), 2, 0)
+    shown.poll()  # after a steady epoch of its own: 1 + 0.5 s for the last one, 0.5 s for the final evaluation
+    assert shown.eta(now) == (pytest.approx(2.0 + 7.0), 2, 0)
     shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn is timed now: 31 s
-    assert shown.eta(now) == (pytest.approx(1.5 + 7.0 + 31.0), 0, 0)
+    assert shown.eta(now) == (pytest.approx(2.0 + 7.0 + 31.0), 0, 0)
     assert shown.eta_text(now) == "ETA 0:00:40"
     two_jobs = campaign(specs, tmp_path, shown.records, jobs=2)
     assert two_jobs.eta(now)[0] == pytest.approx(schedule.makespan([7.0, 31.0, 7.0, 31.0], 2))
-    assert shown.summary(now).startswith("1/4 runs done, 1 running, elapsed ")
+    assert shown.summary(now).startswith("1/4 done, 1 running, 0:00:")
 
 
 def test_runs_without_records_of_their_work_are_estimated_from_their_flops_at_the_records_rate(specs, tmp_path):
@@ -150,9 +153,41 @@ def test_runs_without_records_of_their_work_are_estimated_from_their_flops_at_th
     shown = progress.Campaign(specs, runfiles.plan(specs, tmp_path), 1, [timed], flops=lambda spec: 2_000)
     cnn = 1.0 + 2_000 * datasets.train_size(cnn0.dataset, cnn0.preprocess) * cnn0.epochs * 2e-6
     assert shown.eta(time.time()) == (pytest.approx(7.0 + cnn + 7.0 + cnn), 0, 2)
-    assert shown.eta_text(time.time()).endswith(" (2 runs from FLOPs)")
+    assert shown.eta_text(time.time()).endswith(" (2 from FLOPs)")
     shown.finish(cnn0, fake_record(cnn0, sec_per_epoch=10.0, wall_seconds=31.0))  # cnn's own record wins
     assert shown.eta(time.time()) == (pytest.approx(7.0 + 7.0 + 31.0), 0, 0)
+
+
+def test_the_eta_counts_the_final_evaluation_less_the_time_spent_since_the_last_epoch(specs, tmp_path):
+    """The mlp record took 3 s in its final evaluation and 1 s writing and exiting: a run counts
+    them after its last epoch; whatever time has passed since that epoch ended is already spent."""
+    mlp0 = specs[0]
+    timed = dataclasses.replace(fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0),
+                                phases=Phases(final_eval=3.0, write_exit=1.0))
+    shown, now = campaign(specs[:1], tmp_path, [timed], jobs=1), time.time()
+    write_log(shown.files[mlp0.run_id], mlp0, now - 10, [epoch(1, seconds=6.0) | {"time": now - 1.5}], begun=2)
+    shown.poll()  # epoch 2 of 3 in progress for 1.5 s: 2 x (2 + 0.5) + 4 - 1.5
+    assert shown.eta(now) == (pytest.approx(7.5), 0, 0)
+    write_log(shown.files[mlp0.run_id], mlp0, now - 10, [epoch(n) | {"time": now - 1.0} for n in (1, 2, 3)])
+    shown.poll()  # every epoch ended 1 s ago: the final evaluation's 3 s, then 1 s to write and exit, less 1 s
+    assert shown.eta(now) == (pytest.approx(3.0), 0, 0)
+    assert shown.eta(now + 10)[0] == 0.0  # past its estimate: never below zero
+
+
+def test_progress_lines_fit_80_columns_for_the_table4_models_on_the_shipped_sample(tmp_path):
+    specs = config.load_profile("quick", {"run.repeats": 3, "run.epochs": 10}).specs()
+    shown = campaign(specs, tmp_path, [fake_record(s, sec_per_epoch=7.8, wall_seconds=90.0) for s in specs], jobs=2)
+    lines = []
+    for spec in specs:
+        files = shown.files[spec.run_id]
+        run = progress.InFlight(spec, files, time.time() - 4000)
+        lines.append(progress.epoch_line(run, epoch(10, accuracy=0.781) | {"epochs": 10, "time": time.time()}))
+        shown.finish(spec, dataclasses.replace(fake_record(spec, 7.8, 90.0), test_accuracy=0.7910))
+        lines.append(shown.finished_line(spec, shown.records[-1], time.time()))
+    shown.not_ok.update({"failed": 1, "diverged": 2})
+    lines.append(shown.summary(time.time() + 36_000))
+    assert len(specs) == 15 and lines[-2].startswith("[15/15] fishnet77 fashion_mnist_sample seed 2: ok 79.1 %")
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
 
 
 def test_eta_without_any_measured_run_is_unknown(specs, tmp_path):
@@ -165,10 +200,10 @@ def test_a_finished_run_prints_its_count_accuracy_in_percent_and_the_eta(specs, 
     ok = fake_record(mlp0, sec_per_epoch=1.5, wall_seconds=5.5)
     shown.finish(mlp0, dataclasses.replace(ok, test_accuracy=0.875))
     assert shown.finished_line(mlp0, shown.records[0], time.time()).startswith(
-        "[1/4] mlp        synthetic            seed 0: ok       acc 87.50 %  1.50 s/epoch  ETA 0:00:0")
+        "[1/4] mlp synthetic seed 0: ok 87.5 % 1.5 s/epoch ETA 0:00:0")
     failed = store.RunRecord(run_id=cnn0.run_id, spec=cnn0, status="failed", error="worker killed")
     shown.finish(cnn0, failed)
-    assert "[2/4] cnn        synthetic            seed 0: failed   acc -  -  ETA" in shown.finished_line(
+    assert "[2/4] cnn synthetic seed 0: failed - - ETA" in shown.finished_line(
         cnn0, failed, time.time())
     assert "(1 failed)" in shown.summary(time.time())
     assert shown.finished_line(cnn0, failed, 0).splitlines()[1] == "    failed: worker killed"
@@ -194,7 +229,7 @@ def test_plain_lines_where_the_output_is_not_a_terminal(specs, tmp_path):
         finished(mlp0, fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0))
     assert [line.split(":")[0] for line in lines] == [
         "[epoch 1/3] mlp synthetic seed 0", "[epoch 2/3] mlp synthetic seed 0", "[epoch 3/3] mlp synthetic seed 0",
-        "[1/4] mlp        synthetic            seed 0"]
+        "[1/4] mlp synthetic seed 0"]
 
 
 def test_the_live_table_shows_each_run_in_flight_with_its_epoch(specs, tmp_path):
@@ -206,7 +241,7 @@ def test_the_live_table_shows_each_run_in_flight_with_its_epoch(specs, tmp_path)
     console = Console(record=True, width=100)
     console.print(shown.table(time.time()))
     text = console.export_text()
-    assert text.splitlines()[0].startswith("0/4 runs done, 2 running, elapsed 0:00:0")
+    assert text.splitlines()[0].startswith("0/4 done, 2 running, 0:00:0")
     mlp = next(line for line in text.splitlines() if line.startswith("mlp"))
     assert mlp.split() == ["mlp", "synthetic", "0", "2/3", "1.0000", "78.10", "%", "68.10", "%", "0:01:15"]
     assert next(line for line in text.splitlines() if line.startswith("cnn")).split()[3] == "starting"

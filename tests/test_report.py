@@ -163,9 +163,9 @@ def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
     measured = table[table["dataset"] == "synthetic"]
     runs = fixture_runs()
     assert set(measured["model"]) == set(runs["model"]) == set(aggregate.TABLE4_MODELS)
-    assert set(measured["metric"]) == {"accuracy", "ms_per_image", "images_per_second", "params_total"}
+    assert set(measured["metric"]) == {"accuracy_pct", "ms_per_image", "images_per_second", "params_total"}
     for (model, metric), cell in measured.set_index(["model", "metric"]).iterrows():
-        values = runs.loc[runs["model"] == model, metric].to_numpy(float)
+        values = runs.loc[runs["model"] == model, metric.removesuffix("_pct")].to_numpy(float)
         assert cell["n"] == len(values) == 2
         assert cell["mean"] == pytest.approx(values.mean())
         assert cell["std"] == pytest.approx(values.std(ddof=1))
@@ -205,8 +205,8 @@ def test_report_is_byte_for_byte_reproducible(smoke_report, tmp_path):
 
 def test_parameter_delta_only_at_the_reports_input(smoke_report, handmade):
     smoke, _ = smoke_report  # synthetic 32x32x3 images: the counts are of other models than the report's
-    params = pd.read_csv(smoke / "table4.csv").query("metric == 'params_total' and n > 0")
-    assert params["published"].isna().all() and params["difference"].isna().all()
+    smoke_table = pd.read_csv(smoke / "table4.csv")
+    assert "published" not in smoke_table and "difference" not in smoke_table  # none: their columns are left out
     assert "report's count (Δ)" not in (smoke / "report.md").read_text()  # no such column
     ours = pd.read_csv(handmade / "table4.csv").query("metric == 'params_total' and n > 0").set_index("model")
     assert ours.loc["mobilenet", "difference"] == PARAMS["mobilenet"] - 4_253_864  # 56x56x3, 10 classes
@@ -222,7 +222,7 @@ def test_cells_beside_published_values(handmade):
     table = pd.read_csv(handmade / "table4.csv").set_index(["model", "dataset", "metric"])
     for model, fractions in ACCURACIES.items():
         values = 100 * np.array(fractions)
-        cell = table.loc[(model, "fashion_mnist", "accuracy")]
+        cell = table.loc[(model, "fashion_mnist", "accuracy_pct")]
         published = PUBLISHED.value(model, "fashion_mnist", "accuracy")
         assert cell["n"] == len(values)
         assert cell["mean"] == pytest.approx(values.mean())
@@ -239,7 +239,8 @@ def test_a_verdict_per_accuracy_cell_by_what_the_published_value_is(handmade):
     """The hand-made runs are of the notebook profile, whose protocol produced the Fashion-MNIST
     column; their per-epoch accuracies are on the whole test set, the report's on its first 1,000."""
     cells = pd.read_csv(handmade / "verdicts.csv", keep_default_na=False, na_values=[""])
-    assert list(cells.columns) == list(verdicts.CELL_COLUMNS)
+    assert list(cells.columns) == [aggregate.VERDICT_UNITS.get(c, c) for c in verdicts.CELL_COLUMNS
+                                   if c not in ("margin", "margin_source", "tost_p")]  # no mean judged: none
     line = {model: group.iloc[0] for model, group in cells.groupby("model")}
     mlp = 100 * np.array(ACCURACIES["mlp"])  # the last epoch is the best in these histories
     assert (line["mlp"]["estimand"], line["mlp"]["verdict"]) == ("unknown", verdicts.NO_VERDICT)
@@ -247,7 +248,7 @@ def test_a_verdict_per_accuracy_cell_by_what_the_published_value_is(handmade):
     assert line["mlp"]["basis"].startswith(verdicts.APPROXIMATE)
     extra = verdicts.subset_variance(86.5, None, 1000)
     half = scipy_stats.t.ppf(0.975, 2) * np.sqrt(mlp.var(ddof=1) * (1 + 1 / 3) + extra)
-    assert (line["mlp"]["pi_low"], line["mlp"]["pi_high"]) == pytest.approx((mlp.mean() - half, mlp.mean() + half))
+    assert (line["mlp"]["pi_low_pct"], line["mlp"]["pi_high_pct"]) == pytest.approx((mlp.mean() - half, mlp.mean() + half))
     assert (line["fishnet55"]["estimand"], line["fishnet55"]["verdict"]) == ("best_epoch", verdicts.CANT_TELL)
     assert line["fishnet77"]["verdict"] == verdicts.CANT_TELL  # one run
     assert (line["cnn"]["n_planned"], line["cnn"]["verdict"]) == (0, verdicts.CANT_TELL)  # never run
@@ -353,14 +354,14 @@ def test_runs_csv_has_a_column_per_setting_and_no_json(smoke_report, handmade):
     records = {r.run_id: r for r in store.load_records(SMOKE)[0]}
     assert set(runs["run_id"]) == set(records)
     assert {"preprocess.native_size", "optimizer.learning_rate", "augment.flip", "environment.host",
-            "test_accuracy", "params_total"} <= set(runs.columns)
+            "test_accuracy_pct", "params_total"} <= set(runs.columns)
     texts = runs.select_dtypes(["object", "string"]).stack().astype(str)
     assert not texts.str.contains(r"^[\[{]").any()  # no JSON object or list in a cell
     line = runs.set_index("run_id").loc[next(iter(records))]
     record = records[line.name]
     assert line["augment.contrast"] == " ".join(map(str, record.spec.augment.contrast))  # a range: "0.5 1.5"
     assert line["optimizer.learning_rate"] == record.spec.optimizer.learning_rate
-    assert line["test_accuracy"] == pytest.approx(record.test_accuracy)
+    assert line["test_accuracy_pct"] == pytest.approx(100 * record.test_accuracy)
     options = pd.read_csv(handmade / "runs.csv").groupby("model")["model_options.head"].first()
     assert options["fishnet55"] == "dense" and pd.isna(options["mlp"])  # a model's own options only
 
@@ -374,8 +375,73 @@ def test_history_csv_is_long_run_epoch_metric_value(smoke_report):
     record = records[0]
     for epoch in record.history:
         lines = history[(history["run_id"] == record.run_id) & (history["epoch"] == epoch["epoch"])]
+        in_percent = {f"{k}_pct": 100 * v for k, v in epoch.items() if k in ("accuracy", "val_accuracy")}
         assert dict(zip(lines["metric"], lines["value"])) == pytest.approx(
-            {k: v for k, v in epoch.items() if k != "epoch"})
+            {k: v for k, v in epoch.items() if k not in ("epoch", "accuracy", "val_accuracy")} | in_percent)
+
+
+def csv_tables(folder) -> dict[str, pd.DataFrame]:
+    """Every CSV of a report, empty fields as NaN and every other text as it is."""
+    return {path.name: pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in sorted(folder.glob("*.csv"))}
+
+
+def accuracies(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """name -> values of every accuracy (not a spread, interval or difference) in a CSV: the columns
+    named with a percent unit, and in a table with a metric column, an accuracy metric's values."""
+    found = {c: table[c] for c in table.columns if c.endswith("_pct") and not c.startswith(("std", "ci_", "pi_", "stat_std"))}
+    if "metric" in table:
+        values = [c for c in ("value", "mean", "mean_row", "mean_against") if c in table]
+        found |= {metric: table.loc[table["metric"] == metric, values].stack() for metric in set(table["metric"])
+                  if "accuracy" in metric}
+    return found
+
+
+def check_report_csvs(folder) -> None:
+    tables = csv_tables(folder)
+    assert set(tables) == {"table4.csv", "verdicts.csv", "claims.csv", "runs.csv", "history.csv"}
+    for name, table in tables.items():
+        assert not table.isna().all().any(), f"{name}: a column with no value {list(table.columns[table.isna().all()])}"
+        texts = table.select_dtypes(["object", "string"]).stack().astype(str)
+        json_like = texts[texts.str.match(r"[\[{]")]
+        assert json_like.empty, f"{name}: JSON in a cell: {list(json_like)[:1]}"
+        named = [*table.columns, *table.get("metric", [])]
+        assert all(n.endswith("_pct") for n in named if "accuracy" in n), f"{name}: an accuracy without its unit"
+        if "metric" not in table:  # a bare mean or published value would say nothing of its unit
+            assert not {"mean", "std", "published", "difference"} & set(table.columns), name
+        found = accuracies(table)
+        assert found or name == "claims.csv" and "metric" in table, f"{name}: no accuracy"
+        for column, values in found.items():
+            values = values.dropna()
+            assert values.between(0, 100).all(), f"{name}: {column} outside [0, 100]"
+            assert not len(values) or values.max() > 1, f"{name}: {column} reads as a fraction, not %"
+
+
+def test_every_csv_names_accuracy_in_percent_holds_no_json_and_no_empty_column(smoke_report, handmade):
+    check_report_csvs(smoke_report[0])
+    check_report_csvs(handmade)
+
+
+@pytest.mark.research
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_csvs_name_accuracy_in_percent_and_hold_no_json_and_no_empty_column(name):
+    check_report_csvs(ROOT / "results" / name)
+
+
+def test_report_md_says_each_setup_and_each_claims_words_once_and_keeps_its_tables_narrow(tmp_path):
+    """Two profiles, one run at two learning rates: a row is named by its profile and what tells it
+    apart within it, not by every setting; the claims' words are listed once, not in every row."""
+    records = [with_learning_rate(run_record("mlp", 0.5 + 0.01 * r, r, profile=profile), rate)
+               for profile, rate in (("a", 0.01), ("a", 0.1), ("b", 0.1)) for r in (0, 1)]
+    report.write_report(write_results(tmp_path, records), tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    rows = [row["Model"] for row in markdown_rows(markdown, "### Fashion-MNIST")]
+    assert rows == ["MLP (optimizer.learning_rate=0.01, profile=a)", "MLP (optimizer.learning_rate=0.1, profile=a)",
+                    "MLP (profile=b)"]
+    quotes = {claim["quote"] for claim in tomllib.loads(CLAIMS_FILE.read_text())["claims"]}
+    assert all(markdown.count(quote) == 1 for quote in quotes)
+    assert "The report's words" not in section(markdown, "## The report's claims")
+    widest = max(len(line) for line in markdown.splitlines() if line.startswith("|"))
+    assert widest <= 400, widest  # the paper's report had 2,184: every setting and the words in each row
 
 
 # ---------------------------------------------------------------- the first report a user sees
@@ -411,10 +477,10 @@ def test_the_reports_values_stand_only_beside_runs_at_its_input(tmp_path):
     quick_like(tmp_path, dataset="fashion_mnist")
     text = report.write_report(tmp_path, tmp_path)
     table = pd.read_csv(tmp_path / "table4.csv")
-    assert table["published"].isna().all() and table["difference"].isna().all()
+    assert "published" not in table and "difference" not in table  # no line has one
     assert "report" not in text.split("\nclaim ", 1)[0]  # no report's columns, no Δ of another input's counts
     cells = pd.read_csv(tmp_path / "verdicts.csv", keep_default_na=False, na_values=[""])
-    assert cells["published"].isna().all() and (cells["verdict"] == verdicts.CANT_TELL).all()
+    assert "published_pct" not in cells and (cells["verdict"] == verdicts.CANT_TELL).all()
 
 
 def test_times_come_from_the_machine_most_of_a_cells_runs_ran_on_never_an_average_over_cpus(tmp_path):
@@ -428,7 +494,7 @@ def test_times_come_from_the_machine_most_of_a_cells_runs_ran_on_never_an_averag
     report.write_report(write_results(tmp_path / "results", records), tmp_path)
     cells = pd.read_csv(tmp_path / "table4.csv").set_index("metric")
     assert cells.loc["ms_per_image", "n"] == 3 and cells.loc["ms_per_image", "mean"] == pytest.approx(1000 * 2.0 / HANDMADE_TRAIN_IMAGES)
-    assert cells.loc["accuracy", "n"] == 5 and cells.loc["accuracy", "mean"] == pytest.approx(84.0)
+    assert cells.loc["accuracy_pct", "n"] == 5 and cells.loc["accuracy_pct", "mean"] == pytest.approx(84.0)
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert sorted(runs["machine"].str.split(" [(]").str[0]) == ["AMD EPYC, AVX-512"] * 3 + ["AMD EPYC, AVX2"] * 2
     assert list(runs["timed"]) == [name.startswith("AMD EPYC, AVX-512") for name in runs["machine"]]
@@ -459,6 +525,7 @@ def test_a_model_keeps_its_colour_whatever_else_the_report_holds():
 def test_claims_with_raw_and_holm_p(handmade):
     claims = pd.read_csv(handmade / "claims.csv", keep_default_na=False, na_values=[""])
     assert list(claims.columns) == [*verdicts.COMPARISON_COLUMNS, "claim_verdict"]
+    assert set(claims["metric"]) <= {"accuracy_pct", "ms_per_image", "params_total", "flops_per_image"}
     fish, mlp = 100 * np.array(ACCURACIES["fishnet55"]), 100 * np.array(ACCURACIES["mlp"])
     mobilenet = np.array([80.0, 82.0])
     # The Fashion-MNIST family: the distinct accuracy pairs of the claims with 2 ok runs a side.
@@ -467,6 +534,7 @@ def test_claims_with_raw_and_holm_p(handmade):
         ("mobilenet", "mlp"): (mobilenet, mlp)}.items()}
     holm = dict(zip(family, holm_by_hand(list(family.values()))))
     tested = claims[(claims["dataset"] == "fashion_mnist") & (claims["rule"] == "welch+holm") & claims["needs"].isna()]
+    assert set(tested["metric"]) == {"accuracy_pct"}
     assert set(zip(tested["row"], tested["against"])) == set(family)
     for line in tested.itertuples():
         assert line.p_raw == pytest.approx(family[line.row, line.against])
@@ -514,12 +582,13 @@ def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     3 runs each; the other heads of the n = 10 campaign with as many as it has recorded."""
     cells = pd.read_csv(table4_cpu / "verdicts.csv", keep_default_na=False, na_values=[""])
     assert 11 <= len(cells) <= 13 and set(cells["verdict"]) <= set(VERDICTS)
-    first = cells["published"].notna() | cells["model"].eq("cnn") | cells["options"].str.contains('"head": "conv"', regex=False)
+    first = cells["published_pct"].notna() | cells["model"].eq("cnn") | cells["options"].str.contains("head=conv", regex=False)
     assert first.sum() == 11 and (cells.loc[first, "n_ok"] >= 3).all()
     assert (cells["n_ok"] >= 1).all() and (cells["n_ok"] <= cells["n_planned"]).all() and (cells["n_planned"] <= 10).all()
     # the relu CNN is not the report's (tanh) CNN: 8 published values stand beside table4-cpu's rows,
     # none from its protocol, so none is judged
-    assert cells["published"].notna().sum() == 8 and (cells.loc[cells["published"].notna(), "verdict"] == verdicts.NO_VERDICT).all()
+    assert cells["published_pct"].notna().sum() == 8
+    assert (cells.loc[cells["published_pct"].notna(), "verdict"] == verdicts.NO_VERDICT).all()
     markdown = (table4_cpu / "report.md").read_text()
     assert "profile=table4-cpu (630 steps: 10 epochs of ⌈2,000 / 32⌉ = 63)" in markdown and "no like-for-like verdict" in markdown
     shown = [row for heading in ("### Fashion-MNIST", "### CIFAR-10") for row in markdown_rows(markdown, heading)
@@ -542,7 +611,7 @@ def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     missing = claims[claims["needs"].notna()]
     assert set(missing["claim"]) == {"fishnet77-more-accurate-than-fishnet55-on-cifar100"}  # no CIFAR-100 run
     row = next(r for r in markdown_rows(markdown, "## The report's claims") if r["Claim"] in set(missing["claim"]))
-    assert "needs ok runs of fishnet77 (head=dense) on cifar100" in row["Needs"]
+    assert row["Needs"] == "ok runs of fishnet77 (head=dense), fishnet55 (head=dense) on cifar100"
 
 
 @pytest.mark.research
@@ -612,7 +681,7 @@ def test_report_counts_a_seed_once_and_says_what_it_set_aside(tmp_path):
     old = dataclasses.replace(run_record("mlp", 0.5, 0, finished_at=OLD), run_id="0ld0000000000000")
     new, other = run_record("mlp", 0.7, 0, finished_at=NEW), run_record("mlp", 0.9, 1, finished_at=NEW)
     report.write_report(write_results(tmp_path, [old, new, other]), tmp_path)
-    accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy' and n > 0").iloc[0]
+    accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy_pct' and n > 0").iloc[0]
     assert (accuracy["n"], accuracy["runs"], accuracy["mean"]) == (2, 2, pytest.approx(80.0))
     assert list(pd.read_csv(tmp_path / "runs.csv")["run_id"]) == [new.run_id, other.run_id]
     method = section((tmp_path / "report.md").read_text(), "## Method")
@@ -624,7 +693,7 @@ def test_a_record_copied_under_another_name_is_one_observation(tmp_path):
     runs = store.runs_dir(write_results(tmp_path, records))
     shutil.copy(runs / f"{records[0].run_id}.json", runs / "copy.json")
     text = report.write_report(tmp_path, tmp_path)
-    accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy' and n > 0").iloc[0]
+    accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy_pct' and n > 0").iloc[0]
     assert (accuracy["n"], accuracy["runs"]) == (3, 3) and len(pd.read_csv(tmp_path / "runs.csv")) == 3
     assert f"{runs / 'copy.json'}: the same record as {runs / records[0].run_id}.json; counted once" in text
 
@@ -685,7 +754,7 @@ def test_head_pair_gives_the_fig3_fig4_figure_and_labelled_rows(tmp_path):
     assert "| FishNet55 (head=conv) " in markdown and "| FishNet55 (head=dense) " in markdown
     table = pd.read_csv(tmp_path / "table4.csv").set_index(["row", "metric"])
     published = table.loc[(table["dataset"] == "fashion_mnist").to_numpy(), "published"]
-    assert published[("FishNet55 (head=dense)", "accuracy")] == 88.6  # the report's model
+    assert published[("FishNet55 (head=dense)", "accuracy_pct")] == 88.6  # the report's model
     assert published[["FishNet55 (head=conv)"]].isna().all()  # not the report's model: nothing beside it
 
 
@@ -693,7 +762,7 @@ def test_profiles_are_never_averaged_together(tmp_path):
     records = [run_record("mlp", 0.5, 0, profile="a"), run_record("mlp", 0.9, 0, profile="b")]
     report.write_report(write_results(tmp_path, records), tmp_path)
     table = pd.read_csv(tmp_path / "table4.csv")
-    accuracy = table[(table["metric"] == "accuracy") & (table["n"] > 0)].set_index("row")["mean"]
+    accuracy = table[(table["metric"] == "accuracy_pct") & (table["n"] > 0)].set_index("row")["mean"]
     assert accuracy.to_dict() == pytest.approx({"MLP (profile=a)": 50.0, "MLP (profile=b)": 90.0})
     cells = pd.read_csv(tmp_path / "verdicts.csv")
     assert sorted(cells.loc[cells["model"] == "mlp", "setup"]) == ["profile=a", "profile=b"]
@@ -711,8 +780,9 @@ def with_learning_rate(record, learning_rate):
     # one profile run at two learning rates: the profile no longer decides, the setting names them
     ((("a", 0.01), ("a", 0.1)), ["optimizer.learning_rate=0.01", "optimizer.learning_rate=0.1"], None),
     ((("a", 0.01), ("a", 0.1), ("b", 0.1)), ["optimizer.learning_rate=0.01, profile=a",
-                                             "optimizer.learning_rate=0.1, profile=a",
-                                             "optimizer.learning_rate=0.1, profile=b"], None),
+                                             "optimizer.learning_rate=0.1, profile=a", "profile=b"],
+     ("Setups, judged apart: optimizer.learning_rate=0.01, profile=a; optimizer.learning_rate=0.1, profile=a; "
+      "profile=b (optimizer.learning_rate=0.1).")),
 ])
 def test_setups_are_named_by_their_profile_when_it_decides_them_and_say_what_tells_them_apart(
         tmp_path, runs, setups, sentence):

@@ -191,8 +191,8 @@ def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(fi
     stdout = finished["done"].stdout  # a pipe, not a terminal: plain lines
     lines = progress_lines(stdout)
     assert len(lines) == 2, stdout
-    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +seed (?P<seed>[01]): ok +acc (?P<acc>\d+\.\d\d) % +"
-               r"(?P<speed>\d+\.\d\d) s/epoch +ETA \d+:\d\d:\d\d")
+    pattern = (r"\[(?P<count>[12])/2\] mlp +synthetic +seed (?P<seed>[01]): ok +(?P<acc>\d+\.\d) % +"
+               r"(?P<speed>\d+\.\d) s/epoch +ETA \d+:\d\d:\d\d")
     matches = [re.match(pattern, line) for line in lines]
     assert all(matches), lines
     assert [m["count"] for m in matches] == ["1", "2"] and {m["seed"] for m in matches} == {"0", "1"}
@@ -348,18 +348,18 @@ def test_tensorboard_logs_and_final_weights_by_flag_leave_the_run_id_alone(tmp_p
 
 
 BAD_INPUT = {  # case: (flags, a fragment of the error)
-    "unknown model": (["--models", "mlp,resnet9"], "Unknown model; accepted: cnn, "),
-    "unknown dataset": (["--datasets", "imagenet"], "Unknown dataset; accepted: mnist, "),
-    "unknown profile": (["--profile", "huge"], "Unknown profile; accepted: "),
+    "unknown model": (["--models", "mlp,resnet9"], "Unknown model 'resnet9'; accepted: cnn, "),
+    "unknown dataset": (["--datasets", "imagenet"], "Unknown dataset 'imagenet'; accepted: mnist, "),
+    "unknown profile": (["--profile", "huge"], "Unknown profile 'huge'; accepted: "),
     "missing profile file": (["--profile", "nowhere.toml"], "profile file not found"),
     "unreadable profile": (["--profile", "broken.toml"], "unreadable profile"),
-    "unknown profile key": (["--profile", "typo.toml"], "unknown key run.epoch; accepted: recipe, models, "),
+    "unknown profile key": (["--profile", "typo.toml"], "unknown key 'run.epoch'; did you mean 'run.epochs'? accepted: recipe, models, "),
     "repeats < 1": (["--repeats", "0"], "repeats must be an integer in [1, 1000]. Received: repeats=0"),
     "jobs < 1": (["--jobs", "0"], "jobs must be an integer >= 1. Received: jobs=0"),
     "negative jobs": (["--jobs", "-2"], "jobs must be an integer >= 1. Received: jobs=-2"),
-    "threads < 1": (["--threads-per-job", "0"], "threads must be an integer >= 1. Received: threads=0"),
+    "threads < 1": (["--threads", "0"], "threads must be an integer >= 1. Received: threads=0"),
     "epochs < 1": (["--epochs", "0"], "epochs must be an integer in [1, 100000]"),
-    "unknown --set key": (["--set", "learning_rat=0.1"], "unknown setting; accepted: "),
+    "unknown --set key": (["--set", "learning_rat=0.1"], "unknown setting 'learning_rat'; did you mean 'learning_rate'? accepted: "),
     "--set without a value": (["--set", "epochs"], "--set takes key=value"),
     "--scheduler without dask": (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --backend dask"),
     "--scheduler-file without dask": (["--scheduler-file", "s.json"], "--scheduler-file needs --backend dask"),

@@ -308,7 +308,7 @@ BAD_SETTINGS = {
     "a memory bomb": ({}, ["native_size=20000"], r"preprocess.native_size must be an integer in \[4, 1024\]"),
     "an infinite rate": ({}, ["learning_rate=inf"], "optimizer.learning_rate must be a number > 0"),
     "a bad --set a flag masks": ({"run.epochs": 1}, ["epochs=abc"], "run.epochs must be an integer"),
-    "an unknown model a flag masks": ({"run.models": ["mlp"]}, ["models=resnet"], "Unknown model;.*model='resnet'"),
+    "an unknown model a flag masks": ({"run.models": ["mlp"]}, ["models=resnet"], "Unknown model 'resnet';.*model='resnet'"),
 }
 
 

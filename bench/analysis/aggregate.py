@@ -146,13 +146,13 @@ def row_labels(rows: pd.DataFrame) -> dict:
     ran in one of them too.
     """
     setups = [setup_settings(s) for s in rows["settings"]]
-    naming = setup_keys(setups) if len({settings_key(setup) for setup in setups}) > 1 else []
+    several = len({settings_key(setup) for setup in setups}) > 1
+    naming = dict(zip(rows["row_key"], setup_keys(setups) if several else [[]] * len(setups)))
     labels = {}
     for model, group in rows.groupby("model"):
         options = [k for k in varying_keys(list(group["settings"])) if k.startswith("model_options.")]
-        varying = sorted(options + naming)
         for key, settings in zip(group["row_key"], group["settings"]):
-            named = settings_label(settings, varying)
+            named = settings_label(settings, sorted(options + naming[key]))
             labels[key] = display_name(model) + (f" ({named})" if named else "")
     return labels
 
@@ -162,27 +162,30 @@ def setup_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if not k.startswith("model")}
 
 
-def setup_keys(setups: list[dict]) -> list[str]:
-    """The settings that name the setups: the profile alone when each profile is one setup
-    (or there is one setup), else every setting that varies."""
-    setups_of_profile = {}
+def setup_keys(setups: list[dict]) -> list[list[str]]:
+    """Per setup, the settings that name it: its profile, and the settings that tell it apart
+    from the other setups of that profile; with one profile, those settings alone (the profile
+    when it has one setup). Short, so that a label fits in a table; the report's method lists
+    each setup's other settings once."""
+    of_profile = {}
     for setup in setups:
-        setups_of_profile.setdefault(setup.get("profile"), set()).add(settings_key(setup))
-    if all(len(keys) == 1 for keys in setups_of_profile.values()):
-        return ["profile"]
-    return varying_keys(setups)
+        of_profile.setdefault(setup.get("profile"), {})[settings_key(setup)] = setup
+    keys = []
+    for setup in setups:
+        within = varying_keys(list(of_profile[setup.get("profile")].values()))
+        keys.append(sorted([*within, "profile"]) if len(of_profile) > 1 or not within else within)
+    return keys
 
 
 def setup_labels(settings: list[dict]) -> list[str]:
     """The label of each run's setup ('profile=paper'; 'optimizer.learning_rate=0.01, profile=a'
-    when one profile ran with two learning rates), by ``setup_keys``.
+    when profile a ran with two learning rates and another profile ran too), by ``setup_keys``.
 
     Runs of one setup differ only in the model and its options: ``bench.analysis.verdicts`` compares
     them, and never runs of two setups.
     """
     setups = [setup_settings(s) for s in settings]
-    keys = setup_keys(setups)
-    return [settings_label(setup, keys) for setup in setups]
+    return [settings_label(setup, keys) for setup, keys in zip(setups, setup_keys(setups))]
 
 
 def report_frame(records: list[store.RunRecord]) -> pd.DataFrame:
@@ -323,13 +326,6 @@ def with_rows(lines: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     return lines.assign(row=row)[row.notna()]
 
 
-def tidy_claims(judged: verdicts.Verdicts) -> pd.DataFrame:
-    """Tidy claims: every comparison (``verdicts.COMPARISON_COLUMNS``) with its claim's verdict
-    (claim_verdict)."""
-    verdict = judged.claims[["setup", "claim", "verdict"]].rename(columns={"verdict": "claim_verdict"})
-    return judged.comparisons.merge(verdict, on=["setup", "claim"], how="left", validate="many_to_one")
-
-
 def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     """(model, dataset, row labels) of FishNet rows that differ only in the head option (Fig. 3, 4)."""
     runs = ok_runs(frame)
@@ -343,22 +339,60 @@ def head_groups(frame: pd.DataFrame) -> list[tuple[str, str, list[str]]]:
     return groups
 
 
-# ---------------------------------------------------------------- the report's CSVs of runs
+# ---------------------------------------------------------------- the report's CSVs
+
+# Every CSV names a quantity's unit: accuracy in % everywhere, a difference of accuracies in
+# percentage points. Where a table has a metric column (table4.csv, claims.csv, history.csv), the
+# metric's name carries it and the values are in it.
+METRIC_UNITS = {"accuracy": "accuracy_pct", "val_accuracy": "val_accuracy_pct"}
+VERDICT_UNITS = {"mean": "mean_pct", "std": "std_pct", "ci_low": "ci_low_pct", "ci_high": "ci_high_pct",
+                 "published": "published_pct", "difference": "difference_pp", "stat_mean": "stat_mean_pct",
+                 "stat_std": "stat_std_pct", "pi_low": "pi_low_pct", "pi_high": "pi_high_pct", "margin": "margin_pp"}
 
 
 def csv_value(value):
-    """A value as one CSV cell: a list as its items separated by spaces ([0.5, 1.5] -> '0.5 1.5'),
-    never JSON; the rest as it is."""
-    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    """A value as one CSV cell, never JSON: a list as its items separated by spaces ([0.5, 1.5] ->
+    '0.5 1.5'), a dict as 'key=value, ...', a list of dicts (a run's segments) separated by '; ';
+    the rest as it is."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={csv_value(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ("; " if any(isinstance(item, dict) for item in value) else " ").join(map(str, map(csv_value, value)))
+    return value
+
+
+def options_text(options: str) -> str:
+    """A model's options (JSON text, as ``verdicts`` holds them) as 'activation=tanh, pool=average'."""
+    options = json.loads(options)
+    return settings_label(options, sorted(options))
+
+
+def table4_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """table4.csv: the cells (``table4_cells``), accuracy named accuracy_pct."""
+    return cells.replace({"metric": METRIC_UNITS})
+
+
+def verdicts_table(lines: pd.DataFrame) -> pd.DataFrame:
+    """verdicts.csv: the verdict lines (``verdicts.verdict_cells``), options as 'key=value' text and
+    each accuracy column named with its unit (VERDICT_UNITS)."""
+    return lines.assign(options=lines["options"].map(options_text)).rename(columns=VERDICT_UNITS)
+
+
+def claims_table(judged: verdicts.Verdicts) -> pd.DataFrame:
+    """claims.csv: every comparison (``verdicts.COMPARISON_COLUMNS``) with its claim's verdict
+    (claim_verdict), accuracy named accuracy_pct."""
+    verdict = judged.claims[["setup", "claim", "verdict"]].rename(columns={"verdict": "claim_verdict"})
+    tidy = judged.comparisons.merge(verdict, on=["setup", "claim"], how="left", validate="many_to_one")
+    return tidy.replace({"metric": METRIC_UNITS})
 
 
 def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:
     """runs.csv: a line per run of ``frame`` (``report_frame``), in its order, and a column per
     setting and measure: row, run_id, config_key, the spec's fields (its parts and the model's
-    options as 'preprocess.size', 'model_options.head'), the record's outcome and measures, its
-    files ('files.log'), its environment ('environment.host'), its machine and whether its time
-    counts ('timed', ``timed_on_one_machine``). Lists per ``csv_value``; the
-    per-epoch history is in ``history_table``."""
+    options as 'preprocess.size', 'model_options.head'), the record's outcome and measures
+    (test_accuracy_pct in %), its files ('files.log'), its environment ('environment.host'), its
+    machine and whether its time counts ('timed', ``timed_on_one_machine``). Lists per
+    ``csv_value``; the per-epoch history is in ``history_table``."""
     lines = {}
     for record in records:
         fields = record.to_dict()
@@ -367,20 +401,23 @@ def runs_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFr
         lines[record.run_id] = {"run_id": record.run_id, "config_key": record.spec.config_key, **flatten(spec),
                                 **flatten(fields), **flatten(env, "environment.")}
     table = pd.DataFrame([lines[run_id] for run_id in frame["run_id"]]).map(csv_value)
+    table["test_accuracy"] = table["test_accuracy"].astype(float) * 100
+    table = table.rename(columns={"test_accuracy": "test_accuracy_pct"})
     table.insert(0, "row", list(frame["row"]))
     return table.assign(machine=list(frame["machine"]), timed=list(frame["timed"]))
 
 
 def history_table(records: list[store.RunRecord], frame: pd.DataFrame) -> pd.DataFrame:
     """history.csv, long: a line per run, epoch and metric (run_id, row, dataset, seed, epoch,
-    metric, value), the runs in ``frame``'s order; metrics as the records hold them (accuracy
-    as a fraction, seconds)."""
+    metric, value), the runs in ``frame``'s order; accuracies in % (accuracy_pct,
+    val_accuracy_pct), the other metrics as the records hold them (seconds)."""
     history = store.history_frame(records)
     metrics = [c for c in history.columns if c not in ("run_id", "config_key", "model", "dataset", "repeat", "epoch")]
+    history[list(METRIC_UNITS)] = history[list(METRIC_UNITS)] * 100
     long = history.melt(id_vars=["run_id", "epoch"], value_vars=metrics, var_name="metric", value_name="value")
     runs = frame[["run_id", "row", "dataset", "seed"]].assign(_order=range(len(frame)))
     long = long.merge(runs, on="run_id").assign(_metric=lambda t: t["metric"].map(metrics.index))
-    return (long.sort_values(["_order", "epoch", "_metric"], kind="stable")
+    return (long.sort_values(["_order", "epoch", "_metric"], kind="stable").replace({"metric": METRIC_UNITS})
             [["run_id", "row", "dataset", "seed", "epoch", "metric", "value"]].reset_index(drop=True))
 
 

@@ -671,7 +671,7 @@ def claim_verdicts(comparisons: pd.DataFrame, claims: Sequence[Claim], alpha: fl
     for (setup, claim_id), group in comparisons.groupby(["setup", "claim"], sort=False):
         verdicts, claim = list(group["verdict"]), by_id[claim_id]
         verdict = CONTRADICTED if CONTRADICTED in verdicts else HOLDS if set(verdicts) == {HOLDS} else CANT_TELL
-        needs = "; ".join(dict.fromkeys(n for n in group["needs"] if n))
+        needs = "; ".join(dict.fromkeys(need for n in group["needs"] if n for need in n.split("; ")))
         lines.append((setup, claim_id, claim.kind, claim.section, claim.quote, len(group), verdicts.count(HOLDS),
                       verdicts.count(CONTRADICTED), verdicts.count(CANT_TELL), verdict, needs, reading(claim, alpha)))
     return pd.DataFrame(lines, columns=list(CLAIM_COLUMNS))

@@ -44,7 +44,7 @@ import psutil
 from bench.data import cache, preprocessing, registry
 from bench.data.registry import NAMES, REAL_DATASETS, SAMPLE, SYNTHETIC, RealDataset
 from bench.files import write_json_atomic
-from bench.spec import MAX_CLASSES, MIN_IMAGE_SIZE, Preprocess
+from bench.spec import MAX_CLASSES, MIN_IMAGE_SIZE, Preprocess, unknown
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -125,7 +125,7 @@ def canonical(name: str) -> str:
 def check_name(name: str) -> None:
     """Raise ValueError unless ``name`` is a dataset of ``names()`` or an existing .npz file, before any data is read."""
     if not (Path(name).is_file() if is_file(name) else name in names()):
-        raise ValueError(f"Unknown dataset; accepted: {', '.join(names())}, or the path of an .npz file with uint8 "
+        raise ValueError(f"{unknown('Unknown dataset', name, names())}{', '.join(names())}, or the path of an .npz file with uint8 "
                          f"images x_train, x_test and integer labels y_train, y_test, or a name registered with "
                          f"@register_dataset in a file given to --import. Received: dataset={name!r}")
 

@@ -20,7 +20,6 @@ link, FIFO, folder or socket planted at its name is refused in one line, never w
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shlex
@@ -92,6 +91,8 @@ def _unusable(results: Path, reason: str) -> ValueError:
 
 def _acquire(results: Path) -> int:
     """Lock ``results/LOCK_NAME``, write this process into it, and return its descriptor."""
+    import fcntl  # POSIX only, imported where it locks: `import bench` and --help need none (Windows)
+
     path = results / LOCK_NAME
     while True:
         try:

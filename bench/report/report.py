@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,12 +310,42 @@ def with_setup(frame: pd.DataFrame, headers: list[str], rows: list[list[str]]) -
 
 
 def claims_layout(claims: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows of the claims' verdicts (``verdicts.claim_verdicts``)."""
-    headers = ["Claim", "Where", "The report's words", "Verdict", "holds / contradicted / can't tell", "Read as",
-               "Needs"]
-    rows = [[c.claim, c.section, c.quote, f"**{c.verdict}**", f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}",
-             c.reading or "—", c.needs or "—"] for c in claims.itertuples()]
+    """Headers and rows of the claims' verdicts (``verdicts.claim_verdicts``); their words and
+    how they are read are in ``claim_words``, once per claim."""
+    headers = ["Claim", "Verdict", "holds / contradicted / can't tell", "Needs"]
+    rows = [[c.claim, f"**{c.verdict}**", f"{c.n_holds} / {c.n_contradicted} / {c.n_cant_tell}", needs_text(c.needs)]
+            for c in claims.itertuples()]
     return with_setup(claims, headers, rows)
+
+
+NEEDS_RUNS = re.compile(r"needs ok runs of (.+) on (\S+)")
+
+
+def needs_text(needs: str) -> str:
+    """A claim's needs (``verdicts.claim_verdicts``), the rows without any ok run gathered by dataset:
+    'ok runs of mlp, cnn on cifar10; needs 3 ok runs of ... (has 1)'; '—' for none."""
+    missing, others = {}, []
+    for need in filter(None, needs.split("; ")):
+        if match := NEEDS_RUNS.fullmatch(need):
+            missing.setdefault(match[2], []).append(match[1])
+        else:
+            others.append(need)
+    parts = [f"ok runs of {', '.join(rows)} on {dataset}" for dataset, rows in missing.items()] + others
+    return "; ".join(parts) or "—"
+
+
+def claim_words(claims: pd.DataFrame) -> list[str]:
+    """A line per passage of the report: the claims read from it, where it is, its words, and how
+    they are read where that needs saying."""
+    once = claims.drop_duplicates("claim")
+    passages = {}
+    for claim in once.itertuples():
+        passages.setdefault((claim.quote, claim.section), []).append(claim)
+    lines = []
+    for (quote, section), read in passages.items():
+        readings = "".join(f" Read as: {c.reading}." for c in read if c.reading)
+        lines.append(f"- {', '.join(c.claim for c in read)} ({section}): \"{quote}\"{readings}")
+    return lines
 
 
 def difference_text(line) -> str:
@@ -340,9 +371,9 @@ CLAIMS_INTRO = (
     "The report's claims, as data ({file}: its words and where they are), each judged on "
     "every dataset it names. *holds* when all its comparisons hold, *contradicted* when any is contradicted, "
     "*can't tell* otherwise; *Needs*: the runs a comparison lacks. A CNN is the report's (tanh, average pooling) "
-    "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. *Read as*: how a claim's words are read "
-    "where they name no measure, and for a claim on several datasets the family-wise error of its "
-    "*contradicted* (each dataset is its own Holm family).")
+    "where a setup ran it, fishbench's (ReLU, max pooling) elsewhere. Under the table, once each: the report's "
+    "words, where it says them, and *Read as*: how a claim's words are read where they name no measure, and for "
+    "a claim on several datasets the family-wise error of its *contradicted* (each dataset is its own Holm family).")
 COMPARISONS_INTRO = (
     "Difference = row − against, with its 95 % CI. Accuracy (pp): Welch's t-test, two-sided p, Holm-adjusted "
     "within the family of all accuracy comparisons of one dataset (a pair compared by two claims counts once), "
@@ -357,6 +388,7 @@ def claims_text(judged: verdicts.Verdicts, file: str) -> list[str]:
     """The claims section: the verdict per claim (of ``file``), then every comparison behind them."""
     intro = CLAIMS_INTRO.format(file=file)
     return ["## The report's claims", "", intro, "", markdown_table(*claims_layout(judged.claims)), "",
+            "Their words, and where the report says them:", "", *claim_words(judged.claims), "",
             "### Comparisons", "", COMPARISONS_INTRO, "", markdown_table(*comparisons_layout(judged.comparisons))]
 
 
@@ -378,14 +410,15 @@ def shared_settings(frame: pd.DataFrame) -> str:
 
 def setups_text(frame: pd.DataFrame) -> str:
     """' Setups, judged apart: profile=a (lr=0.01); profile=b (lr=0.1).' when the setups' labels
-    leave out settings that tell them apart; '' otherwise."""
+    leave out settings that tell them apart (``aggregate.setup_keys``); '' otherwise."""
     setups = frame.drop_duplicates("setup")
     settings = [aggregate.setup_settings(s) for s in setups["settings"]]
-    named = aggregate.setup_keys(settings)
-    unnamed = [k for k in aggregate.varying_keys(settings) if k not in named]
-    if not unnamed:
+    varying = aggregate.varying_keys(settings)
+    unnamed = [[k for k in varying if k not in named] for named in aggregate.setup_keys(settings)]
+    if not any(unnamed):
         return ""
-    described = [f"{label} ({aggregate.settings_label(s, unnamed)})" for label, s in zip(setups["setup"], settings)]
+    described = [label + (f" ({aggregate.settings_label(s, keys)})" if keys else "")
+                 for label, s, keys in zip(setups["setup"], settings, unnamed)]
     return f" Setups, judged apart: {'; '.join(described)}."
 
 
@@ -590,7 +623,8 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     made = report_figures(frame, epoch_frame(kept, frame), cells)
     text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
                     time_text(frame, kept, records), chosen)
-    tables = {"table4.csv": cells, "verdicts.csv": judged.cells, "claims.csv": aggregate.tidy_claims(judged),
+    tables = {"table4.csv": aggregate.table4_table(cells), "verdicts.csv": aggregate.verdicts_table(judged.cells),
+              "claims.csv": aggregate.claims_table(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
     page = html_page(frame, cells, by_cell, judged)
     return Report(text, page, tables, made, terminal(cells, published, judged, by_cell, learned_nothing_counts(frame),
@@ -684,6 +718,12 @@ def write_reports(root: Path) -> str:
     return "\n".join(texts)
 
 
+def csv_text(table: pd.DataFrame) -> str:
+    """A table as CSV, without its columns that hold no value (none, NaN or '') in any line."""
+    empty = (table.isna() | table.eq("")).all()
+    return table.loc[:, ~empty].to_csv(index=False)
+
+
 def _figure_bytes(figure: Figure, form: str, **options) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format=form, **options)
@@ -727,7 +767,7 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
     write_text_atomic(out / "report.md", made.markdown)
     write_text_atomic(out / "report.html", made.html)
     for name, table in made.tables.items():
-        write_text_atomic(out / name, table.to_csv(index=False))
+        write_text_atomic(out / name, csv_text(table))
     return (made.terminal + f"\nwrote report.md, report.html, {', '.join(made.tables)} and {len(made.figures)} figures "
             f"(PNG and PDF) to {out}")
 

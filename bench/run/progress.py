@@ -15,8 +15,9 @@ without a shared filesystem) shows only when it finishes.
 The ETA weighs each remaining run by its measured cost (``bench.run.plan``'s estimate from the
 records of the results folder, updated as runs finish): a run in flight counts its remaining
 epochs at its own last epoch's seconds (after epoch 1, which includes tracing, at the
-records' steady seconds where there are some), or before its first epoch ends its estimate
-less its elapsed time; a run not started, its estimate. They are packed onto the jobs in order
+records' steady seconds where there are some) and its final evaluation, less the time since
+its last epoch ended (``Campaign._left``), or before its first epoch ends its estimate less its
+elapsed time; a run not started, its estimate. They are packed onto the jobs in order
 (``schedule.makespan``). A run with no record of its own work is estimated from its FLOPs at the
 seconds per FLOP the records measured (``schedule.expected_seconds``, as the runner orders it),
 and the ETA says how many were; with no record at all, such runs are left out, and the ETA says
@@ -69,11 +70,11 @@ def error_line(record: RunRecord) -> str:
 
 
 def epoch_line(run: InFlight, event: dict) -> str:
-    """'[epoch 2/3] fishnet55 fashion_mnist_sample seed 1: loss 0.6123, acc 78.10 %, test acc 75.30 % (0:01:12)':
-    an epoch's end, with the run's time until then."""
+    """'[epoch 2/3] fishnet55 fashion_mnist_sample seed 1: test acc 75.30 % (0:01:12)': an epoch's
+    end, with the run's time until then; in 80 columns for the Table 4 models on the shipped
+    datasets (the training loss and accuracy are in the live table and the run's history)."""
     return (f"[epoch {event['epoch']}/{event['epochs']}] {run.files.label} {run.files.dataset} seed {run.spec.seed}: "
-            f"loss {event['loss']:.4f}, acc {percent(event['accuracy'])}, test acc {percent(event['val_accuracy'])} "
-            f"({hours_minutes_seconds(event['time'] - run.started)})")
+            f"test acc {percent(event['val_accuracy'])} ({hours_minutes_seconds(event['time'] - run.started)})")
 
 
 @dataclass
@@ -184,9 +185,8 @@ class Campaign:
         seconds, sources = [], Counter()
         for run in flying:
             timing = timings.get(schedule.timing_key(run.spec))
-            if run.last:  # epoch 1 includes tracing: a steady epoch of the records says more, if any
-                train = run.last["train_seconds"] if run.last["epoch"] > 1 or not timing else timing.sec_per_epoch
-                seconds.append((run.spec.epochs - run.last["epoch"]) * (train + run.last["eval_seconds"]))
+            if run.last:
+                seconds.append(self._left(run, timing, now))
                 continue
             total, source = expected(run.spec)
             sources[source] += 1
@@ -199,38 +199,57 @@ class Campaign:
         left = schedule.makespan(seconds, self.jobs) if seconds or not sources["none"] else None
         return left, sources["none"], sources["flops"]
 
-    def eta_text(self, now: float) -> str:
-        """'ETA 0:04:12'; 'ETA 0:04:12 (3 runs from FLOPs)'; 'ETA 0:04:12+ (3 runs not timed yet)';
-        'ETA ?' with nothing to go on."""
+    @staticmethod
+    def _left(run: InFlight, timing: schedule.Timing | None, now: float) -> float:
+        """Seconds a run with an epoch ended still needs: its remaining epochs, each at its last
+        one's training and evaluation (after epoch 1, which includes tracing, at the records'
+        steady seconds where there are some), then its final evaluation (the records' where they
+        timed it, else one epoch's evaluation); less the time since its last epoch ended, spent
+        on the epoch in progress or the final evaluation."""
+        last = run.last
+        train = last["train_seconds"] if last["epoch"] > 1 or not timing else timing.sec_per_epoch
+        final = timing.final_s if timing and timing.final_s is not None else last["eval_seconds"]
+        epochs = (run.spec.epochs - last["epoch"]) * (train + last["eval_seconds"])
+        return max(0.0, epochs + final - max(0.0, now - last["time"]))
+
+    def eta_text(self, now: float, why: bool = True) -> str:
+        """'ETA 0:04:12'; 'ETA 0:04:12 (3 from FLOPs)'; 'ETA 0:04:12+ (3 untimed)' (runs with
+        nothing to time them by); 'ETA ?' with nothing to go on. ``why=False`` leaves out the
+        part in brackets."""
         seconds, untimed, from_flops = self.eta(now)
         if seconds is None:
             return "ETA ?"
+        text = f"ETA {hours_minutes_seconds(seconds)}" + "+" * bool(untimed)
+        if not why:
+            return text
         if untimed:
-            return f"ETA {hours_minutes_seconds(seconds)}+ ({untimed} run{'s' * (untimed > 1)} not timed yet)"
-        guess = f" ({from_flops} run{'s' * (from_flops > 1)} from FLOPs)" if from_flops else ""
-        return f"ETA {hours_minutes_seconds(seconds)}{guess}"
+            return f"{text} ({untimed} untimed)"
+        return text + (f" ({from_flops} from FLOPs)" if from_flops else "")
 
     def summary(self, now: float) -> str:
-        """'4/15 runs done (1 failed), 2 running, elapsed 0:02:10, ETA 0:05:12'."""
+        """'4/15 done (1 failed), 2 running, 0:02:10 elapsed, ETA 0:05:12': the live status line,
+        in 80 columns."""
         with self.lock:
             done, running, not_ok = len(self.done), len(self.flight), dict(self.not_ok)
         bad = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
-        return (f"{done}/{len(self.pending)} runs done" + (f" ({bad})" if bad else "") + f", {running} running, "
-                f"elapsed {hours_minutes_seconds(now - self.started)}, {self.eta_text(now)}")
+        return (f"{done}/{len(self.pending)} done" + (f" ({bad})" if bad else "") + f", {running} running, "
+                f"{hours_minutes_seconds(now - self.started)} elapsed, {self.eta_text(now)}")
 
     def finished_line(self, spec: RunSpec, record: RunRecord | None, now: float) -> str:
-        """'[3/15] fishnet55 fashion_mnist_sample seed 1: ok  acc 79.10 %  7.80 s/epoch  ETA 0:04:12';
-        a run not ok gets a second line, the last line of its error (``error_line``)."""
+        """'[3/15] fishnet55 fashion_mnist_sample seed 1: ok 79.1 % 7.8 s/epoch ETA 0:04:12' (in 80
+        columns for the Table 4 models on the shipped datasets); a run not ok gets a second line,
+        the last line of its error (``error_line``)."""
         with self.lock:
             done = len(self.done)
         if record is None:
             outcome = "interrupted, not recorded: it runs again next time"
         else:
-            speed = "-" if record.sec_per_epoch is None else f"{record.sec_per_epoch:.2f} s/epoch"
+            speed = "-" if record.sec_per_epoch is None else f"{record.sec_per_epoch:.1f} s/epoch"
+            accuracy = "-" if record.test_accuracy is None else f"{100 * record.test_accuracy:.1f} %"
             nothing = " (learned nothing)" if record.learned_nothing else ""
-            outcome = f"{record.status:<8} acc {percent(record.test_accuracy)}{nothing}  {speed}"
+            outcome = f"{record.status} {accuracy}{nothing} {speed}"
         files = self.files[spec.run_id]
-        line = f"[{done}/{len(self.pending)}] {files.label:<10} {files.dataset:<20} seed {spec.seed}: {outcome}  {self.eta_text(now)}"
+        line = f"[{done}/{len(self.pending)}] {files.label} {files.dataset} seed {spec.seed}: {outcome} {self.eta_text(now, why=False)}"
         return line + (f"\n    {record.status}: {error_line(record)}" if record and record.status != "ok" else "")
 
     def table(self, now: float):

@@ -151,8 +151,7 @@ def default_dispatch(jobs: int | None, threads: int | None, backend: str = "loky
     elsewhere = bool(scheduler or scheduler_file)
     cores, gpus = os.cpu_count() or 1, () if elsewhere else tuple(gpus)
     if threads is not None and not elsewhere and threads > cores:  # a cluster's workers have cores of their own
-        raise ValueError(f"--threads-per-job must be at most this machine's {cores} cores. Received: --threads-per-job "
-                         f"{threads}")
+        raise ValueError(f"--threads must be at most this machine's {cores} cores. Received: --threads {threads}")
     valid = lambda n: isinstance(n, int) and n >= 1  # noqa: E731 - an invalid one is refused below
     if gpus:
         jobs = len(gpus) if jobs is None else jobs

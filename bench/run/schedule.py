@@ -98,11 +98,14 @@ class Timing:
         overhead_s: median overhead per run (s, at least 0: older records' times are whole
             seconds); None when no record has a wall time.
         machines: ``machine`` of each record used.
+        final_s: median seconds after the last epoch (the final evaluation, writing the record
+            and exiting) of the records that timed their phases; None without any.
     """
 
     sec_per_epoch: float
     overhead_s: float | None
     machines: tuple[str, ...]
+    final_s: float | None = None
 
     def run_seconds(self, epochs: int) -> float:
         return (self.overhead_s or 0.0) + epochs * self.sec_per_epoch
@@ -117,9 +120,12 @@ def timings(records: list[RunRecord]) -> dict[str, Timing]:
     result = {}
     for key, group in groups.items():
         overheads = [s for s in map(overhead_seconds, group) if s is not None]
+        finals = [r.phases.final_eval + (r.phases.write_exit or 0.0) for r in group
+                  if r.phases and r.phases.final_eval is not None]
         result[key] = Timing(sec_per_epoch=statistics.median(r.sec_per_epoch for r in group),
                              overhead_s=max(0.0, statistics.median(overheads)) if overheads else None,
-                             machines=tuple(environment.machine(r.environment) for r in group))
+                             machines=tuple(environment.machine(r.environment) for r in group),
+                             final_s=statistics.median(finals) if finals else None)
     return result
 
 
