@@ -102,11 +102,12 @@ def cmd_run(args) -> int:
                                        devices.visible_gpus(), scheduler_file=args.scheduler_file)
     results = _results(args, profile)
     specs = profile.specs(dispatch.threads, speedups=args.speedups)
-    chosen = _sources(args, profile, results)
-    if rule:
-        records = stopping.run_until(specs, results, dispatch, rule, args.retry_failed, chosen=chosen)
-    else:
-        records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
+    with lock.hold(results):  # the folder checked and held before its sources are kept (the runner's hold nests)
+        chosen = _sources(args, profile, results)
+        if rule:
+            records = stopping.run_until(specs, results, dispatch, rule, args.retry_failed, chosen=chosen)
+        else:
+            records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
     print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
     if args.report:
@@ -124,7 +125,6 @@ def _sources(args, profile: config.Profile, results: Path):
     given = {"published": args.published, "claims": args.claims}
     chosen = sources.choose(given, sources.read_kept(results), [sources.Sources(**profile.report)])
     if args.published or args.claims or args.profile.endswith(".toml"):
-        results.mkdir(parents=True, exist_ok=True)
         sources.keep(results, chosen)
     return chosen
 

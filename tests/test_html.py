@@ -75,7 +75,7 @@ def results(request, smoke_results):
 
 def expected_cells(results: Path) -> set[str]:
     cells = pd.read_csv(results / "table4.csv")
-    cells = cells[cells["metric"] == "accuracy"]
+    cells = cells[cells["metric"] == "accuracy_pct"]
     return {f"{row} | {dataset_title(dataset)}" for row, dataset in zip(cells["row"], cells["dataset"])}
 
 
@@ -115,7 +115,7 @@ def test_a_click_on_a_header_sorts_the_cells_by_it_and_a_second_the_other_way(sm
         dom, console = open_in_chromium(page, tmp_path / "profile")
         assert console == []
         orders.append([float(sorts[3]) for _, sorts in Page(dom).cells])
-    means = pd.read_csv(smoke_results / "table4.csv").query("metric == 'accuracy'")["mean"]
+    means = pd.read_csv(smoke_results / "table4.csv").query("metric == 'accuracy_pct'")["mean"]
     assert orders[0] == sorted(orders[0]) and orders[1] == sorted(orders[1], reverse=True)
     assert orders[0] == pytest.approx(sorted(means)) and orders[0] != [float(s[3]) for _, s in Page(text).cells]
 

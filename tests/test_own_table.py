@@ -64,8 +64,8 @@ def test_report_judges_a_users_claim_about_a_users_model_against_a_users_table(s
     assert "| mynet-beats-cnn " in markdown and f"**{line['claim_verdict']}**" in markdown
     assert f"Judged against: published table: {table}; claims: {claims}." in markdown
     cells = pd.read_csv(out / "verdicts.csv", keep_default_na=False, na_values=[""]).set_index("model")
-    assert cells.loc["mynet", "published"] == 90.0 and cells.loc["mynet", "estimand"] == "mean"
-    assert pd.isna(cells.loc["cnn", "published"])  # the user's table has no CNN line
+    assert cells.loc["mynet", "published_pct"] == 90.0 and cells.loc["mynet", "estimand"] == "mean"
+    assert pd.isna(cells.loc["cnn", "published_pct"])  # the user's table has no CNN line
     assert "claim mynet-beats-cnn: " in capsys.readouterr().out
 
 
@@ -82,7 +82,7 @@ def test_a_claim_holds_when_the_runs_say_so(tmp_path, own_files):
 def test_a_profile_that_is_not_table_4s_gets_no_table_4_claims_nor_published_column(tmp_path):
     report.write_report(SMOKE, tmp_path)
     assert pd.read_csv(tmp_path / "claims.csv").empty
-    assert pd.read_csv(tmp_path / "table4.csv")["published"].isna().all()
+    assert "published" not in pd.read_csv(tmp_path / "table4.csv").columns  # no published table: no column
     markdown = (tmp_path / "report.md").read_text()
     assert "Judged against: published table: none; claims: none." in markdown
     assert "## The report's claims" not in markdown and "What the report's values are" not in markdown

@@ -719,8 +719,9 @@ def write_reports(root: Path) -> str:
 
 
 def csv_text(table: pd.DataFrame) -> str:
-    """A table as CSV, without its columns that hold no value (none, NaN or '') in any line."""
-    empty = (table.isna() | table.eq("")).all()
+    """A table as CSV, without its columns that hold no value (none, NaN or '') in any line; a
+    table of no lines keeps its header, so it still reads as a table with no rows."""
+    empty = (table.isna() | table.eq("")).all() & (len(table) > 0)
     return table.loc[:, ~empty].to_csv(index=False)
 
 
