@@ -63,6 +63,7 @@ def test_report_judges_a_users_claim_about_a_users_model_against_a_users_table(s
     markdown = (out / "report.md").read_text()
     assert "| mynet-beats-cnn " in markdown and f"**{line['claim_verdict']}**" in markdown
     assert f"Judged against: published table: {table}; claims: {claims}." in markdown
+    assert "\n## Claims\n" in markdown and "The report's claims" not in markdown and "## Table 4" not in markdown
     cells = pd.read_csv(out / "verdicts.csv", keep_default_na=False, na_values=[""]).set_index("model")
     assert cells.loc["mynet", "published_pct"] == 90.0 and cells.loc["mynet", "estimand"] == "mean"
     assert pd.isna(cells.loc["cnn", "published_pct"])  # the user's table has no CNN line

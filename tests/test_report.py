@@ -179,9 +179,9 @@ def test_smoke_table_matches_numbers_computed_from_the_json(smoke_report):
 def test_smoke_report_has_every_part(smoke_report):
     out, text = smoke_report
     markdown = (out / "report.md").read_text()
-    for heading in ("## Method", "## Table 4", "### synthetic", "## Findings", "## Figures"):
+    for heading in ("## Method", "## Accuracy, time and parameters", "### synthetic", "## Findings", "## Figures"):
         assert f"\n{heading}\n" in markdown
-    assert "## The report's claims" not in markdown  # smoke is not a Table 4 profile (tests/test_own_table.py)
+    assert "## The report's claims" not in markdown and "## Table 4" not in markdown  # smoke is not a Table 4 profile
     assert "### Fashion-MNIST" not in markdown and "### CIFAR-10" not in markdown  # not run: no table
     assert "runs at once 2" in markdown and "shared the machine" in markdown
     assert len(pd.read_csv(out / "runs.csv")) == len(list((SMOKE / "runs").glob("*.json")))

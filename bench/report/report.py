@@ -384,11 +384,14 @@ COMPARISONS_INTRO = (
     "the row against every run of the other. All of it, with the reasons, is in claims.csv.")
 
 
-def claims_text(judged: verdicts.Verdicts, file: str) -> list[str]:
-    """The claims section: the verdict per claim (of ``file``), then every comparison behind them."""
+def claims_text(judged: verdicts.Verdicts, file: str, table4: bool = True) -> list[str]:
+    """The claims section: the verdict per claim (of ``file``: the report's with ``table4``, else a
+    user's), then every comparison behind them."""
     intro = CLAIMS_INTRO.format(file=file)
-    return ["## The report's claims", "", intro, "", markdown_table(*claims_layout(judged.claims)), "",
-            "Their words, and where the report says them:", "", *claim_words(judged.claims), "",
+    title, words = ("The report's claims", "the report says them") if table4 else ("Claims", "they are said")
+    intro = intro if table4 else intro.replace("The report's claims", "The claims", 1)
+    return [f"## {title}", "", intro, "", markdown_table(*claims_layout(judged.claims)), "",
+            f"Their words, and where {words}:", "", *claim_words(judged.claims), "",
             "### Comparisons", "", COMPARISONS_INTRO, "", markdown_table(*comparisons_layout(judged.comparisons))]
 
 
@@ -586,10 +589,12 @@ def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, jud
     table4 = chosen == sources.TABLE4_SOURCES
     parts = ["# fishbench report", ""] + ([] if table4 else [f"Judged against: {chosen.text}.", ""]) + ["## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
-    parts += ["", "## Table 4", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame,
-                                                  chosen.published == sources.TABLE4)
-    claims_file = f"bench/assets/{sources.KINDS['claims'].name}" if chosen.claims == sources.TABLE4 else chosen.claims
-    parts += [""] + claims_text(judged, claims_file) if len(judged.claims) else []
+    table4_published, table4_claims = chosen.published == sources.TABLE4, chosen.claims == sources.TABLE4
+    title = "Table 4" if table4_published else "Accuracy, time and parameters"
+    parts += ["", f"## {title}", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame,
+                                                    table4_published)
+    claims_file = f"bench/assets/{sources.KINDS['claims'].name}" if table4_claims else chosen.claims
+    parts += [""] + claims_text(judged, claims_file, table4_claims) if len(judged.claims) else []
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
     findings += [f"Record file skipped: {message}" for message in skipped]
     parts += ["", "## Findings", ""] + [f"- {line}" for line in findings]
