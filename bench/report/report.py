@@ -646,9 +646,11 @@ def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: v
     run's final accuracy, the claims."""
     colors = {row: to_hex(color) for row, color in figures.row_colors(dict(zip(cells["row"], cells["model"]))).items()}
     accuracy = cells[cells["metric"] == "accuracy"]
+    flagged = learned_nothing_counts(frame)
+    mark = lambda c: f" {LEARNED_NOTHING_MARK}" if flagged.get((c.row, c.dataset)) else ""  # noqa: E731
     lines = [html.CellLine(number=index, row=c.row, model=display_name(c.model),
                            settings=row_settings_text(c.row, c.model), dataset=dataset_title(c.dataset),
-                           accuracy=mean_std(c), mean=c.mean, ci=ci_text(c),
+                           accuracy=mean_std(c) + mark(c), mean=c.mean, ci=ci_text(c),
                            ci_low=c.ci_low, ci_high=c.ci_high, runs=runs_text(c, by_cell.get((c.row, c.dataset))),
                            n=c.n, verdict=verdict_text(by_cell.get((c.row, c.dataset))), color=colors[c.row])
              for index, c in enumerate(accuracy.itertuples(), 1)]
@@ -657,7 +659,9 @@ def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: v
     points = [html.RunPoint(row=r.row, dataset=dataset_title(r.dataset), accuracy=r.accuracy, seed=r.seed,
                             run_id=r.run_id, record=str(store.record_path("", r.run_id))) for r in ok.itertuples()]
     summary = (f"{len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}, "
-               f"one record per configuration and seed.")
+               f"one record per configuration and seed."
+               + (f" {LEARNED_NOTHING_MARK}: a cell with ok runs that learned nothing (they ended at chance with a "
+                  "test loss no better than a uniform guess's)." if flagged else ""))
     return html.page("fishbench report", summary, lines, points, judged.claims)
 
 
