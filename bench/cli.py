@@ -198,7 +198,7 @@ def cmd_list(args) -> int:
 def cmd_speed(args) -> int:
     from bench.speed import measure  # deferred for start-up time; TensorFlow runs in the processes it starts
 
-    check_name_lengths(args.out, "--out")
+    check_name_lengths(args.results, "--results")
     measure.main(model_names=args.models, input_shape=args.input, batch_sizes=args.batch_sizes, threads=args.threads,
                baseline=args.baseline, seconds=args.seconds, profile_ops=args.profile_ops, out=args.results)
     return 0

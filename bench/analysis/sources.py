@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.analysis.claims import CLAIMS_FILE, PUBLISHED_FILE
-from bench.files import read_regular, write_bytes_atomic, write_text_atomic
+from bench.files import read_regular, write_bytes_atomic
 
 TABLE4, NONE = "table4", "none"
 KINDS = {"published": PUBLISHED_FILE, "claims": CLAIMS_FILE}  # kind -> its shipped Table 4 file
@@ -95,12 +95,18 @@ def keep(folder: Path, sources: Sources) -> None:
         kept[kind] = choice
         if choice not in (TABLE4, NONE):
             data = read_regular(Path(choice))
-            if Path(choice).resolve() != (folder / COPIES[kind]).resolve():
-                write_bytes_atomic(folder / COPIES[kind], data)
+            _write_changed(folder / COPIES[kind], data)
             kept[kind] = COPIES[kind]
     lines = ["# What `fishbench report` judges this folder against (docs/own-table.md): table4, none, or a",
              "# copy of the file that was chosen, beside this one. --published and --claims replace it."]
-    write_text_atomic(folder / KEPT, "\n".join(lines + [f'{kind} = "{kept[kind]}"' for kind in KINDS]) + "\n")
+    text = "\n".join(lines + [f'{kind} = "{kept[kind]}"' for kind in KINDS]) + "\n"
+    _write_changed(folder / KEPT, text.encode())
+
+
+def _write_changed(path: Path, data: bytes) -> None:
+    """Write ``data`` into ``path`` unless it holds them already: the same command again changes nothing."""
+    if not path.exists() or read_regular(path) != data:
+        write_bytes_atomic(path, data)
 
 
 def choose(given: dict[str, str | None], kept: Sources | None, profiles: list[Sources | None]) -> Sources:
