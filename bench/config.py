@@ -371,7 +371,7 @@ def check_names(model_names, dataset_names) -> None:
             raise ValueError(f"{error} in run.datasets") from None
 
 
-# ---------------------------------------------------------------- the README's table
+# ---------------------------------------------------------------- the profile keys page
 
 
 def _toml(value) -> str:
@@ -381,7 +381,7 @@ def _toml(value) -> str:
 def settings_table() -> str:
     """Every profile key as a Markdown table: its default, unit, accepted values and meaning.
 
-    Written from the fields of ``bench.spec`` alone; README.md ("Write a profile") holds a
+    Written from the fields of ``bench.spec`` alone; docs/profiles.md holds a
     copy that tests/test_newcomer.py compares with this.
     """
     lines = ["| key | default | unit | accepts | meaning |", "|---|---|---|---|---|"]
