@@ -85,6 +85,7 @@ def expected_dots(results: Path) -> set[str]:
     return {f"seed {seed}, run {run_id} (runs/{run_id}.json)" for seed, run_id in zip(runs["seed"], runs["run_id"])}
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_a_javascript_error_on_a_page_is_caught(tmp_path):
     page = tmp_path / "broken.html"
@@ -93,6 +94,7 @@ def test_a_javascript_error_on_a_page_is_caught(tmp_path):
     assert any("Uncaught ReferenceError: notDefinedAnywhere" in line for line in console)
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_page_opens_without_a_console_message_and_shows_every_cell_and_every_run(results, tmp_path):
     dom, console = open_in_chromium(results / "report.html", tmp_path / "profile")
@@ -103,6 +105,7 @@ def test_the_page_opens_without_a_console_message_and_shows_every_cell_and_every
     assert {title.split(":")[0] for title in shown.dots} == expected_dots(results)
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_a_click_on_a_header_sorts_the_cells_by_it_and_a_second_the_other_way(smoke_results, tmp_path):
     text = (smoke_results / "report.html").read_text()

@@ -181,8 +181,14 @@ PARAM_COUNTS = [
 ] + [(name, *case) for name, cfg in fishnet.CONFIGS.items() for case in cfg["params"]]
 
 
+def slow_at_imagenet_size(case: tuple):
+    """A model at ImageNet's 224x224 takes seconds to build: its case is slow."""
+    return pytest.param(*case, marks=[pytest.mark.slow] * (case[1][0] >= 224))
+
+
 @pytest.mark.parametrize(
-    "name, input_shape, num_classes, options, total, trainable", PARAM_COUNTS, ids=case_id
+    "name, input_shape, num_classes, options, total, trainable",
+    [slow_at_imagenet_size(case) for case in PARAM_COUNTS], ids=case_id,
 )
 def test_parameter_count(name, input_shape, num_classes, options, total, trainable):
     model = built(name, input_shape, num_classes, **options)

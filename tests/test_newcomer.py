@@ -194,6 +194,7 @@ def test_an_import_that_fails_is_refused_in_one_line(tmp_path, monkeypatch, item
     assert "\n" not in str(error.value) and str(error.value).endswith(f"Received: import={item!r}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("contents, said", [("import sys\nsys.exit(0)\n", "sys.exit(0)"),
                                              ("import os\nos._exit(3)\n", "os._exit(3)")])
 def test_an_import_that_exits_stops_fishbench_in_one_line_with_status_2(tmp_path, monkeypatch, contents, said):

@@ -422,6 +422,7 @@ def test_every_csv_names_accuracy_in_percent_holds_no_json_and_no_empty_column(s
     check_report_csvs(handmade)
 
 
+@pytest.mark.slow
 @pytest.mark.research
 @pytest.mark.parametrize("name", SHIPPED)
 def test_the_shipped_csvs_name_accuracy_in_percent_and_hold_no_json_and_no_empty_column(name):
@@ -577,6 +578,7 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
     assert not list(out.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 @pytest.mark.research
 def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     """5 models x 2 datasets and FishNet55's conv head on CIFAR-10 with at least the first campaign's
@@ -599,6 +601,7 @@ def test_reference_run_gives_a_verdict_for_every_accuracy_cell(table4_cpu):
     assert "†" not in markdown
 
 
+@pytest.mark.slow
 @pytest.mark.research
 def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     claims = pd.read_csv(table4_cpu / "claims.csv", keep_default_na=False, na_values=[""])
@@ -615,6 +618,7 @@ def test_reference_run_judges_every_claim_with_raw_and_holm_p(table4_cpu):
     assert row["Needs"] == "ok runs of fishnet77 (head=dense), fishnet55 (head=dense) on cifar100"
 
 
+@pytest.mark.slow
 @pytest.mark.research
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_byte_for_byte(rebuilt, name):
@@ -631,6 +635,7 @@ def test_shipped_results_are_tracked_by_git_and_their_report_and_csvs_rebuild_by
         f"results/{name}'s report is not what its runs give: run python -m bench report --results results/{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.research
 @pytest.mark.parametrize("page", ["README.md", "docs/results.md"])
 def test_the_docs_cite_only_shipped_results(page):
@@ -638,6 +643,7 @@ def test_the_docs_cite_only_shipped_results(page):
     assert cited and cited <= set(SHIPPED)
 
 
+@pytest.mark.slow
 @pytest.mark.research
 def test_results_md_holds_the_tables_made_from_the_shipped_csvs():
     """What scripts/results_tables.py writes from results/*/verdicts.csv, table4.csv and claims.csv is

@@ -124,6 +124,7 @@ def test_an_older_record_gets_its_datas_hash_and_the_run_id_of_its_upgraded_spec
     assert same(upgraded, dataclasses.replace(full_record(), run_id=then.run_id, spec=then))
 
 
+@pytest.mark.slow
 @pytest.mark.research
 @pytest.mark.usefixtures("canonical_data")
 def test_the_shipped_records_upgraded_are_runs_of_the_table4_cpu_plan(canonical_data):
