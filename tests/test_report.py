@@ -692,7 +692,7 @@ def test_report_counts_a_seed_once_and_says_what_it_set_aside(tmp_path):
 
 def test_a_record_copied_under_another_name_is_one_observation(tmp_path):
     records = [run_record("mlp", accuracy, repeat) for repeat, accuracy in enumerate((0.8, 0.82, 0.84))]
-    runs = store.runs_dir(write_results(tmp_path, records))
+    runs = Results(write_results(tmp_path, records)).runs
     shutil.copy(runs / f"{records[0].run_id}.json", runs / "copy.json")
     text = report.write_report(tmp_path, tmp_path)
     accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy_pct' and n > 0").iloc[0]
