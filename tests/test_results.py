@@ -2,6 +2,7 @@
 reading it back, iterating its records with older ones upgraded and foreign files named, its sources file."""
 import json
 import os
+import re
 import shutil
 import threading
 
@@ -37,7 +38,7 @@ def test_a_record_written_reads_back_the_same_from_its_file_and_from_the_folder(
 
 
 def test_a_run_with_no_record_is_refused_naming_the_run_and_the_folder(tmp_path):
-    with pytest.raises(ValueError, match=f"no record of run 0123456789abcdef in {tmp_path / 'runs'}"):
+    with pytest.raises(ValueError, match=re.escape(f"no record of run 0123456789abcdef in {tmp_path / 'runs'}.")):
         Results(tmp_path).record("0123456789abcdef")
 
 
