@@ -36,7 +36,6 @@ from bench import cli
 from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import CLAIMS_FILE, load_published
 from bench.analysis.stats import summarize
-from bench.records import store
 from bench.records.results import Results
 from bench.report import figures, report
 from bench.spec import Optimizer
