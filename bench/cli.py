@@ -21,6 +21,7 @@ from bench import __version__, config, environment, imports
 from bench.data import cache, datasets
 from bench.files import check_name_lengths
 from bench.records import lock
+from bench.records.results import Results
 from bench.spec import TABLE4_MODELS
 
 DEFAULT_RESULTS = Path("results")
@@ -109,7 +110,7 @@ def cmd_run(args) -> int:
         else:
             records = runner.run_benchmark(specs, results, dispatch, args.retry_failed)
     failed = sum(r.status != "ok" for r in records)
-    print(f"done: {len(records)} runs this time, {failed} not ok; records in {results / 'runs'}")
+    print(f"done: {len(records)} runs this time, {failed} not ok; records in {Results(results).runs}")
     if args.report:
         from bench.report import report  # deferred for start-up time: pandas, matplotlib
 

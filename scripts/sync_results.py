@@ -13,20 +13,21 @@ import sys
 from pathlib import Path
 
 from bench import cli
-from bench.records import store
+from bench.records.results import Results
+from bench.records.store import read_record
 
 
 def copy_finished(source: Path, target: Path) -> list[str]:
     """Copy each record of ``source`` that ``target`` lacks (by file name), with its files; the
     names of the records copied. Raises ValueError for a source that is no results folder."""
-    if not store.runs_dir(source).is_dir():
+    if not Results(source).runs.is_dir():
         raise ValueError(f"{source} has no runs/ folder; accepted: a results folder that bench run wrote")
     copied = []
-    for path in sorted(store.runs_dir(source).glob("*.json")):
-        if (store.runs_dir(target) / path.name).exists():
+    for path in Results(source).record_files():
+        if (Results(target).runs / path.name).exists():
             continue
         try:
-            record = store.read_record(path)
+            record = read_record(path)
         except ValueError as error:
             print(f"not copied: {error}", file=sys.stderr)
             continue
@@ -36,7 +37,7 @@ def copy_finished(source: Path, target: Path) -> list[str]:
             else:
                 print(f"{path.name} names {relative}, which {source} lacks: the record is copied without it",
                       file=sys.stderr)
-        copy(path, store.runs_dir(target) / path.name)  # last: a record in the target has its files
+        copy(path, Results(target).runs / path.name)  # last: a record in the target has its files
         copied.append(path.name)
     return copied
 

@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import itertools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -22,6 +23,8 @@ import models
 from bench import config
 from bench.data import datasets
 from bench.records import store
+from bench.records.phases import Phases
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 
@@ -110,9 +113,46 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
     )
 
 
+def full_record() -> RunRecord:
+    """A diverged record with every field set (NaN losses, phases, an environment)."""
+    spec = tiny_spec()
+    return RunRecord(
+        run_id=spec.run_id, spec=spec, status="diverged", error="loss became nan in epoch 2",
+        test_accuracy=0.1, test_loss=math.nan,
+        history=[{"epoch": 1, "loss": 2.3, "accuracy": 0.1, "val_loss": 2.2, "val_accuracy": 0.12,
+                  "train_seconds": 1.5, "eval_seconds": 0.1},
+                 {"epoch": 2, "loss": math.nan, "accuracy": 0.1, "val_loss": math.nan, "val_accuracy": 0.1,
+                  "train_seconds": 0.5, "eval_seconds": 0.1}],
+        first_epoch_seconds=1.5, sec_per_epoch=0.5, images_per_second=200.0, build_seconds=0.3,
+        params_total=1000, params_trainable=990, flops_per_image=2000, input_shape=(32, 32, 3), num_classes=10,
+        model_family="baselines",
+        phases=Phases(startup=3.2, data=0.4, data_cached=True, build=0.3, first_epoch=1.5, steady_training=0.5,
+                      epoch_eval=0.2, run=3.1, write_exit=0.6, total=6.9, spawned_at=1735689600.25),
+        environment={"python": "3.11", "threads_per_job": 1, "jobs_at_once": 2, "host": "h", "cpu_model": "c"},
+        started_at="2025-01-01T00:00:00+00:00", finished_at="2025-01-01T00:00:09+00:00",
+    )
+
+
+def same(a: RunRecord, b: RunRecord) -> bool:
+    """Equal, counting NaN equal to NaN (a diverged run's loss)."""
+    return json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+
+
+
+
+def old_record(version: int) -> dict:
+    """The full record as schema ``version`` wrote it: a spec without data_hash (spec version 2),
+    and before version 2 without shape, classes and family; its run id that of the old spec."""
+    current = full_record().to_dict()
+    spec = {**{k: v for k, v in current["spec"].items() if k != "data_hash"}, "schema_version": 2}
+    dropped = ("input_shape", "num_classes", "model_family") if version == 1 else ()
+    old = {k: v for k, v in current.items() if k not in dropped}
+    return {**old, "schema_version": version, "spec": spec, "run_id": "0123456789abcdef"}
+
+
 def write_results(folder, records):
     for record in records:
-        store.write_record(folder, record)
+        Results(folder).write(record)
     return folder
 
 
@@ -159,7 +199,7 @@ def expected_ids(profile: Path) -> set[str]:
 
 
 def records(results: Path) -> dict[str, RunRecord]:
-    return {r.run_id: r for r in store.load_records(results)[0]}
+    return {r.run_id: r for r in Results(results).records()[0]}
 
 
 def progress_lines(stdout: str) -> list[str]:
@@ -170,7 +210,7 @@ def progress_lines(stdout: str) -> list[str]:
 def assert_only_whole_records(results: Path, cut_short: bool = False) -> None:
     """Every record in runs/ is whole; the one other thing allowed, after a kill -9 (``cut_short``),
     is the temp file of a write that it cut short, which is not a record (``.<run_id>.json.*.tmp``)."""
-    for path in store.runs_dir(results).iterdir():
+    for path in Results(results).runs.iterdir():
         if cut_short and re.fullmatch(r"\.[0-9a-f]{16}\.json\..+\.tmp", path.name):
             continue
         assert re.fullmatch(r"[0-9a-f]{16}\.json", path.name), f"stray file {path.name}"

@@ -18,7 +18,7 @@ from helpers import bench_workers, wait_for, write_profile
 from bench import config
 from bench.data import cache
 from bench.lifetime import WORKER_MODULE
-from bench.records import store
+from bench.records.results import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 DASK = Path(sys.executable).with_name("dask")  # the CLI the distributed package installs beside this Python
@@ -109,7 +109,7 @@ def test_with_a_scheduler_file_and_one_job_the_cluster_runs_one_run_at_a_time_co
     assert f"(1 jobs x 1 threads, dask, on 2 workers with 2 threads) -> {results / 'runs'}" in done.stdout
     (efficiency,) = [line for line in done.stdout.splitlines() if line.startswith("efficiency: ")]
     assert "(1 jobs x " in efficiency
-    recorded = store.load_records(results)[0]
+    recorded = Results(results).records()[0]
     assert {r.status for r in recorded} == {"ok"} and len(recorded) == 3
     spans = sorted((r.phases.spawned_at, r.phases.spawned_at + r.phases.total) for r in recorded)
     assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans  # never two at once
@@ -135,7 +135,7 @@ def test_a_run_whose_dask_worker_is_killed_after_a_checkpoint_resumes_on_the_oth
     finally:
         runner.kill()
     assert runner.returncode == 0, stdout + stderr
-    (record,) = store.load_records(results)[0]
+    (record,) = Results(results).records()[0]
     assert record.status == "ok"
     assert [s["epochs"] for s in record.segments] == [[1, 1], [2, 3]]  # epoch 2 on, on the other worker
 
@@ -153,7 +153,7 @@ def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run
     finally:
         runner.kill()
     assert "Traceback" not in stdout + stderr, stdout + stderr
-    recorded = {r.run_id: r for r in store.load_records(results)[0]}
+    recorded = {r.run_id: r for r in Results(results).records()[0]}
     assert set(recorded) == {spec.run_id for spec in config.load_profile(str(profile)).specs()}
     bad = {r.run_id: r.error for r in recorded.values() if r.status != "ok"}
     assert all(error for error in bad.values()), bad  # a run not ok says why

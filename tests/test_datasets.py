@@ -12,7 +12,7 @@ import pytest
 
 from bench import config, imports, inventory
 from bench.data import datasets, registry
-from bench.records import store
+from bench.records.results import Results
 from bench.spec import Preprocess, RunSpec
 
 TINY_DIGITS = '''"""tinydigits: three classes of 8x8 grey images."""
@@ -164,6 +164,6 @@ def test_bench_run_imports_the_file_in_the_worker_that_trains_on_its_dataset(tmp
                "--models", "mlp", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE)
     assert done.returncode == 0, done.stdout + done.stderr
-    (record,) = store.load_records(tmp_path / "results")[0]
+    (record,) = Results(tmp_path / "results").records()[0]
     assert (record.spec.dataset, record.status, record.num_classes) == ("tinydigits", "ok", 3), record.error
     assert record.spec.dataset_code["file"] == str((tmp_path / "tinydigits.py").resolve())

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.records import lock
+from bench.records.results import Results
 
 ROOT = Path(__file__).resolve().parents[1]  # the holders import this checkout's bench
 HOLDER = ("import sys, time; from pathlib import Path; from bench.records import lock\n"
@@ -48,10 +49,10 @@ def test_a_second_holder_is_refused_with_the_pid_host_command_and_start_of_the_f
 def test_the_lock_is_free_again_when_its_holder_is_killed_with_9(tmp_path, holder):
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    assert (tmp_path / "results" / lock.LOCK_NAME).exists()  # left behind, and harmless
+    assert Results(tmp_path / "results").lock.exists()  # left behind, and harmless
     with lock.hold(tmp_path / "results"):
-        assert f'"pid": {os.getpid()}' in (tmp_path / "results" / lock.LOCK_NAME).read_text()
-    assert not (tmp_path / "results" / lock.LOCK_NAME).exists()
+        assert f'"pid": {os.getpid()}' in Results(tmp_path / "results").lock.read_text()
+    assert not Results(tmp_path / "results").lock.exists()
 
 
 def test_holds_nest_in_one_process_and_the_last_one_out_removes_the_lock_file(tmp_path):
@@ -59,11 +60,11 @@ def test_holds_nest_in_one_process_and_the_last_one_out_removes_the_lock_file(tm
     with lock.hold(results):
         with lock.hold(results):
             pass
-        assert (results / lock.LOCK_NAME).exists()  # still held by the outer hold
+        assert Results(results).lock.exists()  # still held by the outer hold
         probe = subprocess.run([sys.executable, "-c", HOLDER, str(results)], cwd=ROOT, capture_output=True,
                                text=True, timeout=60)
         assert probe.returncode == 1 and "lock.Busy: results folder" in probe.stderr
-    assert not (results / lock.LOCK_NAME).exists()
+    assert not Results(results).lock.exists()
 
 
 @pytest.mark.parametrize("case", ["a file", "under a file"])
@@ -90,4 +91,4 @@ def test_a_folder_removed_between_its_making_and_the_lock_is_made_again(tmp_path
 
     monkeypatch.setattr(lock, "_create", made_then_removed_once)
     with lock.hold(tmp_path / "results"):
-        assert (tmp_path / "results" / lock.LOCK_NAME).is_file()
+        assert Results(tmp_path / "results").lock.is_file()

@@ -18,7 +18,7 @@ import pytest
 import models
 from bench import __version__, config, imports
 from bench.data import cache, datasets
-from bench.records import store
+from bench.records.results import Results
 from bench.spec import Preprocess, RunSpec
 from models import registry
 
@@ -69,7 +69,7 @@ def test_fishbench_trains_a_model_of_ones_own_file_from_a_folder_with_its_own_mo
                "--repeats", "2", "--epochs", "1", "--set", "learning_rate=0.01"]
     done = run(command, folder)
     assert done.returncode == 0, done.stdout + done.stderr
-    records = store.load_records(folder / "results" / "smoke")[0]
+    records = Results(folder / "results" / "smoke").records()[0]
     assert sorted((r.spec.model, r.status) for r in records) == [("mynet", "ok")] * 2
     mine = next(r for r in records if r.spec.model == "mynet")
     mynet = (folder / "mynet.py").resolve()
@@ -103,7 +103,7 @@ def test_a_model_that_fails_to_build_fails_its_runs_only_and_fishbench_exits_1_s
     assert "warning: model 'broken' fails to build at input (8, 8, 3) with 10 classes (RuntimeError: this model " \
            "does not build); its runs will be recorded failed, the others run" in done.stderr
     assert "    failed: RuntimeError: this model does not build" in done.stdout.splitlines()
-    records = store.load_records(tmp_path / "results" / "smoke")[0]
+    records = Results(tmp_path / "results" / "smoke").records()[0]
     assert sorted((r.spec.model, r.status) for r in records) == [("broken", "failed"), ("mlp", "ok")]
 
 

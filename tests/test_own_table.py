@@ -13,6 +13,7 @@ from bench import cli, config
 from bench.analysis import sources
 from bench.analysis.claims import load_published
 from bench.records import store
+from bench.records.results import Results
 from bench.report import report
 
 DOC = (ROOT / "docs" / "own-table.md").read_text()
@@ -43,7 +44,7 @@ def own_files(tmp_path):
 def smoke_with_mynet(tmp_path):
     """The smoke profile's records (made by the real runner) plus a user's model, mynet, with the
     CNN's specs, 15 pp above each CNN run."""
-    records = store.load_records(SMOKE)[0]
+    records = Results(SMOKE).records()[0]
     mynet = [renamed(r, "mynet", r.test_accuracy + 0.15) for r in records if r.spec.model == "cnn"]
     return write_results(tmp_path / "results", records + mynet)
 

@@ -10,8 +10,8 @@ from helpers import fake_record, snapshot, write_profile
 
 from bench import cli, config
 from bench.data import datasets
-from bench.records import store
 from bench.records.phases import Phases
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.run import plan, schedule
 from bench.run.runner import Dispatch
@@ -93,8 +93,8 @@ def test_bench_plan_lists_the_pending_runs_and_estimates_their_time_from_the_rec
                                                                                       capsys):
     profile, specs = tiny
     mlp = by_model(specs, "mlp")
-    store.write_record(tmp_path / "results", fake_record(mlp[0], 2.0, 10))  # recorded: overhead 4 s
-    store.write_record(tmp_path / "other", fake_record(mlp[1], 4.0, 16, cpu="Fake CPU B"))  # times, not recorded
+    Results(tmp_path / "results").write(fake_record(mlp[0], 2.0, 10))  # recorded: overhead 4 s
+    Results(tmp_path / "other").write(fake_record(mlp[1], 4.0, 16, cpu="Fake CPU B"))  # times, not recorded
     before = snapshot(tmp_path)
     monkeypatch.chdir(tmp_path)
 
@@ -128,7 +128,7 @@ def test_runs_without_records_of_their_work_are_estimated_from_their_flops_and_s
     mlp, cnn = by_model(specs, "mlp"), by_model(specs, "cnn")
     images = datasets.train_size(cnn[0].dataset, cnn[0].preprocess)
     rated = dataclasses.replace(fake_record(mlp[0], 3.0, 13), flops_per_image=1_000, images_per_second=images / 3.0)
-    store.write_record(tmp_path / "results", rated)
+    Results(tmp_path / "results").write(rated)
     text = plan.plan_text(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("MLP", "CNN"))}
     assert rows["CNN"][-6:] == ["—", "—", "0:00:22", "0:01:06", "from", "FLOPs"]
@@ -171,7 +171,7 @@ def test_bench_plan_says_which_runs_it_priced_per_image_and_which_from_flops(tin
     of its model, from FLOPs: 10 s of overhead + 2,000 FLOPs x 100 images x 3 epochs at the
     mlp's 2 s / (1,000 x 100) per FLOP and image = 22 s."""
     _, specs = tiny
-    store.write_record(tmp_path / "results", other_protocol(by_model(specs, "mlp")[0]))
+    Results(tmp_path / "results").write(other_protocol(by_model(specs, "mlp")[0]))
     text = plan.plan_text(specs, tmp_path / "results", Dispatch(jobs=1, threads=1), flops=lambda spec: 2_000)
     rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("MLP", "CNN"))}
     assert rows["MLP"][-6:] == ["—", "—", "0:00:16", "0:00:48", "per", "image"]
@@ -185,8 +185,8 @@ def test_bench_plan_packs_the_runs_longest_expected_first_as_the_runner_starts_t
                                                                                      capsys):
     profile, specs = tiny  # in the profile's order: mlp, cnn, mlp, cnn, mlp, cnn
     earlier = [dataclasses.replace(spec, profile="earlier") for spec in specs[:2]]  # times the work, not the runs
-    store.write_record(tmp_path / "results", fake_record(earlier[0], 0.5, 2))  # mlp: 0.5 + 3 x 0.5 = 2 s a run
-    store.write_record(tmp_path / "results", fake_record(earlier[1], 2.0, 8))  # cnn: 2 + 3 x 2 = 8 s a run
+    Results(tmp_path / "results").write(fake_record(earlier[0], 0.5, 2))  # mlp: 0.5 + 3 x 0.5 = 2 s a run
+    Results(tmp_path / "results").write(fake_record(earlier[1], 2.0, 8))  # cnn: 2 + 3 x 2 = 8 s a run
     monkeypatch.chdir(tmp_path)
     assert cli.main(["plan", "--profile", "tiny.toml", "--results", "results", "--jobs", "2"]) == 0
     out = capsys.readouterr().out
@@ -199,7 +199,7 @@ def test_bench_plan_packs_the_runs_longest_expected_first_as_the_runner_starts_t
 def test_bench_plan_with_everything_recorded_says_so(tiny, tmp_path, monkeypatch, capsys):
     profile, specs = tiny
     for spec in specs:
-        store.write_record(tmp_path / "results", fake_record(spec, 1.0, 5))
+        Results(tmp_path / "results").write(fake_record(spec, 1.0, 5))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["plan", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"]) == 0
     assert capsys.readouterr().out.splitlines() == [

@@ -18,6 +18,7 @@ from bench import config
 from bench.data import datasets
 from bench.records import runfiles, store
 from bench.records.phases import Phases
+from bench.records.results import Results
 from bench.run import console, progress, schedule
 
 
@@ -75,7 +76,7 @@ def test_options_recorded_in_the_folder_count_too(tmp_path, canonical_data):
     """A later invocation with one variant still names its runs apart from the recorded others."""
     specs = [s for s in config.load_profile("table4-cpu").specs() if s.model == "fishnet55" and s.seed == 0]
     conv, dense = (next(s for s in specs if s.model_options["head"] == head) for head in ("conv", "dense"))
-    store.write_record(tmp_path, store.RunRecord(run_id=conv.run_id, spec=conv, status="failed", error="killed"))
+    Results(tmp_path).write(store.RunRecord(run_id=conv.run_id, spec=conv, status="failed", error="killed"))
     assert runfiles.plan([dense], tmp_path)[dense.run_id].name.startswith("fishnet55-head=dense-")
 
 

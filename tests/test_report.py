@@ -36,7 +36,7 @@ from bench import cli
 from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import CLAIMS_FILE, load_published
 from bench.analysis.stats import summarize
-from bench.records import store
+from bench.records.results import Results
 from bench.report import figures, report
 from bench.spec import Optimizer
 
@@ -333,7 +333,7 @@ def test_a_ci_past_100_or_below_0_is_cut_there_and_the_figure_says_so():
 
 
 def test_cost_figure_puts_no_published_time_on_our_axis(handmade):
-    frame = aggregate.report_frame(store.load_records(handmade)[0])
+    frame = aggregate.report_frame(Results(handmade).records()[0])
     cells = aggregate.table4_cells(frame, PUBLISHED)
     colors = figures.row_colors(dict(zip(cells["row"], cells["model"])))
     parameters, time = figures.cost_figure(cells, "fashion_mnist", colors).axes
@@ -351,7 +351,7 @@ def test_report_epoch_sizes_cover_the_published_datasets():
 def test_runs_csv_has_a_column_per_setting_and_no_json(smoke_report, handmade):
     out, _ = smoke_report
     runs = pd.read_csv(out / "runs.csv")
-    records = {r.run_id: r for r in store.load_records(SMOKE)[0]}
+    records = {r.run_id: r for r in Results(SMOKE).records()[0]}
     assert set(runs["run_id"]) == set(records)
     assert {"preprocess.native_size", "optimizer.learning_rate", "augment.flip", "environment.host",
             "test_accuracy_pct", "params_total"} <= set(runs.columns)
@@ -370,7 +370,7 @@ def test_history_csv_is_long_run_epoch_metric_value(smoke_report):
     out, _ = smoke_report
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == ["run_id", "row", "dataset", "seed", "epoch", "metric", "value"]
-    records = store.load_records(SMOKE)[0]
+    records = Results(SMOKE).records()[0]
     assert len(history) == sum(len(r.history) for r in records) * 6  # six metrics per epoch
     record = records[0]
     for epoch in record.history:
@@ -697,7 +697,7 @@ def test_report_counts_a_seed_once_and_says_what_it_set_aside(tmp_path):
 
 def test_a_record_copied_under_another_name_is_one_observation(tmp_path):
     records = [run_record("mlp", accuracy, repeat) for repeat, accuracy in enumerate((0.8, 0.82, 0.84))]
-    runs = store.runs_dir(write_results(tmp_path, records))
+    runs = Results(write_results(tmp_path, records)).runs
     shutil.copy(runs / f"{records[0].run_id}.json", runs / "copy.json")
     text = report.write_report(tmp_path, tmp_path)
     accuracy = pd.read_csv(tmp_path / "table4.csv").query("metric == 'accuracy_pct' and n > 0").iloc[0]
@@ -719,13 +719,13 @@ def test_records_edited_by_hand_are_skipped_by_name_and_the_rest_reported(tmp_pa
     for name, changes in HAND_EDITED.items():
         written = run_record("mlp", 0.9, 1).to_dict()
         edited = {**written, **changes, "spec": {**written["spec"], **changes.get("spec", {})}}
-        (store.runs_dir(tmp_path) / name).write_text(json.dumps(edited))
+        (Results(tmp_path).runs / name).write_text(json.dumps(edited))
     text = report.write_report(tmp_path, tmp_path)
     assert list(pd.read_csv(tmp_path / "runs.csv")["run_id"]) == [good.run_id]
     findings = section((tmp_path / "report.md").read_text(), "## Findings")
     for name in HAND_EDITED:
-        assert f"skipped record file {store.runs_dir(tmp_path) / name}: " in text
-        assert f"Record file skipped: {store.runs_dir(tmp_path) / name}: " in findings
+        assert f"skipped record file {Results(tmp_path).runs / name}: " in text
+        assert f"Record file skipped: {Results(tmp_path).runs / name}: " in findings
 
 
 def test_runs_on_other_than_the_canonical_data_are_named_in_the_findings(tmp_path):
@@ -944,8 +944,8 @@ def test_run_writes_into_the_profiles_folder_and_reports_there(tmp_path, monkeyp
     from bench.run import runner
 
     def recorded(specs, results, dispatch, retry_failed):  # stands in for training: the smoke records
-        shutil.copytree(SMOKE / "runs", store.runs_dir(results))
-        return store.load_records(results)[0]
+        shutil.copytree(SMOKE / "runs", Results(results).runs)
+        return Results(results).records()[0]
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "run_benchmark", recorded)

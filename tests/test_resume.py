@@ -27,6 +27,7 @@ from helpers import (
 from bench import config
 from bench.data import cache
 from bench.records import runfiles
+from bench.records.results import Results
 from bench.run import train
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,7 @@ def measured(results: Path) -> dict:
 
 
 def checkpoints(results: Path) -> list[str]:
-    folder = results / runfiles.CHECKPOINTS
+    folder = results / Results.CHECKPOINTS
     return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
 
 
@@ -72,7 +73,7 @@ def whole(tmp_path_factory):
     assert [s["epochs"] for s in record.segments] == [[1, 3]]
     assert checkpoints(results) == [record.run_id]  # kept with --save-weights
     return {"measured": measured(results), "weights": weights(results / record.files["weights"]),
-            "checkpoint": results / runfiles.CHECKPOINTS / record.run_id}
+            "checkpoint": Results(results).checkpoint(record.run_id)}
 
 
 def stop_after_epoch_1(command: list[str], folder: Path, victim: str) -> str:
@@ -120,7 +121,7 @@ def test_an_unusable_checkpoint_is_set_aside_with_one_warning_and_the_run_starts
     """And the finished run leaves no checkpoint of its own (without --save-weights)."""
     results, own = tmp_path / "results", profile(tmp_path)
     (run_id,) = {spec.run_id for spec in config.load_profile(str(own)).specs()}
-    folder = results / runfiles.CHECKPOINTS / run_id
+    folder = Results(results).checkpoint(run_id)
     shutil.copytree(whole["checkpoint"], folder)  # the same run's, after its epoch 2
     state = json.loads((folder / "state.json").read_text())
     if damage == "unreadable":

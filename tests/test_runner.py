@@ -51,8 +51,9 @@ from helpers import (
 
 from bench import cli, config
 from bench.data import cache
-from bench.records import lock, runfiles, store
+from bench.records import runfiles, store
 from bench.records.phases import SPAWNED_ENV
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.run import runner, scratch
 from bench.spec import RunSpec
@@ -136,7 +137,7 @@ def test_a_run_writes_one_complete_record_per_run(finished):
     results, profile = finished["results"], finished["profile"]
     found = records(results)
     assert set(found) == expected_ids(profile)
-    assert sorted(p.name for p in store.runs_dir(results).iterdir()) == sorted(f"{i}.json" for i in found)
+    assert sorted(p.name for p in Results(results).runs.iterdir()) == sorted(f"{i}.json" for i in found)
     for run_id, record in found.items():
         spec = record.spec
         assert all(key in spec.to_dict() for key in SPEC_FIELDS)
@@ -230,7 +231,7 @@ def test_two_runners_sharing_the_machine_record_the_runs_they_ran_together(tmp_p
 
 @pytest.mark.slow
 def test_the_store_loads_the_results_into_a_run_frame_and_an_epoch_frame(finished):
-    found = store.load_records(finished["results"])[0]
+    found = Results(finished["results"]).records()[0]
     runs, history = store.runs_frame(found), store.history_frame(found)
     assert len(runs) == 2 and set(runs["status"]) == {"ok"} and runs["config_key"].nunique() == 1
     assert len(history) == 6 and sorted(history["epoch"].unique()) == [1, 2, 3]
@@ -302,7 +303,7 @@ def test_runs_without_speedups_go_to_their_own_folder_and_say_how_they_were_made
     write_profile(tmp_path / "tiny.toml", {"models": ["mlp"], "repeats": 1})
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run", "--profile", "tiny.toml", "--no-speedups"]) == 0
-    [record] = store.load_records(tmp_path / "results" / "tiny-no-speedups")[0]
+    [record] = Results(tmp_path / "results" / "tiny-no-speedups").records()[0]
     assert record.status == "ok" and record.spec.speedups is False
     assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
     assert not (tmp_path / "results" / "tiny").exists()
@@ -321,7 +322,7 @@ def test_the_log_grows_while_the_run_trains(tmp_path):
         while process.poll() is None and time.monotonic() < deadline and not 0 < len(seen) < epochs:
             seen = [e for e in runfiles.read_events(log.read_text()) if e["event"] == "epoch"] if log.exists() else []
             time.sleep(0.02)
-        recorded_meanwhile = list(store.runs_dir(results).glob("*.json")) if store.runs_dir(results).is_dir() else []
+        recorded_meanwhile = list(Results(results).runs.glob("*.json")) if Results(results).runs.is_dir() else []
         out, err = process.communicate(timeout=PATIENCE)
     assert process.returncode == 0, err
     assert 0 < len(seen) < epochs and not recorded_meanwhile, "the log had no epoch while the run trained"
@@ -335,7 +336,7 @@ def test_tensorboard_logs_and_final_weights_by_flag_leave_the_run_id_alone(tmp_p
     monkeypatch.chdir(tmp_path)
     assert cli.main(["run", "--profile", "tiny.toml", "--tensorboard", "--save-weights"]) == 0
     results = tmp_path / "results" / "tiny"
-    [record] = store.load_records(results)[0]
+    [record] = Results(results).records()[0]
     assert record.status == "ok" and record.spec.tensorboard and record.spec.save_weights
     assert record.run_id == config.load_profile("tiny.toml").specs()[0].run_id  # the same experiment
     assert record.files["weights"] == "weights/mlp-synthetic-seed0.weights.h5"
@@ -464,7 +465,7 @@ def test_a_full_disk_while_writing_a_record_is_a_one_line_error_exit_1_and_leave
     status = cli.main(["run", "--profile", "tiny.toml", "--results", "results", "--jobs", "1"])
     out, err = capsys.readouterr()
     assert status == cli.EXIT_FAILED == 1
-    runs = store.runs_dir("results")
+    runs = Results("results").runs
     assert err == (f"error: cannot write the record of run {writes[1]} into {runs} (No space left on device); the "
                    "records written before it are kept: make room, then run the same command again\n")
     assert sorted(p.name for p in runs.iterdir()) == [f"{writes[0]}.json"]
@@ -540,7 +541,7 @@ def midway(tmp_path: Path, wrapper: tuple[str, ...] = ()):
     results = tmp_path / "results"
     command = bench_run(write_profile(tmp_path / "tiny.toml", {"repeats": 3}), results, "--jobs", "2")
     with started([*wrapper, *command], tmp_path) as (process, tree):
-        wait_for(lambda: store.runs_dir(results).is_dir() and any(store.runs_dir(results).glob("*.json"))
+        wait_for(lambda: Results(results).runs.is_dir() and any(Results(results).runs.glob("*.json"))
                  and bench_workers(process.pid), "a finished record and a run in flight")
         tree.extend(descendants(process.pid))
         yield process, tree, command
@@ -784,7 +785,7 @@ def test_two_runners_on_one_folder_train_every_run_exactly_once(tmp_path, monkey
     command = bench_run(profile, results, "--jobs", "2")
     with started(command, tmp_path) as (first, _):
         if second_after == "a record":
-            wait_for(lambda: list(store.runs_dir(results).glob("*.json")), "the first record")
+            wait_for(lambda: list(Results(results).runs.glob("*.json")), "the first record")
         else:
             time.sleep(second_after)
         with started(command, tmp_path) as (second, _):
@@ -801,7 +802,7 @@ def test_two_runners_on_one_folder_train_every_run_exactly_once(tmp_path, monkey
     trained = [Path(line).parent.name for line in (tmp_path / "starts").read_text().splitlines()]
     assert sorted(trained) == sorted(expected_ids(profile))  # each run's worker started once
     assert {r.status for r in records(results).values()} == {"ok"}
-    assert not (results / lock.LOCK_NAME).exists()
+    assert not Results(results).lock.exists()
 
 
 # ---------------------------------------------------------------- pieces

@@ -21,6 +21,7 @@ from bench import cli, config
 from bench.data import cache, datasets
 from bench.files import NotARegularFile, safe_name
 from bench.records import lock, runfiles, store
+from bench.records.results import Results
 from bench.report import report
 from bench.run import checkpoint, runner, scratch
 from bench.spec import SECTIONS, Preprocess
@@ -56,8 +57,8 @@ PLANTED = ["link", "dangling link", "fifo", "folder"]
 @pytest.mark.parametrize("kind", PLANTED)
 def test_a_lock_name_that_is_not_a_file_is_refused_in_one_line_and_never_written_through(tmp_path, sentinel, kind):
     results = tmp_path / "results"
-    _plant(kind, results / lock.LOCK_NAME, sentinel)
-    with pytest.raises(NotARegularFile, match=f"{lock.LOCK_NAME} is a .*, not a regular file") as refused, \
+    _plant(kind, Results(results).lock, sentinel)
+    with pytest.raises(NotARegularFile, match=f"{Results.LOCK} is a .*, not a regular file") as refused, \
             lock.hold(results):
         pass
     assert "\n" not in str(refused.value)
@@ -146,7 +147,7 @@ def test_a_folder_name_longer_than_a_file_system_takes_is_refused_in_one_line(ca
 
 def _checkpoint(results: Path) -> checkpoint.RunCheckpoint:
     spec = tiny_spec()
-    saving = checkpoint.RunCheckpoint(results / runfiles.CHECKPOINTS / spec.run_id, spec, checkpoint.Progress(), {})
+    saving = checkpoint.RunCheckpoint(Results(results).checkpoint(spec.run_id), spec, checkpoint.Progress(), {})
     model = models.build(spec.model, (8, 8, 1), 10)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     saving.set_model(model)
@@ -198,7 +199,7 @@ def test_every_name_built_from_a_record_or_a_setting_stays_in_its_folder(tmp_pat
         assert len(name.encode()) <= 255 and not any(ord(c) < 32 for c in name) and ".." not in name
     spec = tiny_spec(model=text, dataset=text)
     files = runfiles.plan([spec], tmp_path / "results")[spec.run_id]
-    assert all(files.path(kind).parent.parent == (tmp_path / "results").resolve() for kind in runfiles.KINDS)
+    assert all(files.path(kind).parent.parent == (tmp_path / "results").resolve() for kind in Results.KINDS)
 
 
 def test_a_dataset_given_by_its_npz_path_names_its_files_and_progress_by_its_stem(tmp_path):
@@ -232,12 +233,12 @@ CRAFTED = {
 @pytest.mark.parametrize("crafted", CRAFTED)
 def test_a_crafted_record_is_skipped_with_a_reason_and_the_others_kept(tmp_path, crafted):
     good = store.RunRecord(run_id="a" * 16, spec=tiny_spec(), status="failed", error="boom")
-    store.write_record(tmp_path, good)
-    (store.runs_dir(tmp_path) / "crafted.json").write_text(CRAFTED[crafted]())
-    records, problems = store.load_records(tmp_path)
+    Results(tmp_path).write(good)
+    (Results(tmp_path).runs / "crafted.json").write_text(CRAFTED[crafted]())
+    records, problems = Results(tmp_path).records()
     assert [record.run_id for record in records] == [good.run_id]
     (problem,) = problems
-    assert problem.startswith(str(store.runs_dir(tmp_path) / "crafted.json")) and "\n" not in problem
+    assert problem.startswith(str(Results(tmp_path).runs / "crafted.json")) and "\n" not in problem
 
 
 def test_the_scratch_sweep_removes_only_the_folders_this_program_made(monkeypatch, tmp_path):

@@ -9,8 +9,8 @@ from helpers import TINY_TRAIN_IMAGES, write_profile
 import models
 from bench import config
 from bench.data import datasets
-from bench.records import store
 from bench.records.phases import INVOCATION_KEY, Phases
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.run import runner, schedule
 from bench.spec import Preprocess
@@ -127,7 +127,7 @@ def test_the_runner_starts_runs_in_that_order_and_ends_with_its_efficiency(specs
     results = tmp_path / "results"
     mlp, cnn, mobilenet = specs[:3]
     for record in (timed(mlp, 1.0, 5.0), timed(cnn, 4.0, 14.0), timed(mobilenet, 2.0, 8.0)):
-        store.write_record(results, record)
+        Results(results).write(record)
     started = []
 
     # each run 10 s, 12 s after the last

@@ -6,7 +6,8 @@ import pytest
 import models
 from bench import cli
 from bench.data import cache
-from bench.records import store, trained
+from bench.records import trained
+from bench.records.results import Results
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def fishnet_run(tmp_path_factory):
         patch.setenv(cache.CACHE_DIR_ENV, str(results.parent / "cache"))
         cli.main(["run", "--profile", "smoke", "--models", "fishnet55", "--repeats", "1", "--epochs", "1",
                   "--save-weights", "--set", "native_size=16", "--results", str(results)])
-        (record,), _ = store.load_records(results)
+        (record,), _ = Results(results).records()
         yield results, record
 
 

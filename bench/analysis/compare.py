@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.analysis import aggregate
 from bench.analysis.stats import difference_of_means
-from bench.records import store
+from bench.records.results import Results
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,9 @@ def load_frame(results: Path) -> pd.DataFrame:
     Raises:
         ValueError: the folder holds no readable record.
     """
-    records, _ = store.load_records(results)
+    records, _ = Results(results).records()
     if not records:
-        raise ValueError(f"nothing to compare: {store.runs_dir(results)} holds no readable record")
+        raise ValueError(f"nothing to compare: {Results(results).runs} holds no readable record")
     return aggregate.report_frame(aggregate.one_per_seed(records)[0])
 
 

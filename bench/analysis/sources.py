@@ -4,8 +4,8 @@ Each is chosen by one word or a path: "table4" (the shipped ``bench/assets`` fil
 Table 4 and claims), "none", or a user's file. The first that says wins, for each separately:
 
 1. the flags ``--published FILE`` and ``--claims FILE``;
-2. the results folder's ``sources.toml``, written by ``run`` and ``report`` when a flag or a
-   user's profile chose, with a copy of each user's file beside it (``keep``), so the folder's
+2. the results folder's ``sources.toml`` (``Results.sources``), written by ``run`` and ``report``
+   when a flag or a user's profile chose, with a copy of each user's file beside it (``keep``), so the folder's
    report is made again from the same files when the originals move or change;
 3. the ``[report]`` keys of the records' profile when it is a shipped one (``published`` and
    ``claims``; the Table 4 profiles name "table4", the others nothing, meaning "none");
@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.analysis.claims import CLAIMS_FILE, PUBLISHED_FILE
-from bench.files import read_regular, write_bytes_atomic
+from bench.files import read_regular
+from bench.records.results import Results
 
 TABLE4, NONE = "table4", "none"
 KINDS = {"published": PUBLISHED_FILE, "claims": CLAIMS_FILE}  # kind -> its shipped Table 4 file
-KEPT = "sources.toml"  # a results folder's record of its choice
-COPIES = {"published": "sources-published.csv", "claims": "sources-claims.toml"}  # beside it
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,13 @@ def read_kept(folder: Path) -> Sources | None:
     Raises:
         ValueError: the file is not TOML of the keys published and claims, or names a file that is gone.
     """
-    path = folder / KEPT
-    if not path.is_file():
-        return None
+    results = Results(folder)
+    path = results.sources
     try:
-        kept = tomllib.loads(read_regular(path).decode())
+        text = results.read_sources()
+        if text is None:
+            return None
+        kept = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
     if set(kept) != set(KINDS) or not all(isinstance(v, str) for v in kept.values()):
@@ -88,25 +89,14 @@ def read_kept(folder: Path) -> Sources | None:
 
 
 def keep(folder: Path, sources: Sources) -> None:
-    """Write ``folder/sources.toml`` for ``sources``, with a copy of each user's file beside it."""
-    kept = {}
-    for kind in KINDS:
-        choice = getattr(sources, kind)
-        kept[kind] = choice
-        if choice not in (TABLE4, NONE):
-            data = read_regular(Path(choice))
-            _write_changed(folder / COPIES[kind], data)
-            kept[kind] = COPIES[kind]
+    """Keep the choice ``sources`` in ``folder`` (``Results.keep_sources``), with a copy of each user's file."""
+    results = Results(folder)
+    copies = {kind: read_regular(Path(getattr(sources, kind))) for kind in KINDS
+              if getattr(sources, kind) not in (TABLE4, NONE)}
+    kept = {kind: results.source_copy(kind).name if kind in copies else getattr(sources, kind) for kind in KINDS}
     lines = ["# What `fishbench report` judges this folder against (docs/own-table.md): table4, none, or a",
              "# copy of the file that was chosen, beside this one. --published and --claims replace it."]
-    text = "\n".join(lines + [f'{kind} = "{kept[kind]}"' for kind in KINDS]) + "\n"
-    _write_changed(folder / KEPT, text.encode())
-
-
-def _write_changed(path: Path, data: bytes) -> None:
-    """Write ``data`` into ``path`` unless it holds them already: the same command again changes nothing."""
-    if not path.exists() or read_regular(path) != data:
-        write_bytes_atomic(path, data)
+    results.keep_sources("\n".join(lines + [f'{kind} = "{kept[kind]}"' for kind in KINDS]) + "\n", copies)
 
 
 def choose(given: dict[str, str | None], kept: Sources | None, profiles: list[Sources | None]) -> Sources:

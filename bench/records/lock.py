@@ -1,6 +1,6 @@
 """One runner per results folder: a lock taken before anything runs, and the folder's write errors in one line.
 
-``bench run`` holds ``<results>/.run.lock`` (``fcntl.flock``) from before it looks for the
+``bench run`` holds ``<results>/.run.lock`` (``Results.lock``, ``fcntl.flock``) from before it looks for the
 pending runs until its last worker has ended, so a run that one runner recorded is never
 trained again by another, whatever the timing. A second runner on the same folder does not
 wait: it stops with a one-line error naming the holder (pid, host, command, since when),
@@ -11,7 +11,7 @@ So the user decides: wait, or stop the other one.
 
 The kernel releases the lock when its holder dies, even by kill -9, so a lock file left
 behind never blocks; a holder that ends normally removes it. Readers (``bench report``,
-``bench plan``) take no lock: a record is written whole or not at all (``bench.records.store``).
+``bench plan``) take no lock: a record is written whole or not at all (``bench.records.results``).
 
 Taking the lock is the runner's first write into the folder, so a folder that cannot be
 written (a file, a path under a file, no permission, a full disk) is refused here, before
@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.files import now_iso, open_regular, read_regular
+from bench.records.results import Results
 
-LOCK_NAME = ".run.lock"
 HOLDER_WAIT_SECONDS = 1.0  # for a holder that has the lock but has not written its name yet
 
 _held: dict[Path, list[int]] = {}  # resolved results folder -> [lock file descriptor, nested holds]
@@ -65,7 +65,7 @@ def hold(results: Path):
         _held[key][1] -= 1
         if not _held[key][1]:
             fd, _ = _held.pop(key)
-            (key / LOCK_NAME).unlink(missing_ok=True)  # before unlocking: a runner that opened it sees it gone
+            Results(key).lock.unlink(missing_ok=True)  # before unlocking: a runner that opened it sees it gone
             os.close(fd)
             if new and not any(key.iterdir()):  # made for nothing (the run stopped before any record)
                 key.rmdir()
@@ -90,10 +90,10 @@ def _unusable(results: Path, reason: str) -> ValueError:
 
 
 def _acquire(results: Path) -> int:
-    """Lock ``results/LOCK_NAME``, write this process into it, and return its descriptor."""
+    """Lock the folder's lock file (``Results.lock``), write this process into it, and return its descriptor."""
     import fcntl  # POSIX only, imported where it locks: `import bench` and --help need none (Windows)
 
-    path = results / LOCK_NAME
+    path = Results(results).lock
     while True:
         try:
             fd = open_regular(path, os.O_RDWR | os.O_CREAT)

@@ -1,6 +1,7 @@
 """A run's files beside its record, named after the run, and the events its log carries.
 
-In a results folder, beside ``runs/<run_id>.json`` (``bench.records.store``):
+In a results folder (``bench.records.results.Results`` owns the folders' names), beside
+``runs/<run_id>.json`` (``bench.records.store``):
 
     logs/<name>.log               the worker's output, written as it trains (``tail -f`` works)
     history/<name>.csv            the epochs of the record's history, one line each
@@ -45,19 +46,16 @@ import pandas as pd
 from bench.data import datasets
 from bench.files import check_folder, check_regular, read_regular, safe_name, write_text_atomic
 from bench.records import store
+from bench.records.results import Results
 from bench.spec import RunSpec
 
 EVENT_PREFIX = "fishbench-event "
-# kind -> (folder, suffix) in the results folder
-KINDS = {"log": ("logs", ".log"), "history": ("history", ".csv"), "tensorboard": ("tensorboard", ""),
-         "weights": ("weights", ".weights.h5")}
 # The worker's environment: where TensorBoard logs and the weights go (unset: not wanted).
 TENSORBOARD_ENV, WEIGHTS_ENV = "BENCH_TENSORBOARD_DIR", "BENCH_WEIGHTS_FILE"
 FIRST_LINE_BYTES = 4096  # a start event's line is shorter
 
 
 CHECKPOINT_ENV = "BENCH_CHECKPOINT_DIR"  # the run's checkpoint folder; always set by the runner
-CHECKPOINTS = "checkpoints"
 CHECKPOINT_STATE = "state.json"  # a checkpoint's commit point, written last (bench.run.checkpoint)
 
 
@@ -98,25 +96,24 @@ class RunFiles:
     """Where one run's files go in a results folder.
 
     Attributes:
-        results: the results folder, absolute.
+        results: the results folder, its path absolute.
         name: the files' name (see the module docstring).
         label: the model and its distinguishing options as the progress shows them
             ('fishnet55 head=conv').
         dataset: the dataset as the progress shows it (an .npz file by its stem).
     """
 
-    results: Path
+    results: Results
     name: str
     label: str
     dataset: str
 
     def path(self, kind: str) -> Path:
-        folder, suffix = KINDS[kind]
-        return self.results / folder / f"{self.name}{suffix}"
+        return self.results.file(kind, self.name)
 
     def relative(self, kinds) -> dict[str, str]:
         """kind -> path relative to the results folder, as a record names its files."""
-        return {kind: self.path(kind).relative_to(self.results).as_posix() for kind in kinds}
+        return {kind: self.path(kind).relative_to(self.results.folder).as_posix() for kind in kinds}
 
     def log_or(self, elsewhere: Path) -> Path:
         """The log's path in the results folder when that folder is here, else ``elsewhere``."""
@@ -124,8 +121,8 @@ class RunFiles:
         return log if log.parent.is_dir() else elsewhere
 
     def checkpoint(self, run_id: str) -> Path:
-        """The run's checkpoint folder, ``checkpoints/<run_id>``."""
-        return self.results / CHECKPOINTS / run_id
+        """The run's checkpoint folder (``Results.checkpoint``)."""
+        return self.results.checkpoint(run_id)
 
     def worker_env(self, spec: RunSpec) -> dict[str, str]:
         """The worker's CHECKPOINT_ENV, and TENSORBOARD_ENV and WEIGHTS_ENV for what the spec asks."""
@@ -145,12 +142,6 @@ def dataset_label(dataset: str) -> str:
     return Path(dataset).stem if datasets.is_file(dataset) else dataset
 
 
-def check_folders(results: Path) -> None:
-    """Raise NotARegularFile (one line) if a folder the runs write into is a file or a link."""
-    for folder in (store.runs_dir(results), results / CHECKPOINTS, *(results / folder for folder, _ in KINDS.values())):
-        check_folder(folder)
-
-
 def distinguishing_options(specs: list[RunSpec]) -> dict[str, list[str]]:
     """model -> the option keys whose values differ between its specs (a key one lacks differs)."""
     options: dict[str, list[dict]] = {}
@@ -166,10 +157,9 @@ def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
     the ones recorded in ``results``, differ in them; a name whose log is another run's gets the
     run id appended. Makes the logs folder, so that runs on this machine write into it. The
     paths are absolute: a joblib worker's current folder may be another."""
-    results = Path(results).resolve()
-    check_folders(results)
-    (results / KINDS["log"][0]).mkdir(parents=True, exist_ok=True)
-    recorded = [record.spec for record in store.load_records(results)[0]]
+    results = Results(Path(results).resolve())
+    results.prepare()
+    recorded = [record.spec for record in results.records()[0]]
     keys = distinguishing_options([*specs, *recorded])
     planned = {}
     for spec in specs:
@@ -179,7 +169,7 @@ def plan(specs: list[RunSpec], results: Path) -> dict[str, RunFiles]:
         files = RunFiles(results, safe_name(name), label, dataset)
         if run_id_of(files.path("log")) not in (None, spec.run_id):
             files = RunFiles(results, safe_name(f"{name}-{spec.run_id}"), label, dataset)
-        for kind in KINDS:
+        for kind in Results.KINDS:
             (check_folder if kind == "tensorboard" else check_regular)(files.path(kind))
         planned[spec.run_id] = files
     return planned

@@ -1,8 +1,8 @@
-"""Run records: their schema and its upgrades, atomic writes, and loading into pandas.
+"""Run records: their schema and its upgrades, reading one record file, and loading into pandas.
 
-Records are the source of truth: one JSON file per run in ``<results>/runs/<run_id>.json``,
-written to a temporary file and renamed, so a reader never sees half a record. Tables and
-figures are derived only from them. The files are strict JSON: a measure that is NaN or
+Records are the source of truth: one JSON file per run in a results folder
+(``bench.records.results.Results`` names, writes and lists them), written to a temporary file
+and renamed, so a reader never sees half a record. Tables and figures are derived only from them. The files are strict JSON: a measure that is NaN or
 infinite (a diverged run's loss) is written as null, and the record's status and error say
 why; files written before that, with a bare NaN, still read.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.files import NotARegularFile, read_regular, write_json_atomic
+from bench.files import NotARegularFile, read_regular
 from bench.records import upgrades
 from bench.records.phases import Phases
 from bench.records.upgrades import SCHEMA_VERSION
@@ -189,21 +189,7 @@ def _check_types(mapping: dict) -> None:
         raise ValueError("history is not a list of objects")
 
 
-# ---------------------------------------------------------------- files
-
-
-def runs_dir(results: str | Path) -> Path:
-    return Path(results) / "runs"
-
-
-def record_path(results: str | Path, run_id: str) -> Path:
-    return runs_dir(results) / f"{run_id}.json"
-
-
-def write_record(results: str | Path, record: RunRecord) -> Path:
-    path = record_path(results, record.run_id)
-    write_json_atomic(path, record.to_dict())
-    return path
+# ---------------------------------------------------------------- a record file
 
 
 def read_record(path: Path) -> RunRecord:
@@ -219,30 +205,6 @@ def read_record(path: Path) -> RunRecord:
         raise ValueError(f"{path}: nested deeper than Python's JSON reader goes; not a record, skipped") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
-
-
-def load_records(results: str | Path) -> tuple[list[RunRecord], list[str]]:
-    """All valid records in a results folder, each once, and a message for each file that is
-    not one ('path: what is wrong'), or that holds the same record as another file.
-
-    A record copied under another name is one observation: of files with equal records, the
-    one named after its run id is kept (else the first by name). Records that share a run id
-    but differ are all kept; the report keeps one per configuration and seed.
-    """
-    read, problems = [], []
-    for path in sorted(runs_dir(results).glob("*.json")):
-        try:
-            record = read_record(path)
-        except ValueError as error:
-            problems.append(str(error))
-            continue
-        read.append((path, record, json.dumps(record.to_dict(), sort_keys=True)))
-    kept = {}
-    for path, record, text in sorted(read, key=lambda entry: (entry[0].stem != entry[1].run_id, entry[0].name)):
-        kept.setdefault(text, path)
-    problems += [f"{path}: the same record as {kept[text]}; counted once"
-                 for path, _, text in read if kept[text] != path]
-    return [record for path, record, text in read if kept[text] == path], problems
 
 
 # ---------------------------------------------------------------- pandas

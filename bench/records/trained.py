@@ -20,15 +20,7 @@ import numpy as np
 import models
 from bench import imports
 from bench.data import datasets
-from bench.records import store
-
-
-def record_of(results: str | Path, run_id: str) -> store.RunRecord:
-    """The record of ``run_id`` in ``results``; a ValueError naming it when there is none."""
-    path = store.record_path(results, run_id)
-    if not path.is_file():
-        raise ValueError(f"no record of run {run_id} in {store.runs_dir(results)}. Received: run_id={run_id!r}")
-    return store.read_record(path)
+from bench.records.results import Results
 
 
 def load_model(results: str | Path, run_id: str) -> keras.Model:
@@ -39,7 +31,7 @@ def load_model(results: str | Path, run_id: str) -> keras.Model:
     Raises:
         ValueError: no such record, or a run that saved no weights (run it with ``--save-weights``).
     """
-    record = record_of(results, run_id)
+    record = Results(results).record(run_id)
     if "weights" not in record.files:
         raise ValueError(f"run {run_id} kept no weights; run it with --save-weights (run.save_weights = true). "
                          f"Received: run_id={run_id!r}")
@@ -55,7 +47,7 @@ def load_model(results: str | Path, run_id: str) -> keras.Model:
 def test_set(results: str | Path, run_id: str) -> tuple[np.ndarray, np.ndarray]:
     """The run's whole test set as its model takes it: float32 images, divided by 255 when the
     spec scales pixels, and the labels."""
-    spec = record_of(results, run_id).spec
+    spec = Results(results).record(run_id).spec
     dataset = datasets.load(spec.dataset, spec.preprocess, spec.data_hash)
     images = np.asarray(dataset.x_test, dtype=np.float32)
     return (images / 255.0 if spec.preprocess.scale_pixels else images), np.asarray(dataset.y_test)

@@ -33,6 +33,7 @@ from bench.analysis.claims import (
 from bench.data import datasets
 from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
 from bench.records import phases, runfiles, store
+from bench.records.results import Results
 from bench.report import figures, html, timeshare
 
 FIGURE_DIR = "figures"
@@ -657,7 +658,7 @@ def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: v
     ok = aggregate.ok_runs(frame)
     ok = ok[ok["accuracy"].notna()]
     points = [html.RunPoint(row=r.row, dataset=dataset_title(r.dataset), accuracy=r.accuracy, seed=r.seed,
-                            run_id=r.run_id, record=str(store.record_path("", r.run_id))) for r in ok.itertuples()]
+                            run_id=r.run_id, record=str(Results(Path()).record_path(r.run_id))) for r in ok.itertuples()]
     summary = (f"{len(frame)} runs ({len(ok)} ok) of profile(s) {distinct(frame['profile'])}, "
                f"one record per configuration and seed."
                + (f" {LEARNED_NOTHING_MARK}: a cell with ok runs that learned nothing (they ended at chance with a "
@@ -701,7 +702,7 @@ def result_folders(root: Path) -> list[Path]:
         ValueError: there is none.
     """
     candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
-    folders = [folder for folder in candidates if store.runs_dir(folder).is_dir()]
+    folders = [folder for folder in candidates if Results(folder).runs.is_dir()]
     if not folders:
         raise ValueError(f"nothing to report: no folder with runs/ in {root}/; run `python -m bench run` first")
     return folders
@@ -758,9 +759,9 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
             table or claims file is missing or not valid (one line, ``load_published``, ``load_claims``).
     """
     results, out = Path(results), Path(out)
-    records, skipped = store.load_records(results)
+    records, skipped = Results(results).records()
     if not records:
-        where = store.runs_dir(results)
+        where = Results(results).runs
         state = ("does not exist" if not where.is_dir() else
                  f"holds no readable record ({'; '.join(skipped)})" if skipped else "is empty")
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")

@@ -1,7 +1,7 @@
 """A run's checkpoint after every epoch, and its resumption: Keras's ``BackupAndRestore``, with
 everything else a run needs to go on as if it never stopped.
 
-The folder (``bench.records.runfiles.checkpoint_dir``: ``<results>/checkpoints/<run_id>/``) holds
+The folder (``bench.records.results.Results.checkpoint``: ``<results>/checkpoints/<run_id>/``) holds
 
     epoch-<n>.weights.h5   the model's weights and the optimizer's slots and step count after
                            epoch n (``keras.Model.save_weights``)

@@ -36,7 +36,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.analysis import aggregate
-from bench.records import store
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.run import schedule
 from bench.run.console import hours_minutes_seconds
@@ -91,7 +91,7 @@ def read_records(folders: list[Path]) -> tuple[list[RunRecord], list[str]]:
     for folder in folders:
         if not folder.is_dir():
             raise ValueError(f"--estimate-from takes a results folder that exists. Received: --estimate-from {folder}")
-        records, problems = store.load_records(folder)
+        records, problems = Results(folder).records()
         found.update((record.run_id, record) for record in records)
         skipped = f", {len(problems)} unreadable file(s) skipped" if problems else ""
         sources.append(f"{folder} ({len(records)} records{skipped})")

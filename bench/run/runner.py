@@ -55,6 +55,7 @@ from bench.lifetime import (
     worker_processes,
 )
 from bench.records import lock, phases, runfiles, store
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.run import devices, progress, scratch
 from bench.run.console import echo, hours_minutes_seconds
@@ -425,7 +426,7 @@ def pending_specs(specs: list[RunSpec], results: Path, retry_failed: bool) -> li
 
     Settled are ok and diverged; failed and timeout too unless retried. A file in ``runs/``
     that is not a record is named in a warning."""
-    records, problems = store.load_records(results)
+    records, problems = Results(results).records()
     for problem in problems:
         warnings.warn(f"skipping unreadable record {problem}", stacklevel=2)
     settled = {"ok", "diverged"} | (set() if retry_failed else {"failed", "timeout"})
@@ -442,7 +443,7 @@ def plan_line(specs: list[RunSpec], pending: list[RunSpec], dispatch: Dispatch, 
     more = f"; up to {dispatch.jobs} as workers join" if dispatch.jobs and dispatch.jobs > dispatch.at_once else ""
     return (f"plan: {len(specs)} runs, {len(specs) - len(pending)} already recorded, {len(pending)} to run "
             f"({dispatch.at_once} jobs x {dispatch.threads} threads, {dispatch.backend}{gpus}{workers}{more}) -> "
-            f"{store.runs_dir(results)}")
+            f"{Results(results).runs}")
 
 
 def prepare_data(specs: list[RunSpec]) -> None:
@@ -520,7 +521,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         stamp = {phases.INVOCATION_KEY: f"{now_iso()} pid {os.getpid()}", phases.JOBS_KEY: dispatch.at_once,
                  **(environment or {})}
         files = runfiles.plan(pending, results)
-        campaign = progress.Campaign(pending, files, dispatch.at_once, store.load_records(results)[0])
+        campaign = progress.Campaign(pending, files, dispatch.at_once, Results(results).records()[0])
         with scratch.runner_folder() as folder, progress.shown(campaign, out) as finished:
             written = _dispatch(pending, results, dispatch, folder, files, finished, stamp)
         if written:
@@ -570,11 +571,11 @@ def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_te
         record = dataclasses.replace(record, environment={**record.environment, **environment})
     try:
         record = runfiles.place_files(files, record, log_text)
-        store.write_record(results, record)
+        Results(results).write(record)
         if not record.spec.save_weights:
             shutil.rmtree(files.checkpoint(record.run_id), ignore_errors=True)
     except OSError as error:
-        raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "
+        raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {Results(results).runs} "
                                f"({error.strerror or error}); the records written before it are kept: make room, "
                                f"then run the same command again") from None
     return record

@@ -37,7 +37,8 @@ from bench.analysis.claims import Margins, load_claims, load_published
 from bench.analysis.sources import TABLE4_SOURCES, Sources
 from bench.analysis.stats import summarize
 from bench.data import datasets
-from bench.records import lock, store
+from bench.records import lock
+from bench.records.results import Results
 from bench.records.store import RunRecord
 from bench.run import runner
 from bench.run.console import echo
@@ -212,7 +213,7 @@ def _rounds(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule
     written = runner.run_benchmark(specs, results, dispatch, retry_failed, out, environment=stamp)
     cells, labels, published = {s.config_key: s for s in specs}, labels_by_config(specs), load_reference(chosen)
     for round_number in itertools.count(1):
-        states = judge(cells, store.load_records(results)[0], rule, published, labels)
+        states = judge(cells, Results(results).records()[0], rule, published, labels)
         after = f"round {round_number - 1}" if round_number > 1 else "the runs recorded so far"
         for line in status_lines(states, rule, after):
             out(line)
