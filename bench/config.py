@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import environment, imports
-from bench.data import datasets
+from bench.data import datasets, kinds
 from bench.spec import (
     RECIPES,
     SECTIONS,
@@ -90,7 +90,7 @@ class Profile:
         ``--batch-size`` overrode is checked against the training sets too, as every ``--set`` is.
         """
         run = self.run
-        named = {dataset: datasets.canonical(dataset) for dataset in run.datasets}
+        named = {dataset: kinds.checked(dataset).canonical for dataset in run.datasets}
         hashes = {dataset: datasets.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in named.values()}
         batch_sizes = {run.batch_size, self.masked_batch_size} - {None}
         for dataset in named.values():
@@ -343,8 +343,8 @@ def validate(profile: Profile) -> None:
                    f"or a list or table of them, as a record holds it. Received: {option}={value!r}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
-            _check(dataset in datasets.names(), f"[[variants]] {variant.model}: "
-                   f"{unknown('unknown dataset', dataset, datasets.names())}{', '.join(datasets.names())}")
+            _check(dataset in kinds.names(), f"[[variants]] {variant.model}: "
+                   f"{unknown('unknown dataset', dataset, kinds.names())}{', '.join(kinds.names())}")
 
 
 def _recordable(value) -> bool:
@@ -366,7 +366,7 @@ def check_names(model_names, dataset_names) -> None:
                f"Received: model={model!r} in run.models")
     for dataset in dataset_names:
         try:
-            datasets.check_name(dataset)
+            kinds.checked(dataset)
         except ValueError as error:
             raise ValueError(f"{error} in run.datasets") from None
 

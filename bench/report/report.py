@@ -30,7 +30,7 @@ from bench.analysis.claims import (
     load_published,
     no_claims,
 )
-from bench.data import datasets
+from bench.data import kinds
 from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
 from bench.records import phases, runfiles, store
 from bench.report import figures, html, timeshare
@@ -518,11 +518,11 @@ def status_findings(frame: pd.DataFrame) -> list[str]:
 
 
 def data_findings(frame: pd.DataFrame) -> list[str]:
-    """A line per dataset with runs on other bytes than its canonical copy (``datasets.CANONICAL_HASHES``),
+    """A line per dataset with runs on other bytes than its canonical copy (``kinds.CANONICAL_HASHES``),
     which its cells count with the others."""
     lines = []
     for dataset, runs in frame.groupby("dataset", sort=False):
-        canonical = datasets.CANONICAL_HASHES.get(dataset)
+        canonical = kinds.CANONICAL_HASHES.get(dataset)
         other = runs[runs["data_hash"] != canonical]
         if canonical is not None and len(other):
             lines.append(f"{dataset_title(dataset)}: {len(other)} of {len(runs)} runs on other data than the "
@@ -799,4 +799,4 @@ def claims_of(chosen: sources.Sources, records: list[store.RunRecord]) -> Claims
     import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
 
     return load_claims(path, models=[*models.names(), *sorted({r.spec.model for r in records} - set(models.names()))],
-                       datasets=[*datasets.NAMES, *sorted({r.spec.dataset for r in records} - set(datasets.NAMES))])
+                       datasets=[*kinds.NAMES, *sorted({r.spec.dataset for r in records} - set(kinds.NAMES))])

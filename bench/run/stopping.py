@@ -36,7 +36,7 @@ from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import Margins, load_claims, load_published
 from bench.analysis.sources import TABLE4_SOURCES, Sources
 from bench.analysis.stats import summarize
-from bench.data import datasets
+from bench.data import kinds
 from bench.records import lock, store
 from bench.records.store import RunRecord
 from bench.run import runner
@@ -106,7 +106,7 @@ def load_reference(chosen: Sources = TABLE4_SOURCES) -> Reference:
     import models  # deferred for start-up time: Keras takes seconds
 
     claims = chosen.file("claims")
-    margins = load_claims(claims, models=models.names(), datasets=datasets.names()).margins if claims else Margins()
+    margins = load_claims(claims, models=models.names(), datasets=kinds.names()).margins if claims else Margins()
     return Reference(load_published(chosen.file("published")), margins)
 
 
