@@ -15,6 +15,7 @@ import json
 import re
 import tomllib
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,16 @@ def _check_once(specs: list[RunSpec]) -> None:
 
 def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def known_models(*named: Iterable[str]) -> list[str]:
+    """The models the shipped profiles name (``[run] models``, ``[[variants]] model``), then those of
+    ``named`` not among them: the names a claims file may use, known without the model registry
+    (so without importing Keras)."""
+    raws = [read_profile_file(PROFILE_DIR / f"{name}.toml") for name in profile_names()]
+    shipped = [model for raw in raws for model in
+               (*raw.get("run", {}).get("models", ()), *(variant["model"] for variant in raw.get("variants", ())))]
+    return list(dict.fromkeys([*shipped, *(model for models in named for model in models)]))
 
 
 def profile_path(name_or_path: str) -> Path:
