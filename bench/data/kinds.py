@@ -130,7 +130,7 @@ def checked(name: str) -> Kind:
 
 
 class Kind:
-    """What every kind answers; this base answers as a dataset known only by reading it does."""
+    """What every kind answers, with the answers most kinds give."""
 
     subset = True  # whether preprocessing draws its stratified training subset (``load``)
     ignored = ("scale_pixels", "num_classes", "native_size")  # Preprocess fields that leave its cached bytes alone
@@ -152,9 +152,9 @@ class Kind:
         """Whether it names a dataset here (``checked``)."""
         return True
 
-    def native(self, preprocess: Preprocess) -> RealDataset | None:
-        """Its shape and classes before preprocessing where known without reading it, else None."""
-        return None
+    def native(self, preprocess: Preprocess) -> RealDataset:
+        """Its shape (H, W, C) and classes before preprocessing (read once for a dataset known only by its arrays)."""
+        raise NotImplementedError
 
     def images(self) -> tuple[int, int] | None:
         """Its (training, test) images where known without reading it, else None."""
