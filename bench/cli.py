@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from bench import __version__, config, environment, imports
-from bench.data import cache, datasets
+from bench.data import cache, kinds
 from bench.files import check_name_lengths
 from bench.records import lock
 from bench.records.results import Results
@@ -213,7 +213,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", help=f"a shipped profile ({', '.join(config.profile_names())}) "
                         "or a path to a .toml file (default: quick)")
     parser.add_argument("--models", type=_csv, help="comma-separated model names (default: the profile's)")
-    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(datasets.NAMES)
+    parser.add_argument("--datasets", type=_csv, help="comma-separated dataset names (" + ", ".join(kinds.NAMES)
                         + ", or one registered with @register_dataset in an --import file) or paths of .npz "
                         "files with x_train, y_train, x_test, y_test")
     parser.add_argument("--repeats", type=int, help="runs per model and dataset (default: the profile's)")
@@ -362,7 +362,7 @@ def _main(argv: list[str] | None, prog: str | None) -> int:
     try:
         args = build_parser(prog).parse_args(argv)
         return args.handler(args)
-    except (ValueError, datasets.DataUnavailable, lock.Busy) as error:
+    except (ValueError, kinds.DataUnavailable, lock.Busy) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except cache.CacheFull as error:

@@ -15,11 +15,12 @@ import json
 import re
 import tomllib
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import environment, imports
-from bench.data import datasets
+from bench.data import datasets, kinds
 from bench.spec import (
     RECIPES,
     SECTIONS,
@@ -90,7 +91,7 @@ class Profile:
         ``--batch-size`` overrode is checked against the training sets too, as every ``--set`` is.
         """
         run = self.run
-        named = {dataset: datasets.canonical(dataset) for dataset in run.datasets}
+        named = {dataset: kinds.checked(dataset).canonical for dataset in run.datasets}
         hashes = {dataset: datasets.plan_hash(dataset, self.preprocess, run.eval_per_class) for dataset in named.values()}
         batch_sizes = {run.batch_size, self.masked_batch_size} - {None}
         for dataset in named.values():
@@ -130,6 +131,16 @@ def _check_once(specs: list[RunSpec]) -> None:
 
 def profile_names() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def known_models(*named: Iterable[str]) -> list[str]:
+    """The models the shipped profiles name (``[run] models``, ``[[variants]] model``), then those of
+    ``named`` not among them: the names a claims file may use, known without the model registry
+    (so without importing Keras)."""
+    raws = [read_profile_file(PROFILE_DIR / f"{name}.toml") for name in profile_names()]
+    shipped = [model for raw in raws for model in
+               (*raw.get("run", {}).get("models", ()), *(variant["model"] for variant in raw.get("variants", ())))]
+    return list(dict.fromkeys([*shipped, *(model for models in named for model in models)]))
 
 
 def profile_path(name_or_path: str) -> Path:
@@ -343,8 +354,8 @@ def validate(profile: Profile) -> None:
                    f"or a list or table of them, as a record holds it. Received: {option}={value!r}")
     for variant in profile.variants:
         for dataset in variant.datasets or ():
-            _check(dataset in datasets.names(), f"[[variants]] {variant.model}: "
-                   f"{unknown('unknown dataset', dataset, datasets.names())}{', '.join(datasets.names())}")
+            _check(dataset in kinds.names(), f"[[variants]] {variant.model}: "
+                   f"{unknown('unknown dataset', dataset, kinds.names())}{', '.join(kinds.names())}")
 
 
 def _recordable(value) -> bool:
@@ -366,7 +377,7 @@ def check_names(model_names, dataset_names) -> None:
                f"Received: model={model!r} in run.models")
     for dataset in dataset_names:
         try:
-            datasets.check_name(dataset)
+            kinds.checked(dataset)
         except ValueError as error:
             raise ValueError(f"{error} in run.datasets") from None
 

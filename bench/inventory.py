@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from bench.data import datasets
+from bench.data import kinds
 
 
 def datasets_table() -> str:
     rows = []
-    for name in datasets.names():
+    for name in kinds.names():
         try:
-            where = datasets.where(name)
+            where = kinds.kind_of(name).where()
         except Exception as error:  # noqa: BLE001 - a listing shows why, it does not stop
             where = f"unavailable: {error}"
         rows.append((name, where))

@@ -322,7 +322,7 @@ class RunSpec:
             defaults included).
         dataset: dataset name; ``preprocess`` which images of it the run sees.
         data_hash: what the dataset's source held when the run was planned: the SHA-256 of its
-            arrays (``bench.data.datasets.content_hash``), or synthetic's generator identity.
+            arrays (``bench.data.arrays.content_hash``), or synthetic's generator identity.
         repeat: index of this repeat (0-based); ``seed`` fixes initialisation, data order
             and augmentation.
         epochs, batch_size, eval_per_class, eval_subset: as in ``RunSettings``; ``eval_subset``

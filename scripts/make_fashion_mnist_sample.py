@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import datasets
+from bench.data import datasets, kinds
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,8 +19,8 @@ def main(source: Path) -> None:
     with np.load(source) as npz:
         arrays = {key: npz[key] for key in npz.files}
     sample = datasets.make_sample(arrays, seed=0)
-    np.savez_compressed(datasets.SAMPLE_FILE, **sample)
-    print(datasets.SAMPLE_FILE, {key: value.shape for key, value in sample.items()})
+    np.savez_compressed(kinds.SAMPLE_FILE, **sample)
+    print(kinds.SAMPLE_FILE, {key: value.shape for key, value in sample.items()})
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ def private_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def canonical_data(monkeypatch):
     """Plans that read no real dataset: each real one's source is taken to hold its canonical
-    copy (``datasets.recorded_hash``), as the shared files do; tests/test_data.py reads the real ones."""
-    from bench.data import datasets
+    copy (``Kind.recorded_hash``), as the shared files do; tests/test_data.py reads the real ones."""
+    from bench.data import datasets, kinds
 
     plan_hash = datasets.plan_hash
     monkeypatch.setattr(datasets, "plan_hash", lambda name, *args: (
-        datasets.recorded_hash(name) if name in datasets.REAL_DATASETS else plan_hash(name, *args)))
+        kinds.kind_of(name).recorded_hash() if name in kinds.REAL_DATASETS else plan_hash(name, *args)))

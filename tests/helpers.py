@@ -21,7 +21,7 @@ import pytest
 
 import models
 from bench import config
-from bench.data import datasets
+from bench.data import kinds
 from bench.records import store
 from bench.records.phases import Phases
 from bench.records.results import Results
@@ -93,7 +93,7 @@ def run_record(model, accuracy, repeat=0, *, dataset="fashion_mnist", options=No
     carries every model option, the defaults overridden by ``options``, as a planned spec does."""
     spec = RunSpec(
         profile=profile, model=model, model_options={**models.options(model), **(options or {})}, dataset=dataset,
-        data_hash=datasets.recorded_hash(dataset), preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
+        data_hash=kinds.kind_of(dataset).recorded_hash(), preprocess=Preprocess(size=size, channels=3), repeat=repeat, seed=repeat,
         epochs=2, batch_size=32, optimizer=Optimizer(), augment=Augment(),
     )
     history = [{"epoch": e, "loss": 2.0 / e, "accuracy": accuracy * e / 2, "val_loss": 2.1 / e,

@@ -9,7 +9,7 @@ import pytest
 from helpers import ROOT
 
 from bench import cli, config, imports
-from bench.data import cache, datasets
+from bench.data import cache, kinds
 from bench.environment import CUDA_ENV
 
 
@@ -32,7 +32,7 @@ def test_the_top_level_help_says_what_fishbench_is_with_examples_and_its_environ
     assert "fishbench trains each model of a profile" in text and "Table 4" in text
     examples = text.split("examples:\n", 1)[1].split("\n\n", 1)[0]
     assert len(re.findall(r"^  fishbench (run|plan|report|list|speed)", examples, re.MULTILINE)) >= 4
-    for variable in (datasets.DATA_DIR_ENV, cache.CACHE_DIR_ENV, CUDA_ENV):
+    for variable in (kinds.DATA_DIR_ENV, cache.CACHE_DIR_ENV, CUDA_ENV):
         assert f"\n  {variable} " in text
     assert max(map(len, text.splitlines())) <= 80
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from bench import cli
-from bench.data import cache, datasets, preprocessing
+from bench.data import cache, datasets, kinds, preprocessing
+from bench.data.arrays import check_arrays, content_hash, read_idx, write_idx
 from bench.lifetime import process_token
 from bench.spec import Preprocess
 
@@ -42,10 +43,10 @@ def write_npz(folder: Path, name: str = "mnist", **changes) -> Path:
 
 
 def real_file(name: str) -> Path:
-    folder = os.environ.get(datasets.DATA_DIR_ENV)
+    folder = os.environ.get(kinds.DATA_DIR_ENV)
     path = Path(folder) / f"{name}.npz" if folder else None
     if path is None or not path.exists():
-        pytest.skip(f"{name}.npz not in ${datasets.DATA_DIR_ENV} ({folder or 'unset'}): the real-data test needs it")
+        pytest.skip(f"{name}.npz not in ${kinds.DATA_DIR_ENV} ({folder or 'unset'}): the real-data test needs it")
     return path
 
 
@@ -76,9 +77,9 @@ def test_fashion_mnist_at_56x56x3_is_the_repeated_bilinear_resize():
 
 
 def test_missing_dataset_is_one_clear_error_naming_every_place_tried(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(datasets, "_from_keras", lambda name: (_ for _ in ()).throw(OSError("no route to host")))
-    with pytest.raises(datasets.DataUnavailable) as error:
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(kinds, "_from_keras", lambda name: (_ for _ in ()).throw(OSError("no route to host")))
+    with pytest.raises(kinds.DataUnavailable) as error:
         datasets.load("cifar100", Preprocess())
     message = str(error.value)
     assert "'cifar100'" in message and str(tmp_path / "cifar100.npz") in message
@@ -87,13 +88,13 @@ def test_missing_dataset_is_one_clear_error_naming_every_place_tried(tmp_path, m
 
 
 def test_debian_idx_files_are_a_fashion_mnist_source(tmp_path, monkeypatch):
-    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path)
+    monkeypatch.delenv(kinds.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(kinds, "DEBIAN_FASHION_DIR", tmp_path)
     rng = np.random.default_rng(0)
     arrays = {"x_train": rng.integers(0, 256, (20, 28, 28)), "y_train": np.arange(20) % 10,
               "x_test": rng.integers(0, 256, (10, 28, 28)), "y_test": np.arange(10)}
-    for key, filename in datasets.DEBIAN_FASHION_FILES.items():
-        datasets.write_idx(tmp_path / filename, arrays[key])
+    for key, filename in kinds.DEBIAN_FASHION_FILES.items():
+        write_idx(tmp_path / filename, arrays[key])
     with pytest.warns(UserWarning, match="is not the canonical fashion_mnist"):
         ds = datasets.load("fashion_mnist", Preprocess())
     assert ds.source == f"Debian IDX: {tmp_path}"
@@ -107,23 +108,23 @@ def test_debian_idx_files_are_a_fashion_mnist_source(tmp_path, monkeypatch):
 def test_idx_round_trips(tmp_path, suffix):
     images = np.random.default_rng(1).integers(0, 256, (7, 5, 3), dtype=np.uint8)
     labels = np.arange(7, dtype=np.uint8)
-    datasets.write_idx(tmp_path / f"images{suffix}", images)
-    datasets.write_idx(tmp_path / f"labels{suffix}", labels)
-    assert np.array_equal(datasets.read_idx(tmp_path / f"images{suffix}"), images)
-    assert np.array_equal(datasets.read_idx(tmp_path / f"labels{suffix}"), labels)
+    write_idx(tmp_path / f"images{suffix}", images)
+    write_idx(tmp_path / f"labels{suffix}", labels)
+    assert np.array_equal(read_idx(tmp_path / f"images{suffix}"), images)
+    assert np.array_equal(read_idx(tmp_path / f"labels{suffix}"), labels)
 
 
 def test_idx_reader_refuses_a_file_that_is_not_idx(tmp_path):
     (tmp_path / "junk").write_bytes(b"\x89PNG....")
     with pytest.raises(ValueError, match="not an unsigned-byte IDX"):
-        datasets.read_idx(tmp_path / "junk")
+        read_idx(tmp_path / "junk")
 
 
 def test_idx_reader_refuses_a_truncated_file(tmp_path):
-    datasets.write_idx(tmp_path / "images", np.zeros((4, 2, 2), np.uint8))
+    write_idx(tmp_path / "images", np.zeros((4, 2, 2), np.uint8))
     (tmp_path / "images").write_bytes((tmp_path / "images").read_bytes()[:-3])
     with pytest.raises(ValueError, match=r"header says \(4, 2, 2\)"):
-        datasets.read_idx(tmp_path / "images")
+        read_idx(tmp_path / "images")
 
 
 # ---------------------------------------------------------------- preprocessing and cache
@@ -131,14 +132,14 @@ def test_idx_reader_refuses_a_truncated_file(tmp_path):
 
 def test_second_load_is_served_from_the_cache_memory_mapped():
     preprocess = Preprocess(size=32, channels=3, train_per_class=20)
-    first, second = datasets.load(datasets.SAMPLE, preprocess), datasets.load(datasets.SAMPLE, preprocess)
+    first, second = datasets.load(kinds.SAMPLE, preprocess), datasets.load(kinds.SAMPLE, preprocess)
     assert not first.from_cache and second.from_cache
     assert isinstance(second.x_train, np.memmap)
     assert np.array_equal(first.x_train, second.x_train) and np.array_equal(first.y_test, second.y_test)
 
 
 def test_cache_key_covers_what_changes_the_bytes_and_nothing_else():
-    canonical = datasets.CANONICAL_HASHES["mnist"]
+    canonical = kinds.CANONICAL_HASHES["mnist"]
     key = datasets.cache_key("mnist", Preprocess(size=56), canonical)
     assert datasets.cache_key("mnist", Preprocess(size=56, scale_pixels=False), canonical) == key
     assert datasets.cache_key("mnist", Preprocess(size=56, num_classes=3, native_size=8), canonical) == key
@@ -168,7 +169,7 @@ def test_stratified_subset_takes_equal_counts_reproducibly():
 
 def test_subset_larger_than_a_class_names_the_value_and_the_limit():
     with pytest.raises(ValueError, match=r"accepted: 1\.\.600\. Received: train_per_class=601"):
-        datasets.load(datasets.SAMPLE, Preprocess(train_per_class=601))
+        datasets.load(kinds.SAMPLE, Preprocess(train_per_class=601))
 
 
 # ---------------------------------------------------------------- synthetic and the sample
@@ -176,14 +177,14 @@ def test_subset_larger_than_a_class_names_the_value_and_the_limit():
 
 def test_synthetic_is_deterministic_in_any_shape_and_class_count():
     preprocess = Preprocess(num_classes=3, native_size=12, channels=1, train_per_class=50)
-    first, second = datasets.synthetic_arrays(preprocess), datasets.synthetic_arrays(preprocess)
+    first, second = kinds.synthetic_arrays(preprocess), kinds.synthetic_arrays(preprocess)
     assert first["x_train"].shape == (150, 12, 12, 1) and first["x_test"].shape == (30, 12, 12, 1)
     assert all(np.array_equal(first[k], second[k]) for k in first)
     assert np.bincount(first["y_train"]).tolist() == [50, 50, 50]
 
 
 def test_synthetic_is_learnable_by_nearest_class_mean():
-    arrays = datasets.synthetic_arrays(Preprocess(num_classes=5, native_size=8, train_per_class=40))
+    arrays = kinds.synthetic_arrays(Preprocess(num_classes=5, native_size=8, train_per_class=40))
     x_train = arrays["x_train"].reshape(200, -1).astype(float)
     means = np.stack([x_train[arrays["y_train"] == c].mean(0) for c in range(5)])
     x_test = arrays["x_test"].reshape(len(arrays["y_test"]), -1).astype(float)
@@ -192,7 +193,7 @@ def test_synthetic_is_learnable_by_nearest_class_mean():
 
 
 def test_embedded_sample_is_stratified_600_and_100_per_class():
-    ds = datasets.load(datasets.SAMPLE, Preprocess())
+    ds = datasets.load(kinds.SAMPLE, Preprocess())
     assert ds.x_train.shape == (6000, 28, 28, 1) and ds.x_test.shape == (1000, 28, 28, 1)
     assert np.bincount(ds.y_train).tolist() == [600] * 10
     assert np.bincount(ds.y_test).tolist() == [100] * 10
@@ -202,7 +203,7 @@ def test_embedded_sample_is_what_the_script_builds_from_the_real_set():
     source = real_file("fashion_mnist")
     with np.load(source) as npz:
         rebuilt = datasets.make_sample({k: npz[k] for k in npz.files}, seed=0)
-    with np.load(datasets.SAMPLE_FILE) as shipped:
+    with np.load(kinds.SAMPLE_FILE) as shipped:
         assert all(np.array_equal(shipped[k], rebuilt[k]) for k in rebuilt)
 
 
@@ -229,12 +230,12 @@ def test_bad_preprocessing_settings_raise_naming_the_value_and_what_is_accepted(
 
 
 def test_where_says_where_each_dataset_would_load_from(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
     (tmp_path / "mnist.npz").write_bytes(b"")
-    assert datasets.where("mnist") == f"$BENCH_DATA_DIR: {tmp_path / 'mnist.npz'}"
-    assert datasets.where("cifar100").startswith("keras.datasets.cifar100.load_data()")
-    assert "absent" in datasets.where("cifar100")
-    assert datasets.where(datasets.SAMPLE) == "embedded: fashion_mnist_sample.npz"
+    assert kinds.kind_of("mnist").where() == f"$BENCH_DATA_DIR: {tmp_path / 'mnist.npz'}"
+    assert kinds.kind_of("cifar100").where().startswith("keras.datasets.cifar100.load_data()")
+    assert "absent" in kinds.kind_of("cifar100").where()
+    assert kinds.kind_of(kinds.SAMPLE).where() == "embedded: fashion_mnist_sample.npz"
 
 
 # ---------------------------------------------------------------- identity
@@ -245,11 +246,11 @@ def test_the_canonical_files_have_the_canonical_hashes_and_no_warning(name):
     real_file(name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert datasets.plan_hash(name, Preprocess()) == datasets.CANONICAL_HASHES[name]
+        assert datasets.plan_hash(name, Preprocess()) == kinds.CANONICAL_HASHES[name]
 
 
 def test_the_embedded_sample_has_its_canonical_hash():
-    assert datasets.plan_hash(datasets.SAMPLE, Preprocess()) == datasets.CANONICAL_HASHES[datasets.SAMPLE]
+    assert datasets.plan_hash(kinds.SAMPLE, Preprocess()) == kinds.CANONICAL_HASHES[kinds.SAMPLE]
 
 
 @pytest.mark.filterwarnings("ignore:.*is not the canonical")
@@ -257,19 +258,19 @@ def test_the_same_arrays_hash_alike_from_an_npz_idx_files_and_keras(tmp_path, mo
     arrays = small_mnist()
     (tmp_path / "npz").mkdir()
     np.savez(tmp_path / "npz" / "fashion_mnist.npz", **arrays)
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "npz"))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path / "npz"))
     from_npz = datasets.plan_hash("fashion_mnist", Preprocess())
     (tmp_path / "idx").mkdir()
-    for key, filename in datasets.DEBIAN_FASHION_FILES.items():
-        datasets.write_idx(tmp_path / "idx" / filename, arrays[key])
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "none"))
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "idx")
+    for key, filename in kinds.DEBIAN_FASHION_FILES.items():
+        write_idx(tmp_path / "idx" / filename, arrays[key])
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path / "none"))
+    monkeypatch.setattr(kinds, "DEBIAN_FASHION_DIR", tmp_path / "idx")
     from_idx = datasets.plan_hash("fashion_mnist", Preprocess())
     as_keras = {**arrays, "y_train": arrays["y_train"].astype(np.uint8)[:, None], "y_test": arrays["y_test"][:, None]}
-    monkeypatch.setattr(datasets, "DEBIAN_FASHION_DIR", tmp_path / "none")
-    monkeypatch.setattr(datasets, "_from_keras", lambda name: as_keras)
-    assert from_npz == from_idx == datasets.plan_hash("fashion_mnist", Preprocess()) == datasets.content_hash(
-        datasets.check_arrays(arrays, "fashion_mnist", "here"))
+    monkeypatch.setattr(kinds, "DEBIAN_FASHION_DIR", tmp_path / "none")
+    monkeypatch.setattr(kinds, "_from_keras", lambda name: as_keras)
+    assert from_npz == from_idx == datasets.plan_hash("fashion_mnist", Preprocess()) == content_hash(
+        check_arrays(arrays, kinds.REAL_DATASETS["fashion_mnist"], "here"))
 
 
 def bump_mtime(path: Path) -> None:
@@ -279,13 +280,13 @@ def bump_mtime(path: Path) -> None:
 
 
 def test_a_replaced_source_gets_a_new_hash_and_cache_entry_with_a_warning_naming_file_and_hashes(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
     path = write_npz(tmp_path)
     with pytest.warns(UserWarning) as caught:
         first = datasets.plan_hash("mnist", Preprocess())
     assert [str(w.message) for w in caught] == [
         f"$BENCH_DATA_DIR: {path} is not the canonical mnist: its arrays hash to {first}, the canonical ones to "
-        f"{datasets.CANONICAL_HASHES['mnist']}; its runs are told apart by that hash"]
+        f"{kinds.CANONICAL_HASHES['mnist']}; its runs are told apart by that hash"]
     assert datasets.load("mnist", Preprocess(), first).x_train.any()
     write_npz(tmp_path, x_train=np.repeat(np.eye(28, dtype=np.uint8)[None], 20, axis=0))  # a diagonal, the same size
     bump_mtime(path)
@@ -305,10 +306,10 @@ def test_a_replaced_source_gets_a_new_hash_and_cache_entry_with_a_warning_naming
 
 @pytest.mark.filterwarnings("ignore:.*is not the canonical")
 def test_a_plan_reads_a_source_once_per_version_of_its_file(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
     path = write_npz(tmp_path)
-    reads, read = [], datasets._from_npz
-    monkeypatch.setattr(datasets, "_from_npz", lambda p: reads.append(p) or read(p))
+    reads, read = [], kinds._from_npz
+    monkeypatch.setattr(kinds, "_from_npz", lambda p: reads.append(p) or read(p))
     hashes = [datasets.plan_hash("mnist", Preprocess()) for _ in range(3)]
     bump_mtime(path)
     hashes.append(datasets.plan_hash("mnist", Preprocess()))
@@ -336,7 +337,7 @@ BAD_SOURCES = {  # what a tester put in mnist.npz: the arrays changed, and the e
 
 @pytest.mark.parametrize("changes, message", BAD_SOURCES.values(), ids=BAD_SOURCES)
 def test_a_bad_source_is_refused_naming_the_file_and_the_fault(tmp_path, monkeypatch, changes, message):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
     path = write_npz(tmp_path, **changes)
     with pytest.raises(datasets.BadData) as error:
         datasets.plan_hash("mnist", Preprocess())
@@ -348,8 +349,8 @@ def test_a_bad_source_is_refused_naming_the_file_and_the_fault(tmp_path, monkeyp
     (None, "unreadable (ValueError: lacks arrays ['y_test']); accepted: uint8 x_train, y_train, x_test, y_test"),
 ])
 def test_an_unreadable_source_is_refused_not_replaced_by_a_download(tmp_path, monkeypatch, content, message):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
-    monkeypatch.setattr(datasets, "_from_keras", lambda name: pytest.fail("downloaded instead"))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(kinds, "_from_keras", lambda name: pytest.fail("downloaded instead"))
     path = tmp_path / "mnist.npz"
     if content is None:
         np.savez(path, **{k: v for k, v in small_mnist().items() if k != "y_test"})
@@ -360,7 +361,7 @@ def test_an_unreadable_source_is_refused_not_replaced_by_a_download(tmp_path, mo
 
 
 def test_bench_run_on_a_bad_source_exits_2_in_one_line_before_any_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(kinds.DATA_DIR_ENV, str(tmp_path))
     write_npz(tmp_path, y_train=np.arange(19) % 10)
     (tmp_path / "mine.toml").write_text('[run]\nmodels = ["mlp"]\ndatasets = ["mnist"]\n')
     status = cli.main(["run", "--profile", str(tmp_path / "mine.toml"), "--results", str(tmp_path / "results")])
@@ -372,9 +373,9 @@ def test_bench_run_on_a_bad_source_exits_2_in_one_line_before_any_run(tmp_path, 
 
 
 @pytest.mark.parametrize("name, preprocess, eval_per_class, message", [
-    (datasets.SAMPLE, Preprocess(train_per_class=601), None, "train_per_class is larger than the smallest class of "
+    (kinds.SAMPLE, Preprocess(train_per_class=601), None, "train_per_class is larger than the smallest class of "
      "fashion_mnist_sample's training set (600 images); accepted: 1..600. Received: train_per_class=601"),
-    (datasets.SAMPLE, Preprocess(), 101, "eval_per_class is larger than the smallest class of fashion_mnist_sample's "
+    (kinds.SAMPLE, Preprocess(), 101, "eval_per_class is larger than the smallest class of fashion_mnist_sample's "
      "test set (100 images); accepted: 1..100. Received: eval_per_class=101"),
     ("synthetic", Preprocess(train_per_class=50), 11, "eval_per_class is larger than the smallest class of "
      "synthetic's test set (10 images); accepted: 1..10. Received: eval_per_class=11"),
@@ -390,8 +391,8 @@ def test_a_plan_checks_the_subsets_against_the_classes(name, preprocess, eval_pe
 @pytest.mark.parametrize("damage", ["zeroed", "truncated", "deleted", "meta.json deleted"])
 def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage):
     preprocess = Preprocess(train_per_class=20)
-    first = datasets.load(datasets.SAMPLE, preprocess)
-    (entry,) = cache.cache_dir().glob(f"{datasets.SAMPLE}-*")
+    first = datasets.load(kinds.SAMPLE, preprocess)
+    (entry,) = cache.cache_dir().glob(f"{kinds.SAMPLE}-*")
     target = entry / "x_train.npy"
     if damage == "zeroed":
         target.write_bytes(bytes(target.stat().st_size))
@@ -400,9 +401,9 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(damage):
     else:
         (target if damage == "deleted" else entry / "meta.json").unlink()
     with pytest.warns(UserWarning, match=re.escape(f"dataset cache entry {entry} is damaged (")):
-        again = datasets.load(datasets.SAMPLE, preprocess)
+        again = datasets.load(kinds.SAMPLE, preprocess)
     assert not again.from_cache and np.array_equal(again.x_train, first.x_train)
-    assert datasets.load(datasets.SAMPLE, preprocess).from_cache
+    assert datasets.load(kinds.SAMPLE, preprocess).from_cache
 
 
 def failing_save(error):
@@ -428,14 +429,14 @@ def leftovers() -> list[str]:
 def test_a_failed_or_interrupted_cache_write_leaves_nothing_half_written(monkeypatch, error, raised, message):
     monkeypatch.setattr(np, "save", failing_save(error))
     with pytest.raises(raised, match=message and re.escape(message)) as caught:
-        datasets.load(datasets.SAMPLE, Preprocess(train_per_class=5))
+        datasets.load(kinds.SAMPLE, Preprocess(train_per_class=5))
     assert "\n" not in str(caught.value) and leftovers() == []
 
 
 def test_a_cache_folder_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "file"))
-    for name in (datasets.SAMPLE, datasets.SYNTHETIC):  # writing what a plan read, and writing an entry
+    for name in (kinds.SAMPLE, kinds.SYNTHETIC):  # writing what a plan read, and writing an entry
         with pytest.raises(cache.CacheUnusable, match=re.escape(
                 f"cannot be written (Not a directory); accepted: a writable folder, created if missing. "
                 f"Received: BENCH_CACHE_DIR={tmp_path / 'file'}")):
@@ -464,6 +465,6 @@ def test_the_next_load_removes_the_temporary_folders_of_dead_writers_only():
                "elsewhere": f"another-host~{dead}~0000"}
     for name, writer in writers.items():
         (folder / f"synthetic-{name}{cache.TEMP_MARK}{writer}").mkdir()
-    datasets.load(datasets.SYNTHETIC, Preprocess(native_size=8, train_per_class=2))
+    datasets.load(kinds.SYNTHETIC, Preprocess(native_size=8, train_per_class=2))
     assert sorted(name.split(cache.TEMP_MARK)[0] for name in leftovers() if cache.TEMP_MARK in name) == [
         "synthetic-alive", "synthetic-elsewhere"]

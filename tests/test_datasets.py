@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bench import config, imports, inventory
-from bench.data import datasets, registry
+from bench.data import datasets, kinds, registry
+from bench.data.arrays import check_arrays, content_hash
 from bench.records.results import Results
 from bench.spec import Preprocess, RunSpec
 
@@ -72,14 +73,14 @@ def register(name: str, **changes):
 
 
 def test_a_registered_dataset_is_accepted_by_name_and_loads_like_an_npz_file(tiny):
-    assert datasets.names() == (*datasets.NAMES, "tinydigits") and "tinydigits" not in datasets.NAMES
-    datasets.check_name("tinydigits")
+    assert kinds.names() == (*kinds.NAMES, "tinydigits") and "tinydigits" not in kinds.NAMES
+    kinds.checked("tinydigits")
     assert datasets.shape_of("tinydigits", Preprocess()) == ((8, 8, 1), 3)
     assert datasets.shape_of("tinydigits", Preprocess(size=16, channels=3)) == ((16, 16, 3), 3)
     assert datasets.train_size("tinydigits", Preprocess()) == 30
     assert datasets.train_size("tinydigits", Preprocess(train_per_class=4)) == 12
     label = "registered: tinydigits (tinydigits.tinydigits)"
-    assert datasets.where("tinydigits") == label and "tinydigits" in inventory.datasets_table()
+    assert kinds.kind_of("tinydigits").where() == label and "tinydigits" in inventory.datasets_table()
     dataset = datasets.load("tinydigits", Preprocess(train_per_class=4))
     assert (dataset.input_shape, dataset.num_classes, dataset.source, dataset.from_cache) == ((8, 8, 1), 3, label, False)
     assert dataset.x_train.dtype == np.uint8 and np.bincount(dataset.y_train).tolist() == [4, 4, 4]
@@ -88,14 +89,15 @@ def test_a_registered_dataset_is_accepted_by_name_and_loads_like_an_npz_file(tin
 
 
 def test_its_data_hash_is_the_content_hash_of_its_arrays(tiny):
-    arrays = datasets.check_arrays(registry.function("tinydigits")(), "tinydigits", "here")
-    assert datasets.plan_hash("tinydigits", Preprocess()) == datasets.content_hash(arrays)
+    found = registry.function("tinydigits")()
+    checked = check_arrays(found, kinds.kind_of("tinydigits").expected(found), "here")
+    assert datasets.plan_hash("tinydigits", Preprocess()) == content_hash(checked)
 
 
 def test_an_unknown_dataset_is_refused_naming_the_registered_ones_too(tiny):
     with pytest.raises(ValueError, match=re.escape("accepted: mnist, fashion_mnist, cifar10, cifar100, synthetic, "
                                                    "fashion_mnist_sample, tinydigits, or the path of an .npz")):
-        datasets.check_name("svhn")
+        kinds.checked("svhn")
 
 
 # ---------------------------------------------------------------- refused

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from helpers import (
     ROOT,
     SMOKE,
     markdown_rows,
+    run_cli,
     run_record,
     script,
     section,
@@ -576,6 +578,18 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
     message = str(error.value)
     assert "\n" not in message and "'bad-claim'" in message and "Received: " in message and repr(name) in message
     assert not list(out.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_a_report_with_claims_does_not_import_keras(tmp_path):
+    """The claims' model names are checked against those known without the model registry."""
+    code = ("import sys; from bench import cli; "
+            f"code = cli.main(['report', '--results', {str(SMOKE)!r}, '--out', {str(tmp_path)!r}, "
+            f"'--claims', {str(CLAIMS_FILE)!r}]); "
+            "print(code, sorted({'keras', 'tensorflow', 'models'} & set(sys.modules)))")
+    done = run_cli([sys.executable, "-c", code], cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "0 []", done.stderr
+    assert len(pd.read_csv(tmp_path / "claims.csv")) > 0  # the claims were judged
 
 
 @pytest.mark.slow

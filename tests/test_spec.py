@@ -8,7 +8,7 @@ from helpers import tiny_spec
 
 import models
 from bench import cli
-from bench.data import datasets
+from bench.data import kinds
 from bench.records import upgrades
 from bench.spec import Augment, Optimizer, Preprocess, RunSettings, RunSpec
 
@@ -51,17 +51,17 @@ def test_settings_are_widened_to_their_types():
 
 def test_the_data_hash_is_part_of_the_run_id():
     spec = tiny_spec()
-    assert spec.data_hash == datasets.SYNTHETIC_IDENTITY
+    assert spec.data_hash == kinds.SYNTHETIC_IDENTITY
     assert tiny_spec(data_hash="0" * 64).run_id != spec.run_id
     assert tiny_spec(data_hash="0" * 64).config_key != spec.config_key  # other bytes, another configuration
 
 
 @pytest.mark.parametrize("dataset, data_hash", [
-    ("synthetic", datasets.SYNTHETIC_BEFORE_HASHES),  # the generator of its day
-    ("fashion_mnist", datasets.CANONICAL_HASHES["fashion_mnist"]),
-    ("cifar10", datasets.CANONICAL_HASHES["cifar10"]),
-    ("fashion_mnist_sample", datasets.CANONICAL_HASHES["fashion_mnist_sample"]),
-    ("cifar100", datasets.UNKNOWN_HASH),
+    ("synthetic", kinds.SYNTHETIC_BEFORE_HASHES),  # the generator of its day
+    ("fashion_mnist", kinds.CANONICAL_HASHES["fashion_mnist"]),
+    ("cifar10", kinds.CANONICAL_HASHES["cifar10"]),
+    ("fashion_mnist_sample", kinds.CANONICAL_HASHES["fashion_mnist_sample"]),
+    ("cifar100", kinds.UNKNOWN_HASH),
 ])
 def test_a_version_2_spec_gets_its_datasets_recorded_hash(dataset, data_hash):
     old = {k: v for k, v in tiny_spec(dataset=dataset).to_dict().items() if k != "data_hash"}

@@ -9,6 +9,7 @@ import pytest
 from helpers import tiny_spec
 
 import models
+from bench.analysis.sources import Sources
 from bench.records.store import RunRecord
 from bench.run import stopping
 
@@ -18,6 +19,32 @@ RULE = stopping.StoppingRule(half_width=5.0, max_runs=10)
 @pytest.fixture(scope="module")
 def reference():
     return stopping.load_reference()
+
+
+CLAIM_ON = """schema_version = 1
+[margins]
+"{model}/cifar10" = 2.0
+[[claims]]
+id = "mine-beats-mlp"
+kind = "greater"
+section = "IV.B"
+quote = "the report's words"
+metric = "accuracy"
+datasets = ["cifar10"]
+rows = [{{ model = "{model}" }}]
+than = [{{ model = "mlp" }}]
+"""
+
+
+def test_the_claims_may_name_the_models_being_run_and_no_other(tmp_path):
+    """Known without the model registry: the shipped profiles', the published table's and the runs' models."""
+    claims = tmp_path / "claims.toml"
+    claims.write_text(CLAIM_ON.format(model="mine"))
+    assert stopping.load_reference(Sources(claims=str(claims)), ["mine"]).margins.cells == {"mine/cifar10": 2.0}
+    with pytest.raises(ValueError) as error:
+        stopping.load_reference(Sources(claims=str(claims)), ["mlp", "fishnet55"])
+    message = str(error.value)
+    assert "\n" not in message and message.startswith("claims.toml: ") and "Received: " in message and "'mine'" in message
 
 
 def cell_records(spec, accuracies, statuses=None) -> list[RunRecord]:

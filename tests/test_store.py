@@ -9,7 +9,7 @@ from helpers import full_record, old_record, same, script, tiny_spec
 
 import models
 from bench import config
-from bench.data import datasets
+from bench.data import kinds
 from bench.records import store
 from bench.records.results import Results
 from bench.records.store import RunRecord
@@ -43,8 +43,8 @@ def test_a_version_1_record_reads_as_the_current_version_with_its_shape_classes_
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_older_record_gets_its_datas_hash_and_the_run_id_of_its_upgraded_spec(version):
     upgraded = RunRecord.from_dict(old_record(version))
-    assert upgraded.spec.data_hash == datasets.SYNTHETIC_BEFORE_HASHES  # the generator of its day, not today's
-    then = dataclasses.replace(full_record().spec, data_hash=datasets.SYNTHETIC_BEFORE_HASHES)
+    assert upgraded.spec.data_hash == kinds.SYNTHETIC_BEFORE_HASHES  # the generator of its day, not today's
+    then = dataclasses.replace(full_record().spec, data_hash=kinds.SYNTHETIC_BEFORE_HASHES)
     assert upgraded.run_id == upgraded.spec.run_id == then.run_id
     assert same(upgraded, dataclasses.replace(full_record(), run_id=then.run_id, spec=then))
 
@@ -59,7 +59,7 @@ def test_the_shipped_records_upgraded_are_runs_of_the_table4_cpu_plan(canonical_
     records, problems = Results(SHIPPED).records()
     plan = {spec.run_id for spec in config.load_profile("table4-cpu", overrides={"run.repeats": 10}).specs()}
     assert versions <= {1, 3} and not problems and 33 <= len(records) <= len(plan)
-    assert {r.spec.data_hash for r in records} == {datasets.CANONICAL_HASHES[d] for d in ("fashion_mnist", "cifar10")}
+    assert {r.spec.data_hash for r in records} == {kinds.CANONICAL_HASHES[d] for d in ("fashion_mnist", "cifar10")}
     assert {r.run_id for r in records} <= plan
 
 

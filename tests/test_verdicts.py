@@ -27,7 +27,7 @@ from bench.analysis.claims import (
 from bench.analysis.stats import Equivalence, difference_of_means, hedges_g, holm, tost
 from bench.analysis.verdicts import CANT_TELL, CONTRADICTED, DIFFERS, HOLDS, REPRODUCED
 
-# The names the registry and bench.data.datasets accept (models.registry.names(), bench.data.datasets.NAMES).
+# The names the registry and bench.data.kinds accept (models.registry.names(), bench.data.kinds.NAMES).
 MODELS = ("mlp", "cnn", "mobilenet", "fishnet55", "fishnet77", "fishnet99", "fishnet150", "fishnet201")
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "synthetic", "fashion_mnist_sample")
 DENSE = {"head": "dense", "stem": "concise"}

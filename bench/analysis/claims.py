@@ -248,7 +248,7 @@ def load_claims(path: str | Path = CLAIMS_FILE, *, models: Iterable[str], datase
 
     Args:
         path: the file; default the shipped ``bench/assets/claims.toml``.
-        models, datasets: the accepted names (the model registry's and ``bench.data.datasets.NAMES``).
+        models, datasets: the accepted names (the model registry's and ``bench.data.kinds.NAMES``).
 
     Raises:
         ValueError: one line naming the file, the claim, the key, the accepted values and

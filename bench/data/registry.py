@@ -4,7 +4,7 @@ A registered dataset is a function of no arguments that returns the four arrays 
 ``keras.datasets`` gives them, ``{"x_train", "y_train", "x_test", "y_test"}`` (uint8
 images (N, H, W) or (N, H, W, C), integer labels), registered under its own name or
 ``name=``, as a model is with ``@models.register_model``. It lives in a file of the user's
-own, imported with ``--import`` (``bench.imports``); ``bench.data.datasets`` takes its name wherever a
+own, imported with ``--import`` (``bench.imports``); ``bench.data.kinds`` takes its name wherever a
 dataset's is accepted and checks its arrays as it checks an .npz file's. The function must
 return the same arrays at every call: the plan hashes them, and the worker's load checks
 that hash.

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.data import datasets
+from bench.data import kinds
 from bench.files import check_folder, check_regular, read_regular, safe_name, write_text_atomic
 from bench.records import store
 from bench.records.results import Results
@@ -139,7 +139,7 @@ def _text(value) -> str:
 
 def dataset_label(dataset: str) -> str:
     """A dataset as file names and the progress show it: a name as it is, an .npz file by its stem."""
-    return Path(dataset).stem if datasets.is_file(dataset) else dataset
+    return kinds.kind_of(dataset).label
 
 
 def distinguishing_options(specs: list[RunSpec]) -> dict[str, list[str]]:

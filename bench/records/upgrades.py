@@ -6,7 +6,7 @@ upgraded spec, so a plan finds the older run again. A newer version is refused.
 """
 from __future__ import annotations
 
-from bench.data import datasets
+from bench.data import datasets, kinds
 from bench.spec import RECIPES, SPEC_SCHEMA_VERSION, RunSpec
 
 SCHEMA_VERSION = 4  # of a record; its spec has its own (bench.spec.SPEC_SCHEMA_VERSION)
@@ -21,10 +21,10 @@ def spec(mapping: dict) -> dict:
 
     Version 2 -> 3: the spec names the content of its data (``data_hash``). Runs recorded
     before it ran on the canonical files, checked by checksum against the datasets' published
-    ones, so the upgrade writes its dataset's canonical hash (``bench.data.datasets.CANONICAL_HASHES``):
+    ones, so the upgrade writes its dataset's canonical hash (``bench.data.kinds.CANONICAL_HASHES``):
     a plan on those files computes it again and finds the run. ``synthetic`` and the embedded
     sample have their own deterministic identity (the generator's version, the shipped file's
-    hash); a dataset with no canonical hash (cifar100) gets ``bench.data.datasets.UNKNOWN_HASH``,
+    hash); a dataset with no canonical hash (cifar100) gets ``bench.data.kinds.UNKNOWN_HASH``,
     which no plan computes, so such a run is never taken for one on checked bytes.
 
     Version 3 -> 4: the CNN gained the options ``activation`` and ``pool``. Every CNN run
@@ -35,7 +35,7 @@ def spec(mapping: dict) -> dict:
         mapping = {**mapping, "schema_version": 2, "recipe": "corrected",
                    "augment": {**corrected, **mapping.get("augment", {})}}
     if mapping.get("schema_version") == 2:
-        mapping = {**mapping, "schema_version": 3, "data_hash": datasets.recorded_hash(mapping.get("dataset"))}
+        mapping = {**mapping, "schema_version": 3, "data_hash": kinds.kind_of(mapping.get("dataset")).recorded_hash()}
     if mapping.get("schema_version") == 3:
         added = {"activation": "relu", "pool": "max"} if mapping.get("model") == "cnn" else {}
         mapping = {**mapping, "schema_version": SPEC_SCHEMA_VERSION,

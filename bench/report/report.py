@@ -19,7 +19,7 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from tabulate import tabulate
 
-from bench import config, environment
+from bench import config
 from bench.analysis import aggregate, sources, verdicts
 from bench.analysis.aggregate import dataset_title, display_name
 from bench.analysis.claims import (
@@ -30,7 +30,7 @@ from bench.analysis.claims import (
     load_published,
     no_claims,
 )
-from bench.data import datasets
+from bench.data import kinds
 from bench.files import check_folder, safe_name, write_bytes_atomic, write_text_atomic
 from bench.records import phases, runfiles, store
 from bench.records.results import Results
@@ -519,11 +519,11 @@ def status_findings(frame: pd.DataFrame) -> list[str]:
 
 
 def data_findings(frame: pd.DataFrame) -> list[str]:
-    """A line per dataset with runs on other bytes than its canonical copy (``datasets.CANONICAL_HASHES``),
+    """A line per dataset with runs on other bytes than its canonical copy (``kinds.CANONICAL_HASHES``),
     which its cells count with the others."""
     lines = []
     for dataset, runs in frame.groupby("dataset", sort=False):
-        canonical = datasets.CANONICAL_HASHES.get(dataset)
+        canonical = kinds.CANONICAL_HASHES.get(dataset)
         other = runs[runs["data_hash"] != canonical]
         if canonical is not None and len(other):
             lines.append(f"{dataset_title(dataset)}: {len(other)} of {len(runs)} runs on other data than the "
@@ -767,7 +767,8 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
         raise ValueError(f"nothing to report: {where} {state}; run `python -m bench run` first")
     given = {"published": published and str(published), "claims": claims and str(claims)}
     chosen = sources.choose(given, sources.read_kept(results), profile_sources(records))
-    made = make_report(records, skipped, load_published(chosen.file("published")), claims_of(chosen, records), chosen)
+    table = load_published(chosen.file("published"))
+    made = make_report(records, skipped, table, claims_of(chosen, records, table), chosen)
     check_folder(out / FIGURE_DIR)
     if published or claims:
         sources.keep(out, chosen)
@@ -790,14 +791,13 @@ def profile_sources(records: list[store.RunRecord]) -> list[sources.Sources | No
             for name in names]
 
 
-def claims_of(chosen: sources.Sources, records: list[store.RunRecord]) -> ClaimsFile:
-    """The chosen claims file, checked against the registry's models and datasets and the records' own
-    (a user's model need not be imported to be named); none without one."""
+def claims_of(chosen: sources.Sources, records: list[store.RunRecord], published: Published) -> ClaimsFile:
+    """The chosen claims file, checked against the models of the shipped profiles, the published table
+    and the records (``config.known_models``: no Keras, and a user's model need not be imported to be
+    named), and the built-in datasets and the records'; none without one."""
     path = chosen.file("claims")
     if path is None:
         return no_claims()
-    environment.import_tensorflow_quietly()
-    import models  # deferred for start-up time: Keras; the claims are checked against the registry's names
-
-    return load_claims(path, models=[*models.names(), *sorted({r.spec.model for r in records} - set(models.names()))],
-                       datasets=[*datasets.NAMES, *sorted({r.spec.dataset for r in records} - set(datasets.NAMES))])
+    return load_claims(path, models=config.known_models([line.model for line in published.lines],
+                                                        sorted({r.spec.model for r in records})),
+                       datasets=[*kinds.NAMES, *sorted({r.spec.dataset for r in records} - set(kinds.NAMES))])

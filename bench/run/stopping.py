@@ -27,16 +27,18 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from bench import config
 from bench.analysis import aggregate, verdicts
 from bench.analysis.claims import Margins, load_claims, load_published
 from bench.analysis.sources import TABLE4_SOURCES, Sources
 from bench.analysis.stats import summarize
-from bench.data import datasets
+from bench.data import kinds
 from bench.records import lock
 from bench.records.results import Results
 from bench.records.store import RunRecord
@@ -101,14 +103,16 @@ class Reference:
     margins: Margins
 
 
-def load_reference(chosen: Sources = TABLE4_SOURCES) -> Reference:
+def load_reference(chosen: Sources = TABLE4_SOURCES, models: Iterable[str] = ()) -> Reference:
     """The chosen published values and the chosen claims file's margins, as the verdicts use them
-    (``bench.analysis.sources``: the report's Table 4 by default; none, no value to reach)."""
-    import models  # deferred for start-up time: Keras takes seconds
-
+    (``bench.analysis.sources``: the report's Table 4 by default; none, no value to reach). The
+    claims may name the models of the shipped profiles, of the published table and ``models`` (the
+    specs being run), known without importing Keras (``config.known_models``)."""
+    published = load_published(chosen.file("published"))
     claims = chosen.file("claims")
-    margins = load_claims(claims, models=models.names(), datasets=datasets.names()).margins if claims else Margins()
-    return Reference(load_published(chosen.file("published")), margins)
+    known = config.known_models([line.model for line in published.lines], models)
+    margins = load_claims(claims, models=known, datasets=kinds.names()).margins if claims else Margins()
+    return Reference(published, margins)
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ def _rounds(specs: list[RunSpec], results: Path, dispatch: runner.Dispatch, rule
     stamp = {RULE_KEY: rule.text}
     out(f"stopping rule: {rule.text}")
     written = runner.run_benchmark(specs, results, dispatch, retry_failed, out, environment=stamp)
-    cells, labels, published = {s.config_key: s for s in specs}, labels_by_config(specs), load_reference(chosen)
+    cells, labels, published = {s.config_key: s for s in specs}, labels_by_config(specs), load_reference(chosen, [spec.model for spec in specs])
     for round_number in itertools.count(1):
         states = judge(cells, Results(results).records()[0], rule, published, labels)
         after = f"round {round_number - 1}" if round_number > 1 else "the runs recorded so far"

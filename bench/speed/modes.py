@@ -39,7 +39,7 @@ import tensorflow as tf
 
 import models
 from bench import environment
-from bench.data import datasets
+from bench.data import datasets, kinds
 from bench.run import train
 from bench.spec import Augment, Optimizer, Preprocess, RunSpec
 from bench.speedups.training import TrainingGraphSettings
@@ -75,7 +75,7 @@ def matmul_peak_gflops(size: int = MATMUL_SIZE, repeats: int = 7) -> float:
 def speed_spec(model: str, batch_size: int, threads: int, seed: int = 0):
     """The RunSpec the harness is timed with: profile defaults, synthetic data, no augmentation."""
     return RunSpec(
-        profile="speed", model=model, model_options={}, dataset="synthetic", data_hash=datasets.SYNTHETIC_IDENTITY,
+        profile="speed", model=model, model_options={}, dataset="synthetic", data_hash=kinds.SYNTHETIC_IDENTITY,
         preprocess=Preprocess(), repeat=0,
         seed=seed, epochs=1, batch_size=batch_size, optimizer=Optimizer(), augment=Augment(), threads=threads,
     )
@@ -90,7 +90,7 @@ def synthetic_dataset(input_shape: tuple[int, int, int], num_classes: int = 10,
     per_class = max(1, math.ceil(train_images / num_classes))
     preprocess = Preprocess(native_size=height, channels=channels, num_classes=num_classes,
                             train_per_class=per_class)
-    arrays = datasets.synthetic_arrays(preprocess)
+    arrays = kinds.synthetic_arrays(preprocess)
     test_reps = math.ceil(test_images / len(arrays["y_test"]))
     x_test, y_test = (_tile(arrays[key], test_reps)[:test_images] for key in ("x_test", "y_test"))
     return datasets.Dataset(
