@@ -746,8 +746,9 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
     against, write the report into ``out``, return the terminal text.
 
     ``published`` and ``claims`` (the flags: "table4", "none" or a file; None: not given) replace
-    the folder's own choice (``bench.analysis.sources``); given, they are kept in ``out``
-    (sources.toml, with copies of the files) for the next report of it.
+    the folder's own choice (``bench.analysis.sources``); given, they are kept in ``results``,
+    the records' folder, whatever ``out`` is (sources.toml, with copies of the files), for the
+    next report of it.
 
     Writes report.md, report.html, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
     figures/*.png and *.pdf; nothing when it raises. Each file is written whole and never through
@@ -769,7 +770,7 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
     made = make_report(records, skipped, load_published(chosen.file("published")), claims_of(chosen, records), chosen)
     check_folder(out / FIGURE_DIR)
     if published or claims:
-        sources.keep(out, chosen)
+        sources.keep(results, chosen)
     for name, figure in made.figures.items():
         write_bytes_atomic(out / FIGURE_DIR / name, _figure_bytes(figure, "png", dpi=PNG_DPI))
         write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),
