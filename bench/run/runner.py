@@ -628,7 +628,7 @@ def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_te
         record = runfiles.place_files(files, record, log_text)
         store.write_record(results, record)
         if not record.spec.save_weights:
-            shutil.rmtree(files.checkpoint(record.run_id), ignore_errors=True)
+            files.remove_checkpoint(record.run_id)
     except OSError as error:
         raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {store.runs_dir(results)} "
                                f"({error.strerror or error}); the records written before it are kept: make room, "
