@@ -91,7 +91,7 @@ class Workers:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """How runs are spread: jobs at once, TensorFlow threads each, the joblib backend, and the
+    """How runs are spread: jobs at once, TensorFlow threads each, the backend (loky or dask), and the
     GPUs the runs take turns on (``bench.run.devices``; none: the CPU).
 
     On a running Dask cluster (``scheduler`` or ``scheduler_file``), jobs is the most runs given
@@ -175,7 +175,7 @@ def fitted(dispatch: Dispatch, runs: int) -> Dispatch:
     return dataclasses.replace(dispatch, jobs=max(1, min(dispatch.jobs or 1, runs)))
 
 
-# ---------------------------------------------------------------- one run, in a joblib task
+# ---------------------------------------------------------------- one run, in a loky or Dask task
 
 
 def _worker_env(spec: RunSpec, jobs: int, runner: str | None, folder: Path, spawned_at: float) -> dict:
@@ -214,7 +214,7 @@ def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = Non
                       gpus: tuple[str, ...] = ()) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
-    Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
+    Runs inside a task of a loky process or a Dask worker. It never raises for a
     run's failure: that is a record. The record is None when the worker was interrupted
     (see INTERRUPTED_EXITS), so the run stays pending. The record's ``jobs_at_once`` is the
     most runs seen on this machine while it ran, of any runner, itself included; its phases
@@ -537,9 +537,9 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
 
 def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder: Path, files: dict,
               finished, environment: dict | None) -> list[RunRecord]:
-    """Run the specs through joblib, calling ``finished(spec, record)`` as each ends (record None:
-    interrupted); when a killed joblib worker breaks the pool, record its run failed and run
-    the others in a new pool."""
+    """Run the specs through joblib's loky processes or on a Dask cluster (``on_cluster``), calling
+    ``finished(spec, record)`` as each ends (record None: interrupted); when a killed loky worker
+    breaks the pool, record its run failed and run the others in a new pool."""
     from joblib import Parallel, delayed
 
     written, todo, runner, unblamed = [], list(pending), process_token(os.getpid()), 0
@@ -558,7 +558,8 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
                 else:
                     tasks = [delayed(run_in_subprocess)(spec, dispatch.at_once, runner, folder, files[spec.run_id],
                                                         dispatch.gpus) for spec in todo]
-                    outcomes = Parallel(return_as="generator_unordered", pre_dispatch=dispatch.jobs, batch_size=1)(tasks)
+                    outcomes = Parallel(return_as="generator_unordered", pre_dispatch=dispatch.jobs,
+                                        batch_size=1)(tasks)
                 for outcome in outcomes:
                     settle(*outcome)
         except BrokenProcessPool as error:
