@@ -141,11 +141,12 @@ def test_a_run_whose_dask_worker_is_killed_after_a_checkpoint_resumes_on_the_oth
     assert [s["epochs"] for s in record.segments] == [[1, 1], [2, 3]]  # epoch 2 on, on the other worker
 
 
-def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run_is_recorded(cluster, env, tmp_path):
+def run_killing_a_worker(cluster, env, tmp_path, profile: Path, results: Path, *flags: str):
+    """``fishbench run`` on the cluster, its first worker seen running a run killed with SIGKILL;
+    returns the ended runner, its stdout and its stderr."""
     address, workers = cluster
-    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
     runner = subprocess.Popen([sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results",
-                               str(results), "--backend", "dask", "--scheduler", address, "--jobs", "2"],
+                               str(results), "--backend", "dask", "--scheduler", address, *flags],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         victim = wait_for(lambda: next((w for w in workers if running_a_run(w)), None), "a worker running a run")
@@ -153,6 +154,12 @@ def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run
         stdout, stderr = runner.communicate(timeout=PATIENCE)
     finally:
         runner.kill()
+    return runner, stdout, stderr
+
+
+def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run_is_recorded(cluster, env, tmp_path):
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
+    runner, stdout, stderr = run_killing_a_worker(cluster, env, tmp_path, profile, results, "--jobs", "2")
     assert "Traceback" not in stdout + stderr, stdout + stderr
     recorded = {r.run_id: r for r in store.load_records(results)[0]}
     assert set(recorded) == {spec.run_id for spec in config.load_profile(str(profile)).specs()}
@@ -165,18 +172,9 @@ def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run
 
 @pytest.mark.parametrize("cluster", [{"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}], indirect=True)
 def test_a_run_dask_gives_up_on_is_a_failed_record_naming_killed_worker_and_the_other_run_goes_on(
-        cluster, env, tmp_path):
-    address, workers = cluster  # the scheduler gives up on a run at its first dead worker
+        cluster, env, tmp_path):  # the scheduler gives up on a run at its first dead worker
     profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 2}), tmp_path / "results"
-    runner = subprocess.Popen([sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results",
-                               str(results), "--backend", "dask", "--scheduler", address, "--jobs", "1"],
-                              env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        victim = wait_for(lambda: next((w for w in workers if running_a_run(w)), None), "a worker running a run")
-        victim.send_signal(signal.SIGKILL)
-        stdout, stderr = runner.communicate(timeout=PATIENCE)
-    finally:
-        runner.kill()
+    runner, stdout, stderr = run_killing_a_worker(cluster, env, tmp_path, profile, results, "--jobs", "1")
     assert runner.returncode == 1, stdout + stderr
     assert "Traceback" not in stdout + stderr, stdout + stderr
     recorded = store.load_records(results)[0]
