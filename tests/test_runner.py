@@ -202,6 +202,8 @@ def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(fi
     epochs = [line for line in stdout.splitlines() if line.startswith("[epoch ")]
     assert sorted(line.split(":")[0] for line in epochs) == sorted(
         f"[epoch {e}/3] mlp synthetic seed {s}" for e in (1, 2, 3) for s in (0, 1))  # one line per epoch
+    starts = sorted(line for line in stdout.splitlines() if line.startswith("[start] "))
+    assert starts == [f"[start] mlp synthetic seed {s}: epoch 1/3" for s in (0, 1)]  # one as each run's first begins
     efficiency = stdout.splitlines()[-2]  # the runner's last line, before the command's "done"
     assert re.fullmatch(r"efficiency: \d+ % = 0:\d\d:\d\d of runs / \(2 jobs x 0:\d\d:\d\d from the first run's "
                         r"start to the last one's end\)", efficiency), efficiency
