@@ -58,13 +58,14 @@ def env(tmp_path):
 
 
 @pytest.fixture
-def cluster(env, tmp_path):
-    """A scheduler and two single-threaded workers without nannies (a killed worker stays dead)."""
+def cluster(env, tmp_path, request):
+    """A scheduler and two single-threaded workers without nannies (a killed worker stays dead);
+    the scheduler's environment gets the test's parameter, a dict, when it has one."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     common = {"env": env, "cwd": tmp_path, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                  "--no-dashboard"], **common)
+                                  "--no-dashboard"], **{**common, "env": {**env, **getattr(request, "param", {})}})
     workers = []
     try:
         wait_for(lambda: reachable(port), "the scheduler")
@@ -140,11 +141,12 @@ def test_a_run_whose_dask_worker_is_killed_after_a_checkpoint_resumes_on_the_oth
     assert [s["epochs"] for s in record.segments] == [[1, 1], [2, 3]]  # epoch 2 on, on the other worker
 
 
-def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run_is_recorded(cluster, env, tmp_path):
+def run_killing_a_worker(cluster, env, tmp_path, profile: Path, results: Path, *flags: str):
+    """``fishbench run`` on the cluster, its first worker seen running a run killed with SIGKILL;
+    returns the ended runner, its stdout and its stderr."""
     address, workers = cluster
-    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
     runner = subprocess.Popen([sys.executable, "-m", "bench", "run", "--profile", str(profile), "--results",
-                               str(results), "--backend", "dask", "--scheduler", address, "--jobs", "2"],
+                               str(results), "--backend", "dask", "--scheduler", address, *flags],
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         victim = wait_for(lambda: next((w for w in workers if running_a_run(w)), None), "a worker running a run")
@@ -152,6 +154,12 @@ def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run
         stdout, stderr = runner.communicate(timeout=PATIENCE)
     finally:
         runner.kill()
+    return runner, stdout, stderr
+
+
+def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run_is_recorded(cluster, env, tmp_path):
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 4}), tmp_path / "results"
+    runner, stdout, stderr = run_killing_a_worker(cluster, env, tmp_path, profile, results, "--jobs", "2")
     assert "Traceback" not in stdout + stderr, stdout + stderr
     recorded = {r.run_id: r for r in Results(results).records()[0]}
     assert set(recorded) == {spec.run_id for spec in config.load_profile(str(profile)).specs()}
@@ -160,3 +168,16 @@ def test_a_run_whose_dask_worker_is_killed_runs_again_on_the_other_and_every_run
     assert runner.returncode == (1 if bad else 0), stdout + stderr
     assert len(bad) <= 1, bad  # at most the lost one; Dask runs it again on the other worker
     assert not list((tmp_path / "tmp").glob("fishbench-runner-*")), "the runner's folder was left"
+
+
+@pytest.mark.parametrize("cluster", [{"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}], indirect=True)
+def test_a_run_dask_gives_up_on_is_a_failed_record_naming_killed_worker_and_the_other_run_goes_on(
+        cluster, env, tmp_path):  # the scheduler gives up on a run at its first dead worker
+    profile, results = write_profile(tmp_path / "tiny.toml", {"repeats": 2}), tmp_path / "results"
+    runner, stdout, stderr = run_killing_a_worker(cluster, env, tmp_path, profile, results, "--jobs", "1")
+    assert runner.returncode == 1, stdout + stderr
+    assert "Traceback" not in stdout + stderr, stdout + stderr
+    recorded = store.load_records(results)[0]
+    assert sorted(r.status for r in recorded) == ["failed", "ok"], [(r.status, r.error) for r in recorded]
+    (lost,) = [r for r in recorded if r.status == "failed"]
+    assert "KilledWorker" in lost.error and "distributed.scheduler.allowed-failures = 0" in lost.error, lost.error

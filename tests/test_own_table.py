@@ -112,6 +112,19 @@ def test_the_next_report_finds_the_files_the_flags_chose_even_after_they_changed
     assert pd.read_csv(smoke_with_mynet / "claims.csv").empty
 
 
+def test_the_choice_is_kept_in_the_results_folder_and_found_there_whatever_the_out_folder(smoke_with_mynet, own_files):
+    table, claims = own_files
+    first, later = smoke_with_mynet.parent / "first", smoke_with_mynet.parent / "later"
+    assert cli.main(["report", "--results", str(smoke_with_mynet), "--out", str(first),
+                     "--published", str(table), "--claims", str(claims)]) == 0
+    assert not (first / sources.KEPT).exists()
+    assert sources.read_kept(smoke_with_mynet) == sources.Sources(
+        str(smoke_with_mynet / "sources-published.csv"), str(smoke_with_mynet / "sources-claims.toml"))
+    assert cli.main(["report", "--results", str(smoke_with_mynet), "--out", str(later)]) == 0
+    for name in ("claims.csv", "verdicts.csv"):
+        assert (later / name).read_text() == (first / name).read_text()
+
+
 def test_records_of_an_unknown_profile_keeping_no_choice_are_judged_against_table_4_as_before(tmp_path):
     report.write_report(write_results(tmp_path, [run_record("mlp", 0.8, r) for r in range(2)]), tmp_path)
     assert set(pd.read_csv(tmp_path / "claims.csv")["claim"]) == TABLE4_IDS

@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 import pytest
-from helpers import fake_record, write_profile
+from helpers import fake_record, wait_for, write_profile
 from rich.console import Console
 
 from bench import config
@@ -182,6 +182,7 @@ def test_progress_lines_fit_80_columns_for_the_table4_models_on_the_shipped_samp
     for spec in specs:
         files = shown.files[spec.run_id]
         run = progress.InFlight(spec, files, time.time() - 4000)
+        lines += [progress.start_line(run, {"epoch": begun, "epochs": 10}) for begun in (1, 10)]
         lines.append(progress.epoch_line(run, epoch(10, accuracy=0.781) | {"epochs": 10, "time": time.time()}))
         shown.finish(spec, dataclasses.replace(fake_record(spec, 7.8, 90.0), test_accuracy=0.7910))
         lines.append(shown.finished_line(spec, shown.records[-1], time.time()))
@@ -231,6 +232,19 @@ def test_plain_lines_where_the_output_is_not_a_terminal(specs, tmp_path):
     assert [line.split(":")[0] for line in lines] == [
         "[epoch 1/3] mlp synthetic seed 0", "[epoch 2/3] mlp synthetic seed 0", "[epoch 3/3] mlp synthetic seed 0",
         "[1/4] mlp synthetic seed 0"]
+
+
+def test_plain_lines_say_when_a_run_starts_or_resumes_from_its_checkpoint(specs, tmp_path):
+    shown, lines = campaign(specs, tmp_path), []
+    mlp0, cnn0 = specs[:2]
+    with progress.shown(shown, lines.append) as finished:
+        write_log(shown.files[mlp0.run_id], mlp0, time.time(), [], begun=1)
+        write_log(shown.files[cnn0.run_id], cnn0, time.time(), [], begun=3)  # its checkpoint is after epoch 2
+        wait_for(lambda: len(lines) == 2, "the start lines")
+        finished(mlp0, fake_record(mlp0, sec_per_epoch=2.0, wall_seconds=7.0))
+    assert sorted(lines[:2]) == ["[start] cnn synthetic seed 0: resumes at epoch 3/3",
+                                 "[start] mlp synthetic seed 0: epoch 1/3"]
+    assert [line.split(":")[0] for line in lines[2:]] == ["[1/4] mlp synthetic seed 0"]  # started once
 
 
 def test_the_live_table_shows_each_run_in_flight_with_its_epoch(specs, tmp_path):

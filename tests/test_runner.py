@@ -39,6 +39,7 @@ from helpers import (
     bench_workers,
     descendants,
     expected_ids,
+    fake_record,
     living,
     progress_lines,
     records,
@@ -202,6 +203,8 @@ def test_progress_says_model_dataset_seed_status_accuracy_speed_count_and_eta(fi
     epochs = [line for line in stdout.splitlines() if line.startswith("[epoch ")]
     assert sorted(line.split(":")[0] for line in epochs) == sorted(
         f"[epoch {e}/3] mlp synthetic seed {s}" for e in (1, 2, 3) for s in (0, 1))  # one line per epoch
+    starts = sorted(line for line in stdout.splitlines() if line.startswith("[start] "))
+    assert starts == [f"[start] mlp synthetic seed {s}: epoch 1/3" for s in (0, 1)]  # one as each run's first begins
     efficiency = stdout.splitlines()[-2]  # the runner's last line, before the command's "done"
     assert re.fullmatch(r"efficiency: \d+ % = 0:\d\d:\d\d of runs / \(2 jobs x 0:\d\d:\d\d from the first run's "
                         r"start to the last one's end\)", efficiency), efficiency
@@ -866,3 +869,18 @@ def test_after_a_broken_pool_only_the_run_whose_worker_left_the_note_is_failed_a
                             f"log of {victim.run_id}\n")
     assert log == f"log of {victim.run_id}\n" and record.phases.spawned_at is not None
     assert list(folder.iterdir()) == []
+
+
+def test_a_written_record_removes_its_runs_checkpoint_and_the_checkpoints_folder_once_it_is_empty(tmp_path):
+    specs = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()
+    results = tmp_path / "results"
+    files = runfiles.plan(specs, results)
+    for spec in specs:
+        files[spec.run_id].checkpoint(spec.run_id).mkdir(parents=True)
+        (files[spec.run_id].checkpoint(spec.run_id) / runfiles.CHECKPOINT_STATE).write_text("{}")
+    first, second = specs
+    runner.write_run(results, files[first.run_id], fake_record(first, 1.0, 3.0), "log\n", None)
+    assert [p.name for p in (results / runfiles.CHECKPOINTS).iterdir()] == [second.run_id]  # in flight: kept
+    runner.write_run(results, files[second.run_id], fake_record(second, 1.0, 3.0), "log\n", None)
+    assert not (results / runfiles.CHECKPOINTS).exists()
+    assert set(records(results)) == {first.run_id, second.run_id}

@@ -9,7 +9,8 @@ In a results folder (``bench.records.results.Results`` owns the folders' names),
     weights/<name>.weights.h5     the final weights, with ``save_weights = true`` (``--save-weights``)
     checkpoints/<run_id>/         the run's state after its latest epoch while it has no record
                                   (``bench.run.checkpoint``), named by run id so that any invocation
-                                  finds it; removed once its record is written, kept with --save-weights
+                                  finds it; removed once its record is written, kept with --save-weights;
+                                  ``checkpoints/`` goes when its last one does
 
 ``<name>`` is ``<model>[-<option>=<value>...]-<dataset>-seed<k>``, the options being those in
 which the model's runs differ, among the runs to run and those recorded in the folder
@@ -34,9 +35,11 @@ writer's clock). ``bench.run.progress`` reads them to show the runs in flight.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +126,12 @@ class RunFiles:
     def checkpoint(self, run_id: str) -> Path:
         """The run's checkpoint folder (``Results.checkpoint``)."""
         return self.results.checkpoint(run_id)
+
+    def remove_checkpoint(self, run_id: str) -> None:
+        """Remove the run's checkpoint folder, and ``checkpoints/`` with it once no run has one there."""
+        shutil.rmtree(self.checkpoint(run_id), ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: another run's checkpoint (or one set aside)
+            (self.results / CHECKPOINTS).rmdir()
 
     def worker_env(self, spec: RunSpec) -> dict[str, str]:
         """The worker's CHECKPOINT_ENV, and TENSORBOARD_ENV and WEIGHTS_ENV for what the spec asks."""

@@ -274,9 +274,10 @@ OWN_PUBLISHED_INTRO = ("As the published table named above says (docs/own-table.
 
 
 def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins: Margins,
-                verdict_cells: pd.DataFrame, frame: pd.DataFrame, table4: bool = True) -> list[str]:
+                verdict_cells: pd.DataFrame, frame: pd.DataFrame, flagged: dict, table4: bool = True) -> list[str]:
     """The Table 4 section: how to read it, what the report's values are (``table4``: the shipped
-    table's, else a user's), which setups give no like-for-like verdict, a table per dataset."""
+    table's, else a user's), which setups give no like-for-like verdict, a table per dataset
+    (``flagged``: ``learned_nothing_counts``)."""
     epochs = " and ".join(f"{n:,} {dataset_title(d)} images" for d, n in REPORT_EPOCH_IMAGES.items())
     parts = [
         TABLE4_INTRO,
@@ -292,7 +293,6 @@ def table4_text(cells: pd.DataFrame, lines: dict, published: Published, margins:
                   "", markdown_table(*published_layout(published))]
     unjudged = protocol_text(frame, verdict_cells)
     parts += ["", *[f"- {line}" for line in unjudged]] if unjudged else []
-    flagged = learned_nothing_counts(frame)
     for dataset in dict.fromkeys(cells["dataset"]):
         table = markdown_table(*table4_layout(cells, lines, published, dataset, flagged))
         notes = learned_nothing_lines(cells, flagged, dataset)
@@ -582,18 +582,18 @@ def figure_name(kind: str, dataset: str) -> str:
 
 
 def markdown(frame: pd.DataFrame, cells: pd.DataFrame, published: Published, judged: verdicts.Verdicts,
-             by_cell: dict, margins: Margins, set_aside: int, figure_names: list[str],
+             by_cell: dict, flagged: dict, margins: Margins, set_aside: int, figure_names: list[str],
              skipped: list[str], time_parts: list[str], chosen: sources.Sources) -> str:
     """report.md: method, Table 4 with its verdicts (``by_cell``: (row, dataset) -> verdict
-    line), the claims (none without a claims file), findings, where the time went
-    (``time_parts``: ``time_text``), figures. ``chosen``: the published table and claims it used."""
+    line; ``flagged``: ``learned_nothing_counts``), the claims (none without a claims file),
+    findings, where the time went (``time_parts``: ``time_text``), figures. ``chosen``: the published table and claims it used."""
     table4 = chosen == sources.TABLE4_SOURCES
     parts = ["# fishbench report", ""] + ([] if table4 else [f"Judged against: {chosen.text}.", ""]) + ["## Method", ""]
     parts += [f"- {line}" for line in method_lines(frame, cells, set_aside)]
     table4_published, table4_claims = chosen.published == sources.TABLE4, chosen.claims == sources.TABLE4
     title = "Table 4" if table4_published else "Accuracy, time and parameters"
     parts += ["", f"## {title}", ""] + table4_text(cells, by_cell, published, margins, judged.cells, frame,
-                                                    table4_published)
+                                                    flagged, table4_published)
     claims_file = f"bench/assets/{sources.KINDS['claims'].name}" if table4_claims else chosen.claims
     parts += [""] + claims_text(judged, claims_file, table4_claims) if len(judged.claims) else []
     findings = parameter_findings(frame, cells, published) + data_findings(frame) + status_findings(frame)
@@ -627,14 +627,15 @@ def make_report(records: list[store.RunRecord], skipped: list[str], published: P
     judged = verdicts.evaluate(aggregate.verdict_runs(frame), published, claims)
     by_cell = {(line.row, line.dataset): line for line in aggregate.with_rows(judged.cells, frame).itertuples()}
     made = report_figures(frame, epoch_frame(kept, frame), cells)
-    text = markdown(frame, cells, published, judged, by_cell, claims.margins, len(set_aside), list(made), skipped,
+    flagged = learned_nothing_counts(frame)
+    text = markdown(frame, cells, published, judged, by_cell, flagged, claims.margins, len(set_aside), list(made), skipped,
                     time_text(frame, kept, records), chosen)
     tables = {"table4.csv": aggregate.table4_table(cells), "verdicts.csv": aggregate.verdicts_table(judged.cells),
               "claims.csv": aggregate.claims_table(judged),
               "runs.csv": aggregate.runs_table(kept, frame), "history.csv": aggregate.history_table(kept, frame)}
-    page = html_page(frame, cells, by_cell, judged)
-    return Report(text, page, tables, made, terminal(cells, published, judged, by_cell, learned_nothing_counts(frame),
-                                                      len(set_aside), skipped))
+    page = html_page(frame, cells, by_cell, flagged, judged)
+    return Report(text, page, tables, made,
+                  terminal(cells, published, judged, by_cell, flagged, len(set_aside), skipped))
 
 
 def row_settings_text(label: str, model: str) -> str:
@@ -642,12 +643,12 @@ def row_settings_text(label: str, model: str) -> str:
     return label.removeprefix(display_name(model)).strip().removeprefix("(").removesuffix(")")
 
 
-def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, judged: verdicts.Verdicts) -> str:
-    """report.html (``bench.report.html``): the accuracy cells as report.md writes them, every ok
-    run's final accuracy, the claims."""
+def html_page(frame: pd.DataFrame, cells: pd.DataFrame, by_cell: dict, flagged: dict,
+              judged: verdicts.Verdicts) -> str:
+    """report.html (``bench.report.html``): the accuracy cells as report.md writes them (``flagged``:
+    ``learned_nothing_counts``), every ok run's final accuracy, the claims."""
     colors = {row: to_hex(color) for row, color in figures.row_colors(dict(zip(cells["row"], cells["model"]))).items()}
     accuracy = cells[cells["metric"] == "accuracy"]
-    flagged = learned_nothing_counts(frame)
     mark = lambda c: f" {LEARNED_NOTHING_MARK}" if flagged.get((c.row, c.dataset)) else ""  # noqa: E731
     lines = [html.CellLine(number=index, row=c.row, model=display_name(c.model),
                            settings=row_settings_text(c.row, c.model), dataset=dataset_title(c.dataset),
@@ -747,8 +748,9 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
     against, write the report into ``out``, return the terminal text.
 
     ``published`` and ``claims`` (the flags: "table4", "none" or a file; None: not given) replace
-    the folder's own choice (``bench.analysis.sources``); given, they are kept in ``out``
-    (sources.toml, with copies of the files) for the next report of it.
+    the folder's own choice (``bench.analysis.sources``); given, they are kept in ``results``,
+    the records' folder, whatever ``out`` is (sources.toml, with copies of the files), for the
+    next report of it.
 
     Writes report.md, report.html, table4.csv, verdicts.csv, claims.csv, runs.csv, history.csv and
     figures/*.png and *.pdf; nothing when it raises. Each file is written whole and never through
@@ -771,7 +773,7 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
     made = make_report(records, skipped, table, claims_of(chosen, records, table), chosen)
     check_folder(out / FIGURE_DIR)
     if published or claims:
-        sources.keep(out, chosen)
+        sources.keep(results, chosen)
     for name, figure in made.figures.items():
         write_bytes_atomic(out / FIGURE_DIR / name, _figure_bytes(figure, "png", dpi=PNG_DPI))
         write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),

@@ -4,7 +4,8 @@ On a terminal, a live table (rich) of the runs in flight (model, dataset, seed, 
 the latest epoch's training loss and accuracy and test accuracy in %, elapsed time) under a
 line for the campaign (runs done of those to run, the ones not ok, elapsed time, ETA), with
 a line per finished run scrolling above it. Anywhere else (a pipe, a file, CI, ``| tee``):
-plain lines, one as each epoch of a run ends and one per finished run.
+plain lines, one as a run's first epoch begins (``start_line``: epoch 1, or the epoch a run
+resumed from its checkpoint begins at), one as each epoch of a run ends and one per finished run.
 
 A run's epochs come from its log (``bench.records.runfiles``): the runner writes a start event into
 it before the worker starts, and the worker's training appends an event as each epoch
@@ -69,6 +70,15 @@ def error_line(record: RunRecord) -> str:
     return lines[-1][:ERROR_CHARS] if lines else "no error text"
 
 
+def start_line(run: InFlight, event: dict) -> str:
+    """'[start] fishnet55 cifar10 seed 0: epoch 1/30', or for a run resumed from its checkpoint
+    '[start] fishnet55 cifar10 seed 0: resumes at epoch 7/30': its first epoch begins (an
+    ``epoch_begin`` event); in 80 columns for the Table 4 models on the shipped datasets."""
+    begins = f"epoch {event['epoch']}/{event['epochs']}"
+    return (f"[start] {run.files.label} {run.files.dataset} seed {run.spec.seed}: "
+            + (begins if event["epoch"] == 1 else f"resumes at {begins}"))
+
+
 def epoch_line(run: InFlight, event: dict) -> str:
     """'[epoch 2/3] fishnet55 fashion_mnist_sample seed 1: test acc 75.30 % (0:01:12)': an epoch's
     end, with the run's time until then; in 80 columns for the Table 4 models on the shipped
@@ -120,7 +130,8 @@ class Campaign:
     # ---------------------------------------------------------------- what happens
 
     def poll(self) -> list[tuple[InFlight, dict]]:
-        """Read the logs of the runs not finished; return the epoch ends not read before, with their run."""
+        """Read the logs of the runs not finished; return the events not read before that the plain
+        lines show, with their run: a run's first epoch's begin, and each epoch's end."""
         with self.lock:
             todo = [spec for spec in self.pending if spec.run_id not in self.done]
         return [update for spec in todo for update in self._read(spec)]
@@ -142,16 +153,18 @@ class Campaign:
                 return []
             run = self.flight.setdefault(spec.run_id, InFlight(spec, self.files[spec.run_id], events[0]["time"]))
             for event in events[run.read:]:
+                first = not run.epoch
                 run.epoch, run.epochs = event["epoch"], event["epochs"]
                 if event["event"] == "epoch":
                     run.last = event
+                if event["event"] == "epoch" or first:
                     updates.append((run, event))
             run.read = len(events)
         return updates
 
     def finish(self, spec: RunSpec, record: RunRecord | None) -> list[tuple[InFlight, dict]]:
-        """A run ended: with its record, or None when it was interrupted. Returns the epoch ends
-        its log holds that were not read before."""
+        """A run ended: with its record, or None when it was interrupted. Returns the events its
+        log holds that were not read before (as ``poll``)."""
         updates = self._read(spec)
         with self.lock:
             self.done.add(spec.run_id)
@@ -302,7 +315,7 @@ def shown(campaign: Campaign, out=echo):
 
     def epochs(updates: list[tuple[InFlight, dict]]) -> None:
         for run, event in updates if live is None else ():  # the live table shows the latest
-            write(epoch_line(run, event))
+            write((epoch_line if event["event"] == "epoch" else start_line)(run, event))
 
     def watch():
         while not stop.wait(POLL_SECONDS):

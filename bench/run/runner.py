@@ -1,7 +1,7 @@
 """Plan, resume and dispatch: the RunSpecs of a profile, minus those already recorded, run in parallel.
 
-Each run is one task for joblib (loky processes by default, or a Dask cluster: docs/cluster.md), at
-most ``--jobs`` of them given out at once; the task starts a fresh ``python -m bench.run.worker``
+Each run is one task for joblib's loky processes (by default) or for a Dask cluster (docs/cluster.md:
+``on_cluster``), at most ``--jobs`` of them given out at once; the task starts a fresh ``python -m bench.run.worker``
 subprocess with its thread counts set before TensorFlow starts, its output going into the run's log
 (``bench.records.runfiles``: in the results folder as it trains, where that folder is at hand),
 waits for it with a timeout, and returns the record and the log to this process, which writes each
@@ -10,7 +10,8 @@ times out still yields a record saying so; one that was interrupted yields none,
 time, from its checkpoint after its latest epoch (``bench.run.checkpoint``; so does one killed with
 SIGKILL after it checkpointed). A loky worker killed under its run makes that run, and only that
 one, a failed record when it has no checkpoint: loky then ends the other workers of the broken
-pool, and their runs go on in a new pool (``killed_under``).
+pool, and their runs go on in a new pool (``killed_under``). A run Dask gives up on, its workers
+having died under it too often, is a failed record too, and the other runs go on (``dask_gave_up``).
 Pending runs start longest expected first (``bench.run.schedule``), so that the jobs finish
 together; each record gets the runner's times of its run (``bench.records.phases``), and the last
 line says how busy the jobs were.
@@ -34,10 +35,11 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import imports
@@ -90,7 +92,7 @@ class Workers:
 
 @dataclass(frozen=True)
 class Dispatch:
-    """How runs are spread: jobs at once, TensorFlow threads each, the joblib backend, and the
+    """How runs are spread: jobs at once, TensorFlow threads each, the backend (loky or dask), and the
     GPUs the runs take turns on (``bench.run.devices``; none: the CPU).
 
     On a running Dask cluster (``scheduler`` or ``scheduler_file``), jobs is the most runs given
@@ -174,7 +176,7 @@ def fitted(dispatch: Dispatch, runs: int) -> Dispatch:
     return dataclasses.replace(dispatch, jobs=max(1, min(dispatch.jobs or 1, runs)))
 
 
-# ---------------------------------------------------------------- one run, in a joblib task
+# ---------------------------------------------------------------- one run, in a loky or Dask task
 
 
 def _worker_env(spec: RunSpec, jobs: int, runner: str | None, folder: Path, spawned_at: float) -> dict:
@@ -203,12 +205,17 @@ def failure(spec: RunSpec, status: str, error: str, started: str | None, jobs_at
                      started_at=started, finished_at=now_iso())
 
 
+def iso_time(timestamp: float) -> str:
+    """A Unix time as a record's times are written (``now_iso``)."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
 def run_in_subprocess(spec: RunSpec, jobs_at_once: int, runner: str | None = None, folder: Path | None = None,
                       files: runfiles.RunFiles | None = None,
                       gpus: tuple[str, ...] = ()) -> tuple[RunSpec, RunRecord | None, str]:
     """Run one spec in a fresh worker process; return (spec, record, log text).
 
-    Runs inside a joblib task (a loky process or a Dask worker). It never raises for a
+    Runs inside a task of a loky process or a Dask worker. It never raises for a
     run's failure: that is a record. The record is None when the worker was interrupted
     (see INTERRUPTED_EXITS), so the run stays pending. The record's ``jobs_at_once`` is the
     most runs seen on this machine while it ran, of any runner, itself included; its phases
@@ -325,8 +332,8 @@ def killed_under(specs: list[RunSpec], folder: Path, files: dict, error: BrokenP
             log_path = files[spec.run_id].log_or(run / scratch.LOG)  # where run_in_subprocess wrote it
             log = log_path.read_text(errors="replace") if log_path.exists() else ""
             spawned_at = (run / scratch.SPEC).stat().st_mtime  # written just before the worker started
-            started = datetime.fromtimestamp(spawned_at, timezone.utc).isoformat(timespec="seconds")
-            record = failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}", started, jobs_at_once)
+            record = failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}", iso_time(spawned_at),
+                             jobs_at_once)
             found.append((spec, phases.timed_by_runner(record, spawned_at, time.time() - spawned_at), log))
         shutil.rmtree(run, ignore_errors=True)
     return found
@@ -337,7 +344,8 @@ def killed_under(specs: list[RunSpec], folder: Path, files: dict, error: BrokenP
 
 @contextmanager
 def backend_context(dispatch: Dispatch, folder: Path):
-    """joblib's parallel_config for the dispatch; a Dask client while it is open.
+    """A Dask client of the dispatch's cluster while it is open; for loky, joblib's
+    parallel_config, yielding None.
 
     A LocalCluster (its scheduler and workers) keeps its scratch space in ``folder``, the
     runner's temporary folder.
@@ -346,19 +354,18 @@ def backend_context(dispatch: Dispatch, folder: Path):
 
     if dispatch.backend == "loky":
         with parallel_config(backend="loky", n_jobs=dispatch.jobs, idle_worker_timeout=LOKY_IDLE_SECONDS):
-            yield
+            yield None
         return
     import dask
     from dask.distributed import Client, LocalCluster
 
     if dispatch.elsewhere:
-        with connected(dispatch) as client, parallel_config(backend="dask", n_jobs=dispatch.jobs):
+        with connected(dispatch) as client:
             yield client
         return
     with dask.config.set({"temporary-directory": str(folder)}), \
             LocalCluster(n_workers=dispatch.jobs, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                         processes=True) as cluster, Client(cluster) as client, \
-            parallel_config(backend="dask", n_jobs=dispatch.jobs):
+                         processes=True) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -531,9 +538,9 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
 
 def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder: Path, files: dict,
               finished, environment: dict | None) -> list[RunRecord]:
-    """Run the specs through joblib, calling ``finished(spec, record)`` as each ends (record None:
-    interrupted); when a killed joblib worker breaks the pool, record its run failed and run
-    the others in a new pool."""
+    """Run the specs through joblib's loky processes or on a Dask cluster (``on_cluster``), calling
+    ``finished(spec, record)`` as each ends (record None: interrupted); when a killed loky worker
+    breaks the pool, record its run failed and run the others in a new pool."""
     from joblib import Parallel, delayed
 
     written, todo, runner, unblamed = [], list(pending), process_token(os.getpid()), 0
@@ -546,11 +553,15 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
 
     while todo:
         try:
-            with backend_context(dispatch, folder):
-                tasks = [delayed(run_in_subprocess)(spec, dispatch.at_once, runner, folder, files[spec.run_id],
-                                                    dispatch.gpus) for spec in todo]
-                # at most jobs runs given out at once: a Dask backend would give a cluster as many as it has threads
-                for outcome in Parallel(return_as="generator_unordered", pre_dispatch=dispatch.jobs, batch_size=1)(tasks):
+            with backend_context(dispatch, folder) as client:
+                if client is not None:
+                    outcomes = on_cluster(client, list(todo), dispatch, runner, folder, files)
+                else:
+                    tasks = [delayed(run_in_subprocess)(spec, dispatch.at_once, runner, folder, files[spec.run_id],
+                                                        dispatch.gpus) for spec in todo]
+                    outcomes = Parallel(return_as="generator_unordered", pre_dispatch=dispatch.jobs,
+                                        batch_size=1)(tasks)
+                for outcome in outcomes:
                     settle(*outcome)
         except BrokenProcessPool as error:
             killed = killed_under(todo, folder, files, error, dispatch.at_once)
@@ -560,6 +571,52 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
             for outcome in killed:
                 settle(*outcome)
     return written
+
+
+def on_cluster(client, specs: list[RunSpec], dispatch: Dispatch, runner: str, folder: Path,
+               files: dict) -> Iterator[tuple[RunSpec, RunRecord | None, str]]:
+    """The outcomes of the specs' runs on a Dask cluster, as each ends, at most ``dispatch.jobs``
+    given out at once (a cluster would take as many as it has threads).
+
+    Each run is a task of its own, so a run Dask gives up on (``dask_gave_up``) is that run's
+    failed record and the others go on; joblib's Dask backend would end them all.
+    """
+    from distributed import KilledWorker, as_completed  # deferred for start-up time: Dask only for its backend
+
+    waiting, given, ended = iter(specs), {}, as_completed()
+
+    def give() -> None:
+        spec = next(waiting, None)
+        if spec is not None:
+            future = client.submit(run_in_subprocess, spec, dispatch.at_once, runner, folder, files[spec.run_id],
+                                   dispatch.gpus, pure=False)
+            given[future] = spec, time.time()
+            ended.add(future)
+
+    for _ in range(dispatch.jobs):
+        give()
+    for future in ended:
+        spec, given_at = given.pop(future)
+        give()
+        try:
+            outcome = future.result()
+        except KilledWorker as error:
+            outcome = dask_gave_up(spec, error, files[spec.run_id], folder, given_at, dispatch.at_once)
+        yield outcome
+
+
+def dask_gave_up(spec: RunSpec, error, files: runfiles.RunFiles, folder: Path, given_at: float,
+                 jobs_at_once: int) -> tuple[RunSpec, RunRecord, str]:
+    """The failed record, with its log, of a run whose Dask workers died under it more often than
+    the scheduler allows (``error``, Dask's KilledWorker); its times run from when it was given
+    to the cluster."""
+    log_path = files.log_or(folder / spec.run_id / scratch.LOG)  # where run_in_subprocess wrote it, if here
+    log = log_path.read_text(errors="replace") if log_path.exists() else ""
+    cause = (f"the Dask workers running it died {error.allowed_failures + 1} times (KilledWorker; "
+             f"distributed.scheduler.allowed-failures = {error.allowed_failures}), the last one "
+             f"{error.last_worker.address}")
+    record = failure(spec, "failed", f"{cause}; log tail:\n{log[-LOG_TAIL_CHARS:]}", iso_time(given_at), jobs_at_once)
+    return spec, phases.timed_by_runner(record, given_at, time.time() - given_at), log
 
 
 def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_text: str,
@@ -573,7 +630,7 @@ def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_te
         record = runfiles.place_files(files, record, log_text)
         Results(results).write(record)
         if not record.spec.save_weights:
-            shutil.rmtree(files.checkpoint(record.run_id), ignore_errors=True)
+            files.remove_checkpoint(record.run_id)
     except OSError as error:
         raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {Results(results).runs} "
                                f"({error.strerror or error}); the records written before it are kept: make room, "
