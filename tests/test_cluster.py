@@ -177,7 +177,7 @@ def test_a_run_dask_gives_up_on_is_a_failed_record_naming_killed_worker_and_the_
     runner, stdout, stderr = run_killing_a_worker(cluster, env, tmp_path, profile, results, "--jobs", "1")
     assert runner.returncode == 1, stdout + stderr
     assert "Traceback" not in stdout + stderr, stdout + stderr
-    recorded = store.load_records(results)[0]
+    recorded = Results(results).records()[0]
     assert sorted(r.status for r in recorded) == ["failed", "ok"], [(r.status, r.error) for r in recorded]
     (lost,) = [r for r in recorded if r.status == "failed"]
     assert "KilledWorker" in lost.error and "distributed.scheduler.allowed-failures = 0" in lost.error, lost.error

@@ -117,7 +117,7 @@ def test_the_choice_is_kept_in_the_results_folder_and_found_there_whatever_the_o
     first, later = smoke_with_mynet.parent / "first", smoke_with_mynet.parent / "later"
     assert cli.main(["report", "--results", str(smoke_with_mynet), "--out", str(first),
                      "--published", str(table), "--claims", str(claims)]) == 0
-    assert not (first / sources.KEPT).exists()
+    assert not (first / Results.SOURCES).exists()
     assert sources.read_kept(smoke_with_mynet) == sources.Sources(
         str(smoke_with_mynet / "sources-published.csv"), str(smoke_with_mynet / "sources-claims.toml"))
     assert cli.main(["report", "--results", str(smoke_with_mynet), "--out", str(later)]) == 0

@@ -123,3 +123,16 @@ def test_the_sources_file_is_none_until_kept_and_keeping_the_same_again_writes_n
         os.utime(path, ns=(1, 1))
     results.keep_sources(text, copies)
     assert [path.stat().st_mtime_ns for path in kept] == [1, 1]
+
+
+def test_the_checkpoints_folder_goes_once_empty_and_stays_while_a_run_has_one(tmp_path):
+    results = Results(tmp_path)
+    for run_id in ("a", "b"):
+        results.checkpoint(run_id).mkdir(parents=True)
+    results.remove_checkpoint("a")
+    results.remove_empty_checkpoints()
+    assert [p.name for p in (tmp_path / Results.CHECKPOINTS).iterdir()] == ["b"]
+    results.remove_checkpoint("b")
+    results.remove_empty_checkpoints()
+    assert not (tmp_path / Results.CHECKPOINTS).exists()
+    results.remove_empty_checkpoints()  # absent: nothing to do

@@ -871,16 +871,19 @@ def test_after_a_broken_pool_only_the_run_whose_worker_left_the_note_is_failed_a
     assert list(folder.iterdir()) == []
 
 
-def test_a_written_record_removes_its_runs_checkpoint_and_the_checkpoints_folder_once_it_is_empty(tmp_path):
+def test_a_written_record_removes_its_runs_checkpoint_and_no_other(tmp_path):
     specs = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()
     results = tmp_path / "results"
     files = runfiles.plan(specs, results)
     for spec in specs:
-        files[spec.run_id].checkpoint(spec.run_id).mkdir(parents=True)
-        (files[spec.run_id].checkpoint(spec.run_id) / runfiles.CHECKPOINT_STATE).write_text("{}")
+        Results(results).checkpoint(spec.run_id).mkdir(parents=True)
+        (Results(results).checkpoint(spec.run_id) / runfiles.CHECKPOINT_STATE).write_text("{}")
     first, second = specs
     runner.write_run(results, files[first.run_id], fake_record(first, 1.0, 3.0), "log\n", None)
-    assert [p.name for p in (results / runfiles.CHECKPOINTS).iterdir()] == [second.run_id]  # in flight: kept
-    runner.write_run(results, files[second.run_id], fake_record(second, 1.0, 3.0), "log\n", None)
-    assert not (results / runfiles.CHECKPOINTS).exists()
-    assert set(records(results)) == {first.run_id, second.run_id}
+    assert [p.name for p in (results / Results.CHECKPOINTS).iterdir()] == [second.run_id]  # in flight: kept
+    assert set(records(results)) == {first.run_id}
+
+
+@pytest.mark.slow
+def test_finished_runs_leave_no_checkpoints_folder(finished):
+    assert not (finished["results"] / Results.CHECKPOINTS).exists()

@@ -16,7 +16,9 @@ asks a ``Results`` for a path in the folder; none joins these names itself.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -114,6 +116,16 @@ class Results:
     def checkpoint(self, run_id: str) -> Path:
         """The run's checkpoint folder, named by run id so that any invocation finds it."""
         return self.folder / self.CHECKPOINTS / run_id
+
+    def remove_checkpoint(self, run_id: str) -> None:
+        """Remove the run's checkpoint folder (it has its record)."""
+        shutil.rmtree(self.checkpoint(run_id), ignore_errors=True)
+
+    def remove_empty_checkpoints(self) -> None:
+        """Remove ``checkpoints/`` when no run has a checkpoint there; call it when no run is in
+        flight, so that none is about to make its own in it."""
+        with contextlib.suppress(OSError):  # absent, or not empty: a run's checkpoint (or one set aside)
+            (self.folder / self.CHECKPOINTS).rmdir()
 
     def prepare(self) -> None:
         """Make the logs folder, so that runs on this machine write into it, once each folder the

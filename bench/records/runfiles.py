@@ -35,11 +35,9 @@ writer's clock). ``bench.run.progress`` reads them to show the runs in flight.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,12 +124,6 @@ class RunFiles:
     def checkpoint(self, run_id: str) -> Path:
         """The run's checkpoint folder (``Results.checkpoint``)."""
         return self.results.checkpoint(run_id)
-
-    def remove_checkpoint(self, run_id: str) -> None:
-        """Remove the run's checkpoint folder, and ``checkpoints/`` with it once no run has one there."""
-        shutil.rmtree(self.checkpoint(run_id), ignore_errors=True)
-        with contextlib.suppress(OSError):  # not empty: another run's checkpoint (or one set aside)
-            (self.results / CHECKPOINTS).rmdir()
 
     def worker_env(self, spec: RunSpec) -> dict[str, str]:
         """The worker's CHECKPOINT_ENV, and TENSORBOARD_ENV and WEIGHTS_ENV for what the spec asks."""

@@ -531,6 +531,7 @@ def run_benchmark(specs: list[RunSpec], results: Path, dispatch: Dispatch, retry
         campaign = progress.Campaign(pending, files, dispatch.at_once, Results(results).records()[0])
         with scratch.runner_folder() as folder, progress.shown(campaign, out) as finished:
             written = _dispatch(pending, results, dispatch, folder, files, finished, stamp)
+        Results(results).remove_empty_checkpoints()
         if written:
             out(efficiency_line(written))
         return written
@@ -630,7 +631,7 @@ def write_run(results: Path, files: runfiles.RunFiles, record: RunRecord, log_te
         record = runfiles.place_files(files, record, log_text)
         Results(results).write(record)
         if not record.spec.save_weights:
-            files.remove_checkpoint(record.run_id)
+            Results(results).remove_checkpoint(record.run_id)
     except OSError as error:
         raise lock.WriteFailed(f"cannot write the record of run {record.run_id} into {Results(results).runs} "
                                f"({error.strerror or error}); the records written before it are kept: make room, "
