@@ -187,7 +187,7 @@ def cmd_list(args) -> int:
     from bench import inventory  # deferred for start-up time: tabulate, and Keras for the counts
 
     environment.import_tensorflow_quietly()  # its start-up notices would come before the listing
-    imports.load(args.imports)
+    imports.import_all(args.imports)
     print(inventory.datasets_table())
     print()
     print(inventory.models_table(args.input, args.classes))

@@ -337,7 +337,7 @@ def validate(profile: Profile) -> None:
     import models  # deferred for start-up time: Keras takes seconds
 
     try:
-        imports.load(profile.run.imports)  # the user's models and datasets, registered before their names are checked
+        imports.import_all(profile.run.imports)  # the user's models and datasets, registered before their names are checked
     except ValueError as error:
         raise ValueError(f"{error} in run.imports") from None
     check_names(profile.run.models, profile.run.datasets)

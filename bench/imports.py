@@ -9,7 +9,7 @@ is started with ``python -P`` (nothing prepended) and ``INSTALLED`` first on its
 The user's models and datasets. ``--import FILE_OR_MODULE`` (``[run] imports``) names ``.py``
 files (by path) or modules (by dotted name) that register models with
 ``@models.register_model`` or datasets with ``@bench.data.register_dataset``. The process
-that loads the profile imports them (``load``); each run of a model registered outside the
+that loads the profile imports them (``import_all``); each run of a model registered outside the
 ``models`` package carries that model's module, file and the file's SHA-256 (``model_code``),
 which are part of the run's identity: an edited file is another model. A run on a registered
 dataset carries the same of the dataset's module (``dataset_code``), as execution information
@@ -42,7 +42,7 @@ def sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def load(items: tuple[str, ...] | None) -> None:
+def import_all(items: tuple[str, ...] | None) -> None:
     """Import each item: a name ending in ``.py`` is a file, imported as the module named by
     its stem; anything else a module, imported by its dotted name from ``sys.path``.
 

@@ -85,7 +85,7 @@ def test_a_file_importing_a_projects_own_models_package_is_told_to_rename_it(tmp
     (tmp_path / "mynet.py").write_text("from models import register_model\nfrom models.blocks import WIDTH\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="No module named 'models.blocks'.*rename yours") as refused:
-        imports.load(("mynet.py",))
+        imports.import_all(("mynet.py",))
     assert "\n" not in str(refused.value)
 
 

@@ -54,7 +54,7 @@ def tiny(tmp_path, monkeypatch, empty_registry) -> Path:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "tinydigits.py"
     path.write_text(TINY_DIGITS)
-    imports.load(("tinydigits.py",))
+    imports.import_all(("tinydigits.py",))
     return path
 
 
@@ -111,7 +111,7 @@ def test_a_name_is_registered_once_and_never_over_a_built_in_one(tiny):
     for name in ("my.npz", "a/b", "", "3rd"):
         with pytest.raises(ValueError, match=re.escape(f"Received: name={name!r}")):
             register(name)
-    assert registry.names() == ["tinydigits"]
+    assert registry.registered_names() == ["tinydigits"]
 
 
 @pytest.mark.parametrize("changes, message", [

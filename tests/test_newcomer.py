@@ -151,8 +151,8 @@ def own_model(tmp_path, monkeypatch):
 
 def test_an_imported_file_registers_its_model_once_and_runs_of_it_carry_the_file_and_its_hash(own_model, monkeypatch):
     monkeypatch.chdir(own_model.parent)
-    imports.load(("mynet.py",))
-    imports.load(("mynet.py",))  # again: nothing happens
+    imports.import_all(("mynet.py",))
+    imports.import_all(("mynet.py",))  # again: nothing happens
     assert "mynet" in models.names() and models.module("mynet") == "mynet"
     code = imports.model_code("mynet")
     assert code == {"module": "mynet", "file": str(own_model.resolve()), "sha256": imports.sha256(own_model)}
@@ -190,7 +190,7 @@ def test_an_import_that_fails_is_refused_in_one_line(tmp_path, monkeypatch, item
     if contents is not None:
         (tmp_path / item).write_text(contents)
     with pytest.raises(ValueError, match=re.escape(message)) as error:
-        imports.load((item,))
+        imports.import_all((item,))
     assert "\n" not in str(error.value) and str(error.value).endswith(f"Received: import={item!r}")
 
 

@@ -41,20 +41,20 @@ class Sources:
     @property
     def text(self) -> str:
         """'published table: bench/assets/table4_published.csv (the report's Table 4); claims: none'."""
-        return "; ".join(f"{'published table' if kind == 'published' else kind}: {describe(getattr(self, kind), kind)}"
+        return "; ".join(f"{'published table' if kind == 'published' else kind}: {choice_text(getattr(self, kind), kind)}"
                          for kind in KINDS)
 
 
 TABLE4_SOURCES = Sources(TABLE4, TABLE4)
 
 
-def describe(choice: str, kind: str) -> str:
+def choice_text(choice: str, kind: str) -> str:
     if choice == TABLE4:
         return f"bench/assets/{KINDS[kind].name} (the report's Table 4)"
     return "none" if choice == NONE else choice
 
 
-def check_choice(kind: str, choice: str, where: str) -> str:
+def checked_choice(kind: str, choice: str, where: str) -> str:
     """``choice`` when it is "table4", "none" or an existing file.
 
     Raises:
@@ -85,7 +85,7 @@ def read_kept(folder: Path) -> Sources | None:
         raise ValueError(f"{path}: needs exactly the string keys published and claims; accepted: "
                          f"{TABLE4}, {NONE} or a file name in {folder}. Received: {kept!r}")
     chosen = {kind: v if v in (TABLE4, NONE) else str(folder / v) for kind, v in kept.items()}
-    return Sources(**{kind: check_choice(kind, choice, f"{path} {kind}") for kind, choice in chosen.items()})
+    return Sources(**{kind: checked_choice(kind, choice, f"{path} {kind}") for kind, choice in chosen.items()})
 
 
 def keep(folder: Path, sources: Sources) -> None:
@@ -120,5 +120,5 @@ def choose(given: dict[str, str | None], kept: Sources | None, profiles: list[So
                              f"({'; '.join(p.text for p in known)}); accepted: choose with "
                              + " and ".join(f"--{kind}" for kind in missing))
     fallback = kept or (known[0] if known else TABLE4_SOURCES if profiles else Sources())
-    return Sources(**{kind: check_choice(kind, given[kind], f"--{kind}") if given.get(kind) else
-                      check_choice(kind, getattr(fallback, kind), f"the profile's [report] {kind}") for kind in KINDS})
+    return Sources(**{kind: checked_choice(kind, given[kind], f"--{kind}") if given.get(kind) else
+                      checked_choice(kind, getattr(fallback, kind), f"the profile's [report] {kind}") for kind in KINDS})

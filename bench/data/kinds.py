@@ -99,7 +99,7 @@ class SourceInfo:
 
 def names() -> tuple[str, ...]:
     """Every dataset name accepted: NAMES, then those registered with ``@register_dataset``."""
-    return (*NAMES, *registry.names())
+    return (*NAMES, *registry.registered_names())
 
 
 def kind_of(name: str) -> Kind:

@@ -1,4 +1,4 @@
-"""The dataset registry: ``register_dataset``, ``names``, ``registered``, ``function``.
+"""The dataset registry: ``register_dataset``, ``registered_names``, ``registered``, ``function``.
 
 A registered dataset is a function of no arguments that returns the four arrays as
 ``keras.datasets`` gives them, ``{"x_train", "y_train", "x_test", "y_test"}`` (uint8
@@ -37,7 +37,7 @@ REAL_DATASETS = {
 }
 SYNTHETIC = "synthetic"
 SAMPLE = "fashion_mnist_sample"
-NAMES = (*REAL_DATASETS, SYNTHETIC, SAMPLE)  # the built-in names; names() adds the registered ones
+NAMES = (*REAL_DATASETS, SYNTHETIC, SAMPLE)  # the built-in names; kinds.names() adds the registered ones
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a name, never a path: it names cache folders too
 
@@ -65,7 +65,7 @@ def register_dataset(fn: Callable[[], dict] | None = None, *, name: str | None =
     return fn
 
 
-def names() -> list[str]:
+def registered_names() -> list[str]:
     """The registered dataset names, in the order they were registered."""
     return list(_REGISTRY)
 

@@ -57,7 +57,7 @@ def record(mapping: dict) -> dict:
     version = mapping.get("schema_version")
     if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
         raise ValueError(f"schema_version {version!r} is not one this code reads (1 to {SCHEMA_VERSION})")
-    mapping = learned_nothing(mapping)
+    mapping = learned_nothing_as_ok(mapping)
     if version == SCHEMA_VERSION:
         return mapping
     if not isinstance(mapping.get("spec"), dict):
@@ -76,7 +76,7 @@ def record(mapping: dict) -> dict:
 LEARNED_NOTHING = "learned nothing: "  # how an older record's error began when the run ended at chance
 
 
-def learned_nothing(mapping: dict) -> dict:
+def learned_nothing_as_ok(mapping: dict) -> dict:
     """A record written while a run that ended at chance with a uniform guess's loss was recorded
     ``diverged`` ("learned nothing: ..." its error), as the ok record fishbench now writes (whose
     ``RunRecord.learned_nothing`` says so): its test accuracy is a finding Table 4 shows. No version step: it

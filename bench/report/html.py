@@ -101,7 +101,7 @@ class RunPoint:
 # ---------------------------------------------------------------- tables
 
 
-def number(value: float, digits: int = 2) -> str:
+def cell_number(value: float, digits: int = 2) -> str:
     return "" if math.isnan(value) else f"{value:.{digits}f}"
 
 
@@ -109,7 +109,7 @@ def td(text: str, sort: float | None = None) -> str:
     """A cell; with ``sort``, a number cell that sorts by that value (NaN: by none, last)."""
     if sort is None:
         return f"<td>{escape(text)}</td>"
-    return f'<td class="number" data-sort="{number(sort, 6)}">{escape(text)}</td>'
+    return f'<td class="number" data-sort="{cell_number(sort, 6)}">{escape(text)}</td>'
 
 
 def table(name: str, headers: Sequence[str], rows: Sequence[str]) -> str:
@@ -145,7 +145,7 @@ def setup_summary(setup: str) -> str:
     return next((part for part in setup.split(", ") if part.startswith("profile=")), "setup")
 
 
-def claims_table(claims: pd.DataFrame) -> str:
+def claims_html(claims: pd.DataFrame) -> str:
     """The claims table (``verdicts.CLAIM_COLUMNS``): the runs a claim needs and the report's words
     folded in each row, the setup first when there are several."""
     several = claims["setup"].nunique() > 1
@@ -256,6 +256,6 @@ def page(title: str, summary: str, cells: Sequence[CellLine], points: Sequence[R
              ("<p>Each dot is one ok run's test accuracy after its last epoch (hover over it for its seed, run id "
               "and record file); the black bar is the cell's mean, the grey line its 95 % CI.</p>"),
              *figures_section(cells, points),
-             "<h2>The report's claims</h2>", claims_table(claims) if len(claims) else "<p>None.</p>",
+             "<h2>The report's claims</h2>", claims_html(claims) if len(claims) else "<p>None.</p>",
              f"<script>{SCRIPT}</script>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"

@@ -57,7 +57,7 @@ class _Named:
 
 # The functions of bench.speed.modes that run in a mode's process, as MODES.prepare etc.
 MODES = types.SimpleNamespace(**{name: _Named(name) for name in (
-    "start", "check", "process_facts", "prepare", "train_window", "infer_window", "evaluate", "cpu_ms_per_image",
+    "start", "build_each", "process_facts", "prepare", "train_window", "infer_window", "evaluate_untimed", "cpu_ms_per_image",
     "op_profile")})
 
 
@@ -116,7 +116,7 @@ def measure_model(processes: dict[str, ProcessPoolExecutor], described: dict[str
             f"first call {started[mode]['first_step_s']:.2f} s ({started[mode]['steps_per_call']} step(s))")
     train_rates = timed_rates(processes, MODES.train_window, seconds)
     for process in processes.values():
-        call(process, MODES.evaluate)  # the first evaluation traces: not timed
+        call(process, MODES.evaluate_untimed)  # the first evaluation traces: not timed
     infer_rates = timed_rates(processes, MODES.infer_window, seconds)
     rows = []
     for mode in processes:
@@ -180,7 +180,7 @@ def measure(model_names: list[str], input_shape=(56, 56, 3), batch_sizes=(32,), 
                     for mode, process in processes.items()]
         for future in starting:  # all started before anything is timed
             future.result()
-        call(processes["harness"], MODES.check, model_names)
+        call(processes["harness"], MODES.build_each, model_names)
         for mode, process in processes.items():
             found.processes[mode] = described = call(process, MODES.process_facts)
             log(f"{mode} process: {described['threads']} threads, oneDNN {'on' if described['onednn'] else 'off'}, "

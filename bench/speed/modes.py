@@ -312,7 +312,7 @@ def start(mode: str, input_shape: tuple[int, int, int], num_classes: int) -> Non
     _mode = ModeState(mode, synthetic_dataset(tuple(input_shape), num_classes), threads_in_force())
 
 
-def check(model_names: list[str]) -> None:
+def build_each(model_names: list[str]) -> None:
     """Build every model once: an unknown name or an input a model cannot take fails here."""
     for name in model_names:
         models.build(name, _mode.dataset.input_shape, _mode.dataset.num_classes)
@@ -336,7 +336,7 @@ def prepare(name: str, batch_size: int, warmup_seconds: float) -> dict:
             "steps_per_call": _mode.trainee.steps_per_call, "flops_per_image": int(models.flops(_mode.trainee.model))}
 
 
-def evaluate() -> None:
+def evaluate_untimed() -> None:
     """One untimed evaluation of the prepared model: the first one traces."""
     _mode.trainee.evaluate()
 
