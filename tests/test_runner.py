@@ -847,6 +847,34 @@ def test_sigint_stops_the_runner_even_when_started_with_sigint_ignored(tmp_path,
         signal.signal(signal.SIGINT, previous)
 
 
+def test_a_signal_while_a_run_is_recorded_stops_the_runner_once_its_record_and_line_are_out(tmp_path, monkeypatch):
+    """The interrupt waits for the run being settled: a recorded run always has its progress line."""
+    specs = config.load_profile(str(write_profile(tmp_path / "tiny.toml"))).specs()
+    said, write_run = [], runner.write_run
+
+    def signal_then_write(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the first run is being settled
+        return write_run(*args)
+
+    monkeypatch.setattr(runner, "prepare_data", lambda pending: None)
+    monkeypatch.setattr(runner, "run_in_subprocess", lambda spec, *args: (spec, fake_record(spec, 1.0, 3.0), "log\n"))
+    monkeypatch.setattr(runner, "write_run", signal_then_write)
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        runner.run_benchmark(specs, tmp_path / "results", runner.default_dispatch(1, 1), out=said.append)
+    assert len(records(tmp_path / "results")) == 1
+    assert len(progress_lines("\n".join(said) + "\n")) == 1
+
+
+def test_an_interrupt_held_during_a_block_that_fails_leaves_the_blocks_own_error():
+    interrupts = runner.Interrupts()
+    with pytest.raises(ValueError), interrupts.held():
+        interrupts.handle(signal.SIGINT, None)
+        raise ValueError("the block's own")
+    assert interrupts.pending is None and not interrupts.holding  # nothing left for a later block
+    with interrupts.held():
+        pass
+
+
 def test_after_a_broken_pool_only_the_run_whose_worker_left_the_note_is_failed_and_the_others_stay_to_do(tmp_path):
     """runner.killed_under keeps the runner's promise when loky breaks its pool: the run whose
     joblib worker died (its orphaned bench.run.worker left ``scratch.PARENT_DIED``) is recorded

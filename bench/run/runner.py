@@ -467,8 +467,31 @@ def remove_partial_writes(results: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+@dataclass
+class Interrupts:
+    """How STOP_SIGNALS stop the runner (``stopped_by_signals``): a KeyboardInterrupt at once or,
+    inside ``held()``, as the block ends, so that a run's record and its line go out together."""
+
+    holding: bool = False
+    pending: int | None = None
+
+    def handle(self, signum, frame):
+        if not self.holding:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+        self.pending = self.pending or signum
+
+    @contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:  # a block that raises stops the runner with its own error
+            self.holding, signum, self.pending = False, self.pending, None
+        if signum:
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+INTERRUPTS = Interrupts()
 
 
 def efficiency_line(records: list[RunRecord]) -> str:
@@ -481,10 +504,10 @@ def efficiency_line(records: list[RunRecord]) -> str:
 
 @contextmanager
 def stopped_by_signals():
-    """STOP_SIGNALS raise KeyboardInterrupt while the block runs, SIGINT even where a shell
+    """STOP_SIGNALS raise KeyboardInterrupt while the block runs (``INTERRUPTS``), SIGINT even where a shell
     ignored it, SIGHUP not where it is ignored (nohup: it should run on)."""
     signums = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN]
-    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in signums}
+    previous = {signum: signal.signal(signum, INTERRUPTS.handle) for signum in signums}
     try:
         yield
     finally:
@@ -547,10 +570,11 @@ def _dispatch(pending: list[RunSpec], results: Path, dispatch: Dispatch, folder:
     written, todo, runner, unblamed = [], list(pending), process_token(os.getpid()), 0
 
     def settle(spec: RunSpec, record: RunRecord | None, log_text: str) -> None:
-        todo.remove(spec)
-        if record is not None:
-            written.append(write_run(results, files[spec.run_id], record, log_text, environment))
-        finished(spec, written[-1] if record is not None else None)
+        with INTERRUPTS.held():
+            todo.remove(spec)
+            if record is not None:
+                written.append(write_run(results, files[spec.run_id], record, log_text, environment))
+            finished(spec, written[-1] if record is not None else None)
 
     while todo:
         try:
