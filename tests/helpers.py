@@ -271,3 +271,19 @@ def started(command: list[str], cwd: Path):
         process.communicate()
         for leftover in living(tree):
             leftover.kill()
+
+
+def one_claim(model: str, dataset: str = "cifar10", margins: str = "") -> str:
+    """A claims file of one claim, ``{model}`` more accurate than the MLP on ``dataset``, after a
+    ``[margins]`` table of ``margins`` (TOML lines) where given."""
+    return ("schema_version = 1\n" + (f"[margins]\n{margins}\n" if margins else "")
+            + f"""[[claims]]
+id = "{model}-beats-mlp"
+kind = "greater"
+section = "IV.B"
+quote = "the report's words"
+metric = "accuracy"
+datasets = ["{dataset}"]
+rows = [{{ model = "{model}" }}]
+than = [{{ model = "mlp" }}]
+""")

@@ -25,6 +25,7 @@ from helpers import (
     ROOT,
     SMOKE,
     markdown_rows,
+    one_claim,
     run_cli,
     run_record,
     script,
@@ -553,30 +554,17 @@ def test_claims_with_raw_and_holm_p(handmade):
     assert (comparison["p"], comparison["Holm p"]) == (f"{line['p_raw']:.3g}", f"{line['p_holm']:.3g}")
 
 
-BAD_CLAIMS = """schema_version = 1
-[[claims]]
-id = "bad-claim"
-kind = "greater"
-section = "IV.B"
-quote = "the report's words"
-metric = "accuracy"
-datasets = ["{dataset}"]
-rows = [{{ model = "{model}" }}]
-than = [{{ model = "mlp" }}]
-"""
-
-
 @pytest.mark.parametrize("model, dataset, name", [("resnet50", "cifar10", "resnet50"),
                                                    ("fishnet55", "imagenet", "imagenet")])
 def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_path, model, dataset, name):
     claims = tmp_path / "claims.toml"
-    claims.write_text(BAD_CLAIMS.format(model=model, dataset=dataset))
+    claims.write_text(one_claim(model, dataset))
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(ValueError) as error:
         report.write_report(SMOKE, out, claims=claims)
     message = str(error.value)
-    assert "\n" not in message and "'bad-claim'" in message and "Received: " in message and repr(name) in message
+    assert "\n" not in message and f"'{model}-beats-mlp'" in message and "Received: " in message and repr(name) in message
     assert not list(out.iterdir())  # nothing written
 
 

@@ -6,7 +6,7 @@ so is whether the rule keeps it open, and why.
 import dataclasses
 
 import pytest
-from helpers import tiny_spec
+from helpers import one_claim, tiny_spec
 
 import models
 from bench.analysis.sources import Sources
@@ -21,25 +21,10 @@ def reference():
     return stopping.load_reference()
 
 
-CLAIM_ON = """schema_version = 1
-[margins]
-"{model}/cifar10" = 2.0
-[[claims]]
-id = "mine-beats-mlp"
-kind = "greater"
-section = "IV.B"
-quote = "the report's words"
-metric = "accuracy"
-datasets = ["cifar10"]
-rows = [{{ model = "{model}" }}]
-than = [{{ model = "mlp" }}]
-"""
-
-
 def test_the_claims_may_name_the_models_being_run_and_no_other(tmp_path):
     """Known without the model registry: the shipped profiles', the published table's and the runs' models."""
     claims = tmp_path / "claims.toml"
-    claims.write_text(CLAIM_ON.format(model="mine"))
+    claims.write_text(one_claim("mine", margins='"mine/cifar10" = 2.0'))
     assert stopping.load_reference(Sources(claims=str(claims)), ["mine"]).margins.cells == {"mine/cifar10": 2.0}
     with pytest.raises(ValueError) as error:
         stopping.load_reference(Sources(claims=str(claims)), ["mlp", "fishnet55"])
