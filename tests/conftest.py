@@ -4,6 +4,7 @@ TensorFlow reads the setting when it starts, so it is set here, before any test 
 Tests that need TensorFlow's own default start a process without it (bench speed's baseline).
 """
 import os
+import sys
 
 import pytest
 
@@ -28,3 +29,13 @@ def canonical_data(monkeypatch):
     plan_hash = datasets.plan_hash
     monkeypatch.setattr(datasets, "plan_hash", lambda name, *args: (
         kinds.kind_of(name).recorded_hash() if name in kinds.REAL_DATASETS else plan_hash(name, *args)))
+
+
+@pytest.fixture(autouse=True)
+def figures_drawn_where_looked_at(request, monkeypatch):
+    """Drawing a report's figures (PNG and PDF) is most of the time a report takes, so a test that
+    does not look at them (no ``figures`` mark) gets an empty file for each; the reports of
+    fixtures wider than a test, and of fishbench in a subprocess, draw theirs."""
+    report = sys.modules.get("bench.report.report")  # imported by the tests that write reports
+    if report is not None and request.node.get_closest_marker("figures") is None:
+        monkeypatch.setattr(report, "figure_bytes", lambda figure, form, **options: b"")

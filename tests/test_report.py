@@ -199,6 +199,7 @@ def test_smoke_report_has_every_part(smoke_report):
     assert "FishNet77" in text and "wrote report.md" in text
 
 
+@pytest.mark.figures
 def test_report_is_byte_for_byte_reproducible(smoke_report, tmp_path):
     out, _ = smoke_report
     report.write_report(SMOKE, tmp_path)
@@ -571,8 +572,9 @@ def test_claims_file_naming_an_unknown_name_is_refused_and_nothing_written(tmp_p
 @pytest.mark.slow
 def test_a_report_with_claims_does_not_import_keras(tmp_path):
     """The claims' model names are checked against those known without the model registry."""
+    shutil.copytree(SMOKE / "runs", tmp_path / "runs")  # the choice of --claims is kept beside the records
     code = ("import sys; from bench import cli; "
-            f"code = cli.main(['report', '--results', {str(SMOKE)!r}, '--out', {str(tmp_path)!r}, "
+            f"code = cli.main(['report', '--results', {str(tmp_path)!r}, "
             f"'--claims', {str(CLAIMS_FILE)!r}]); "
             "print(code, sorted({'keras', 'tensorflow', 'models'} & set(sys.modules)))")
     done = run_cli([sys.executable, "-c", code], cwd=ROOT)
@@ -753,6 +755,7 @@ def test_findings_explain_parameter_counts_and_bad_runs(handmade):
     assert "1 diverged (seed 3)" in findings and "1 failed (seed 4): RuntimeError: loss is NaN" in findings
 
 
+@pytest.mark.figures
 def test_head_pair_gives_the_fig3_fig4_figure_and_labelled_rows(tmp_path):
     records = [run_record("fishnet55", accuracy, repeat, options={"head": head})
                for head, accuracy in (("conv", 0.3), ("dense", 0.8)) for repeat in (0, 1)]

@@ -736,7 +736,7 @@ def csv_text(table: pd.DataFrame) -> str:
     return table.loc[:, ~empty].to_csv(index=False)
 
 
-def _figure_bytes(figure: Figure, form: str, **options) -> bytes:
+def figure_bytes(figure: Figure, form: str, **options) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format=form, **options)
     return buffer.getvalue()
@@ -775,9 +775,9 @@ def write_report(results: str | Path, out: str | Path, published: str | Path | N
     if published or claims:
         sources.keep(results, chosen)
     for name, figure in made.figures.items():
-        write_bytes_atomic(out / FIGURE_DIR / name, _figure_bytes(figure, "png", dpi=PNG_DPI))
+        write_bytes_atomic(out / FIGURE_DIR / name, figure_bytes(figure, "png", dpi=PNG_DPI))
         write_bytes_atomic((out / FIGURE_DIR / name).with_suffix(".pdf"),
-                           _figure_bytes(figure, "pdf", metadata={"CreationDate": None}))
+                           figure_bytes(figure, "pdf", metadata={"CreationDate": None}))
     write_text_atomic(out / "report.md", made.markdown)
     write_text_atomic(out / "report.html", made.html)
     for name, table in made.tables.items():
