@@ -10,7 +10,7 @@ In a results folder (``bench.records.results.Results`` owns the folders' names),
     checkpoints/<run_id>/         the run's state after its latest epoch while it has no record
                                   (``bench.run.checkpoint``), named by run id so that any invocation
                                   finds it; removed once its record is written, kept with --save-weights;
-                                  ``checkpoints/`` goes when its last one does
+                                  an empty ``checkpoints/`` goes when the runner ends
 
 ``<name>`` is ``<model>[-<option>=<value>...]-<dataset>-seed<k>``, the options being those in
 which the model's runs differ, among the runs to run and those recorded in the folder
